@@ -1,0 +1,1 @@
+"""A generic OTP-style actor runtime on Trio. Never imports flow8."""
