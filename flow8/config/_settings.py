@@ -1,0 +1,214 @@
+"""The settings flow8 runs with, and the one table that says where each comes from.
+
+Every setting has a dotted key in ``conf/config.yml``, an environment variable and a default.
+The shipped ``conf/config.yml`` spells exactly this table out as ``key: ${VAR:-default}``
+(a test keeps the two in step); a config file may leave keys out, and then the table's own
+``${VAR:-default}`` applies, so flow8 starts with no config file at all.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import attrs
+
+from ._errors import ConfigError
+
+Durability = Literal["full", "normal"]
+
+
+@attrs.frozen
+class PortRange:
+    """An inclusive block of TCP ports (channels take one port each from it)."""
+
+    first: int
+    last: int
+
+    def __len__(self) -> int:
+        return self.last - self.first + 1
+
+    def __str__(self) -> str:
+        return f"{self.first}-{self.last}"
+
+
+@attrs.frozen
+class Settings:
+    """Validated settings. Secret values are left out of ``repr`` so they never reach a log."""
+
+    server_host: str
+    server_port: int
+    shutdown_grace_seconds: float
+    allowed_origins: tuple[str, ...]
+    max_body_bytes: int
+    mcp_port: int
+    channel_port_range: PortRange
+    data_dir: Path
+    store_url: str = attrs.field(repr=False)
+    store_durability: Durability
+    admin_token: str | None = attrs.field(repr=False)
+    encryption_keys: str | None = attrs.field(repr=False)
+
+
+@attrs.frozen
+class Setting:
+    """One row of the table: where a value comes from and how it is checked."""
+
+    key: str  # dotted path in config.yml
+    env: str  # environment variable the shipped config.yml reads
+    default: str  # default when the variable is unset or empty
+    field: str  # Settings attribute
+    parse: Callable[[Any], Any]
+    help: str
+
+
+# -- parsers: each raises ValueError with a message that completes "KEY: <message>" ------------
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _port(value: Any) -> int:
+    text = _text(value)
+    try:
+        port = int(text)
+    except ValueError:
+        raise ValueError(f"expected a TCP port number, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"expected a TCP port between 1 and 65535, got {port}")
+    return port
+
+
+def _positive_seconds(value: Any) -> float:
+    text = _text(value)
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"expected a positive number of seconds, got {text!r}")
+    return seconds
+
+
+def _positive_int(value: Any) -> int:
+    text = _text(value)
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {text!r}") from None
+    if number <= 0:
+        raise ValueError(f"expected a positive whole number, got {number}")
+    return number
+
+
+def _host(value: Any) -> str:
+    text = _text(value)
+    if not text:
+        raise ValueError("expected a host name or IP address to listen on, got nothing")
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if not all(part.isalnum() or "-" in part for part in text.split(".")):
+            raise ValueError(f"expected a host name or IP address, got {text!r}") from None
+    return text
+
+
+def _port_range(value: Any) -> PortRange:
+    text = _text(value)
+    first_text, dash, last_text = text.partition("-")
+    if not dash:
+        raise ValueError(f"expected a range like 7701-7799, got {text!r}")
+    first, last = _port(first_text), _port(last_text)
+    if first > last:
+        raise ValueError(f"the range {text!r} ends before it starts")
+    return PortRange(first, last)
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else _text(value).split(",")
+    origins = tuple(_text(item).rstrip("/") for item in items if _text(item))
+    for origin in origins:
+        parts = urlsplit(origin)
+        if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc):
+            raise ValueError(f"expected origins like https://flow8.example.com, got {origin!r}")
+    return origins
+
+
+def _durability(value: Any) -> Durability:
+    text = _text(value).lower()
+    if text == "full":
+        return "full"
+    if text == "normal":
+        return "normal"
+    raise ValueError(f"expected 'full' or 'normal', got {text!r}")
+
+
+def _store_url(value: Any) -> str:
+    text = _text(value)
+    if text and urlsplit(text).scheme not in ("sqlite", "mongodb", "mongodb+srv"):
+        scheme = urlsplit(text).scheme or "no scheme"
+        raise ValueError(
+            f"expected sqlite:///path/flow8.db or mongodb://host/db, got a URL with {scheme}"
+        )
+    return text
+
+
+def _optional_secret(value: Any) -> str | None:
+    return _text(value) or None
+
+
+def _path(value: Any) -> Path:
+    text = _text(value)
+    if not text:
+        raise ValueError("expected a directory path, got nothing")
+    return Path(text).expanduser()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("server.host", "SERVER_HOST", "127.0.0.1", "server_host", _host,
+            "Address the HTTP API listens on (0.0.0.0 to accept remote clients)."),
+    Setting("server.port", "SERVER_PORT", "4454", "server_port", _port,
+            "HTTP port: REST API, WebSocket, UI, admin and health."),
+    Setting("server.shutdown_grace_seconds", "SHUTDOWN_GRACE_SECONDS", "10",
+            "shutdown_grace_seconds", _positive_seconds,
+            "On SIGINT/SIGTERM the tree stops within this many seconds."),
+    Setting("server.allowed_origins", "ALLOWED_ORIGINS", "", "allowed_origins", _origins,
+            "Comma-separated browser origins allowed for CORS and WebSocket."),
+    Setting("server.max_body_bytes", "MAX_BODY_BYTES", "10485760", "max_body_bytes",
+            _positive_int, "Largest request body accepted (413 beyond it)."),
+    Setting("mcp.port", "MCP_PORT", "4445", "mcp_port", _port,
+            "Port of the MCP (Streamable HTTP) endpoint."),
+    Setting("channels.port_range", "CHANNEL_PORT_RANGE", "7701-7799", "channel_port_range",
+            _port_range, "Ports channels may listen on, inclusive."),
+    Setting("data_dir", "FLOW8_DATA_DIR", "./data", "data_dir", _path,
+            "Directory for the embedded database and generated keys."),
+    Setting("store.url", "FLOW8_STORE_URL", "", "store_url", _store_url,
+            "sqlite:///path/flow8.db or mongodb://...; empty = flow8.db in the data dir."),
+    Setting("store.durability", "FLOW8_STORE_DURABILITY", "full", "store_durability",
+            _durability, "full = fsync every commit; normal = WAL synchronous=NORMAL."),
+    Setting("security.admin_token", "FLOW8_ADMIN_TOKEN", "", "admin_token", _optional_secret,
+            "Bearer token for /admin/actors; empty turns the endpoint off."),
+    Setting("security.encryption_keys", "FLOW8_ENCRYPTION_KEYS", "", "encryption_keys",
+            _optional_secret,
+            "Key ring kid:base64key,...; empty on sqlite = a key generated in the data dir."),
+)  # fmt: skip
+
+
+def build_settings(values: Mapping[str, Any]) -> Settings:
+    """Check every value of ``values`` (keyed by dotted key) and build :class:`Settings`."""
+    parsed: dict[str, Any] = {}
+    for setting in SETTINGS:
+        try:
+            parsed[setting.field] = setting.parse(values[setting.key])
+        except ValueError as error:
+            raise ConfigError(f"{setting.key} ({setting.env})", str(error)) from None
+    data_dir: Path = parsed["data_dir"].resolve()
+    parsed["data_dir"] = data_dir
+    if not parsed["store_url"]:
+        parsed["store_url"] = f"sqlite:///{data_dir / 'flow8.db'}"
+    return Settings(**parsed)

@@ -1,0 +1,128 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flow8.config import (
+    SETTINGS,
+    ConfigError,
+    PortRange,
+    default_config_text,
+    load_settings,
+)
+
+SHIPPED = Path(__file__).parents[2] / "conf" / "config.yml"
+
+
+def _flatten(node: dict[str, object], prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_shipped_config_spells_out_exactly_the_builtin_table() -> None:
+    shipped = _flatten(yaml.safe_load(SHIPPED.read_text()))
+    builtin = _flatten(yaml.safe_load(default_config_text()))
+    assert shipped == builtin
+    assert set(shipped) == {s.key for s in SETTINGS}
+
+
+def test_defaults_without_any_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no conf/config.yml here: the built-in table applies
+    settings = load_settings(None, env={})
+    assert settings.server_port == 4454
+    assert settings.mcp_port == 4445
+    assert settings.channel_port_range == PortRange(7701, 7799)
+    assert len(settings.channel_port_range) == 99
+    assert settings.store_durability == "full"
+    assert settings.admin_token is None
+    assert settings.data_dir == Path("./data").resolve()
+    assert settings.store_url == f"sqlite:///{Path('./data').resolve() / 'flow8.db'}"
+
+
+def test_environment_overrides_and_empty_means_default(tmp_path: Path) -> None:
+    env = {
+        "SERVER_PORT": "5000",
+        "MCP_PORT": "",
+        "FLOW8_DATA_DIR": str(tmp_path),
+        "CHANNEL_PORT_RANGE": "7801-7899",
+        "ALLOWED_ORIGINS": "https://a.example.com, https://b.example.com/",
+        "FLOW8_STORE_DURABILITY": "NORMAL",
+    }
+    settings = load_settings(SHIPPED, env=env)
+    assert settings.server_port == 5000
+    assert settings.mcp_port == 4445
+    assert settings.channel_port_range == PortRange(7801, 7899)
+    assert settings.allowed_origins == ("https://a.example.com", "https://b.example.com")
+    assert settings.store_durability == "normal"
+    assert settings.store_url == f"sqlite:///{tmp_path / 'flow8.db'}"
+
+
+def test_file_values_with_substitution_and_partial_file(tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text("server:\n  port: ${MY_PORT:-6000}\nstore:\n  url: ${URL}\n")
+    settings = load_settings(config, env={"URL": "mongodb://db.internal/flow8"})
+    assert settings.server_port == 6000
+    assert settings.store_url == "mongodb://db.internal/flow8"
+    assert settings.mcp_port == 4445  # left out of the file: the table's default
+
+
+def test_substituted_values_cannot_inject_yaml(tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text("security:\n  admin_token: ${TOKEN}\n")
+    settings = load_settings(config, env={"TOKEN": "a: b\nserver: {port: 1}"})
+    assert settings.admin_token == "a: b\nserver: {port: 1}"
+    assert settings.server_port == 4454
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SERVER_PORT": "http"}, "config error: server.port (SERVER_PORT): expected a TCP port"),
+        ({"MCP_PORT": "70000"}, "config error: mcp.port (MCP_PORT): expected a TCP port between"),
+        (
+            {"CHANNEL_PORT_RANGE": "7799-7701"},
+            "channels.port_range (CHANNEL_PORT_RANGE): the range",
+        ),
+        ({"CHANNEL_PORT_RANGE": "7701"}, "expected a range like 7701-7799"),
+        ({"FLOW8_STORE_DURABILITY": "maybe"}, "store.durability (FLOW8_STORE_DURABILITY)"),
+        ({"FLOW8_STORE_URL": "postgres://x"}, "store.url (FLOW8_STORE_URL): expected sqlite"),
+        ({"SHUTDOWN_GRACE_SECONDS": "-1"}, "expected a positive number of seconds"),
+        ({"ALLOWED_ORIGINS": "ftp://x"}, "server.allowed_origins (ALLOWED_ORIGINS)"),
+    ],
+)
+def test_bad_values_name_the_key_in_one_line(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(SHIPPED, env=env)
+    text = str(caught.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_unknown_key_and_unset_variable_and_bad_yaml(tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text("server:\n  prot: 1\n")
+    with pytest.raises(ConfigError, match=r"server\.prot: unknown setting"):
+        load_settings(config, env={})
+    config.write_text("server:\n  port: ${NOPE}\n")
+    with pytest.raises(ConfigError, match=r"server\.port: \$\{NOPE\} is not set"):
+        load_settings(config, env={})
+    config.write_text("server: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        load_settings(config, env={})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(env={"FLOW8_CONFIG": str(tmp_path / "missing.yml")})
+
+
+def test_secrets_are_not_in_repr() -> None:
+    settings = load_settings(
+        SHIPPED,
+        env={"FLOW8_ADMIN_TOKEN": "canary-admin-token", "FLOW8_ENCRYPTION_KEYS": "k1:Y2FuYXJ5"},
+    )
+    assert settings.admin_token == "canary-admin-token"
+    assert "canary-admin-token" not in repr(settings)
+    assert "Y2FuYXJ5" not in repr(settings)
