@@ -1,0 +1,12 @@
+"""flow8's HTTP interface: a Quart-Trio app (REST, WebSocket, admin, health) and its server.
+
+`create_app(HttpDeps(...))` builds the app; `serve_http(app, host, port, ...)` runs it under
+Hypercorn's trio worker as a supervised service.
+"""
+
+from ._app import create_app
+from ._context import Flow8App
+from ._deps import HttpDeps, HttpSettings
+from ._serve import serve_http
+
+__all__ = ["Flow8App", "HttpDeps", "HttpSettings", "create_app", "serve_http"]

@@ -1,0 +1,50 @@
+"""What the HTTP app needs from the rest of the process, handed in by the composition root."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+
+def _no_tree() -> Mapping[str, Any]:
+    return {}
+
+
+def _always_ready() -> bool:
+    return True
+
+
+@attrs.frozen
+class HttpSettings:
+    """The HTTP layer's own settings; the integrator maps `flow8.config.Settings` onto these.
+
+    `admin_token` None (or empty) switches `/admin/*` off entirely (404), so an instance
+    without a configured token exposes nothing.
+    """
+
+    admin_token: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 10 * 1024 * 1024
+    # Cookies get the Secure flag; set when served over TLS or behind a TLS-terminating proxy.
+    secure_cookies: bool = False
+    admin_cookie_ttl_seconds: float = 15 * 60
+    session_ttl_seconds: float = 12 * 3600
+    ws_queue_size: int = 256
+
+
+@attrs.define
+class HttpDeps:
+    """Collaborators of the HTTP app.
+
+    `actor_tree` returns the runtime's JSON rendering of the supervision tree;
+    `ready` says whether the tree is up (health checks answer 503 until it is).
+    """
+
+    settings: HttpSettings = attrs.field(factory=HttpSettings)
+    actor_tree: Callable[[], Mapping[str, Any]] = _no_tree
+    ready: Callable[[], bool] = _always_ready
+    # Wall clock for cookie and session expiry; tests substitute a controllable one.
+    clock: Callable[[], float] = time.time

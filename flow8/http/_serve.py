@@ -1,0 +1,50 @@
+"""Run a flow8 app under Hypercorn's trio worker as a supervised service."""
+
+from __future__ import annotations
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+from ._context import Flow8App
+
+
+def hypercorn_config(host: str, port: int, graceful_timeout: float) -> Config:
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.graceful_timeout = graceful_timeout
+    config.accesslog = None  # the audit trail records every request; no second access log
+    config.errorlog = "-"
+    config.keep_alive_timeout = 75
+    config.websocket_max_message_size = 1 * 1024 * 1024
+    return config
+
+
+async def serve_http(
+    app: Flow8App,
+    host: str,
+    port: int,
+    *,
+    shutdown_event: trio.Event | None = None,
+    graceful_timeout: float = 5.0,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `app` until `shutdown_event` is set (or the caller cancels), then return.
+
+    `task_status.started(binds)` fires once the sockets are bound, so a supervisor starting
+    children in order knows HTTP is accepting connections. On shutdown, `app.closing` is set
+    first so WebSocket handlers close instead of holding the server for `graceful_timeout`.
+    """
+    config = hypercorn_config(host, port, graceful_timeout)
+
+    async def _trigger() -> None:
+        if shutdown_event is None:
+            await trio.sleep_forever()
+        else:
+            await shutdown_event.wait()
+        app.closing.set()
+
+    try:
+        await serve(app, config, shutdown_trigger=_trigger, task_status=task_status)
+    finally:
+        app.closing.set()
