@@ -1,0 +1,83 @@
+"""Document store: a pymongo-shaped port with sqlite and MongoDB backends.
+
+See README.md in this package for usage. Public names only; everything else is private.
+"""
+
+from ._catalog import CATALOG, Catalog, CollectionSpec, IndexSpec, index
+from ._codec import converter, from_document, to_document
+from ._crypto import Keyring, load_keyring
+from ._ids import new_id
+from ._open import open_store
+from ._port import (
+    Collection,
+    Document,
+    Durability,
+    Filter,
+    Pipeline,
+    Projection,
+    ReturnDocument,
+    Sort,
+    Store,
+    SystemScope,
+    TenantScope,
+    Update,
+    UpdateResult,
+)
+from .exceptions import (
+    DatabaseLocked,
+    DecryptionFailed,
+    DuplicateKey,
+    EncryptionError,
+    InvalidDocument,
+    InvalidQuery,
+    KeyringError,
+    StorageFull,
+    StoreClosed,
+    StoreError,
+    StoreUnavailable,
+    TenancyError,
+    UnknownCollection,
+    UpdateFailed,
+)
+
+__all__ = [
+    "CATALOG",
+    "Catalog",
+    "Collection",
+    "CollectionSpec",
+    "DatabaseLocked",
+    "DecryptionFailed",
+    "Document",
+    "DuplicateKey",
+    "Durability",
+    "EncryptionError",
+    "Filter",
+    "IndexSpec",
+    "InvalidDocument",
+    "InvalidQuery",
+    "Keyring",
+    "KeyringError",
+    "Pipeline",
+    "Projection",
+    "ReturnDocument",
+    "Sort",
+    "StorageFull",
+    "Store",
+    "StoreClosed",
+    "StoreError",
+    "StoreUnavailable",
+    "SystemScope",
+    "TenancyError",
+    "TenantScope",
+    "UnknownCollection",
+    "Update",
+    "UpdateFailed",
+    "UpdateResult",
+    "converter",
+    "from_document",
+    "index",
+    "load_keyring",
+    "new_id",
+    "open_store",
+    "to_document",
+]

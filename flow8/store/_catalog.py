@@ -1,0 +1,218 @@
+"""The catalog: every collection flow8 stores, its scope, indexes and secret fields.
+
+This is the one place indexes are declared; start-up ensures them idempotently on every
+backend. Indexed fields hold scalars (never arrays) unless the index says ``multikey=True``: the
+store refuses a write that would put an array there, which lets the sqlite backend answer
+equality on those fields straight from an expression index, as MongoDB would.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Literal
+
+import attrs
+
+from .exceptions import UnknownCollection
+
+Scope = Literal["tenant", "system"]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_FIELD = re.compile(r'^[^.$"\x00][^."\x00]*$')
+
+
+def _check_path(path: str) -> None:
+    for part in path.split("."):
+        if not _FIELD.match(part):
+            raise ValueError(f"invalid field path in catalog: {path!r}")
+
+
+@attrs.frozen
+class IndexSpec:
+    """One index. ``keys`` are (dotted path, 1 | -1) pairs in index order."""
+
+    keys: tuple[tuple[str, int], ...]
+    unique: bool = False
+    expire_after_seconds: int | None = None
+    multikey: bool = False
+    name: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.keys:
+            raise ValueError("an index needs at least one key")
+        for path, direction in self.keys:
+            _check_path(path)
+            if direction not in (1, -1):
+                raise ValueError(f"index direction must be 1 or -1, got {direction!r}")
+        ttl = self.expire_after_seconds
+        if ttl is not None and (len(self.keys) != 1 or ttl < 0):
+            raise ValueError("a TTL index has one datetime key and expire_after_seconds >= 0")
+        if not self.name:
+            object.__setattr__(self, "name", "_".join(f"{p}_{d}" for p, d in self.keys))
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(p for p, _ in self.keys)
+
+
+def index(
+    *keys: str | tuple[str, int],
+    unique: bool = False,
+    expire_after_seconds: int | None = None,
+    multikey: bool = False,
+    name: str = "",
+) -> IndexSpec:
+    """Shorthand: ``index("company_id", ("created_at", -1), unique=True)``."""
+    pairs = tuple((k, 1) if isinstance(k, str) else k for k in keys)
+    return IndexSpec(pairs, unique, expire_after_seconds, multikey, name)
+
+
+@attrs.frozen
+class CollectionSpec:
+    name: str
+    scope: Scope
+    indexes: tuple[IndexSpec, ...] = ()
+    secret_fields: frozenset[str] = frozenset()
+
+    def __attrs_post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"invalid collection name {self.name!r}")
+        if self.scope not in ("tenant", "system"):
+            raise ValueError(f"scope must be 'tenant' or 'system', got {self.scope!r}")
+        for field in self.secret_fields:
+            if "." in field or not _FIELD.match(field):
+                raise ValueError(f"secret fields are top-level field names, got {field!r}")
+        for ix in self.indexes:
+            if any(f.split(".")[0] in self.secret_fields for f in ix.fields):
+                raise ValueError(f"index {ix.name!r} covers a secret field of {self.name!r}")
+        names = [ix.name for ix in self.indexes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate index names in {self.name!r}")
+
+    @property
+    def ttl(self) -> IndexSpec | None:
+        return next((ix for ix in self.indexes if ix.expire_after_seconds is not None), None)
+
+    @property
+    def scalar_fields(self) -> frozenset[str]:
+        """Paths the store keeps array-free (indexed, not multikey), plus the fixed ones."""
+        out = {"_id"}
+        if self.scope == "tenant":
+            out.add("company_id")
+        for ix in self.indexes:
+            if not ix.multikey:
+                out.update(ix.fields)
+        return frozenset(out)
+
+
+@attrs.frozen
+class Catalog:
+    """An immutable set of collection specs, looked up by name."""
+
+    specs: Mapping[str, CollectionSpec]
+
+    @classmethod
+    def of(cls, specs: Iterable[CollectionSpec]) -> Catalog:
+        table: dict[str, CollectionSpec] = {}
+        for spec in specs:
+            if spec.name in table:
+                raise ValueError(f"collection {spec.name!r} declared twice")
+            table[spec.name] = spec
+        return cls(table)
+
+    def get(self, name: str) -> CollectionSpec:
+        try:
+            return self.specs[name]
+        except KeyError:
+            raise UnknownCollection(f"unknown collection {name!r}: not in the catalog") from None
+
+    def __iter__(self) -> Iterator[CollectionSpec]:
+        return iter(self.specs.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.specs
+
+    def extended(self, *specs: CollectionSpec) -> Catalog:
+        return Catalog.of([*self.specs.values(), *specs])
+
+
+def _tenant(name: str, *indexes: IndexSpec, secrets: Iterable[str] = ()) -> CollectionSpec:
+    return CollectionSpec(name, "tenant", tuple(indexes), frozenset(secrets))
+
+
+def _system(name: str, *indexes: IndexSpec, secrets: Iterable[str] = ()) -> CollectionSpec:
+    return CollectionSpec(name, "system", tuple(indexes), frozenset(secrets))
+
+
+CATALOG = Catalog.of(
+    [
+        # -- system: reached through store.system only
+        _system("companies", index("slug", unique=True)),
+        _system("users", index("email", unique=True)),
+        _system(
+            "memberships",
+            index("company_id", "user_id", unique=True),
+            index("user_id"),
+        ),
+        _system(
+            "sessions",
+            index("token_hash", unique=True),
+            index("user_id"),
+            index("expires_at", expire_after_seconds=0),
+        ),
+        _system("api_keys", index("key_hash", unique=True), index("company_id")),
+        _system(
+            "instances",
+            index("index", unique=True),
+            index("expires_at", expire_after_seconds=0),
+        ),
+        # store-internal bookkeeping (key rotation progress)
+        _system("store_meta"),
+        # -- tenant: reached through store.tenant(company_id) only
+        _tenant("flows", index("company_id", "name"), index("company_id", ("updated_at", -1))),
+        _tenant(
+            "flow_versions",
+            index("company_id", "flow_id", ("version", -1), unique=True),
+        ),
+        _tenant(
+            "plays",
+            index("company_id", "flow_id", ("created_at", -1)),
+            index("company_id", "status"),
+            index("status", "lease_expires_at"),
+            index("company_id", "idempotency_key", unique=True),
+        ),
+        _tenant(
+            "play_layers",
+            index("company_id", "play_id", "layer_id", unique=True),
+        ),
+        _tenant(
+            "kv",
+            index("company_id", "scope", "key", unique=True),
+            index("expires_at", expire_after_seconds=0),
+            secrets=["value"],
+        ),
+        _tenant(
+            "audit_logs",
+            index("company_id", ("created_at", -1)),
+            index("company_id", "action"),
+        ),
+        _tenant(
+            "schedules",
+            index("company_id", "flow_id"),
+            index("enabled", "next_fire_at"),
+        ),
+        _tenant(
+            "schedule_ticks",
+            index("company_id", "schedule_id", "fire_at", unique=True),
+            index("expires_at", expire_after_seconds=0),
+        ),
+        _tenant(
+            "component_configs",
+            index("company_id", "kind", "name", unique=True),
+            secrets=["secrets"],
+        ),
+        _tenant("links", index("company_id", "name", unique=True), secrets=["data"]),
+        _tenant("channels", index("company_id", "name", unique=True), index("port")),
+    ]
+)

@@ -1,0 +1,149 @@
+"""Value rules shared by every backend, and the JSON encoding the sqlite backend stores.
+
+Documents are checked and normalised once, before either backend sees them, so both refuse the
+same input with the same error. The sqlite encoding keeps every value directly comparable in
+SQL: a datetime becomes the text ``"\\x01D" + ISO-8601 (UTC, milliseconds, fixed width)`` so
+dates sort among themselves and sit in a range no user string can reach, because a user string
+that itself starts with ``\\x01`` is stored with one more ``\\x01`` in front.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .exceptions import InvalidDocument
+
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 100
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+MARK = "\x01"
+DATE_PREFIX = "\x01D"
+DATE_END = "\x01E"  # every encoded datetime is >= DATE_PREFIX and < DATE_END
+
+
+def check_key(key: object, where: str) -> str:
+    if not isinstance(key, str):
+        raise InvalidDocument(f"{where}: field names must be strings, got {type(key).__name__}")
+    if not key:
+        raise InvalidDocument(f"{where}: empty field name")
+    if key.startswith("$"):
+        raise InvalidDocument(f"{where}: field name {key!r} starts with '$'")
+    if "." in key:
+        raise InvalidDocument(f"{where}: field name {key!r} contains '.'")
+    if "\x00" in key:
+        raise InvalidDocument(f"{where}: field name {key!r} contains NUL")
+    return key
+
+
+def normalize_datetime(value: datetime, where: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidDocument(f"{where}: datetime {value!r} is naive; use a timezone-aware one")
+    value = value.astimezone(UTC)
+    # MongoDB keeps milliseconds; both backends truncate alike so equality agrees.
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def normalize_value(value: Any, where: str, depth: int = 0) -> Any:
+    """Return a normalised copy of ``value``; raise InvalidDocument naming what is wrong."""
+    if depth > MAX_DEPTH:
+        raise InvalidDocument(f"{where}: nested deeper than {MAX_DEPTH} levels")
+    if value is None or isinstance(value, str | bool):
+        return value
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise InvalidDocument(f"{where}: integer {value} does not fit in 64 bits")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidDocument(f"{where}: {value} is not a finite number")
+        return value
+    if isinstance(value, datetime):
+        return normalize_datetime(value, where)
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            key = check_key(k, where)
+            out[key] = normalize_value(v, f"{where}.{key}", depth + 1)
+        return out
+    if isinstance(value, list | tuple):
+        return [normalize_value(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+    raise InvalidDocument(f"{where}: unsupported value type {type(value).__name__}")
+
+
+def format_datetime(value: datetime) -> str:
+    v = value.astimezone(UTC)
+    return (
+        f"{DATE_PREFIX}{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:"
+        f"{v.second:02d}.{v.microsecond // 1000:03d}Z"
+    )
+
+
+def parse_datetime(text: str) -> datetime:
+    body = text[len(DATE_PREFIX) :]
+    return datetime(
+        int(body[0:4]),
+        int(body[5:7]),
+        int(body[8:10]),
+        int(body[11:13]),
+        int(body[14:16]),
+        int(body[17:19]),
+        int(body[20:23]) * 1000,
+        tzinfo=UTC,
+    )
+
+
+def to_storage(value: Any) -> Any:
+    """Encode a normalised value for JSON storage (see module docstring)."""
+    if isinstance(value, str):
+        return MARK + value if value.startswith(MARK) else value
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, dict):
+        return {k: to_storage(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_storage(v) for v in value]
+    return value
+
+
+def from_storage(value: Any) -> Any:
+    if isinstance(value, str):
+        if value.startswith(MARK):
+            if value.startswith(DATE_PREFIX):
+                return parse_datetime(value)
+            return value[1:]
+        return value
+    if isinstance(value, dict):
+        return {k: from_storage(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_storage(v) for v in value]
+    return value
+
+
+def dumps(value: Any) -> str:
+    """Storage JSON of a normalised value (compact, UTF-8, no NaN)."""
+    return json.dumps(to_storage(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def loads(text: str) -> Any:
+    return from_storage(json.loads(text))
+
+
+def check_size(text: str, where: str) -> None:
+    # JSON length is a close, conservative stand-in for BSON size for the 16 MB limit.
+    if len(text) > MAX_DOCUMENT_BYTES and len(text.encode()) > MAX_DOCUMENT_BYTES:
+        raise InvalidDocument(f"{where}: document is larger than 16 MB")
+
+
+def utcnow() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def ttl_cutoff(now: datetime, expire_after_seconds: int) -> datetime:
+    """Documents whose TTL field is before this instant are expired."""
+    return now - timedelta(seconds=expire_after_seconds)
