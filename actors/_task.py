@@ -1,0 +1,55 @@
+"""Polite stop for plain task children, reached through a context variable."""
+
+from __future__ import annotations
+
+import contextvars
+
+import attrs
+import trio
+
+
+@attrs.define(eq=False)
+class TaskControl:
+    """Per-incarnation stop signal of a task child.
+
+    The event is created only when the task asks for it: a task that never looked at its stop
+    signal cannot be asked politely, so its supervisor cancels it at once instead of waiting
+    out the shutdown timeout for nothing.
+    """
+
+    event: trio.Event | None = None
+    requested: bool = False
+
+    def stop_event(self) -> trio.Event:
+        if self.event is None:
+            self.event = trio.Event()
+            if self.requested:
+                self.event.set()
+        return self.event
+
+    def request_stop(self) -> bool:
+        self.requested = True
+        if self.event is None:
+            return False
+        self.event.set()
+        return True
+
+
+current_task_control: contextvars.ContextVar[TaskControl] = contextvars.ContextVar(
+    "actors_task_control"
+)
+
+
+def stop_requested() -> trio.Event:
+    """The event a task child's supervisor sets to ask it to return (a polite stop).
+
+    Call it from inside a task child (or a task it spawned), e.g.
+    ``hypercorn.trio.serve(app, config, shutdown_trigger=actors.stop_requested().wait)``.
+    A task that calls it gets its spec's shutdown timeout to return once the event is set;
+    one that never calls it is cancelled directly when its supervisor stops it.
+    """
+    try:
+        control = current_task_control.get()
+    except LookupError:
+        raise RuntimeError("stop_requested() called outside a task child of a supervisor") from None
+    return control.stop_event()
