@@ -5,11 +5,20 @@ from __future__ import annotations
 import trio
 from quart import Response
 
-from . import _admin, _hardening
+from . import _admin, _company_routes, _hardening, _identity_routes, _request_audit
 from ._admin_auth import AdminGate
+from ._api import Routes, RouteSpec
 from ._context import Flow8App, app
 from ._deps import HttpDeps
+from ._openapi import build_openapi
 from ._responses import json_response
+
+ROUTE_GROUPS: tuple[Routes, ...] = (_identity_routes.routes, _company_routes.routes)
+
+
+def route_specs() -> list[RouteSpec]:
+    """Every API route, as declared (drives RBAC, validation and the OpenAPI document)."""
+    return [spec for group in ROUTE_GROUPS for spec in group.specs]
 
 
 def create_app(deps: HttpDeps) -> Flow8App:
@@ -21,8 +30,17 @@ def create_app(deps: HttpDeps) -> Flow8App:
         ttl_seconds=deps.settings.admin_cookie_ttl_seconds,
         clock=deps.clock,
     )
+    _request_audit.install(application)
     _hardening.install(application)
     application.register_blueprint(_admin.blueprint)
+    for group in ROUTE_GROUPS:
+        application.register_blueprint(group.blueprint)
+    document = build_openapi(route_specs())
+
+    async def openapi() -> Response:
+        return json_response(document)
+
+    application.add_url_rule("/api/openapi.json", view_func=openapi, methods=["GET"])
     application.add_url_rule("/healthz", view_func=_healthz, methods=["GET"])
     return application
 

@@ -8,6 +8,9 @@ from typing import Any
 
 import attrs
 
+from flow8.services.audit import AuditEntry
+from flow8.services.identity import IdentityService
+
 
 def _no_tree() -> Mapping[str, Any]:
     return {}
@@ -15,6 +18,10 @@ def _no_tree() -> Mapping[str, Any]:
 
 def _always_ready() -> bool:
     return True
+
+
+def _no_audit(_: AuditEntry) -> None:
+    return None
 
 
 @attrs.frozen
@@ -48,3 +55,6 @@ class HttpDeps:
     ready: Callable[[], bool] = _always_ready
     # Wall clock for cookie and session expiry; tests substitute a controllable one.
     clock: Callable[[], float] = time.time
+    identity: IdentityService | None = None
+    # Non-blocking: AuditLog.record. Every request and change is reported here.
+    audit: Callable[[AuditEntry], None] = _no_audit

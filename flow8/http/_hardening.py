@@ -7,7 +7,10 @@ import logging
 from quart import Response, request
 from werkzeug.exceptions import HTTPException
 
+from flow8.services.identity import IdentityError
+
 from ._context import Flow8App
+from ._errors_map import from_identity
 from ._responses import error_response, json_response
 from .exceptions import ApiError, PayloadTooLarge
 
@@ -56,6 +59,10 @@ def install(app: Flow8App) -> None:
     @app.errorhandler(ApiError)
     async def _api_error(error: ApiError) -> Response:
         return error_response(error)
+
+    @app.errorhandler(IdentityError)
+    async def _identity_error(error: IdentityError) -> Response:
+        return error_response(from_identity(error))
 
     @app.errorhandler(HTTPException)
     async def _http_error(error: HTTPException) -> Response:

@@ -1,0 +1,285 @@
+"""Declaring API routes: one decorator states method, path, RBAC action, body, query, answer
+and errors. The same declarations drive authentication, the permission check, validation,
+the response shape and the OpenAPI document, so none of them can drift from the others.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import typing
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import attrs
+from quart import Blueprint, Response, g, request
+from werkzeug.datastructures import Headers
+
+from flow8.services.identity import Action, Principal
+from flow8.services.identity import NotAuthenticated as IdentityUnauthenticated
+
+from ._context import app
+from ._responses import empty_response, json_response
+from ._schema import _Errors, camel, dump, parse
+from .exceptions import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+SESSION_COOKIE = "flow8_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_PARAM = re.compile(r"{(\w+)}")
+
+
+@attrs.frozen
+class Req:
+    """What a handler gets: the caller, the parsed body and query, and request facts."""
+
+    principal: Principal | None
+    body: Any
+    query: Any
+    ip: str
+    user_agent: str
+    correlation_id: str
+    headers: Headers
+
+    @property
+    def user(self) -> Principal:
+        if self.principal is None:
+            raise Unauthenticated("authentication required")
+        return self.principal
+
+    @property
+    def company_id(self) -> str:
+        company = self.user.company_id
+        if company is None:
+            raise Forbidden("select a company first", code="NO_COMPANY")
+        return company
+
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+@attrs.frozen
+class RouteSpec:
+    method: str
+    path: str  # OpenAPI form: /api/flows/{flowId}
+    action: Action
+    summary: str
+    tag: str
+    body: Any = None  # an attrs class, or Any for free JSON (a play's input)
+    query: type | None = None
+    response: Any = None  # attrs class, page model, or None for 204
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    company_param: str | None = None  # path parameter naming the company acted on
+    handler: Handler | None = None
+
+    @property
+    def operation_id(self) -> str:
+        assert self.handler is not None
+        return camel(self.handler.__name__.lstrip("_"))
+
+    @property
+    def params(self) -> list[str]:
+        return _PARAM.findall(self.path)
+
+    @property
+    def quart_path(self) -> str:
+        return _PARAM.sub(r"<\1>", self.path)
+
+
+class Routes:
+    """A group of routes (one module's worth), mounted into the app by `create_app`."""
+
+    def __init__(self, name: str, tag: str) -> None:
+        self.blueprint = Blueprint(name, __name__)
+        self.tag = tag
+        self.specs: list[RouteSpec] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        action: Action,
+        summary: str,
+        body: Any = None,
+        query: type | None = None,
+        response: Any = None,
+        status: int = 200,
+        errors: tuple[int, ...] = (),
+        company_param: str | None = None,
+    ) -> Callable[[Handler], Handler]:
+        def decorate(handler: Handler) -> Handler:
+            spec = RouteSpec(
+                method,
+                path,
+                action,
+                summary,
+                self.tag,
+                body,
+                query,
+                response,
+                status,
+                errors,
+                company_param,
+                handler,
+            )
+            self.specs.append(spec)
+
+            async def view(**params: str) -> Response:
+                return await _run(spec, params)
+
+            view.__name__ = handler.__name__
+            self.blueprint.add_url_rule(spec.quart_path, view_func=view, methods=[method])
+            return handler
+
+        return decorate
+
+
+def client_ip() -> str:
+    return request.remote_addr or "unknown"
+
+
+async def authenticate(*, optional: bool) -> Principal | None:
+    identity = app().deps.identity
+    if identity is None:
+        raise NotFound("identity is not configured")
+    auth = request.headers.get("Authorization")
+    try:
+        if auth is not None:
+            scheme, _, value = auth.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise Unauthenticated("use 'Authorization: Bearer <API key>'")
+            return await identity.api_key_principal(value.strip(), scope="api")
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token:
+            if optional:
+                return None
+            raise Unauthenticated("authentication required")
+        principal = await identity.session_principal(token)
+    except IdentityUnauthenticated:
+        if optional and auth is None:
+            return None
+        raise
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get("X-CSRF-Token", "")
+        expected = principal.csrf_token or ""
+        if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+            raise Forbidden("missing or wrong X-CSRF-Token header", code="CSRF_INVALID")
+    return principal
+
+
+async def _scoped(spec: RouteSpec, principal: Principal, params: Mapping[str, str]) -> Principal:
+    """For routes acting on a company named in the path, the caller's role is their role
+    in *that* company; a company they are not in does not exist for them (404)."""
+    assert spec.company_param is not None
+    company_id = params[spec.company_param]
+    if principal.company_id == company_id:
+        return principal
+    if principal.via == "api_key":
+        raise NotFound("company not found", code="COMPANY_NOT_FOUND")
+    identity = app().deps.identity
+    assert identity is not None
+    role = await identity.role_in(principal.user.id, company_id)
+    if role is None:
+        raise NotFound("company not found", code="COMPANY_NOT_FOUND")
+    return attrs.evolve(principal, company_id=company_id, role=role)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime == "application/json":
+        return True
+    return mime.startswith("application/") and mime.endswith("+json")
+
+
+async def _read_json() -> Any:
+    if not _is_json(request.headers.get("Content-Type")):
+        raise UnsupportedMediaType("this route accepts application/json bodies only")
+    raw = await request.get_data(cache=False, as_text=False)
+    if not raw:
+        raise BadRequest("a JSON body is required", code="BODY_REQUIRED")
+    try:
+        return json.loads(raw)
+    except RecursionError as e:
+        raise BadRequest("JSON nested too deeply", code="INVALID_JSON") from e
+    except ValueError as e:
+        raise BadRequest(f"invalid JSON: {e}", code="INVALID_JSON") from e
+
+
+def parse_query(cls: type, args: Mapping[str, str]) -> Any:
+    hints = typing.get_type_hints(cls)
+    errors = _Errors()
+    values: dict[str, Any] = {}
+    for a in attrs.fields(cls):
+        key = camel(a.name)
+        raw = args.get(key)
+        if raw is None:
+            continue
+        tp = hints[a.name]
+        inner = [t for t in typing.get_args(tp) if t is not type(None)] or [tp]
+        target = inner[0]
+        try:
+            if target is int:
+                values[a.name] = int(raw)
+            elif target is bool:
+                if raw.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                values[a.name] = raw.lower() in ("true", "1")
+            elif target is float:
+                values[a.name] = float(raw)
+            else:
+                values[a.name] = raw
+        except ValueError:
+            errors.add(key, f"must be {getattr(target, '__name__', str(target))}")
+    if errors.items:
+        raise ValidationFailed(errors.items)
+    return parse(cls, {camel(k): v for k, v in values.items()})
+
+
+async def _run(spec: RouteSpec, params: dict[str, str]) -> Response:
+    public = spec.action is Action.PUBLIC
+    principal = await authenticate(optional=public)
+    if principal is not None and spec.company_param is not None:
+        principal = await _scoped(spec, principal, params)
+    g.principal = principal
+    if not public:
+        assert principal is not None
+        if spec.action is not Action.SIGNED_IN:
+            if principal.company_id is None:
+                raise Forbidden("select a company first", code="NO_COMPANY")
+            if not principal.may(spec.action):
+                raise Forbidden(
+                    f"your role ({principal.role}) may not {spec.action.value}",
+                    code="PERMISSION_DENIED",
+                )
+    body: Any = None
+    if spec.body is not None:
+        raw = await _read_json()
+        body = raw if spec.body is Any else parse(spec.body, raw)
+    query = parse_query(spec.query, request.args) if spec.query is not None else None
+    req = Req(
+        principal,
+        body,
+        query,
+        client_ip(),
+        request.headers.get("User-Agent", "")[:500],
+        g.get("correlation_id", ""),
+        request.headers,
+    )
+    assert spec.handler is not None
+    result = await spec.handler(req, **params)
+    if isinstance(result, Response):
+        return result
+    if spec.response is None:
+        return empty_response(spec.status)
+    return json_response(dump(result), status=spec.status)

@@ -1,0 +1,31 @@
+"""Domain errors from the services, translated to API errors at the HTTP boundary."""
+
+from __future__ import annotations
+
+from flow8.services import identity as ident
+
+from .exceptions import (
+    ApiError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+    ValidationFailed,
+)
+
+
+def from_identity(error: ident.IdentityError) -> ApiError:
+    if isinstance(error, ident.InvalidInput):
+        return ValidationFailed([{"field": error.field, "message": error.message}])
+    if isinstance(error, ident.RateLimited):
+        return TooManyRequests(str(error), retry_after=error.retry_after, code=error.code)
+    if isinstance(error, ident.InvalidCredentials | ident.NotAuthenticated):
+        return Unauthenticated(str(error), code=error.code)
+    if isinstance(error, ident.PermissionDenied):
+        return Forbidden(str(error), code="PERMISSION_DENIED")
+    if isinstance(error, ident.NotFound):
+        return NotFound(str(error), code=error.code)
+    if isinstance(error, ident.AlreadyInstalled | ident.Conflict):
+        return Conflict(str(error), code=error.code)
+    return ApiError(str(error), code=error.code)

@@ -1,0 +1,181 @@
+"""Request and response bodies of the install, auth, company and member routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import attrs
+
+from flow8.services.identity import (
+    ApiKey,
+    Company,
+    Member,
+    Principal,
+    Role,
+    User,
+)
+
+from ._schema import field
+
+
+@attrs.frozen
+class UserOut:
+    id: str
+    email: str
+    name: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(user.id, user.email, user.name, user.created_at)
+
+
+@attrs.frozen
+class CompanyOut:
+    id: str
+    name: str
+    slug: str
+    created_at: datetime
+    updated_at: datetime
+    role: Role | None = None
+
+    @classmethod
+    def of(cls, company: Company, role: Role | None = None) -> CompanyOut:
+        return cls(
+            company.id, company.name, company.slug, company.created_at, company.updated_at, role
+        )
+
+
+@attrs.frozen
+class InstallRequest:
+    company: str = field(min_length=1, max_length=200)
+    email: str = field(min_length=3, max_length=320, fmt="email")
+    password: str = field(min_length=10, max_length=1024)
+
+
+@attrs.frozen
+class InstallResponse:
+    user: UserOut
+    company: CompanyOut
+
+
+@attrs.frozen
+class InstallStatus:
+    installed: bool
+
+
+@attrs.frozen
+class LoginRequest:
+    # No length minimum: a too-short password must fail exactly like a wrong one.
+    email: str = field(max_length=320)
+    password: str = field(max_length=1024)
+
+
+@attrs.frozen
+class SessionOut:
+    """The caller as the API sees them. `csrfToken` is present for cookie sessions only; send
+    it back as `X-CSRF-Token` on every unsafe request."""
+
+    user: UserOut
+    company_id: str | None
+    role: Role | None
+    via: Literal["session", "api_key"]
+    csrf_token: str | None = None
+    expires_at: datetime | None = None
+    scopes: list[str] = field(factory=list)  # noqa: RUF009
+
+    @classmethod
+    def of(cls, p: Principal, expires_at: datetime | None = None) -> SessionOut:
+        return cls(
+            UserOut.of(p.user),
+            p.company_id,
+            p.role,
+            p.via,
+            p.csrf_token,
+            expires_at,
+            sorted(p.scopes),
+        )
+
+
+@attrs.frozen
+class SwitchCompanyRequest:
+    company_id: str = field(min_length=1, max_length=64)
+
+
+@attrs.frozen
+class ApiKeyCreate:
+    name: str = field(min_length=1, max_length=200)
+    scopes: list[Literal["api", "mcp"]] = field(  # noqa: RUF009
+        factory=lambda: ["api"], min_items=1, max_items=2
+    )
+
+
+@attrs.frozen
+class ApiKeyOut:
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    user_id: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ApiKeyOut:
+        return cls(
+            key.id,
+            key.name,
+            key.prefix,
+            list(key.scopes),
+            key.user_id,
+            key.created_at,
+            key.last_used_at,
+        )
+
+
+@attrs.frozen
+class ApiKeyCreated:
+    """`key` is shown this once; flow8 keeps only its hash."""
+
+    id: str
+    key: str
+    prefix: str
+    scopes: list[str]
+    name: str
+    created_at: datetime
+
+
+@attrs.frozen
+class CompanyCreate:
+    name: str = field(min_length=1, max_length=200)
+
+
+@attrs.frozen
+class CompanyUpdate:
+    name: str = field(min_length=1, max_length=200)
+
+
+@attrs.frozen
+class MemberOut:
+    user_id: str
+    email: str
+    name: str
+    role: Role
+    joined_at: datetime
+
+    @classmethod
+    def of(cls, m: Member) -> MemberOut:
+        return cls(m.user.id, m.user.email, m.user.name, m.role, m.joined_at)
+
+
+@attrs.frozen
+class MemberAdd:
+    email: str = field(min_length=3, max_length=320, fmt="email")
+    role: Role = Role.VIEWER
+    password: str | None = field(default=None, min_length=10, max_length=1024)
+
+
+@attrs.frozen
+class MemberUpdate:
+    role: Role

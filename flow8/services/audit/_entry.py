@@ -1,0 +1,47 @@
+"""One audit record: a request, a change with before/after state, or an auth event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from ._mask import mask
+
+
+@attrs.frozen
+class AuditEntry:
+    """`action` is `http_request`, `<thing>_created|updated|deleted`, or `auth_*`.
+
+    `company_id` None marks events outside any company (a failed login for an unknown account,
+    the install); they go to the system audit trail.
+    """
+
+    action: str
+    company_id: str | None = None
+    user_id: str | None = None
+    user_email: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    correlation_id: str | None = None
+    method: str | None = None
+    path: str | None = None
+    status: int | None = None
+    duration_ms: float | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    before: Any = None
+    after: Any = None
+    details: Any = None
+    created_at: datetime = attrs.field(factory=lambda: datetime.now(UTC))
+
+    def to_doc(self) -> dict[str, Any]:
+        """The stored form; every free-form part is masked here, so nothing unmasked is
+        ever handed to the store."""
+        doc = attrs.asdict(self, recurse=False)
+        for part in ("before", "after", "details"):
+            doc[part] = mask(doc[part])
+        if doc["path"] is not None:
+            doc["path"] = mask(doc["path"])
+        return {k: v for k, v in doc.items() if v is not None and k != "company_id"}

@@ -1,0 +1,111 @@
+"""The audit writer: requests record entries without waiting; one task writes them in batches.
+
+`record()` never blocks and never awaits: it appends to an in-memory buffer. The writer drains
+the buffer in batches (grouped per company, one `insert_many` each) so a burst of requests costs
+a few store writes. On a clean shutdown the writer flushes whatever is left before it returns,
+bounded by `flush_timeout` so a dead store cannot hold shutdown forever.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from ._entry import AuditEntry
+
+log = logging.getLogger("flow8.audit")
+
+
+class AuditSink(Protocol):
+    """Where batches go: `write(company_id, docs)`; company None is the system trail."""
+
+    async def write(self, company_id: str | None, docs: Sequence[dict[str, Any]]) -> None: ...
+
+
+@attrs.define
+class AuditLog:
+    sink: AuditSink
+    batch_size: int = 500
+    # Beyond this many unwritten entries (the store is down) the oldest are dropped and
+    # counted, rather than letting memory grow without bound.
+    max_pending: int = 200_000
+    flush_timeout: float = 10.0
+    dropped: int = 0
+    written: int = 0
+    _pending: deque[AuditEntry] = attrs.field(init=False, factory=deque)
+    _wakeup: trio.Event = attrs.field(init=False, factory=trio.Event)
+    _in_flight: int = attrs.field(init=False, default=0)
+    _progress: trio.Event = attrs.field(init=False, factory=trio.Event)
+
+    def record(self, entry: AuditEntry) -> None:
+        if len(self._pending) >= self.max_pending:
+            self._pending.popleft()
+            self.dropped += 1
+        self._pending.append(entry)
+        self._wakeup.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def _write_batch(self) -> None:
+        batch: list[AuditEntry] = []
+        while self._pending and len(batch) < self.batch_size:
+            batch.append(self._pending.popleft())
+        groups: dict[str | None, list[AuditEntry]] = {}
+        for entry in batch:
+            groups.setdefault(entry.company_id, []).append(entry)
+        self._in_flight += len(batch)
+        try:
+            done: list[str | None] = []
+            try:
+                for company_id, entries in groups.items():
+                    await self.sink.write(company_id, [e.to_doc() for e in entries])
+                    self.written += len(entries)
+                    done.append(company_id)
+            except BaseException:
+                # Requeue what was not written, at the front, so nothing is lost.
+                unwritten = [e for e in batch if e.company_id not in done]
+                self._pending.extendleft(reversed(unwritten))
+                raise
+        finally:
+            self._in_flight -= len(batch)
+            self._progress.set()
+            self._progress = trio.Event()
+
+    async def flush(self) -> None:
+        """Write everything recorded so far."""
+        while self._pending:
+            await self._write_batch()
+
+    async def wait_idle(self) -> None:
+        """Until everything recorded so far is written (tests; callers needing read-your-writes)."""
+        while self._pending or self._in_flight:
+            await self._progress.wait()
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup = trio.Event()
+                while self._pending:
+                    try:
+                        await self._write_batch()
+                    except Exception:
+                        log.exception("audit write failed; %d kept for retry", self.pending)
+                        await trio.sleep(1.0)
+        finally:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + self.flush_timeout
+                try:
+                    await self.flush()
+                except Exception:
+                    log.exception("audit flush at shutdown failed; %d lost", len(self._pending))
+                if self._pending:
+                    log.error("audit flush at shutdown incomplete: %d lost", len(self._pending))

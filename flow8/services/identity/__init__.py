@@ -1,0 +1,58 @@
+"""Identity: users, companies, memberships with roles, sessions, API keys and the RBAC table."""
+
+from ._models import (
+    SCOPES,
+    ApiKey,
+    Company,
+    CreatedApiKey,
+    LoginResult,
+    Member,
+    Principal,
+    User,
+)
+from ._passwords import Argon2Params, Passwords
+from ._ratelimit import RateLimiter
+from ._rbac import PERMISSIONS, RANK, Action, Role, allowed
+from ._service import MIN_PASSWORD, IdentityService, normalize_email
+from .exceptions import (
+    AlreadyInstalled,
+    Conflict,
+    IdentityError,
+    InvalidCredentials,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+)
+
+__all__ = [
+    "MIN_PASSWORD",
+    "PERMISSIONS",
+    "RANK",
+    "SCOPES",
+    "Action",
+    "AlreadyInstalled",
+    "ApiKey",
+    "Argon2Params",
+    "Company",
+    "Conflict",
+    "CreatedApiKey",
+    "IdentityError",
+    "IdentityService",
+    "InvalidCredentials",
+    "InvalidInput",
+    "LoginResult",
+    "Member",
+    "NotAuthenticated",
+    "NotFound",
+    "Passwords",
+    "PermissionDenied",
+    "Principal",
+    "RateLimited",
+    "RateLimiter",
+    "Role",
+    "User",
+    "allowed",
+    "normalize_email",
+]

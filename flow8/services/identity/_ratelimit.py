@@ -1,0 +1,50 @@
+"""Sliding-window counters keyed by account or IP, bounded in memory."""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+import attrs
+
+
+@attrs.define
+class RateLimiter:
+    """At most `limit` hits per `window` seconds per key.
+
+    At most `max_keys` keys are tracked (least recently used evicted), so a flood of distinct
+    keys costs bounded memory.
+    """
+
+    limit: int
+    window: float
+    clock: Callable[[], float]
+    max_keys: int = 100_000
+    _hits: OrderedDict[str, deque[float]] = attrs.field(init=False, factory=OrderedDict)
+
+    def _recent(self, key: str) -> deque[float]:
+        now = self.clock()
+        hits = self._hits.get(key)
+        if hits is None:
+            hits = deque()
+            self._hits[key] = hits
+            if len(self._hits) > self.max_keys:
+                self._hits.popitem(last=False)
+        else:
+            self._hits.move_to_end(key)
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        return hits
+
+    def blocked_for(self, key: str) -> float:
+        """Seconds until `key` may try again; 0 when allowed now."""
+        hits = self._recent(key)
+        if len(hits) < self.limit:
+            return 0.0
+        return max(0.0, hits[0] + self.window - self.clock())
+
+    def hit(self, key: str) -> None:
+        self._recent(key).append(self.clock())
+
+    def reset(self, key: str) -> None:
+        self._hits.pop(key, None)

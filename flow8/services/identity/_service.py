@@ -1,0 +1,600 @@
+"""Identity use cases: install, login/logout, sessions, API keys, companies and members.
+
+Interfaces (HTTP, MCP, CLI) call these; the service talks to the store's system collections
+and reports auth events to the audit trail.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import trio
+
+from flow8.services.audit import AuditEntry
+from flow8.store import Collection, DuplicateKey, ReturnDocument, Store, new_id
+
+from . import _tokens
+from ._models import (
+    SCOPES,
+    ApiKey,
+    Company,
+    CreatedApiKey,
+    LoginResult,
+    Member,
+    Principal,
+    User,
+)
+from ._passwords import Passwords
+from ._ratelimit import RateLimiter
+from ._rbac import RANK, Role
+from .exceptions import (
+    AlreadyInstalled,
+    Conflict,
+    InvalidCredentials,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+)
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+MIN_PASSWORD = 10
+MAX_PASSWORD = 1024
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def normalize_email(email: str) -> str:
+    value = unicodedata.normalize("NFKC", email).strip().lower()
+    if not _EMAIL.match(value) or "." not in value.rsplit("@", 1)[1]:
+        raise InvalidInput("email", "not a valid email address")
+    return value
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput("password", f"must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise InvalidInput("password", f"must be at most {MAX_PASSWORD} characters")
+
+
+def check_name(field: str, name: str) -> str:
+    value = name.strip()
+    if not value or len(value) > 200:
+        raise InvalidInput(field, "must be 1 to 200 characters")
+    return value
+
+
+def _slug(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:48] or "company"
+
+
+Recorder = Callable[[AuditEntry], None]
+
+
+def _ignore(_: AuditEntry) -> None:
+    return None
+
+
+@attrs.define
+class IdentityService:
+    store: Store
+    passwords: Passwords = attrs.field(factory=Passwords)
+    audit: Recorder = _ignore
+    session_ttl: timedelta = timedelta(hours=12)
+    clock: Callable[[], float] = time.monotonic
+    # Failed logins per account and per client IP within 15 minutes before refusing.
+    account_limiter: RateLimiter = attrs.field(
+        default=attrs.Factory(lambda s: RateLimiter(5, 900, s.clock), takes_self=True)
+    )
+    ip_limiter: RateLimiter = attrs.field(
+        default=attrs.Factory(lambda s: RateLimiter(50, 900, s.clock), takes_self=True)
+    )
+    _install_lock: trio.Lock = attrs.field(init=False, factory=trio.Lock)
+
+    def _c(self, name: str) -> Collection:
+        return self.store.system.collection(name)
+
+    # -- install -----------------------------------------------------------------------
+
+    async def installed(self) -> bool:
+        return await self._c("users").count({}) > 0
+
+    async def install(self, company: str, email: str, password: str) -> tuple[User, Company]:
+        """Create the first company and its owner; refused once any user exists."""
+        email = normalize_email(email)
+        check_password(password)
+        company = check_name("company", company)
+        async with self._install_lock:
+            if await self.installed():
+                raise AlreadyInstalled("flow8 is already installed")
+            user = await self._create_user(email, password, name="")
+            created = await self._create_company(company, user.id)
+        self.audit(
+            AuditEntry(
+                "install",
+                company_id=created.id,
+                user_id=user.id,
+                user_email=user.email,
+                target_type="company",
+                target_id=created.id,
+                after={"name": created.name},
+            )
+        )
+        return user, created
+
+    # -- users ---------------------------------------------------------------------------
+
+    async def _create_user(self, email: str, password: str, name: str) -> User:
+        now = _now()
+        doc = {
+            "_id": new_id(),
+            "email": email,
+            "name": name,
+            "password_hash": await self.passwords.hash(password),
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            await self._c("users").insert_one(doc)
+        except DuplicateKey as e:
+            raise Conflict("a user with this email exists", "EMAIL_TAKEN") from e
+        return User.from_doc(doc)
+
+    async def get_user(self, user_id: str) -> User:
+        doc = await self._c("users").find_one({"_id": user_id})
+        if doc is None:
+            raise NotFound("user not found", "USER_NOT_FOUND")
+        return User.from_doc(doc)
+
+    # -- login / sessions ----------------------------------------------------------------
+
+    def _check_limits(self, email: str, ip: str) -> None:
+        wait = max(self.account_limiter.blocked_for(email), self.ip_limiter.blocked_for(ip))
+        if wait > 0:
+            raise RateLimited("too many login attempts; try again later", wait)
+
+    async def login(self, email: str, password: str, *, ip: str, user_agent: str) -> LoginResult:
+        """Same error, and about the same time, for an unknown email and a wrong password."""
+        key = unicodedata.normalize("NFKC", email).strip().lower()
+        self._check_limits(key, ip)
+        doc = await self._c("users").find_one({"email": key})
+        ok = False
+        if doc is None:
+            await self.passwords.burn(password)
+        else:
+            ok = await self.passwords.verify(doc["password_hash"], password)
+        if not ok:
+            self.account_limiter.hit(key)
+            self.ip_limiter.hit(ip)
+            self.audit(
+                AuditEntry(
+                    "auth_login_failure",
+                    user_id=doc["_id"] if doc else None,
+                    user_email=key[:320],
+                    ip=ip,
+                    user_agent=user_agent,
+                )
+            )
+            raise InvalidCredentials("invalid email or password")
+        assert doc is not None
+        self.account_limiter.reset(key)
+        if self.passwords.needs_rehash(doc["password_hash"]):
+            new_hash = await self.passwords.hash(password)
+            await self._c("users").update_one(
+                {"_id": doc["_id"]}, {"$set": {"password_hash": new_hash, "updated_at": _now()}}
+            )
+        user = User.from_doc(doc)
+        company_id = await self._default_company(user.id, doc.get("last_company_id"))
+        result = await self._open_session(user, company_id, ip=ip, user_agent=user_agent)
+        self.audit(
+            AuditEntry(
+                "auth_login_success",
+                company_id=company_id,
+                user_id=user.id,
+                user_email=user.email,
+                ip=ip,
+                user_agent=user_agent,
+            )
+        )
+        return result
+
+    async def _default_company(self, user_id: str, preferred: str | None) -> str | None:
+        memberships = self._c("memberships")
+        if preferred and await memberships.find_one({"user_id": user_id, "company_id": preferred}):
+            return preferred
+        first = await memberships.find_one({"user_id": user_id}, sort=[("created_at", 1)])
+        return first["company_id"] if first else None
+
+    async def _open_session(
+        self, user: User, company_id: str | None, *, ip: str, user_agent: str
+    ) -> LoginResult:
+        token = _tokens.new_session_token()
+        csrf = _tokens.new_csrf_token()
+        now = _now()
+        expires = now + self.session_ttl
+        session_id = new_id()
+        await self._c("sessions").insert_one(
+            {
+                "_id": session_id,
+                "token_hash": _tokens.digest(token),
+                "user_id": user.id,
+                "company_id": company_id,
+                "csrf_token": csrf,
+                "created_at": now,
+                "expires_at": expires,
+                "ip": ip,
+                "user_agent": user_agent[:500],
+            }
+        )
+        role = await self._role(user.id, company_id) if company_id else None
+        principal = Principal(
+            user, company_id, role, "session", session_id=session_id, csrf_token=csrf
+        )
+        return LoginResult(token, csrf, expires, principal)
+
+    async def role_in(self, user_id: str, company_id: str) -> Role | None:
+        return await self._role(user_id, company_id)
+
+    async def _role(self, user_id: str, company_id: str) -> Role | None:
+        doc = await self._c("memberships").find_one({"user_id": user_id, "company_id": company_id})
+        return Role(doc["role"]) if doc else None
+
+    async def session_principal(self, token: str) -> Principal:
+        doc = await self._c("sessions").find_one({"token_hash": _tokens.digest(token)})
+        if doc is None or doc["expires_at"] <= _now():
+            raise NotAuthenticated("session expired or unknown")
+        user_doc = await self._c("users").find_one({"_id": doc["user_id"]})
+        if user_doc is None:
+            raise NotAuthenticated("session expired or unknown")
+        company_id = doc.get("company_id")
+        role = await self._role(doc["user_id"], company_id) if company_id else None
+        if company_id and role is None:
+            # Removed from the company since: the session stays valid, the company does not.
+            company_id = None
+        return Principal(
+            User.from_doc(user_doc),
+            company_id,
+            role,
+            "session",
+            session_id=doc["_id"],
+            csrf_token=doc["csrf_token"],
+        )
+
+    async def logout(self, principal: Principal, *, ip: str, user_agent: str) -> None:
+        if principal.session_id:
+            await self._c("sessions").delete_one({"_id": principal.session_id})
+        self.audit(
+            AuditEntry(
+                "auth_logout",
+                company_id=principal.company_id,
+                user_id=principal.user.id,
+                user_email=principal.user.email,
+                ip=ip,
+                user_agent=user_agent,
+            )
+        )
+
+    async def switch_company(self, principal: Principal, company_id: str) -> Principal:
+        if principal.via != "session" or principal.session_id is None:
+            raise PermissionDenied("an API key is bound to its company")
+        role = await self._role(principal.user.id, company_id)
+        if role is None:
+            raise NotFound("company not found", "COMPANY_NOT_FOUND")
+        await self._c("sessions").update_one(
+            {"_id": principal.session_id}, {"$set": {"company_id": company_id}}
+        )
+        await self._c("users").update_one(
+            {"_id": principal.user.id}, {"$set": {"last_company_id": company_id}}
+        )
+        self.audit(
+            AuditEntry(
+                "auth_company_switched",
+                company_id=company_id,
+                user_id=principal.user.id,
+                user_email=principal.user.email,
+            )
+        )
+        return attrs.evolve(principal, company_id=company_id, role=role)
+
+    # -- API keys ------------------------------------------------------------------------
+
+    async def create_api_key(
+        self, principal: Principal, name: str, scopes: Iterable[str]
+    ) -> CreatedApiKey:
+        company_id = _company_of(principal)
+        name = check_name("name", name)
+        wanted = sorted(set(scopes))
+        if not wanted or not set(wanted) <= SCOPES:
+            raise InvalidInput("scopes", f"must be a non-empty subset of {sorted(SCOPES)}")
+        key, prefix = _tokens.new_api_key()
+        doc = {
+            "_id": new_id(),
+            "company_id": company_id,
+            "user_id": principal.user.id,
+            "name": name,
+            "prefix": prefix,
+            "key_hash": _tokens.digest(key),
+            "scopes": wanted,
+            "created_at": _now(),
+        }
+        await self._c("api_keys").insert_one(doc)
+        api_key = ApiKey.from_doc(doc)
+        self.audit(
+            AuditEntry(
+                "auth_api_key_created",
+                company_id=company_id,
+                user_id=principal.user.id,
+                user_email=principal.user.email,
+                target_type="api_key",
+                target_id=api_key.id,
+                after={"name": name, "prefix": prefix, "scopes": wanted},
+            )
+        )
+        return CreatedApiKey(key, api_key)
+
+    async def list_api_keys(self, company_id: str) -> list[ApiKey]:
+        docs = await self._c("api_keys").find({"company_id": company_id}, sort=[("_id", 1)])
+        return [ApiKey.from_doc(d) for d in docs]
+
+    async def delete_api_key(self, principal: Principal, key_id: str) -> None:
+        company_id = _company_of(principal)
+        keys = self._c("api_keys")
+        doc = await keys.find_one({"_id": key_id, "company_id": company_id})
+        if doc is None:
+            raise NotFound("API key not found", "API_KEY_NOT_FOUND")
+        await keys.delete_one({"_id": key_id, "company_id": company_id})
+        self.audit(
+            AuditEntry(
+                "auth_api_key_deleted",
+                company_id=company_id,
+                user_id=principal.user.id,
+                user_email=principal.user.email,
+                target_type="api_key",
+                target_id=key_id,
+                before={"name": doc["name"], "prefix": doc["prefix"], "scopes": doc["scopes"]},
+            )
+        )
+
+    async def api_key_principal(self, key: str, scope: str = "api") -> Principal:
+        if not _tokens.looks_like_api_key(key):
+            raise NotAuthenticated("invalid API key")
+        doc = await self._c("api_keys").find_one({"key_hash": _tokens.digest(key)})
+        if doc is None:
+            raise NotAuthenticated("invalid API key")
+        if scope not in doc.get("scopes", ()):
+            raise PermissionDenied(f"API key lacks the {scope!r} scope")
+        role = await self._role(doc["user_id"], doc["company_id"])
+        user_doc = await self._c("users").find_one({"_id": doc["user_id"]})
+        if role is None or user_doc is None:
+            # The key's creator left the company: the key dies with the membership.
+            raise NotAuthenticated("invalid API key")
+        return Principal(
+            User.from_doc(user_doc),
+            doc["company_id"],
+            role,
+            "api_key",
+            api_key_id=doc["_id"],
+            scopes=frozenset(doc["scopes"]),
+        )
+
+    # -- companies -----------------------------------------------------------------------
+
+    async def _create_company(self, name: str, owner_id: str) -> Company:
+        now = _now()
+        base = _slug(name)
+        companies = self._c("companies")
+        for attempt in range(20):
+            slug = base if attempt == 0 else f"{base}-{new_id()[-6:].lower()}"
+            doc = {
+                "_id": new_id(),
+                "name": name,
+                "slug": slug,
+                "created_by": owner_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            try:
+                await companies.insert_one(doc)
+            except DuplicateKey:
+                continue
+            await self._c("memberships").insert_one(
+                {
+                    "_id": new_id(),
+                    "company_id": doc["_id"],
+                    "user_id": owner_id,
+                    "role": Role.OWNER.value,
+                    "created_at": now,
+                }
+            )
+            return Company.from_doc(doc)
+        raise Conflict("could not find a free slug for this company name", "SLUG_TAKEN")
+
+    async def create_company(self, principal: Principal, name: str) -> Company:
+        company = await self._create_company(check_name("name", name), principal.user.id)
+        self.audit(
+            AuditEntry(
+                "company_created",
+                company_id=company.id,
+                user_id=principal.user.id,
+                user_email=principal.user.email,
+                target_type="company",
+                target_id=company.id,
+                after={"name": company.name, "slug": company.slug},
+            )
+        )
+        return company
+
+    async def my_companies(self, user_id: str) -> list[tuple[Company, Role]]:
+        memberships = await self._c("memberships").find({"user_id": user_id}, sort=[("_id", 1)])
+        out = []
+        for m in memberships:
+            doc = await self._c("companies").find_one({"_id": m["company_id"]})
+            if doc is not None:
+                out.append((Company.from_doc(doc), Role(m["role"])))
+        return out
+
+    async def get_company(self, company_id: str) -> Company:
+        doc = await self._c("companies").find_one({"_id": company_id})
+        if doc is None:
+            raise NotFound("company not found", "COMPANY_NOT_FOUND")
+        return Company.from_doc(doc)
+
+    async def rename_company(self, principal: Principal, company_id: str, name: str) -> Company:
+        before = await self.get_company(company_id)
+        name = check_name("name", name)
+        doc = await self._c("companies").find_one_and_update(
+            {"_id": company_id},
+            {"$set": {"name": name, "updated_at": _now()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise NotFound("company not found", "COMPANY_NOT_FOUND")
+        after = Company.from_doc(doc)
+        self.audit(
+            AuditEntry(
+                "company_updated",
+                company_id=company_id,
+                user_id=principal.user.id,
+                user_email=principal.user.email,
+                target_type="company",
+                target_id=company_id,
+                before={"name": before.name},
+                after={"name": after.name},
+            )
+        )
+        return after
+
+    # -- members -------------------------------------------------------------------------
+
+    async def list_members(self, company_id: str) -> list[Member]:
+        docs = await self._c("memberships").find({"company_id": company_id}, sort=[("_id", 1)])
+        out = []
+        for m in docs:
+            user = await self._c("users").find_one({"_id": m["user_id"]})
+            if user is not None:
+                out.append(Member(User.from_doc(user), Role(m["role"]), m["created_at"]))
+        return out
+
+    def _may_grant(self, principal: Principal, role: Role) -> None:
+        assert principal.role is not None
+        if RANK[role] > RANK[principal.role]:
+            raise PermissionDenied(f"a {principal.role} cannot grant the {role} role")
+
+    async def add_member(
+        self, principal: Principal, email: str, role: Role, password: str | None
+    ) -> Member:
+        company_id = _company_of(principal)
+        self._may_grant(principal, role)
+        email = normalize_email(email)
+        doc = await self._c("users").find_one({"email": email})
+        if doc is None:
+            if password is None:
+                raise InvalidInput("password", "required to create a new user")
+            check_password(password)
+            user = await self._create_user(email, password, name="")
+        else:
+            # An existing account keeps its own password; never let an admin of one company
+            # reset the password a user holds for every company.
+            user = User.from_doc(doc)
+        now = _now()
+        try:
+            await self._c("memberships").insert_one(
+                {
+                    "_id": new_id(),
+                    "company_id": company_id,
+                    "user_id": user.id,
+                    "role": role.value,
+                    "created_at": now,
+                }
+            )
+        except DuplicateKey as e:
+            raise Conflict("already a member of this company", "MEMBER_EXISTS") from e
+        self.audit(
+            AuditEntry(
+                "member_created",
+                company_id=company_id,
+                user_id=principal.user.id,
+                user_email=principal.user.email,
+                target_type="member",
+                target_id=user.id,
+                after={"email": user.email, "role": role.value},
+            )
+        )
+        return Member(user, role, now)
+
+    async def _membership(self, company_id: str, user_id: str) -> dict[str, Any]:
+        doc: dict[str, Any] | None = await self._c("memberships").find_one(
+            {"company_id": company_id, "user_id": user_id}
+        )
+        if doc is None:
+            raise NotFound("member not found", "MEMBER_NOT_FOUND")
+        return doc
+
+    async def _owners(self, company_id: str) -> int:
+        return int(await self._c("memberships").count({"company_id": company_id, "role": "owner"}))
+
+    async def update_member(self, principal: Principal, user_id: str, role: Role) -> Member:
+        company_id = _company_of(principal)
+        current = await self._membership(company_id, user_id)
+        if user_id == principal.user.id:
+            raise PermissionDenied("you cannot change your own role")
+        old = Role(current["role"])
+        self._may_grant(principal, role)
+        self._may_grant(principal, old)
+        if old is Role.OWNER and role is not Role.OWNER and await self._owners(company_id) <= 1:
+            raise Conflict("a company keeps at least one owner", "LAST_OWNER")
+        await self._c("memberships").update_one(
+            {"_id": current["_id"]}, {"$set": {"role": role.value}}
+        )
+        user = await self.get_user(user_id)
+        self.audit(
+            AuditEntry(
+                "member_updated",
+                company_id=company_id,
+                user_id=principal.user.id,
+                user_email=principal.user.email,
+                target_type="member",
+                target_id=user_id,
+                before={"role": old.value},
+                after={"role": role.value},
+            )
+        )
+        return Member(user, role, current["created_at"])
+
+    async def remove_member(self, principal: Principal, user_id: str) -> None:
+        company_id = _company_of(principal)
+        current = await self._membership(company_id, user_id)
+        old = Role(current["role"])
+        if user_id != principal.user.id:
+            self._may_grant(principal, old)
+        if old is Role.OWNER and await self._owners(company_id) <= 1:
+            raise Conflict("a company keeps at least one owner", "LAST_OWNER")
+        await self._c("memberships").delete_one({"_id": current["_id"]})
+        self.audit(
+            AuditEntry(
+                "member_deleted",
+                company_id=company_id,
+                user_id=principal.user.id,
+                user_email=principal.user.email,
+                target_type="member",
+                target_id=user_id,
+                before={"role": old.value},
+            )
+        )
+
+
+def _company_of(principal: Principal) -> str:
+    if principal.company_id is None:
+        raise PermissionDenied("select a company first")
+    return principal.company_id
