@@ -167,11 +167,11 @@ class DynamicSupervisor:
             await self._stop_all()
             return escalation(self._slot.path, self._window, exit)
         slot.state = State.RESTARTING
+        slot.restarts += 1  # before the start: the new incarnation may run at once
         assert self._nursery is not None
         try:
             await self._nursery.start(slot.run, self._report)
         except Exception as exc:
             self._pending.appendleft(Exit(slot, None, ExitKind.ABNORMAL, exc))
             return None
-        slot.restarts += 1
         return None

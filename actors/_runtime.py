@@ -98,7 +98,7 @@ async def open_runtime(
     env = Env(Registry())
     runtime = Runtime(env.registry, Slot.create(root, root.id, env))
     start_error: Exception | None = None
-    body_error: Exception | None = None
+    body_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
             runtime._cancel = nursery.cancel_scope
@@ -111,6 +111,12 @@ async def open_runtime(
                     yield runtime
                 except Exception as exc:
                     body_error = exc
+                except trio.Cancelled:
+                    raise
+                except BaseException as exc:
+                    # KeyboardInterrupt and the like: tear down at once, re-raise unwrapped.
+                    body_error = exc
+                    nursery.cancel_scope.cancel()
                 await runtime.stop()
     finally:
         runtime._root.finalize()

@@ -128,6 +128,7 @@ class Supervisor:
                 other.state = State.RESTARTING
                 to_start.append(other)
         for restarting in to_start:
+            restarting.restarts += 1  # before the start: the new incarnation may run at once
             try:
                 await self._start(restarting)
             except Exception as exc:
@@ -135,5 +136,4 @@ class Supervisor:
                 # intensity and restarted per the strategy along with the ones not yet started.
                 self._pending.appendleft(Exit(restarting, None, ExitKind.ABNORMAL, exc))
                 return None
-            restarting.restarts += 1
         return None
