@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
-from .exceptions import UnknownCollection
+from .exceptions import InvalidDocument, UnknownCollection
 
 Scope = Literal["tenant", "system"]
 
@@ -104,6 +104,17 @@ class CollectionSpec:
             if not ix.multikey:
                 out.update(ix.fields)
         return frozenset(out)
+
+    def check_scalar_fields(self, doc: Mapping[str, Any]) -> None:
+        """Refuse a document holding an array where an index expects a scalar."""
+        for path in self.scalar_fields:
+            cur: Any = doc
+            for part in path.split("."):
+                cur = cur.get(part) if isinstance(cur, Mapping) else None
+            if isinstance(cur, list):
+                raise InvalidDocument(
+                    f"{self.name}: field {path!r} is indexed as a scalar and may not hold an array"
+                )
 
 
 @attrs.frozen

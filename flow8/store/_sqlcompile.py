@@ -1,0 +1,202 @@
+"""Filters and sorts compiled to SQLite over ``json_extract``, with MongoDB's semantics.
+
+Each value is classified by ``json_type`` into MongoDB's type brackets (datetimes are text in
+the ``\\x01D`` range, see ``_values``). A condition on a path matches the value there or, when
+that value is an array, any of its elements, as MongoDB does without ``$elemMatch``. Paths the
+catalog keeps array-free skip the element branch, which leaves the plain
+``json_extract(doc, path) = ?`` term the expression indexes answer.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ._catalog import CollectionSpec
+from ._filters import And, Cond, Node
+from ._values import DATE_END, DATE_PREFIX, format_datetime, to_storage, ttl_cutoff
+
+_DP = f"'{DATE_PREFIX}'"
+_DE = f"'{DATE_END}'"
+_SIMPLE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def json_path(path: str) -> str:
+    """The SQL literal of a JSON path; index DDL and queries must spell it identically."""
+    parts = []
+    for p in path.split("."):
+        simple = p and set(p) <= _SIMPLE and not p[0].isdigit()
+        parts.append(p if simple else '"' + p + '"')
+    return "'$." + ".".join(parts).replace("'", "''") + "'"
+
+
+def value_expr(path: str) -> str:
+    return "id" if path == "_id" else f"json_extract(doc, {json_path(path)})"
+
+
+def type_expr(path: str) -> str:
+    return "'text'" if path == "_id" else f"json_type(doc, {json_path(path)})"
+
+
+@attrs.define
+class _Src:
+    """Where a value comes from: the document path itself, or one array element."""
+
+    x: str  # SQL value
+    t: str  # SQL json type ('null', 'integer', ... or NULL when missing)
+
+
+def _enc(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    return to_storage(value)
+
+
+class Compiler:
+    def __init__(self, spec: CollectionSpec) -> None:
+        self.spec = spec
+        self.scalar = spec.scalar_fields
+        self.params: list[Any] = []
+
+    def _p(self, value: Any) -> str:
+        self.params.append(value)
+        return "?"
+
+    # -- predicates on one value source --------------------------------------------------
+
+    def _eq(self, s: _Src, v: Any, scalar_path: bool) -> str:
+        if v is None:
+            return f"{s.x} IS NULL" if scalar_path else f"({s.t} IS NULL OR {s.t} = 'null')"
+        if isinstance(v, bool):
+            return f"{s.t} = '{'true' if v else 'false'}'"
+        if isinstance(v, int | float):
+            return f"({s.x} = {self._p(v)} AND {s.t} IN ('integer', 'real'))"
+        if isinstance(v, str | datetime):
+            return f"({s.x} = {self._p(_enc(v))} AND {s.t} = 'text')"
+        kind = "array" if isinstance(v, list) else "object"
+        text = json.dumps(to_storage(v), ensure_ascii=False, separators=(",", ":"))
+        return f"({s.t} = '{kind}' AND {s.x} = json({self._p(text)}))"
+
+    def _cmp(self, s: _Src, op: str, v: Any) -> str:
+        sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+        if isinstance(v, bool):
+            return f"({s.t} IN ('true', 'false') AND {s.x} {sym} {int(v)})"
+        if isinstance(v, int | float):
+            return f"({s.x} {sym} {self._p(v)} AND {s.t} IN ('integer', 'real'))"
+        if isinstance(v, datetime):
+            return (
+                f"({s.x} {sym} {self._p(format_datetime(v))} AND {s.x} >= {_DP} "
+                f"AND {s.x} < {_DE} AND {s.t} = 'text')"
+            )
+        return (
+            f"({s.x} {sym} {self._p(_enc(v))} AND {s.t} = 'text' "
+            f"AND NOT ({s.x} >= {_DP} AND {s.x} < {_DE}))"
+        )
+
+    def _in(self, s: _Src, values: list[Any], scalar_path: bool) -> str:
+        if not values:
+            return "0"
+        strings = [_enc(v) for v in values if isinstance(v, str | datetime)]
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        terms = []
+        if strings:
+            marks = ", ".join(self._p(v) for v in strings)
+            terms.append(f"({s.x} IN ({marks}) AND {s.t} = 'text')")
+        if numbers:
+            marks = ", ".join(self._p(v) for v in numbers)
+            terms.append(f"({s.x} IN ({marks}) AND {s.t} IN ('integer', 'real'))")
+        for v in values:
+            if v is None or isinstance(v, bool | list | dict):
+                terms.append(self._eq(s, v, scalar_path))
+        return "(" + " OR ".join(terms) + ")"
+
+    def _positive(self, s: _Src, op: str, v: Any, scalar_path: bool) -> str:
+        if op == "eq":
+            return self._eq(s, v, scalar_path)
+        if op == "in":
+            return self._in(s, v, scalar_path)
+        return self._cmp(s, op, v)
+
+    # -- conditions on a path ----------------------------------------------------------------
+
+    def _elements(self, path: str, op: str, v: Any) -> str:
+        jp = json_path(path)
+        elem = _Src("je.value", "je.type")
+        if path == "_id":
+            return "0"
+        inner = self._positive(elem, op, v, scalar_path=False)
+        return (
+            f"({type_expr(path)} = 'array' AND EXISTS "
+            f"(SELECT 1 FROM json_each(doc, {jp}) AS je WHERE {inner}))"
+        )
+
+    def _matches(self, path: str, op: str, v: Any) -> str:
+        src = _Src(value_expr(path), type_expr(path))
+        scalar_path = path in self.scalar
+        direct = self._positive(src, op, v, scalar_path)
+        if scalar_path:
+            return direct
+        # A null equality also matches arrays holding null; a list operand matches whole arrays.
+        return f"({direct} OR {self._elements(path, op, v)})"
+
+    def cond(self, c: Cond) -> str:
+        if c.op == "exists":
+            if c.path == "_id":
+                return "1" if c.value else "0"
+            return f"{type_expr(c.path)} IS {'NOT ' if c.value else ''}NULL"
+        if c.op in ("ne", "nin"):
+            positive = self._matches(c.path, "eq" if c.op == "ne" else "in", c.value)
+            return f"NOT coalesce({positive}, 0)"
+        return self._matches(c.path, c.op, c.value)
+
+    def node(self, n: Node) -> str:
+        if isinstance(n, Cond):
+            return self.cond(n)
+        if not n.items:
+            return "1" if isinstance(n, And) else "0"
+        joiner = " AND " if isinstance(n, And) else " OR "
+        return "(" + joiner.join(self.node(i) for i in n.items) + ")"
+
+    def not_expired(self, now: datetime) -> str:
+        ttl = self.spec.ttl
+        if ttl is None:
+            return "1"
+        seconds = ttl.expire_after_seconds or 0
+        x = value_expr(ttl.fields[0])
+        cutoff = self._p(format_datetime(ttl_cutoff(now, seconds)))
+        return f"({x} IS NULL OR {x} < {_DP} OR {x} >= {cutoff})"
+
+    def where(self, node: Node, now: datetime) -> str:
+        return f"{self.node(node)} AND {self.not_expired(now)}"
+
+
+def rank_expr(path: str) -> str:
+    """MongoDB's cross-type sort order: null/missing < numbers < strings < objects < arrays
+    < booleans < dates."""
+    if path == "_id":
+        return "3"
+    x, t = value_expr(path), type_expr(path)
+    return (
+        f"(CASE {t} WHEN 'integer' THEN 2 WHEN 'real' THEN 2 "
+        f"WHEN 'text' THEN (CASE WHEN {x} >= {_DP} AND {x} < {_DE} THEN 9 ELSE 3 END) "
+        f"WHEN 'object' THEN 4 WHEN 'array' THEN 5 WHEN 'true' THEN 8 WHEN 'false' THEN 8 "
+        "ELSE 1 END)"
+    )
+
+
+def order_by(sort: list[tuple[str, int]]) -> str:
+    terms = []
+    for path, direction in sort:
+        d = "ASC" if direction == 1 else "DESC"
+        if path != "_id":
+            terms.append(f"{rank_expr(path)} {d}")
+        terms.append(f"{value_expr(path)} {d}")
+    terms.append("rowid ASC")  # ties keep insertion order, like MongoDB's natural order
+    return " ORDER BY " + ", ".join(terms)
+
+
+def index_columns(fields: tuple[str, ...]) -> str:
+    return ", ".join(value_expr(f) for f in fields)

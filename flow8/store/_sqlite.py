@@ -1,0 +1,318 @@
+"""The sqlite backend: one file, WAL, a reader pool in worker threads and one group-committing
+writer.
+
+Every write goes through a single writer task. It takes everything queued since its last commit
+as one batch, runs the batch in a worker thread inside one ``BEGIN IMMEDIATE`` transaction (each
+op in its own savepoint, so one op's error does not undo the others) and answers each op only
+after the commit returned. Under ``durability="full"`` that commit is an fsync: concurrent
+writers share it, which is where the throughput comes from. Several processes may open the same
+file; ``busy_timeout`` arbitrates the write lock and nothing is cached across transactions.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import contextlib
+import hashlib
+import queue
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+from ._catalog import Catalog, CollectionSpec
+from ._filters import Node
+from ._ops import Pending, PurgeOp, WriteOp
+from ._port import Durability
+from ._sqlcompile import index_columns
+from ._sqlexec import count, duplicate_from, execute, find, storage_error, table
+from ._values import utcnow
+from .exceptions import StoreClosed, StoreError, StoreUnavailable
+
+T = TypeVar("T")
+
+MAX_BATCH = 1024
+PURGE_BATCH = 1000
+_BATCH_FATAL = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CANTOPEN,
+    }
+)
+
+
+def sqlite_path(url: str, data_dir: str | os.PathLike[str] | None) -> Path:
+    """``sqlite:///abs/path.db`` -> /abs/path.db; a relative path resolves under data_dir."""
+    if not url.startswith("sqlite://"):
+        raise StoreUnavailable(f"not a sqlite URL: {url!r}")
+    rest = url[len("sqlite://") :].split("?", 1)[0]
+    if not rest or rest in ("/", "/:memory:", ":memory:"):
+        raise StoreUnavailable(f"sqlite URL {url!r} needs a file path (in-memory is not shared)")
+    if rest.startswith("/"):
+        return Path("/" + rest.lstrip("/"))
+    return (Path(data_dir) if data_dir else Path.cwd()) / rest
+
+
+def _index_ddl(spec: CollectionSpec) -> dict[str, tuple[str, str]]:
+    """sqlite index name -> (catalog index name, CREATE statement)."""
+    out = {}
+    for ix in spec.indexes:
+        cols = index_columns(ix.fields)
+        unique = "UNIQUE " if ix.unique else ""
+        digest = hashlib.sha1(f"{unique}{cols}".encode()).hexdigest()[:8]
+        name = f"ix_{spec.name}_{ix.name}_{digest}"
+        out[name] = (
+            ix.name,
+            f'CREATE {unique}INDEX IF NOT EXISTS "{name}" ON {table(spec)} ({cols})',
+        )
+    return out
+
+
+@attrs.define
+class SqliteBackend:
+    path: Path
+    catalog: Catalog
+    durability: Durability = "full"
+    busy_timeout: float = 5.0
+    read_connections: int = 4
+    name: str = "sqlite"
+    _writer: sqlite3.Connection | None = None
+    _idle: queue.SimpleQueue[sqlite3.Connection] = attrs.field(factory=queue.SimpleQueue)
+    _all: list[sqlite3.Connection] = attrs.field(factory=list)
+    _limiter: trio.CapacityLimiter | None = None
+    _queue: collections.deque[tuple[Pending, WriteOp]] = attrs.field(factory=collections.deque)
+    _wake: trio.Event = attrs.field(factory=trio.Event)
+    _closing: bool = False
+    _closed: bool = False
+    _index_names: dict[str, dict[str, str]] = attrs.field(factory=dict)
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"cannot open sqlite database {str(self.path)!r}: {e}") from e
+        self._all.append(conn)
+        return conn
+
+    def _open_sync(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreUnavailable(f"{str(self.path)!r}: cannot switch to WAL (got {mode})")
+            sync = "FULL" if self.durability == "full" else "NORMAL"
+            conn.execute(f"PRAGMA synchronous = {sync}")
+            self._writer = conn
+            self._ensure_schema(conn)
+        except sqlite3.Error as e:
+            raise storage_error(e, f"opening {str(self.path)!r}") from e
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for spec in self.catalog:
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table(spec)} "
+                    "(id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL)"
+                )
+                wanted = _index_ddl(spec)
+                self._index_names[spec.name] = {k: v[0] for k, v in wanted.items()}
+                existing = {
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                        "AND name LIKE 'ix\\_%' ESCAPE '\\'",
+                        (f"c_{spec.name}",),
+                    )
+                }
+                for stale in existing - set(wanted):
+                    conn.execute(f'DROP INDEX "{stale}"')
+                for _name, (ix_name, ddl) in wanted.items():
+                    try:
+                        conn.execute(ddl)
+                    except sqlite3.IntegrityError as e:
+                        raise StoreError(
+                            f"{spec.name}: cannot build unique index {ix_name!r}: existing "
+                            "documents hold duplicate values"
+                        ) from e
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def open(self) -> None:
+        await trio.to_thread.run_sync(self._open_sync)
+        self._limiter = trio.CapacityLimiter(self.read_connections)
+
+    async def aclose(self) -> None:
+        self._closing = True
+        self._wake.set()
+
+    def _close_sync(self) -> None:
+        for conn in self._all:
+            conn.close()
+        self._all.clear()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _with_reader(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only = 1")
+        try:
+            return fn(conn)
+        except sqlite3.Error as e:
+            raise storage_error(e, f"reading {str(self.path)!r}") from e
+        finally:
+            self._idle.put(conn)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed or self._closing:
+            raise StoreClosed("the store is closed")
+        return await trio.to_thread.run_sync(self._with_reader, fn, limiter=self._limiter)
+
+    async def find(
+        self,
+        spec: CollectionSpec,
+        filter: dict[str, Any],
+        node: Node,
+        sort: list[tuple[str, int]],
+        skip: int,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        now = utcnow()
+        return await self._read(lambda c: find(c, spec, node, now, sort, skip, limit))
+
+    async def count(self, spec: CollectionSpec, filter: dict[str, Any], node: Node) -> int:
+        now = utcnow()
+        return await self._read(lambda c: count(c, spec, node, now))
+
+    # -- writes --------------------------------------------------------------------------
+
+    def submit(self, op: WriteOp) -> Pending:
+        """Queue ``op`` without waiting; ops run in submission order."""
+        if self._closing:
+            raise StoreClosed("the store is closed")
+        pending = Pending()
+        self._queue.append((pending, op))
+        self._wake.set()
+        return pending
+
+    async def write(self, op: WriteOp) -> Any:
+        return await self.submit(op).wait()
+
+    def lane(self) -> SqliteBackend:
+        return self  # the writer's queue is already ordered
+
+    def _run_batch(self, batch: list[tuple[Pending, WriteOp]], now: datetime) -> list[Any]:
+        conn = self._writer
+        assert conn is not None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            return [storage_error(e, "starting a write transaction")] * len(batch)
+        results: list[Any] = []
+        try:
+            for _, op in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = execute(conn, op, now)
+                except sqlite3.IntegrityError as e:
+                    err: StoreError = duplicate_from(op.spec, e, self._index_names[op.spec.name])
+                    err.__cause__ = e
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    results.append(err)
+                    continue
+                except sqlite3.Error as e:
+                    if (
+                        getattr(e, "sqlite_errorcode", None) in _BATCH_FATAL
+                        or not conn.in_transaction
+                    ):
+                        raise
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    err = StoreError(f"{op.spec.name}: sqlite refused the operation: {e}")
+                    err.__cause__ = e
+                    results.append(err)
+                    continue
+                except StoreError as e:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    results.append(e)
+                    continue
+                conn.execute("RELEASE op")
+                results.append(value)
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            # Nothing of this batch is committed: every op in it fails alike.
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            fatal = storage_error(e, f"writing {str(self.path)!r}")
+            fatal.__cause__ = e
+            return [fatal] * len(batch)
+        return results
+
+    async def serve_writer(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        try:
+            while True:
+                if not self._queue:
+                    if self._closing:
+                        return
+                    self._wake = trio.Event()
+                    await self._wake.wait()
+                    continue
+                batch: list[tuple[Pending, WriteOp]] = []
+                while self._queue and len(batch) < MAX_BATCH:
+                    batch.append(self._queue.popleft())
+                results = await trio.to_thread.run_sync(self._run_batch, batch, utcnow())
+                for (pending, _), result in zip(batch, results, strict=True):
+                    if isinstance(result, StoreError):
+                        pending.fail(result)
+                    else:
+                        pending.resolve(result)
+        finally:
+            self._closed = True
+            closed = StoreClosed("the store closed before this write was executed")
+            while self._queue:
+                self._queue.popleft()[0].fail(closed)
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self._close_sync)
+
+    async def purge_expired(self) -> int:
+        total = 0
+        for spec in self.catalog:
+            if spec.ttl is None:
+                continue
+            while True:
+                n = int(await self.write(PurgeOp(spec, PURGE_BATCH)))
+                total += n
+                if n < PURGE_BATCH:
+                    break
+        return total

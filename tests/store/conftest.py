@@ -1,0 +1,86 @@
+"""Store fixtures: one parametrized ``store`` runs every contract test on sqlite (a real file in
+tmp_path), on mongomock (the oracle) and on a real MongoDB when MONGO_URI is set."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import mongomock
+import pytest
+
+from flow8.store import CATALOG, CollectionSpec, Keyring, Store, index, open_store
+
+TEST_CATALOG = CATALOG.extended(
+    # unindexed: full MongoDB semantics (arrays, mixed types) on every path
+    CollectionSpec("docs", "tenant"),
+    CollectionSpec("sys_docs", "system"),
+    CollectionSpec(
+        "things",
+        "tenant",
+        (
+            index("company_id", "k", unique=True),
+            index("company_id", "n"),
+            index("tags", multikey=True),
+        ),
+    ),
+    CollectionSpec(
+        "leases",
+        "tenant",
+        (index("expires_at", expire_after_seconds=0), index("company_id", "key", unique=True)),
+    ),
+    CollectionSpec(
+        "vault",
+        "tenant",
+        (index("company_id", "name", unique=True),),
+        frozenset({"secret", "other"}),
+    ),
+)
+
+KEYS = Keyring.generate("k1")
+
+
+def mongo_uri() -> str | None:
+    return os.environ.get("MONGO_URI") or None
+
+
+async def _open(kind: str, tmp_path: Path, **kw: Any) -> AsyncIterator[Store]:
+    kw.setdefault("catalog", TEST_CATALOG)
+    kw.setdefault("encryption", KEYS)
+    if kind == "sqlite":
+        async with open_store(f"sqlite://{tmp_path}/flow8.db", data_dir=tmp_path, **kw) as s:
+            yield s
+    elif kind == "mongomock":
+        client = mongomock.MongoClient(tz_aware=True)
+        async with open_store("mongodb://mock/flow8test", mongo_client=client, **kw) as s:
+            yield s
+    else:
+        uri = mongo_uri()
+        if uri is None:
+            pytest.skip("MONGO_URI not set: real MongoDB contract run skipped")
+        import pymongo
+
+        name = f"flow8test_{uuid.uuid4().hex[:8]}"
+        client: Any = pymongo.MongoClient(uri, tz_aware=True)
+        try:
+            base = uri.split("?")[0].rstrip("/")
+            async with open_store(f"{base}/{name}", mongo_client=client, **kw) as s:
+                yield s
+        finally:
+            client.drop_database(name)
+            client.close()
+
+
+@pytest.fixture(params=["sqlite", "mongomock", "mongo"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    async for s in _open(request.param, tmp_path):
+        yield s
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+    async for s in _open("sqlite", tmp_path):
+        yield s
