@@ -180,6 +180,13 @@ CATALOG = Catalog.of(
         ),
         # store-internal bookkeeping (key rotation progress)
         _system("store_meta"),
+        # [http/identity engineer] audit entries outside any company (failed logins for
+        # unknown accounts); tenant audit entries live in the tenant collection audit_logs.
+        _system(
+            "system_audit_logs",
+            index(("created_at", -1)),
+            index("action"),
+        ),
         # -- tenant: reached through store.tenant(company_id) only
         _tenant("flows", index("company_id", "name"), index("company_id", ("updated_at", -1))),
         _tenant(
