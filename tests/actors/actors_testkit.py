@@ -112,7 +112,9 @@ def live_incarnations() -> int:
 
     code = Slot.run.__code__
     count = 0
-    stack = [trio.lowlevel.current_root_task()]
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    stack = [root]
     while stack:
         t = stack.pop()
         if getattr(t.coro, "cr_code", None) is code:

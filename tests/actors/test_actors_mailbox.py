@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import trio
@@ -188,21 +189,25 @@ async def test_call_waiting_on_an_actor_stopped_mid_call_gets_a_clear_error(
         assert "stopped handling the call" in str(errors[0])
 
 
+async def noop(task_status: trio.TaskStatus[Any]) -> None:
+    task_status.started()
+
+
 async def test_bad_specs_are_refused_with_clear_errors() -> None:
     with pytest.raises(actors.SpecError, match="capacity"):
         actors.actor("a", lambda: None, capacity=0)  # type: ignore[arg-type,return-value]
     with pytest.raises(actors.SpecError, match="'/'"):
-        actors.task("a/b", lambda ts: trio.sleep(0))
+        actors.task("a/b", noop)
     with pytest.raises(actors.SpecError, match="duplicate child id 'x'"):
-        actors.SupervisorSpec([actors.task("x", trio.sleep), actors.task("x", trio.sleep)])
+        actors.SupervisorSpec([actors.task("x", noop), actors.task("x", noop)])
     with pytest.raises(actors.SpecError, match="intensity"):
         actors.SupervisorSpec([], intensity=-1)
     with pytest.raises(actors.SpecError, match="period"):
         actors.SupervisorSpec([], period=math.inf)
     with pytest.raises(actors.SpecError, match="shutdown"):
-        actors.task("t", trio.sleep, shutdown=-1)
+        actors.task("t", noop, shutdown=-1)
     with pytest.raises(actors.SpecError, match="max_children"):
         actors.dynamic_supervisor("d", max_children=0)
     assert actors.supervisor("s", []).shutdown is None
     assert actors.supervisor("s", []).kind is actors.ChildKind.SUPERVISOR
-    assert actors.task("t", trio.sleep).kind is actors.ChildKind.WORKER
+    assert actors.task("t", noop).kind is actors.ChildKind.WORKER

@@ -127,13 +127,17 @@ async def test_exceeding_intensity_stops_children_in_reverse_and_fails_chained(
 ) -> None:
     log = Log()
     spec = spec_of(log, actors.Strategy.ONE_FOR_ONE, intensity=1)
-    with pytest.raises(actors.RuntimeFailed) as info:
+
+    async def scenario() -> None:
         async with actors.open_runtime(spec) as rt:
             await crash(rt, "b")  # first restart: allowed
             await trio.sleep(4.9)
             log.clear()
             await crash(rt, "a")  # second within 5 s: too many
             pytest.fail("the block should have been cancelled")
+
+    with pytest.raises(actors.RuntimeFailed) as info:
+        await scenario()
     assert log.events == [("crash", "a"), ("stop", "a"), ("stop", "c"), ("stop", "b")]
     failed = info.value.__cause__
     assert isinstance(failed, actors.SupervisorFailed)
