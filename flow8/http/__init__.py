@@ -4,9 +4,18 @@
 Hypercorn's trio worker as a supervised service.
 """
 
-from ._app import create_app
+from ._app import create_app, route_specs
+from ._child import http_child
 from ._context import Flow8App
 from ._deps import HttpDeps, HttpSettings
 from ._serve import serve_http
 
-__all__ = ["Flow8App", "HttpDeps", "HttpSettings", "create_app", "serve_http"]
+__all__ = [
+    "Flow8App",
+    "HttpDeps",
+    "HttpSettings",
+    "create_app",
+    "http_child",
+    "route_specs",
+    "serve_http",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 from quart import Response
 
-from . import _admin, _company_routes, _hardening, _identity_routes, _request_audit
+from . import _admin, _company_routes, _cors, _hardening, _identity_routes, _request_audit
 from ._admin_auth import AdminGate
 from ._api import Routes, RouteSpec
 from ._context import Flow8App, app
@@ -32,6 +32,7 @@ def create_app(deps: HttpDeps) -> Flow8App:
     )
     _request_audit.install(application)
     _hardening.install(application)
+    _cors.install(application)
     application.register_blueprint(_admin.blueprint)
     for group in ROUTE_GROUPS:
         application.register_blueprint(group.blueprint)

@@ -36,6 +36,8 @@ async def serve_http(
     first so WebSocket handlers close instead of holding the server for `graceful_timeout`.
     """
     config = hypercorn_config(host, port, graceful_timeout)
+    # A restarted server reuses the app: give it a fresh closing signal.
+    app.closing = trio.Event()
 
     async def _trigger() -> None:
         if shutdown_event is None:

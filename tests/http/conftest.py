@@ -1,14 +1,20 @@
-"""Fixtures running the real app on Hypercorn at 127.0.0.1 with an ephemeral port."""
+"""Fixtures running the real app on Hypercorn at 127.0.0.1 (ephemeral port) over a real
+sqlite store in tmp_path."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
+from pathlib import Path
 
 import pytest
 import trio
+from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ApiEnv
 
-from flow8.http import Flow8App, serve_http
+from flow8.http import Flow8App, HttpDeps, HttpSettings, create_app, serve_http
+from flow8.services.audit import AuditLog, StoreAuditSink
+from flow8.services.identity import IdentityService
+from flow8.store import Keyring, Store, open_store
 
 Serve = Callable[[Flow8App], Awaitable[str]]
 
@@ -24,3 +30,42 @@ async def serve(nursery: trio.Nursery) -> Serve:
         return binds[0]
 
     return _start
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with open_store(
+        f"sqlite:///{tmp_path / 'flow8.db'}",
+        data_dir=tmp_path,
+        durability="normal",
+        encryption=Keyring.generate(),
+    ) as s:
+        yield s
+
+
+@pytest.fixture
+async def api(nursery: trio.Nursery, store: Store, serve: Serve) -> ApiEnv:
+    audit = AuditLog(StoreAuditSink(store))
+    await nursery.start(audit.serve)
+    identity = IdentityService(store, audit=audit.record)
+    deps = HttpDeps(
+        settings=HttpSettings(
+            admin_token="admin-token-for-tests", allowed_origins=("https://ui.example",)
+        ),
+        identity=identity,
+        audit=audit.record,
+    )
+    app = create_app(deps)
+    url = await serve(app)
+    return ApiEnv(url, store, identity, audit, app)
+
+
+@pytest.fixture
+async def installed(api: ApiEnv) -> ApiEnv:
+    async with api.client() as client:
+        r = await client.post(
+            "/api/install",
+            json={"company": "Acme", "email": OWNER_EMAIL, "password": OWNER_PASSWORD},
+        )
+        assert r.status_code == 201, r.text
+    return api

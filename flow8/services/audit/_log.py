@@ -16,6 +16,8 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from flow8.store import InvalidDocument, InvalidQuery, TenancyError, UnknownCollection
+
 from ._entry import AuditEntry
 
 log = logging.getLogger("flow8.audit")
@@ -78,6 +80,23 @@ class AuditLog:
             self._progress.set()
             self._progress = trio.Event()
 
+    async def _loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            while self._pending:
+                try:
+                    await self._write_batch()
+                except (InvalidDocument, InvalidQuery, UnknownCollection, TenancyError):
+                    # A batch the store refuses as such will be refused forever: drop it
+                    # (counted, logged) rather than block every later entry behind it.
+                    lost = self._pending.popleft()
+                    self.dropped += 1
+                    log.exception("audit entry refused by the store, dropped: %s", lost.action)
+                except Exception:
+                    log.exception("audit write failed; %d kept for retry", self.pending)
+                    await trio.sleep(1.0)
+
     async def flush(self) -> None:
         """Write everything recorded so far."""
         while self._pending:
@@ -88,18 +107,25 @@ class AuditLog:
         while self._pending or self._in_flight:
             await self._progress.wait()
 
-    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(
+        self,
+        *,
+        stop: trio.Event | None = None,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Write batches until `stop` is set (then flush and return) or until cancelled
+        (then flush, shielded, for at most `flush_timeout` seconds)."""
         task_status.started()
         try:
-            while True:
-                await self._wakeup.wait()
-                self._wakeup = trio.Event()
-                while self._pending:
-                    try:
-                        await self._write_batch()
-                    except Exception:
-                        log.exception("audit write failed; %d kept for retry", self.pending)
-                        await trio.sleep(1.0)
+            async with trio.open_nursery() as nursery:
+                if stop is not None:
+
+                    async def _stop_watch() -> None:
+                        await stop.wait()
+                        nursery.cancel_scope.cancel()
+
+                    nursery.start_soon(_stop_watch)
+                nursery.start_soon(self._loop)
         finally:
             with trio.CancelScope(shield=True) as scope:
                 scope.deadline = trio.current_time() + self.flush_timeout

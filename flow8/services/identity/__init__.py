@@ -1,5 +1,6 @@
 """Identity: users, companies, memberships with roles, sessions, API keys and the RBAC table."""
 
+from ._bootstrap import init_owner, install_instructions, needs_install
 from ._models import (
     SCOPES,
     ApiKey,
@@ -54,5 +55,8 @@ __all__ = [
     "Role",
     "User",
     "allowed",
+    "init_owner",
+    "install_instructions",
+    "needs_install",
     "normalize_email",
 ]

@@ -177,9 +177,13 @@ class IdentityService:
         if not ok:
             self.account_limiter.hit(key)
             self.ip_limiter.hit(ip)
+            # A known account's failures belong in its company's trail, where its admins
+            # look; unknown accounts go to the system trail.
+            company = await self._default_company(doc["_id"], None) if doc else None
             self.audit(
                 AuditEntry(
                     "auth_login_failure",
+                    company_id=company,
                     user_id=doc["_id"] if doc else None,
                     user_email=key[:320],
                     ip=ip,

@@ -1,0 +1,48 @@
+"""CORS for the origins the configuration allows, and nothing else.
+
+Credentials (the session cookie) are allowed for those origins, so the allow-list must be exact
+origins: no wildcard is ever echoed.
+"""
+
+from __future__ import annotations
+
+from quart import Response, request
+
+from ._context import Flow8App
+from ._responses import empty_response
+
+_ALLOWED_HEADERS = "Content-Type, Authorization, X-CSRF-Token, Idempotency-Key, X-Request-Id"
+_ALLOWED_METHODS = "GET, POST, PUT, DELETE"
+
+
+def install(app: Flow8App) -> None:
+    allowed = frozenset(app.deps.settings.allowed_origins)
+
+    def _headers(origin: str) -> dict[str, str]:
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Credentials": "true",
+            "Vary": "Origin",
+        }
+
+    @app.before_request
+    async def _preflight() -> Response | None:
+        if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
+            return None
+        origin = request.headers.get("Origin", "")
+        if origin not in allowed:
+            return empty_response(204, headers={"Vary": "Origin"})
+        headers = _headers(origin)
+        headers["Access-Control-Allow-Methods"] = _ALLOWED_METHODS
+        headers["Access-Control-Allow-Headers"] = _ALLOWED_HEADERS
+        headers["Access-Control-Max-Age"] = "600"
+        return empty_response(204, headers=headers)
+
+    @app.after_request
+    async def _cors(response: Response) -> Response:
+        origin = request.headers.get("Origin")
+        if origin and origin in allowed:
+            for key, value in _headers(origin).items():
+                response.headers[key] = value
+            response.headers["Access-Control-Expose-Headers"] = "X-Request-Id, Retry-After"
+        return response

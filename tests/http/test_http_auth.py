@@ -1,0 +1,232 @@
+"""Install gate, login/logout, sessions, CSRF, API keys — over real HTTP and a real store."""
+
+from __future__ import annotations
+
+import time
+
+from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ApiEnv
+
+from flow8.services.identity import Argon2Params, Passwords
+
+
+async def test_install_once_then_409(api: ApiEnv) -> None:
+    async with api.client() as client:
+        assert (await client.get("/api/install")).json() == {"installed": False}
+        bad = await client.post("/api/install", json={"company": "", "email": "x", "password": "s"})
+        assert bad.status_code == 422
+        fields = {f["field"] for f in bad.json()["fields"]}
+        assert fields == {"company", "email", "password"}
+        body = {"company": "Acme", "email": OWNER_EMAIL, "password": OWNER_PASSWORD}
+        r = await client.post("/api/install", json=body)
+        assert r.status_code == 201
+        assert r.json()["company"]["name"] == "Acme"
+        assert "password" not in r.text
+        again = await client.post("/api/install", json={**body, "email": "other@example.com"})
+        assert again.status_code == 409
+        assert again.json()["error"] == "ALREADY_INSTALLED"
+        assert (await client.get("/api/install")).json() == {"installed": True}
+
+
+async def test_login_me_logout_cycle(installed: ApiEnv) -> None:
+    async with installed.client() as client:
+        r = await client.post(
+            "/api/auth/login", json={"email": OWNER_EMAIL.upper(), "password": OWNER_PASSWORD}
+        )
+        assert r.status_code == 200
+        cookie = r.headers["set-cookie"]
+        assert "HttpOnly" in cookie
+        assert "SameSite=Lax" in cookie
+        body = r.json()
+        assert body["role"] == "owner"
+        assert body["csrfToken"]
+        me = await client.get("/api/auth/me")
+        assert me.status_code == 200
+        assert me.json()["user"]["email"] == OWNER_EMAIL
+        # Unsafe requests on a cookie session need the CSRF token.
+        r = await client.post("/api/auth/logout")
+        assert r.status_code == 403
+        assert r.json()["error"] == "CSRF_INVALID"
+        r = await client.post("/api/auth/logout", headers={"X-CSRF-Token": "wrong"})
+        assert r.status_code == 403
+        r = await client.post("/api/auth/logout", headers={"X-CSRF-Token": body["csrfToken"]})
+        assert r.status_code == 204
+        assert (await client.get("/api/auth/me")).status_code == 401
+
+
+async def test_old_session_token_is_dead_after_logout(installed: ApiEnv) -> None:
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as client:
+        token = client.cookies["flow8_session"]
+        assert (await client.post("/api/auth/logout")).status_code == 204
+    async with installed.client() as replay:
+        r = await replay.get("/api/auth/me", headers={"Cookie": f"flow8_session={token}"})
+        assert r.status_code == 401
+
+
+async def test_unknown_user_and_wrong_password_answer_the_same(installed: ApiEnv) -> None:
+    async with installed.client() as client:
+        timings = {}
+        bodies = {}
+        for label, email, password in (
+            ("wrong", OWNER_EMAIL, "not-the-password"),
+            ("unknown", "nobody@example.com", "not-the-password"),
+        ):
+            started = time.perf_counter()
+            r = await client.post("/api/auth/login", json={"email": email, "password": password})
+            timings[label] = time.perf_counter() - started
+            assert r.status_code == 401
+            bodies[label] = r.json()
+            assert "set-cookie" not in r.headers
+    assert bodies["wrong"] == bodies["unknown"]
+    # Both paths run one argon2 verification; neither is an order of magnitude faster.
+    assert timings["unknown"] > timings["wrong"] / 5
+
+
+async def test_login_rate_limited_per_account(installed: ApiEnv) -> None:
+    async with installed.client() as client:
+        for _ in range(5):
+            r = await client.post(
+                "/api/auth/login", json={"email": OWNER_EMAIL, "password": "bad-password-x"}
+            )
+            assert r.status_code == 401
+        r = await client.post(
+            "/api/auth/login", json={"email": OWNER_EMAIL, "password": OWNER_PASSWORD}
+        )
+        assert r.status_code == 429
+        assert int(r.headers["retry-after"]) > 0
+        # The same limit applies to an unknown account: no way to tell them apart.
+        for _ in range(5):
+            await client.post(
+                "/api/auth/login", json={"email": "ghost@example.com", "password": "bad-pass-x"}
+            )
+        r = await client.post(
+            "/api/auth/login", json={"email": "ghost@example.com", "password": "bad-pass-x"}
+        )
+        assert r.status_code == 429
+
+
+async def test_login_rehashes_when_parameters_change(installed: ApiEnv) -> None:
+    users = installed.store.system.collection("users")
+    weak = Passwords(Argon2Params(memory_kib=8 * 1024, iterations=1))
+    await users.update_one(
+        {"email": OWNER_EMAIL}, {"$set": {"password_hash": await weak.hash(OWNER_PASSWORD)}}
+    )
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD):
+        pass
+    doc = await users.find_one({"email": OWNER_EMAIL})
+    assert doc is not None
+    assert doc["password_hash"].startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+async def test_api_key_created_once_listed_without_secret_and_revoked(installed: ApiEnv) -> None:
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
+        r = await owner.post("/api/auth/api-keys", json={"name": "ci", "scopes": ["api"]})
+        assert r.status_code == 201
+        created = r.json()
+        key = created["key"]
+        assert key.startswith("f8k_")
+        assert set(created) >= {"id", "key", "prefix", "scopes"}
+        listing = await owner.get("/api/auth/api-keys")
+        assert listing.status_code == 200
+        assert listing.json()["total"] == 1
+        assert key not in listing.text
+        assert listing.json()["data"][0]["prefix"] == created["prefix"]
+        stored = await installed.store.system.collection("api_keys").find_one({})
+        assert stored is not None
+        assert key not in str(stored)
+
+        async with installed.client(headers={"Authorization": f"Bearer {key}"}) as bot:
+            me = await bot.get("/api/auth/me")
+            assert me.status_code == 200
+            assert me.json()["via"] == "api_key"
+            assert me.json()["csrfToken"] is None
+            # Bearer callers need no CSRF token: no ambient credential to ride on.
+            r = await bot.post("/api/auth/api-keys", json={"name": "k2", "scopes": ["mcp"]})
+            assert r.status_code == 201
+            mcp_only = r.json()["key"]
+            r = await owner.delete(f"/api/auth/api-keys/{created['id']}")
+            assert r.status_code == 204
+            assert (await bot.get("/api/auth/me")).status_code == 401
+        async with installed.client(headers={"Authorization": f"Bearer {mcp_only}"}) as mcp:
+            r = await mcp.get("/api/auth/me")
+            assert r.status_code == 403  # an mcp-scoped key cannot call the REST API
+
+
+async def test_bad_bearer_and_bad_cookie_are_401(installed: ApiEnv) -> None:
+    async with installed.client() as client:
+        for headers in (
+            {"Authorization": "Bearer f8k_AAAAAAAA_" + "a" * 43},
+            {"Authorization": "Basic dXNlcjpwYXNz"},
+            {"Cookie": "flow8_session=forged"},
+        ):
+            r = await client.get("/api/auth/me", headers=headers)
+            assert r.status_code == 401, headers
+            assert r.json()["statusCode"] == 401
+
+
+async def test_json_routes_refuse_other_content_types(installed: ApiEnv) -> None:
+    async with installed.client() as client:
+        r = await client.post(
+            "/api/auth/login",
+            content=f"email={OWNER_EMAIL}&password={OWNER_PASSWORD}",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 415
+        r = await client.post(
+            "/api/auth/login", content=b"{not json", headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code == 400
+        assert r.json()["error"] == "INVALID_JSON"
+        deep = "[" * 100_000 + "]" * 100_000
+        r = await client.post(
+            "/api/auth/login", content=deep, headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code in (400, 422)
+
+
+async def test_cors_only_for_allowed_origins(installed: ApiEnv) -> None:
+    async with installed.client() as client:
+        pre = {"Access-Control-Request-Method": "POST"}
+        r = await client.options("/api/auth/login", headers={**pre, "Origin": "https://ui.example"})
+        assert r.status_code == 204
+        assert r.headers["access-control-allow-origin"] == "https://ui.example"
+        assert r.headers["access-control-allow-credentials"] == "true"
+        r = await client.options("/api/auth/login", headers={**pre, "Origin": "https://evil.x"})
+        assert "access-control-allow-origin" not in r.headers
+        r = await client.get("/api/install", headers={"Origin": "https://evil.x"})
+        assert "access-control-allow-origin" not in r.headers
+
+
+async def test_switch_company_and_create_company(installed: ApiEnv) -> None:
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
+        first = (await owner.get("/api/auth/me")).json()["companyId"]
+        r = await owner.post("/api/companies", json={"name": "Second Co"})
+        assert r.status_code == 201
+        second = r.json()["id"]
+        assert r.json()["role"] == "owner"
+        mine = (await owner.get("/api/companies")).json()
+        assert {c["id"] for c in mine["data"]} == {first, second}
+        r = await owner.post("/api/auth/company", json={"companyId": second})
+        assert r.status_code == 200
+        assert r.json()["companyId"] == second
+        assert (await owner.get("/api/auth/me")).json()["companyId"] == second
+        r = await owner.post("/api/auth/company", json={"companyId": "01NOTMINE"})
+        assert r.status_code == 404
+
+
+async def test_auth_events_are_audited_with_no_secrets(installed: ApiEnv) -> None:
+    async with installed.client() as client:
+        await client.post("/api/auth/login", json={"email": OWNER_EMAIL, "password": "nope-nope"})
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as client:
+        await client.post("/api/auth/api-keys", json={"name": "k", "scopes": ["api"]})
+        company = (await client.get("/api/auth/me")).json()["companyId"]
+    await installed.audit.wait_idle()
+    logs = installed.store.tenant(company).collection("audit_logs")
+    actions = [d["action"] for d in await logs.find({}, sort=[("_id", 1)])]
+    for expected in ("auth_login_failure", "auth_login_success", "auth_api_key_created"):
+        assert expected in actions
+    requests = await logs.find({"action": "http_request"})
+    assert requests
+    assert all(r["status"] and r["method"] and r["correlation_id"] for r in requests)
+    everything = str(await logs.find({}))
+    assert OWNER_PASSWORD not in everything
+    assert "nope-nope" not in everything
