@@ -10,6 +10,7 @@ import json
 import re
 import typing
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -237,10 +238,16 @@ def parse_query(cls: type, args: Mapping[str, str]) -> Any:
                 values[a.name] = raw.lower() in ("true", "1")
             elif target is float:
                 values[a.name] = float(raw)
+            elif target is datetime:
+                moment = datetime.fromisoformat(raw)
+                if moment.tzinfo is None:
+                    raise ValueError
+                values[a.name] = moment
             else:
                 values[a.name] = raw
         except ValueError:
-            errors.add(key, f"must be {getattr(target, '__name__', str(target))}")
+            kind = "an RFC 3339 date-time with offset" if target is datetime else target.__name__
+            errors.add(key, f"must be {kind}")
     if errors.items:
         raise ValidationFailed(errors.items)
     return parse(cls, {camel(k): v for k, v in values.items()})

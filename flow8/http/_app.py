@@ -5,7 +5,15 @@ from __future__ import annotations
 import trio
 from quart import Response
 
-from . import _admin, _company_routes, _cors, _hardening, _identity_routes, _request_audit
+from . import (
+    _admin,
+    _audit_routes,
+    _company_routes,
+    _cors,
+    _hardening,
+    _identity_routes,
+    _request_audit,
+)
 from ._admin_auth import AdminGate
 from ._api import Routes, RouteSpec
 from ._context import Flow8App, app
@@ -13,7 +21,11 @@ from ._deps import HttpDeps
 from ._openapi import build_openapi
 from ._responses import json_response
 
-ROUTE_GROUPS: tuple[Routes, ...] = (_identity_routes.routes, _company_routes.routes)
+ROUTE_GROUPS: tuple[Routes, ...] = (
+    _identity_routes.routes,
+    _company_routes.routes,
+    _audit_routes.routes,
+)
 
 
 def route_specs() -> list[RouteSpec]:

@@ -10,6 +10,7 @@ import attrs
 
 from flow8.services.audit import AuditEntry
 from flow8.services.identity import IdentityService
+from flow8.store import Store
 
 
 def _no_tree() -> Mapping[str, Any]:
@@ -56,5 +57,6 @@ class HttpDeps:
     # Wall clock for cookie and session expiry; tests substitute a controllable one.
     clock: Callable[[], float] = time.time
     identity: IdentityService | None = None
+    store: Store | None = None
     # Non-blocking: AuditLog.record. Every request and change is reported here.
     audit: Callable[[AuditEntry], None] = _no_audit

@@ -206,6 +206,16 @@ def _convert(tp: Any, value: Any, path: str, errors: _Errors) -> Any:
     tp = inner
     if tp is Any or tp is object:
         return value
+    if tp is datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            errors.add(path, "must be an RFC 3339 date-time with offset")
+        return moment
     if tp is str:
         if not isinstance(value, str):
             errors.add(path, "must be a string")

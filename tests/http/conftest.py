@@ -53,6 +53,7 @@ async def api(nursery: trio.Nursery, store: Store, serve: Serve) -> ApiEnv:
             admin_token="admin-token-for-tests", allowed_origins=("https://ui.example",)
         ),
         identity=identity,
+        store=store,
         audit=audit.record,
     )
     app = create_app(deps)

@@ -37,3 +37,44 @@ class ApiEnv:
             assert r.status_code == 200, r.text
             client.headers["X-CSRF-Token"] = r.json()["csrfToken"]
             yield client
+
+
+ROLES = ("owner", "admin", "editor", "operator", "viewer")
+
+
+def example(schema: dict[str, Any], spec: dict[str, Any]) -> Any:
+    """A minimal valid instance of `schema` (resolving $refs in `spec`), for probing routes."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return example(spec["components"]["schemas"][name], spec)
+    if "anyOf" in schema:
+        return example(schema["anyOf"][0], spec)
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {k: example(props[k], spec) for k in schema.get("required", [])}
+    if kind == "array":
+        return [example(schema.get("items", {}), spec)] * schema.get("minItems", 0)
+    if kind == "string":
+        if schema.get("format") == "email":
+            return "probe@example.com"
+        if schema.get("format") == "date-time":
+            return "2026-01-01T00:00:00Z"
+        return "probe-value-" + "x" * schema.get("minLength", 0)
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1))
+    if kind == "boolean":
+        return False
+    return {}
+
+
+def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method.upper(), path, op)
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+    ]

@@ -1,0 +1,149 @@
+"""Every route in the OpenAPI document: the role x action matrix and tenant isolation."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import attrs
+import httpx
+import pytest
+from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ROLES, ApiEnv, example, operations
+
+from flow8.services.identity import Action, Role, allowed
+
+PASSWORD = "member-password-1"
+
+
+@attrs.define
+class World:
+    env: ApiEnv
+    spec: dict[str, Any]
+    a: str  # company A
+    b: str  # company B
+    b_owner: str
+    b_key_id: str
+    b_member: str
+
+
+async def _world(env: ApiEnv) -> World:
+    async with env.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
+        a = (await owner.get("/api/auth/me")).json()["companyId"]
+        for role in ROLES[1:]:
+            r = await owner.post(
+                f"/api/companies/{a}/members",
+                json={"email": f"{role}@a.example", "role": role, "password": PASSWORD},
+            )
+            assert r.status_code == 201, r.text
+        r = await owner.post(
+            f"/api/companies/{a}/members",
+            json={"email": "boss@b.example", "role": "viewer", "password": PASSWORD},
+        )
+        b_owner = r.json()["userId"]
+        assert (await owner.delete(f"/api/companies/{a}/members/{b_owner}")).status_code == 204
+        spec = (await owner.get("/api/openapi.json")).json()
+    async with env.session("boss@b.example", PASSWORD) as boss:
+        b = (await boss.post("/api/companies", json={"name": "Beta"})).json()["id"]
+        assert (await boss.post("/api/auth/company", json={"companyId": b})).status_code == 200
+        key = await boss.post("/api/auth/api-keys", json={"name": "b-key", "scopes": ["api"]})
+        r = await boss.post(
+            f"/api/companies/{b}/members",
+            json={"email": "member@b.example", "role": "editor", "password": PASSWORD},
+        )
+        b_member = r.json()["userId"]
+    return World(env, spec, a, b, b_owner, key.json()["id"], b_member)
+
+
+def _body(op: dict[str, Any], spec: dict[str, Any]) -> Any:
+    body = op.get("requestBody")
+    if body is None:
+        return None
+    return example(body["content"]["application/json"]["schema"], spec)
+
+
+def _fill(path: str, ids: dict[str, str]) -> str:
+    return re.sub(r"{(\w+)}", lambda m: ids.get(m.group(1), "01UNKNOWNID"), path)
+
+
+def _ordered(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    # Logging out ends the session used for the walk: do it last.
+    return sorted(operations(spec), key=lambda o: o[1] == "/api/auth/logout")
+
+
+async def test_every_route_is_in_the_permission_table_and_enforced(installed: ApiEnv) -> None:
+    world = await _world(installed)
+    ops = _ordered(world.spec)
+    assert len(ops) >= 17
+    for method, path, op in ops:
+        assert "x-flow8-action" in op, f"{method} {path} has no action in the table"
+        Action(op["x-flow8-action"])  # unknown actions fail here
+    for role in ROLES:
+        email = OWNER_EMAIL if role == "owner" else f"{role}@a.example"
+        password = OWNER_PASSWORD if role == "owner" else PASSWORD
+        async with installed.session(email, password) as client:
+            for method, path, op in ops:
+                action = Action(op["x-flow8-action"])
+                url = _fill(path, {"companyId": world.a})
+                r = await client.request(method, url, json=_body(op, world.spec))
+                denied = r.status_code == 403 and r.json()["error"] == "PERMISSION_DENIED"
+                expected = not allowed(Role(role), action)
+                assert denied is expected, f"{role} {method} {path}: {r.status_code} {r.text}"
+                assert r.status_code < 500, f"{role} {method} {path}: {r.text}"
+
+
+async def test_company_a_cannot_reach_company_b(installed: ApiEnv) -> None:
+    world = await _world(installed)
+    b_ids = {"companyId": world.b, "keyId": world.b_key_id, "userId": world.b_member}
+    store = installed.store.system
+
+    async def b_state() -> Any:
+        company = await store.collection("companies").find_one({"_id": world.b})
+        members = await store.collection("memberships").find({"company_id": world.b})
+        keys = await store.collection("api_keys").find({"company_id": world.b})
+        return company, sorted((m["user_id"], m["role"]) for m in members), keys
+
+    before = await b_state()
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as a_owner:
+        for method, path, op in _ordered(world.spec):
+            if "{" not in path:
+                continue
+            r = await a_owner.request(method, _fill(path, b_ids), json=_body(op, world.spec))
+            assert r.status_code == 404, f"{method} {path}: {r.status_code} {r.text}"
+        r = await a_owner.post("/api/auth/company", json={"companyId": world.b})
+        assert r.status_code == 404
+        for url in ("/api/companies", "/api/auth/api-keys", f"/api/companies/{world.a}/members"):
+            text = (await a_owner.get(url)).text
+            for foreign in (world.b, world.b_key_id, world.b_member, world.b_owner):
+                assert foreign not in text, f"{url} leaks {foreign}"
+        await installed.audit.wait_idle()
+        audit = await a_owner.get("/api/audit", params={"size": 100})
+        assert audit.status_code == 200
+        # A's trail holds A's own probes (with B's ids in their paths) but none of B's events.
+        assert "b-key" not in audit.text
+        assert "member@b.example" not in audit.text
+        assert "Beta" not in audit.text
+    assert await b_state() == before
+
+
+async def test_api_key_is_bound_to_its_company(installed: ApiEnv) -> None:
+    world = await _world(installed)
+    async with installed.session("boss@b.example", PASSWORD) as boss:
+        key = (await boss.post("/api/auth/api-keys", json={"name": "k", "scopes": ["api"]})).json()[
+            "key"
+        ]
+    async with httpx.AsyncClient(
+        base_url=installed.url, headers={"Authorization": f"Bearer {key}"}
+    ) as bot:
+        assert (await bot.get(f"/api/companies/{world.a}")).status_code == 404
+        assert (await bot.get(f"/api/companies/{world.b}")).status_code == 200
+        r = await bot.post("/api/auth/company", json={"companyId": world.a})
+        assert r.status_code in (403, 404)
+        r = await bot.post("/api/companies", json={"name": "Gamma"})
+        assert r.status_code == 403
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator", "editor"])
+async def test_lower_roles_cannot_read_audit(installed: ApiEnv, role: str) -> None:
+    await _world(installed)
+    async with installed.session(f"{role}@a.example", PASSWORD) as client:
+        assert (await client.get("/api/audit")).status_code == 403
