@@ -1,0 +1,79 @@
+"""Domain models and pure rules: flows, flowlets, plays, layers; no I/O.
+
+Models are attrs classes (snake_case). ``parse_flow_definition`` reads the camelCase JSON
+form; ``api`` / ``storage`` are the cattrs converters for the two boundaries.
+"""
+
+from __future__ import annotations
+
+from ._codec import api, flow_definition_to_api, parse_flow_definition, storage
+from ._errors import DomainError, FlowValidationError, InvalidTransition, Problem
+from ._flow import (
+    Cast,
+    ExecutionSettings,
+    FilterMode,
+    FilterOperator,
+    FilterSpec,
+    Flow,
+    FlowDefinition,
+    Flowlet,
+    KvConflict,
+    RetryPolicy,
+)
+from ._play import (
+    Attempt,
+    LayerState,
+    Play,
+    PlayLayer,
+    PlayState,
+    Trigger,
+    TriggerKind,
+    WaitReason,
+    check_play_transition,
+    layer_key,
+    play_sources,
+)
+from ._rules import (
+    FlowChecks,
+    definition_problems,
+    execution_groups,
+    prev_refs,
+    validate_definition,
+)
+
+__all__ = [
+    "Attempt",
+    "Cast",
+    "DomainError",
+    "ExecutionSettings",
+    "FilterMode",
+    "FilterOperator",
+    "FilterSpec",
+    "Flow",
+    "FlowChecks",
+    "FlowDefinition",
+    "FlowValidationError",
+    "Flowlet",
+    "InvalidTransition",
+    "KvConflict",
+    "LayerState",
+    "Play",
+    "PlayLayer",
+    "PlayState",
+    "Problem",
+    "RetryPolicy",
+    "Trigger",
+    "TriggerKind",
+    "WaitReason",
+    "api",
+    "check_play_transition",
+    "definition_problems",
+    "execution_groups",
+    "flow_definition_to_api",
+    "layer_key",
+    "parse_flow_definition",
+    "play_sources",
+    "prev_refs",
+    "storage",
+    "validate_definition",
+]

@@ -1,0 +1,82 @@
+"""The flow engine: expressions, compiled plans, play execution, dispatcher and events.
+
+See README.md in this package for how the pieces are wired (``events_child``,
+``engine_child``, ``run_flow_file``, ``module_catalog``).
+"""
+
+from __future__ import annotations
+
+from ._engine import Engine
+from ._events import (
+    LAYER_COMPLETED,
+    LAYER_FAILED,
+    LAYER_STARTED,
+    PLAY_COMPLETED,
+    PLAY_FAILED,
+    PLAY_STARTED,
+    PLAY_WAITING,
+    SUBSCRIBER_DROPPED,
+    Event,
+    EventBus,
+    EventFilter,
+)
+from ._exceptions import (
+    EngineError,
+    ExpressionError,
+    FlowNotFound,
+    Interrupted,
+    OutputTooLarge,
+    PlayNotFound,
+    PlayStateError,
+    StepError,
+    StepTimeout,
+)
+from ._expressions import Expression, split_template
+from ._filters import FilterError, apply_operator, cast_value
+from ._flows import FlowRepository
+from ._kv import KvError, KvStore, PlayKv, scope_key
+from ._plan import Plan, PlanCache, check_definition, compile_plan, validate_definition
+from ._settings import EngineSettings
+from ._templates import CompiledValue, compile_value
+
+__all__ = [
+    "LAYER_COMPLETED",
+    "LAYER_FAILED",
+    "LAYER_STARTED",
+    "PLAY_COMPLETED",
+    "PLAY_FAILED",
+    "PLAY_STARTED",
+    "PLAY_WAITING",
+    "SUBSCRIBER_DROPPED",
+    "CompiledValue",
+    "Engine",
+    "EngineError",
+    "EngineSettings",
+    "Event",
+    "EventBus",
+    "EventFilter",
+    "Expression",
+    "ExpressionError",
+    "FilterError",
+    "FlowNotFound",
+    "FlowRepository",
+    "Interrupted",
+    "KvError",
+    "KvStore",
+    "OutputTooLarge",
+    "Plan",
+    "PlanCache",
+    "PlayKv",
+    "PlayNotFound",
+    "PlayStateError",
+    "StepError",
+    "StepTimeout",
+    "apply_operator",
+    "cast_value",
+    "check_definition",
+    "compile_plan",
+    "compile_value",
+    "scope_key",
+    "split_template",
+    "validate_definition",
+]

@@ -1,0 +1,698 @@
+"""The engine: starting, claiming, running, suspending and finishing plays.
+
+One :class:`Engine` per instance. Plays run as PlayActors (tasks under the ``plays`` dynamic
+supervisor once :meth:`Engine.attach` gave it one; otherwise in the dispatcher's own nursery,
+as in the CLI and benchmarks). Every play is claimed with a lease on its document; the
+dispatcher renews the leases of this instance's plays in one batched write, claims new,
+woken and orphaned plays, and promotes DEFERRED plays when their flow has room.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import trio
+
+from flow8.domain import (
+    Flow,
+    LayerState,
+    Play,
+    PlayLayer,
+    PlayState,
+    Trigger,
+    TriggerKind,
+    WaitReason,
+)
+from flow8.modules import ModuleRegistry, default_registry
+from flow8.store import DuplicateKey, ReturnDocument, Store, new_id
+
+from . import _events as ev
+from ._events import EventBus, EventFilter
+from ._exceptions import PlayNotFound, PlayStateError, StepError
+from ._flows import FlowRepository
+from ._kv import KvStore, PlayKv
+from ._plan import PlanCache
+from ._records import layer_from_doc, play_doc, play_from_doc
+from ._runner import PlayRun
+from ._settings import EngineSettings
+
+log = logging.getLogger("flow8.engine")
+
+Spawn = Callable[[str, Callable[[trio.TaskStatus[Any]], Awaitable[None]]], Awaitable[None]]
+_FINAL = [s.value for s in (PlayState.DONE, PlayState.FAIL, PlayState.CANCEL)]
+
+
+class Engine:
+    """Plays and flows over one store. Thread-unsafe; lives in one Trio run."""
+
+    def __init__(
+        self,
+        store: Store,
+        events: EventBus | None = None,
+        settings: EngineSettings | None = None,
+        registry: ModuleRegistry | None = None,
+    ) -> None:
+        self.store = store
+        self.events = events or EventBus()
+        self.settings = settings or EngineSettings()
+        self.registry = registry or default_registry()
+        self.plans = PlanCache(self.registry)
+        self.flows = FlowRepository(store, self.plans)
+        self.kv = KvStore(store)
+        self.owner = self.settings.instance_id
+        self._running: dict[str, trio.CancelScope] = {}
+        self._spawn: Spawn | None = None
+        self._wake = trio.Event()
+        self.started_plays = 0
+
+    # -- wiring ---------------------------------------------------------------------------
+
+    def attach(self, plays_supervisor: Any) -> None:
+        """Run plays as temporary children of ``plays_supervisor`` (an
+        ``actors.DynamicSupervisorRef``), so they appear in the actor tree."""
+
+        async def spawn(
+            play_id: str, run: Callable[[trio.TaskStatus[Any]], Awaitable[None]]
+        ) -> None:
+            await plays_supervisor.start_task(f"play-{play_id}", run, shutdown=2.0)
+
+        self._spawn = spawn
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    # -- starting plays -------------------------------------------------------------------
+
+    def _plays(self, company_id: str) -> Any:
+        return self.store.tenant(company_id).collection("plays")
+
+    def _layers(self, company_id: str) -> Any:
+        return self.store.tenant(company_id).collection("play_layers")
+
+    async def start_play(
+        self,
+        company_id: str,
+        flow_id: str,
+        input: Any = None,
+        *,
+        trigger: Trigger | None = None,
+        idempotency_key: str | None = None,
+        version: int | None = None,
+        parent: Play | None = None,
+        retry_of: str | None = None,
+        resume_from: str | None = None,
+    ) -> Play:
+        """Queue a play of ``flow_id`` (latest version unless ``version``) and, when this
+        instance is running plays, start it right away.
+
+        With ``idempotency_key``, a play of the same flow started with the same key in the
+        last 24 h is returned instead of starting another.
+        """
+        flow = await self.flows.get(company_id, flow_id, version)
+        plan = self.plans.get(flow)  # fail early on a flow that does not compile
+        del plan
+        plays = self._plays(company_id)
+        now = time.time()
+        stored_key = f"{flow_id}:{idempotency_key}" if idempotency_key else None
+        if stored_key is not None:
+            existing = await self._existing(plays, stored_key, now)
+            if existing is not None:
+                return existing
+        play_id = new_id()
+        max_concurrent = flow.definition.execution.max_concurrent
+        state = PlayState.NEW
+        if (
+            max_concurrent
+            and await plays.count({"flow_id": flow_id, "status": PlayState.RUN.value})
+            >= max_concurrent
+        ):
+            state = PlayState.DEFERRED
+        play = Play(
+            id=play_id,
+            company_id=company_id,
+            flow_id=flow_id,
+            flow_version=flow.version,
+            state=state,
+            input=input,
+            trigger=trigger or Trigger(),
+            parent_play_id=parent.id if parent else None,
+            depth=parent.depth + 1 if parent else 0,
+            idempotency_key=idempotency_key,
+            created_at=now,
+            retry_of=retry_of,
+            resume_from=resume_from,
+            kv_parents=(parent.flow_id, *parent.kv_parents) if parent else (),
+        )
+        doc = play_doc(play)
+        # Every play carries a key so that the unique index never sees two nulls.
+        doc["idempotency_key"] = stored_key or f"play:{play_id}"
+        doc["max_concurrent"] = max_concurrent
+        runnable = state is PlayState.NEW and self._spawn is not None
+        runnable = runnable and len(self._running) < self.settings.max_running_plays
+        if runnable:
+            # Claimed at birth: no dispatcher round trip for a play this instance can run.
+            doc["status"] = PlayState.RUN.value
+            doc["lease_owner"] = self.owner
+            doc["lease_expires_at"] = now + self.settings.lease_seconds
+        try:
+            await plays.insert_one(doc)
+        except DuplicateKey:
+            if stored_key is None:
+                raise
+            existing = await self._existing(plays, stored_key, now)
+            if existing is None:
+                raise
+            return existing
+        self.started_plays += 1
+        if runnable:
+            await self._launch(company_id, play_id)
+            return attrs.evolve(play, state=PlayState.RUN)
+        self._wake.set()
+        return play
+
+    async def _existing(self, plays: Any, stored_key: str, now: float) -> Play | None:
+        doc = await plays.find_one({"idempotency_key": stored_key})
+        if doc is None:
+            return None
+        if doc["created_at"] >= now - self.settings.idempotency_window_seconds:
+            return play_from_doc(doc)
+        # Older than the window: retire its key so that the new play can take it.
+        await plays.update_one(
+            {"_id": doc["_id"], "idempotency_key": stored_key},
+            {"$set": {"idempotency_key": f"{stored_key}#expired#{doc['_id']}"}},
+        )
+        return None
+
+    # -- running --------------------------------------------------------------------------
+
+    async def _launch(self, company_id: str, play_id: str) -> None:
+        async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+            task_status.started()
+            await self.run_play(company_id, play_id)
+
+        if self._spawn is None:
+            raise PlayStateError("the engine is not running plays (no dispatcher)")
+        await self._spawn(play_id, run)
+
+    async def run_play(self, company_id: str, play_id: str) -> None:
+        """The PlayActor body: run a play this instance holds the lease of, to its end or
+        its next suspension."""
+        plays = self._plays(company_id)
+        doc = await plays.find_one({"_id": play_id})
+        if doc is None or doc.get("lease_owner") != self.owner:
+            return
+        play = play_from_doc(doc)
+        flow = await self.flows.get(company_id, play.flow_id, play.flow_version)
+        plan = self.plans.get(flow)
+        layers = {
+            la.key: la
+            for la in (
+                layer_from_doc(d) for d in await self._layers(company_id).find({"play_id": play_id})
+            )
+        }
+        run = PlayRun(
+            self,
+            plan,
+            play,
+            layers,
+            self._play_kv(flow, play),
+            doc.get("approvals") or {},
+        )
+        if play.retry_of and not layers and play.resume_from:
+            await self._reuse_layers(run, play.retry_of, play.resume_from)
+        now = time.time()
+        if play.started_at is None:
+            play = attrs.evolve(play, started_at=now)
+            run.play = play
+            run.journal.play({"started_at": now}, lease_owner=self.owner)
+            run._publish(ev.PLAY_STARTED, {"flowVersion": play.flow_version})
+        timeout = flow.definition.execution.timeout_seconds
+        deadline = (play.started_at or now) + timeout if timeout else math.inf
+        cancel = trio.CancelScope()
+        if doc.get("cancel_requested"):
+            cancel.cancel()
+        self._running[play_id] = cancel
+        state, output, error, suspended = PlayState.FAIL, None, None, None
+        try:
+            with cancel:
+                with trio.move_on_after(max(0.0, deadline - time.time())) as timer:
+                    state, output, error, suspended = await run.execute()
+                if timer.cancelled_caught:
+                    state, error = PlayState.FAIL, f"play timed out after {timeout:g} s"
+                    self._abort_layers(run, f"play timed out after {timeout:g} s")
+            if cancel.cancelled_caught:
+                state, output, error, suspended = PlayState.CANCEL, None, "cancelled", None
+                self._abort_layers(run, "cancelled")
+        finally:
+            self._running.pop(play_id, None)
+        with trio.CancelScope(shield=True), trio.move_on_after(30):
+            if suspended is not None:
+                await self._park(run, suspended.layer, suspended.reason, suspended.wake_at)
+            else:
+                await self._finish(run, state, output, error)
+
+    def _abort_layers(self, run: PlayRun, why: str) -> None:
+        for layer in list(run.layers.values()):
+            if layer.state in (LayerState.RUN, LayerState.WAIT):
+                run._record(
+                    attrs.evolve(layer, state=LayerState.FAIL, error=why, finished_at=time.time())
+                )
+
+    def _play_kv(self, flow: Flow, play: Play) -> PlayKv:
+        d = flow.definition
+        return PlayKv(
+            self.kv,
+            play.company_id,
+            play.flow_id,
+            d.group,
+            play.kv_parents,
+            d.kv_inherit,
+            d.kv_conflict,
+        )
+
+    async def _reuse_layers(self, run: PlayRun, old_play_id: str, from_ref: str) -> None:
+        order = run.plan.order()
+        reuse = set(order[: order.index(from_ref)]) if from_ref in order else set()
+        old = await self._layers(run.play.company_id).find({"play_id": old_play_id})
+        for d in old:
+            layer = layer_from_doc(d)
+            if layer.ref in reuse and layer.state in (LayerState.DONE, LayerState.FILTERED):
+                run._record(attrs.evolve(layer, play_id=run.play.id))
+
+    async def _park(
+        self, run: PlayRun, layer: PlayLayer, reason: WaitReason, wake_at: float | None
+    ) -> None:
+        run.journal.play(
+            {
+                "status": PlayState.WAIT.value,
+                "wait_reason": reason.value,
+                "wait_ref": layer.ref,
+                "wake_at": wake_at,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+            lease_owner=self.owner,
+        )
+        await run.journal.barrier()
+        run._publish(
+            ev.PLAY_WAITING,
+            {
+                "ref": layer.ref,
+                "iteration": list(layer.iteration),
+                "reason": reason.value,
+                "wakeAt": wake_at,
+            },
+        )
+
+    async def _finish(self, run: PlayRun, state: PlayState, output: Any, error: str | None) -> None:
+        now = time.time()
+        run.journal.play(
+            {
+                "status": state.value,
+                "output": output,
+                "error": error,
+                "finished_at": now,
+                "wait_reason": None,
+                "wait_ref": None,
+                "wake_at": None,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+            lease_owner=self.owner,
+        )
+        await run.journal.barrier()
+        play = run.play
+        data = {"state": state.value, "output": output, "error": error}
+        run._publish(ev.PLAY_COMPLETED if state is PlayState.DONE else ev.PLAY_FAILED, data)
+        await self._promote_deferred(play.company_id, play.flow_id)
+
+    async def _promote_deferred(self, company_id: str, flow_id: str) -> None:
+        plays = self._plays(company_id)
+        doc = await plays.find_one({"flow_id": flow_id, "status": PlayState.DEFERRED.value})
+        if doc is None:
+            return
+        limit = doc.get("max_concurrent") or 0
+        running = await plays.count({"flow_id": flow_id, "status": PlayState.RUN.value})
+        if limit and running >= limit:
+            return
+        await plays.find_one_and_update(
+            {"flow_id": flow_id, "status": PlayState.DEFERRED.value},
+            {"$set": {"status": PlayState.NEW.value}},
+            sort=[("created_at", 1)],
+        )
+        self._wake.set()
+
+    # -- subflows -------------------------------------------------------------------------
+
+    async def run_subflow(
+        self,
+        parent: Play,
+        parent_kv: PlayKv,
+        flow_id: str,
+        args: Any,
+        *,
+        key: str,
+        wait: bool,
+        timeout: float | None,
+    ) -> dict[str, Any]:
+        del parent_kv
+        if parent.depth + 1 > self.settings.max_subflow_depth:
+            raise StepError(
+                key.split(":")[1],
+                f"subflow depth limit ({self.settings.max_subflow_depth}) reached",
+            )
+        child = await self.start_play(
+            parent.company_id,
+            flow_id,
+            args,
+            trigger=Trigger(TriggerKind.SUBFLOW, parent.id),
+            idempotency_key=f"subflow:{key}",
+            parent=parent,
+        )
+        if not wait:
+            return {"state": child.state.value, "playId": child.id, "out": None}
+        try:
+            done = await self.wait_play(parent.company_id, child.id, timeout=timeout)
+        except TimeoutError:
+            await self.cancel_play(parent.company_id, child.id)
+            raise StepError(
+                key.split(":")[1], f"subflow play {child.id} did not finish in {timeout:g} s"
+            ) from None
+        return {
+            "state": done.state.value,
+            "playId": done.id,
+            "out": done.output,
+            "error": done.error,
+        }
+
+    async def wait_play(
+        self, company_id: str, play_id: str, *, timeout: float | None = None
+    ) -> Play:
+        """Wait until the play is final; raises TimeoutError after ``timeout`` seconds."""
+        flt = EventFilter(
+            company_id, play_id=play_id, types=frozenset({ev.PLAY_COMPLETED, ev.PLAY_FAILED})
+        )
+        with trio.fail_after(timeout if timeout else math.inf):
+            async with self.events.subscribe(flt, buffer=8) as events:
+                while True:
+                    play = await self.get_play(company_id, play_id)
+                    if play.state.final:
+                        return play
+                    # Events answer fast in-process; the poll covers other instances.
+                    with trio.move_on_after(1.0):
+                        await events.receive()
+
+    # -- queries and commands -------------------------------------------------------------
+
+    async def get_play(self, company_id: str, play_id: str) -> Play:
+        doc = await self._plays(company_id).find_one({"_id": play_id})
+        if doc is None:
+            raise PlayNotFound(f"play {play_id!r} not found")
+        return play_from_doc(doc)
+
+    async def list_plays(
+        self,
+        company_id: str,
+        *,
+        flow_id: str | None = None,
+        state: PlayState | None = None,
+        skip: int = 0,
+        limit: int = 25,
+    ) -> tuple[list[Play], int]:
+        flt: dict[str, Any] = {}
+        if flow_id:
+            flt["flow_id"] = flow_id
+        if state:
+            flt["status"] = state.value
+        coll = self._plays(company_id)
+        docs = await coll.find(flt, sort=[("created_at", -1)], skip=skip, limit=limit)
+        return [play_from_doc(d) for d in docs], await coll.count(flt)
+
+    async def get_layers(self, company_id: str, play_id: str) -> list[PlayLayer]:
+        docs = await self._layers(company_id).find({"play_id": play_id})
+        layers = [layer_from_doc(d) for d in docs]
+        return sorted(layers, key=lambda la: (la.seq, la.iteration))
+
+    async def cancel_play(self, company_id: str, play_id: str) -> Play:
+        """Cancel a play that has not finished. A running play is cancelled through its
+        cancel scope (here, or by the instance holding it, at its next lease renewal)."""
+        plays = self._plays(company_id)
+        now = time.time()
+        doc = await plays.find_one_and_update(
+            {"_id": play_id, "status": {"$in": ["NEW", "DEFERRED", "WAIT"]}},
+            {
+                "$set": {
+                    "status": PlayState.CANCEL.value,
+                    "error": "cancelled",
+                    "finished_at": now,
+                    "lease_owner": None,
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is not None:
+            play = play_from_doc(doc)
+            for d in await self._layers(company_id).find({"play_id": play_id, "state": "WAIT"}):
+                await self._layers(company_id).update_one(
+                    {"_id": d["_id"]},
+                    {"$set": {"state": LayerState.FAIL.value, "error": "cancelled"}},
+                )
+            self.events.publish(
+                ev.Event(
+                    ev.PLAY_FAILED,
+                    company_id,
+                    play.flow_id,
+                    play.id,
+                    {"state": "CANCEL", "output": None, "error": "cancelled"},
+                )
+            )
+            return play
+        doc = await plays.find_one_and_update(
+            {"_id": play_id, "status": PlayState.RUN.value},
+            {"$set": {"cancel_requested": True}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            play = await self.get_play(company_id, play_id)
+            raise PlayStateError(f"play {play_id!r} is {play.state} and cannot be cancelled")
+        scope = self._running.get(play_id)
+        if scope is not None:
+            scope.cancel()
+        return play_from_doc(doc)
+
+    async def decide(
+        self, company_id: str, play_id: str, *, approve: bool, by: str | None = None
+    ) -> Play:
+        """Approve or reject the step a play waits on. Approval resumes the play (here when
+        this instance runs plays, else at any dispatcher); rejection fails it."""
+        plays = self._plays(company_id)
+        play = await self.get_play(company_id, play_id)
+        if play.state is not PlayState.WAIT or play.wait_reason is not WaitReason.APPROVAL:
+            raise PlayStateError(f"play {play_id!r} is not waiting for an approval")
+        waiting = await self._layers(company_id).find(
+            {"play_id": play_id, "state": LayerState.WAIT.value}
+        )
+        keys = [d["_id"] for d in waiting]
+        now = time.time()
+        if approve:
+            fields: dict[str, Any] = {f"approvals.{_field(k)}": "approved" for k in keys}
+            fields.update({"status": PlayState.RUN.value, "wait_reason": None, "wait_ref": None})
+            local = self._spawn is not None
+            fields["lease_owner"] = self.owner if local else None
+            fields["lease_expires_at"] = now + self.settings.lease_seconds if local else 0.0
+            doc = await plays.find_one_and_update(
+                {"_id": play_id, "status": PlayState.WAIT.value},
+                {"$set": fields},
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is None:
+                raise PlayStateError(f"play {play_id!r} is no longer waiting")
+            if local:
+                await self._launch(company_id, play_id)
+            else:
+                self._wake.set()
+            return play_from_doc(doc)
+        error = f"rejected by {by}" if by else "rejected"
+        doc = await plays.find_one_and_update(
+            {"_id": play_id, "status": PlayState.WAIT.value},
+            {
+                "$set": {
+                    "status": PlayState.FAIL.value,
+                    "error": error,
+                    "finished_at": now,
+                    "wait_reason": None,
+                    "wait_ref": None,
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise PlayStateError(f"play {play_id!r} is no longer waiting")
+        for k in keys:
+            await self._layers(company_id).update_one(
+                {"_id": k},
+                {"$set": {"state": LayerState.FAIL.value, "error": error, "finished_at": now}},
+            )
+        failed = play_from_doc(doc)
+        self.events.publish(
+            ev.Event(
+                ev.PLAY_FAILED,
+                company_id,
+                failed.flow_id,
+                failed.id,
+                {"state": "FAIL", "output": None, "error": error},
+            )
+        )
+        return failed
+
+    async def retry_play(self, company_id: str, play_id: str, from_ref: str) -> Play:
+        """Start a new play of the latest flow version with the failed play's input,
+        reusing the outputs of the steps before ``from_ref``."""
+        old = await self.get_play(company_id, play_id)
+        if old.state not in (PlayState.FAIL, PlayState.CANCEL):
+            raise PlayStateError(f"only failed or cancelled plays can be retried ({old.state})")
+        flow = await self.flows.get(company_id, old.flow_id)
+        if from_ref not in self.plans.get(flow).order():
+            raise PlayStateError(f"the latest version of the flow has no step {from_ref!r}")
+        return await self.start_play(
+            company_id,
+            old.flow_id,
+            old.input,
+            trigger=Trigger(TriggerKind.RETRY, play_id),
+            retry_of=play_id,
+            resume_from=from_ref,
+        )
+
+    # -- the dispatcher -------------------------------------------------------------------
+
+    async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The dispatcher: claims runnable plays, renews leases, promotes deferred plays."""
+        async with trio.open_nursery() as nursery:
+            if self._spawn is None:
+                fallback = nursery
+
+                async def spawn(
+                    play_id: str, run: Callable[[trio.TaskStatus[Any]], Awaitable[None]]
+                ) -> None:
+                    fallback.start_soon(self._guarded, play_id, run)
+
+                self._spawn = spawn
+            nursery.start_soon(self._renew_leases)
+            task_status.started()
+            try:
+                await self._dispatch()
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _guarded(
+        self, play_id: str, run: Callable[[trio.TaskStatus[Any]], Awaitable[None]]
+    ) -> None:
+        try:
+            await run(trio.TASK_STATUS_IGNORED)
+        except Exception:
+            # As a supervised temporary child would: the play is recovered via its lease.
+            log.exception("play %s crashed; its lease will lapse and it will resume", play_id)
+
+    async def _dispatch(self) -> None:
+        plays = self.store.cross_tenant.collection("plays")
+        while True:
+            claimed = 0
+            while len(self._running) < self.settings.max_running_plays:
+                doc = await self._claim(plays)
+                if doc is None:
+                    break
+                claimed += 1
+                if await self._defer_if_full(doc):
+                    continue
+                await self._launch(doc["company_id"], doc["_id"])
+            if claimed == 0:
+                await self._promote_all(plays)
+                self._wake = trio.Event()
+                with trio.move_on_after(self.settings.poll_interval):
+                    await self._wake.wait()
+
+    async def _claim(self, plays: Any) -> dict[str, Any] | None:
+        now = time.time()
+        doc: dict[str, Any] | None = await plays.find_one_and_update(
+            {
+                "$or": [
+                    {"status": PlayState.NEW.value},
+                    {"status": PlayState.RUN.value, "lease_expires_at": {"$lt": now}},
+                    {"status": PlayState.WAIT.value, "wake_at": {"$lte": now}},
+                ]
+            },
+            {
+                "$set": {
+                    "status": PlayState.RUN.value,
+                    "lease_owner": self.owner,
+                    "lease_expires_at": now + self.settings.lease_seconds,
+                    "wait_reason": None,
+                    "wait_ref": None,
+                }
+            },
+            sort=[("created_at", 1)],
+            return_document=ReturnDocument.BEFORE,
+        )
+        return doc
+
+    async def _defer_if_full(self, doc: dict[str, Any]) -> bool:
+        limit = doc.get("max_concurrent") or 0
+        if not limit or doc.get("status") != PlayState.NEW.value:
+            return False
+        plays = self._plays(doc["company_id"])
+        running = await plays.count({"flow_id": doc["flow_id"], "status": PlayState.RUN.value})
+        if running <= limit:  # the count includes the play just claimed
+            return False
+        await plays.update_one(
+            {"_id": doc["_id"], "lease_owner": self.owner},
+            {
+                "$set": {
+                    "status": PlayState.DEFERRED.value,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                }
+            },
+        )
+        return True
+
+    async def _promote_all(self, plays: Any) -> None:
+        deferred = await plays.find(
+            {"status": PlayState.DEFERRED.value}, sort=[("created_at", 1)], limit=100
+        )
+        seen: set[tuple[str, str]] = set()
+        for d in deferred:
+            key = (d["company_id"], d["flow_id"])
+            if key not in seen:
+                seen.add(key)
+                await self._promote_deferred(*key)
+
+    async def _renew_leases(self) -> None:
+        plays = self.store.cross_tenant.collection("plays")
+        interval = self.settings.lease_seconds / 3
+        while True:
+            await trio.sleep(interval)
+            if not self._running:
+                continue
+            await plays.update_many(
+                {"lease_owner": self.owner, "status": PlayState.RUN.value},
+                {"$set": {"lease_expires_at": time.time() + self.settings.lease_seconds}},
+            )
+            # Cancel requests made through another instance reach us here.
+            for d in await plays.find(
+                {"lease_owner": self.owner, "cancel_requested": True},
+                projection={"_id": 1},
+            ):
+                scope = self._running.get(d["_id"])
+                if scope is not None:
+                    scope.cancel()
+
+
+def _field(key: str) -> str:
+    # Layer keys become field names under `approvals`: no dots allowed there.
+    return key.replace(".", "_")

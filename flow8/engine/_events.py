@@ -1,0 +1,146 @@
+"""The events bus: play and layer state changes, fanned out to filtered subscribers.
+
+Publishing never blocks and never slows the engine: each subscriber has a bounded buffer; a
+subscriber that falls behind is dropped, after a final ``subscriber:dropped`` notice (one
+slot of every buffer is reserved for it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import attrs
+import trio
+
+PLAY_STARTED = "play:started"
+LAYER_STARTED = "play:layer:started"
+LAYER_COMPLETED = "play:layer:completed"
+LAYER_FAILED = "play:layer:failed"
+PLAY_WAITING = "play:waiting"
+PLAY_COMPLETED = "play:completed"
+PLAY_FAILED = "play:failed"
+SUBSCRIBER_DROPPED = "subscriber:dropped"
+
+
+@attrs.frozen
+class Event:
+    """One event. ``data`` is camelCase JSON, ready for the WebSocket."""
+
+    type: str
+    company_id: str
+    flow_id: str | None
+    play_id: str | None
+    data: dict[str, Any] = attrs.field(factory=dict)
+    at: float = attrs.field(factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "companyId": self.company_id,
+            "flowId": self.flow_id,
+            "playId": self.play_id,
+            "at": self.at,
+            "data": self.data,
+        }
+
+
+@attrs.frozen
+class EventFilter:
+    """Which events a subscriber wants; ``None`` fields match anything. Company is required:
+    a subscriber only ever sees its own company's events (``None`` is for system use)."""
+
+    company_id: str | None
+    flow_id: str | None = None
+    play_id: str | None = None
+    types: frozenset[str] | None = None
+
+    def matches(self, e: Event) -> bool:
+        return (
+            (self.company_id is None or e.company_id == self.company_id)
+            and (self.flow_id is None or e.flow_id == self.flow_id)
+            and (self.play_id is None or e.play_id == self.play_id)
+            and (self.types is None or e.type in self.types)
+        )
+
+
+@attrs.define(eq=False)
+class _Subscriber:
+    filter: EventFilter
+    send: trio.MemorySendChannel[Event]
+    capacity: int
+    dropped: bool = False
+
+
+@attrs.define
+class EventBus:
+    """Publish/subscribe of :class:`Event`. ``publish`` is synchronous and non-blocking."""
+
+    default_buffer: int = 256
+    _subscribers: list[_Subscriber] = attrs.field(factory=list)
+    published: int = 0
+    dropped_subscribers: int = 0
+
+    def publish(self, event: Event) -> None:
+        self.published += 1
+        for sub in self._subscribers:
+            if sub.dropped or not sub.filter.matches(event):
+                continue
+            stats = sub.send.statistics()
+            if stats.current_buffer_used >= sub.capacity - 1:
+                self._drop(sub, event)
+                continue
+            try:
+                sub.send.send_nowait(event)
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                self._drop(sub, event)
+
+    def _drop(self, sub: _Subscriber, event: Event) -> None:
+        sub.dropped = True
+        self.dropped_subscribers += 1
+        notice = Event(
+            SUBSCRIBER_DROPPED,
+            event.company_id,
+            None,
+            None,
+            {"reason": "subscriber fell behind; events were dropped", "buffer": sub.capacity},
+        )
+        with suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            sub.send.send_nowait(notice)
+        sub.send.close()
+
+    @asynccontextmanager
+    async def subscribe(
+        self, filter: EventFilter, *, buffer: int | None = None
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
+        """Receive matching events until the block ends; the channel ends early (after a
+        ``subscriber:dropped`` notice) if the subscriber falls ``buffer`` events behind."""
+        capacity = max(2, buffer or self.default_buffer)
+        send, receive = trio.open_memory_channel[Event](capacity)
+        sub = _Subscriber(filter, send, capacity)
+        self._subscribers.append(sub)
+        try:
+            async with receive:
+                yield receive
+        finally:
+            self._subscribers.remove(sub)
+            send.close()
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def close(self) -> None:
+        """End every subscription (at shutdown)."""
+        for sub in self._subscribers:
+            sub.send.close()
+
+    async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The ``events`` actor: holds the bus for the tree's lifetime."""
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            self.close()

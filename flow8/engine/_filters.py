@@ -1,0 +1,158 @@
+"""Flowlet filters: conditions (with cast and and/or chaining) deciding whether a step runs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from flow8.domain import Cast, FilterMode, FilterOperator, FilterSpec
+
+from ._exceptions import ExpressionError
+from ._expressions import compile_regex, stringify
+from ._templates import Bindings, CompiledValue, compile_value
+
+
+class FilterError(ValueError):
+    """A filter cannot be applied (bad cast, bad regex)."""
+
+
+def cast_value(value: Any, cast: Cast | None) -> Any:
+    if cast is None:
+        return value
+    if cast is Cast.STRING:
+        return stringify(value)
+    if cast is Cast.NUMBER:
+        if isinstance(value, bool):
+            return 1 if value else 0
+        if isinstance(value, int | float):
+            return value
+        if isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                raise FilterError(f"cannot cast {value!r} to a number") from None
+            if not math.isfinite(number):
+                raise FilterError(f"cannot cast {value!r} to a finite number")
+            return int(number) if number.is_integer() else number
+        raise FilterError(f"cannot cast {type(value).__name__} to a number")
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off", ""):
+            return False
+        raise FilterError(f"cannot cast {value!r} to a boolean")
+    if value is None:
+        return False
+    if isinstance(value, bool | int | float):
+        return bool(value)
+    return len(value) > 0 if isinstance(value, list | dict) else True
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str | list | dict) and len(value) == 0)
+
+
+def _ordered(left: Any, right: Any) -> tuple[Any, Any]:
+    if isinstance(left, bool) or isinstance(right, bool):
+        raise FilterError("booleans cannot be ordered")
+    numbers = isinstance(left, int | float) and isinstance(right, int | float)
+    strings = isinstance(left, str) and isinstance(right, str)
+    if not (numbers or strings):
+        raise FilterError(
+            f"cannot order {type(left).__name__} against {type(right).__name__} "
+            "(cast both to number or string)"
+        )
+    return left, right
+
+
+def apply_operator(op: FilterOperator, left: Any, right: Any) -> bool:
+    """The truth of ``left <op> right``; raises :class:`FilterError` when meaningless."""
+    if op is FilterOperator.EQ:
+        return bool(left == right and isinstance(left, bool) == isinstance(right, bool))
+    if op is FilterOperator.NEQ:
+        return not apply_operator(FilterOperator.EQ, left, right)
+    if op in (FilterOperator.GT, FilterOperator.GTE, FilterOperator.LT, FilterOperator.LTE):
+        a, b = _ordered(left, right)
+        if op is FilterOperator.GT:
+            return bool(a > b)
+        if op is FilterOperator.GTE:
+            return bool(a >= b)
+        if op is FilterOperator.LT:
+            return bool(a < b)
+        return bool(a <= b)
+    if op in (FilterOperator.CONTAINS, FilterOperator.NOT_CONTAINS):
+        if isinstance(left, str):
+            found = stringify(right) in left
+        elif isinstance(left, list):
+            found = right in left
+        elif isinstance(left, Mapping):
+            found = isinstance(right, str) and right in left
+        elif left is None:
+            found = False
+        else:
+            raise FilterError(f"'contains' needs a string, array or object, got {left!r}")
+        return found if op is FilterOperator.CONTAINS else not found
+    if op is FilterOperator.IS_EMPTY:
+        return _empty(left)
+    if op is FilterOperator.NOT_EMPTY:
+        return not _empty(left)
+    if op is FilterOperator.REGEX:
+        if not isinstance(right, str):
+            raise FilterError("'regex' needs a pattern string as rightValue")
+        try:
+            pattern = compile_regex(right)
+        except Exception as e:
+            raise FilterError(f"invalid regex {right!r}: {e}") from e
+        return pattern.search(stringify(left)) is not None
+    raise FilterError(f"unknown operator {op!r}")
+
+
+@attrs.frozen
+class CompiledFilter:
+    spec: FilterSpec
+    left: CompiledValue
+    right: CompiledValue
+
+    def check(self, bindings: Bindings) -> bool:
+        left = cast_value(self.left.resolve(bindings), self.spec.cast)
+        right = self.right.resolve(bindings)
+        if self.spec.operator not in (FilterOperator.REGEX,) and right is not None:
+            right = cast_value(right, self.spec.cast)
+        return apply_operator(self.spec.operator, left, right)
+
+
+def compile_filters(specs: tuple[FilterSpec, ...], where: str) -> tuple[CompiledFilter, ...]:
+    return tuple(
+        CompiledFilter(
+            s,
+            compile_value(s.left_value, f"{where}.filters[{i}].leftValue"),
+            compile_value(s.right_value, f"{where}.filters[{i}].rightValue"),
+        )
+        for i, s in enumerate(specs)
+    )
+
+
+def filters_pass(filters: tuple[CompiledFilter, ...], bindings: Bindings) -> bool:
+    """Evaluate left to right; each filter's ``mode`` joins it to the result so far.
+
+    Raises :class:`FilterError` or :class:`ExpressionError` naming the filter.
+    """
+    result = True
+    for i, f in enumerate(filters):
+        try:
+            value = f.check(bindings)
+        except FilterError as e:
+            raise FilterError(f"filters[{i}] ({f.spec.operator}): {e}") from e
+        except ExpressionError:
+            raise
+        if i == 0:
+            result = value
+        elif f.spec.mode is FilterMode.OR:
+            result = result or value
+        else:
+            result = result and value
+    return result

@@ -1,0 +1,129 @@
+"""Flows and their immutable versions in the store."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from typing import Any
+
+import attrs
+
+from flow8.domain import Flow, FlowDefinition
+from flow8.store import DuplicateKey, Store, new_id
+
+from ._exceptions import FlowNotFound
+from ._plan import PlanCache
+from ._records import flow_definition_doc, flow_from_doc
+
+
+@attrs.define
+class FlowRepository:
+    """Create, version, read and delete flows. Every change makes a new version; old
+    versions stay readable (plays pin them)."""
+
+    store: Store
+    plans: PlanCache
+
+    def _flows(self, company_id: str) -> Any:
+        return self.store.tenant(company_id).collection("flows")
+
+    def _versions(self, company_id: str) -> Any:
+        return self.store.tenant(company_id).collection("flow_versions")
+
+    async def create(
+        self, company_id: str, definition: FlowDefinition, *, flow_id: str | None = None
+    ) -> Flow:
+        """Validate and store version 1 of a new flow."""
+        from ._plan import check_definition
+
+        check_definition(definition, self.plans.registry)
+        now = time.time()
+        fid = flow_id or new_id()
+        flow = Flow(fid, company_id, 1, definition, now, now)
+        await self._versions(company_id).insert_one(self._version_doc(flow))
+        await self._flows(company_id).insert_one(
+            {
+                "_id": fid,
+                "name": definition.name,
+                "version": 1,
+                "definition": flow_definition_doc(definition),
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        return flow
+
+    def _version_doc(self, flow: Flow) -> dict[str, Any]:
+        return {
+            "_id": f"{flow.id}:{flow.version}",
+            "flow_id": flow.id,
+            "version": flow.version,
+            "definition": flow_definition_doc(flow.definition),
+            "created_at": flow.updated_at,
+        }
+
+    async def update(self, company_id: str, flow_id: str, definition: FlowDefinition) -> Flow:
+        """Store ``definition`` as the next version of ``flow_id``."""
+        from ._plan import check_definition
+
+        check_definition(definition, self.plans.registry)
+        for _ in range(10):
+            current = await self.get(company_id, flow_id)
+            now = time.time()
+            flow = Flow(
+                flow_id, company_id, current.version + 1, definition, current.created_at, now
+            )
+            try:
+                await self._versions(company_id).insert_one(self._version_doc(flow))
+            except DuplicateKey:
+                continue  # a concurrent update took this version number; go again
+            await self._flows(company_id).update_one(
+                {"_id": flow_id, "version": {"$lt": flow.version}},
+                {
+                    "$set": {
+                        "name": definition.name,
+                        "version": flow.version,
+                        "definition": flow_definition_doc(definition),
+                        "updated_at": now,
+                    }
+                },
+            )
+            return flow
+        raise FlowNotFound(f"flow {flow_id!r} is being updated too often to add a version")
+
+    async def get(self, company_id: str, flow_id: str, version: int | None = None) -> Flow:
+        """The latest (or the given) version of a flow; raises :class:`FlowNotFound`."""
+        if version is None:
+            doc = await self._flows(company_id).find_one({"_id": flow_id})
+            if doc is None or doc.get("deleted"):
+                raise FlowNotFound(f"flow {flow_id!r} not found")
+            doc = dict(doc, flow_id=flow_id)
+            return flow_from_doc(doc)
+        vdoc = await self._versions(company_id).find_one({"flow_id": flow_id, "version": version})
+        if vdoc is None:
+            raise FlowNotFound(f"flow {flow_id!r} has no version {version}")
+        return flow_from_doc(vdoc)
+
+    async def list_flows(
+        self, company_id: str, *, skip: int = 0, limit: int = 25
+    ) -> tuple[list[Flow], int]:
+        flt = {"deleted": {"$ne": True}}
+        coll = self._flows(company_id)
+        docs = await coll.find(flt, sort=[("updated_at", -1)], skip=skip, limit=limit)
+        total = await coll.count(flt)
+        return [flow_from_doc(dict(d, flow_id=d["_id"])) for d in docs], total
+
+    async def versions(self, company_id: str, flow_id: str) -> builtins.list[Flow]:
+        docs = await self._versions(company_id).find({"flow_id": flow_id}, sort=[("version", -1)])
+        if not docs:
+            raise FlowNotFound(f"flow {flow_id!r} not found")
+        return [flow_from_doc(d) for d in docs]
+
+    async def delete(self, company_id: str, flow_id: str) -> None:
+        """Remove a flow from listings; its versions stay for the plays that pinned them."""
+        res = await self._flows(company_id).update_one(
+            {"_id": flow_id, "deleted": {"$ne": True}},
+            {"$set": {"deleted": True, "updated_at": time.time()}},
+        )
+        if not res.matched_count:
+            raise FlowNotFound(f"flow {flow_id!r} not found")

@@ -1,0 +1,55 @@
+"""A play's writes: pipelined through the store's group commit, made durable on demand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flow8.domain import PlayLayer
+from flow8.store import Store
+
+from ._records import layer_doc
+
+
+class Journal:
+    """Layer and play writes of one play, in order.
+
+    Writes are enqueued without waiting; :meth:`barrier` waits until everything enqueued so
+    far is durable. The runner calls it only where it matters (before a non-idempotent
+    step, before WAIT, before reporting the end), so pure steps pipeline.
+    """
+
+    def __init__(self, store: Store, company_id: str, play_id: str) -> None:
+        self._store = store
+        scope = store.tenant(company_id)
+        self.plays = scope.collection("plays")
+        self.layers = scope.collection("play_layers")
+        self.play_id = play_id
+        self._pipe = store.pipeline()
+        self._pending = 0
+        self.writes = 0
+
+    def layer(self, layer: PlayLayer) -> None:
+        doc = layer_doc(layer)
+        doc.pop("_id")
+        doc.pop("company_id")
+        self._pipe.update_one(self.layers, {"_id": layer.key}, {"$set": doc}, upsert=True)
+        self._pending += 1
+        self.writes += 1
+
+    def play(self, fields: dict[str, Any], *, lease_owner: str | None = None) -> None:
+        """Update the play document; with ``lease_owner``, only while we hold the lease."""
+        flt: dict[str, Any] = {"_id": self.play_id}
+        if lease_owner is not None:
+            flt["lease_owner"] = lease_owner
+        self._pipe.update_one(self.plays, flt, {"$set": fields})
+        self._pending += 1
+        self.writes += 1
+
+    async def barrier(self) -> None:
+        """Wait until every write enqueued so far is durable (raises the first error)."""
+        if not self._pending:
+            return
+        pipe = self._pipe
+        self._pipe = self._store.pipeline()
+        self._pending = 0
+        await pipe.sync()

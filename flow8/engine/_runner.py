@@ -1,0 +1,440 @@
+"""Executing one play: groups in order, parallel steps, loops, filters, retries, timeouts,
+approvals, suspension, and the layer records of all of it.
+
+A run is a replay: layers already recorded (from before a crash, a WAIT, or a retried play)
+are reused instead of re-executed, so resuming is just running again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+from jsonata.jsonata import Jsonata
+
+from flow8.domain import (
+    Attempt,
+    LayerState,
+    Play,
+    PlayLayer,
+    PlayState,
+    WaitReason,
+    layer_key,
+)
+from flow8.modules import InvalidArgs, ModuleSpec
+
+from . import _events as ev
+from ._exceptions import ExpressionError, Interrupted, OutputTooLarge, StepError, StepTimeout
+from ._expressions import to_json_value
+from ._filters import FilterError, filters_pass
+from ._journal import Journal
+from ._kv import PlayKv
+from ._plan import Group, Loop, Node, Plan, Step
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+_rng = random.Random()
+
+
+class Suspend(Exception):
+    """Raised inside a step to park the play (WAIT) until ``wake_at`` or an approval."""
+
+    def __init__(self, reason: WaitReason, wake_at: float | None) -> None:
+        self.reason = reason
+        self.wake_at = wake_at
+        super().__init__(reason.value)
+
+
+class _Suspended(Exception):
+    def __init__(self, layer: PlayLayer, reason: WaitReason, wake_at: float | None) -> None:
+        self.layer = layer
+        self.reason = reason
+        self.wake_at = wake_at
+
+
+@attrs.define(eq=False)
+class StepContext:
+    """What a module sees while it runs (``flow8.modules.ModuleContext``)."""
+
+    run: PlayRun
+    step: Step
+    iteration: tuple[int, ...]
+    wake_at: float | None
+
+    @property
+    def company_id(self) -> str:
+        return self.run.play.company_id
+
+    @property
+    def flow_id(self) -> str:
+        return self.run.play.flow_id
+
+    @property
+    def play_id(self) -> str:
+        return self.run.play.id
+
+    @property
+    def ref(self) -> str:
+        return self.step.ref
+
+    @property
+    def component_config_ids(self) -> Mapping[str, str]:
+        return self.step.flowlet.component_config_ids
+
+    @property
+    def kv(self) -> PlayKv:
+        return self.run.kv
+
+    async def sleep(self, seconds: float) -> None:
+        now = time.time()
+        if self.wake_at is None:
+            self.wake_at = now + seconds
+        remaining = self.wake_at - now
+        if remaining <= 0:
+            return
+        if remaining > self.run.engine.settings.hold_delay_seconds:
+            raise Suspend(WaitReason.DELAY, self.wake_at)
+        await trio.sleep(remaining)
+
+    async def run_subflow(
+        self, flow_id: str, args: Any, *, wait: bool, timeout: float | None
+    ) -> dict[str, Any]:
+        return await self.run.engine.run_subflow(
+            self.run.play,
+            self.run.kv,
+            flow_id,
+            args,
+            key=layer_key(self.run.play.id, self.step.ref, self.iteration),
+            wait=wait,
+            timeout=timeout,
+        )
+
+
+class PlayRun:
+    """One execution attempt of a play by this instance (holding its lease)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        plan: Plan,
+        play: Play,
+        layers: dict[str, PlayLayer],
+        kv: PlayKv,
+        approvals: Mapping[str, Any],
+    ) -> None:
+        self.engine = engine
+        self.plan = plan
+        self.play = play
+        self.layers = layers
+        self.kv = kv
+        self.approvals = approvals
+        self.journal = Journal(engine.store, play.company_id, play.id)
+        self.seq = max((la.seq for la in layers.values()), default=0)
+        self.last_output: Any = None
+        self._base = {"flowId": play.flow_id, "playId": play.id}
+        self._max_output = engine.settings.max_output_bytes
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _publish(self, type_: str, data: dict[str, Any]) -> None:
+        p = self.play
+        self.engine.events.publish(ev.Event(type_, p.company_id, p.flow_id, p.id, data))
+
+    def _record(self, layer: PlayLayer) -> PlayLayer:
+        self.layers[layer.key] = layer
+        self.journal.layer(layer)
+        return layer
+
+    # -- the whole play -------------------------------------------------------------------
+
+    async def execute(self) -> tuple[PlayState, Any, str | None, _Suspended | None]:
+        """Run to an end or a suspension; returns (state, output, error, suspension)."""
+        outputs: dict[str, Any] = {"args": self.play.input}
+        try:
+            await self._nodes(self.plan.nodes, outputs, ())
+        except _Suspended as s:
+            return PlayState.WAIT, None, None, s
+        except StepError as e:
+            return PlayState.FAIL, None, str(e), None
+        return PlayState.DONE, self.last_output, None, None
+
+    async def _nodes(
+        self, nodes: tuple[Node, ...], outputs: dict[str, Any], it: tuple[int, ...]
+    ) -> None:
+        for node in nodes:
+            if isinstance(node, Group):
+                await self._group(node, outputs, it)
+            else:
+                await self._loop(node, outputs, it)
+
+    async def _group(self, group: Group, outputs: dict[str, Any], it: tuple[int, ...]) -> None:
+        if len(group.steps) == 1:
+            step = group.steps[0]
+            if await self._step(step, outputs, it):
+                self.last_output = outputs[step.ref]
+            return
+        done: dict[str, Any] = {}
+        suspended: list[_Suspended] = []
+        failures: list[StepError] = []
+
+        async def one(step: Step, nursery: trio.Nursery) -> None:
+            try:
+                if await self._step(step, outputs, it):
+                    done[step.ref] = outputs[step.ref]
+            except _Suspended as s:
+                suspended.append(s)  # siblings keep running; the play parks afterwards
+            except StepError as e:
+                failures.append(e)
+                nursery.cancel_scope.cancel()  # a failing step cancels unfinished siblings
+
+        async with trio.open_nursery() as nursery:
+            for step in group.steps:
+                nursery.start_soon(one, step, nursery)
+        if failures:
+            for step in group.steps:
+                layer = self.layers.get(layer_key(self.play.id, step.ref, it))
+                if layer is not None and layer.state is LayerState.RUN:
+                    self._record(
+                        attrs.evolve(
+                            layer,
+                            state=LayerState.FAIL,
+                            error=f"cancelled: sibling {failures[0].ref!r} failed",
+                            finished_at=time.time(),
+                        )
+                    )
+            raise failures[0]
+        if suspended:
+            raise suspended[0]
+        if done:
+            self.last_output = {s.ref: done[s.ref] for s in group.steps if s.ref in done}
+
+    async def _loop(self, loop: Loop, outputs: dict[str, Any], it: tuple[int, ...]) -> None:
+        if not await self._step(loop.iterator, outputs, it):
+            return  # the iterator was filtered: nothing in its body is reached
+        items = outputs[loop.iterator.ref].get("items") or []
+        total = len(items)
+        iterations: list[dict[str, Any]] = []
+        body_refs = [s.ref for s in Plan(self.plan.flow, loop.body).steps()]
+        last_body_ref = body_refs[-1] if body_refs else ""
+        scope: dict[str, Any] = outputs
+        for index, item in enumerate(items):
+            scope = dict(outputs)
+            scope[loop.iterator.ref] = {
+                "item": item,
+                "index": index,
+                "total": total,
+                "isLast": index == total - 1,
+            }
+            await self._nodes(loop.body, scope, (*it, index))
+            iterations.append({r: scope[r] for r in body_refs if r in scope})
+        if loop.aggregator is None:
+            outputs.update(scope)
+            return
+        extra = {"iterations": iterations, "lastRef": last_body_ref}
+        if await self._step(loop.aggregator, outputs, it, extra_args=extra):
+            self.last_output = outputs[loop.aggregator.ref]
+
+    # -- one step -------------------------------------------------------------------------
+
+    def _bindings(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        b: dict[str, Any] = dict(self._base)
+        b["prev"] = outputs
+        return b
+
+    async def _resolve(self, step: Step, bindings: dict[str, Any]) -> Any:
+        if not step.args.uses_kv:
+            return step.args.resolve(bindings)
+        # $kv reads the store, which is async: evaluate in a worker thread that calls back.
+        kv = self.kv
+
+        def kv_get(scope: str) -> Any:
+            def lookup(key: Any) -> Any:
+                found, value = trio.from_thread.run(kv.get, scope, str(key))
+                return value if found else None
+
+            return Jsonata.JLambda(lookup)
+
+        full = dict(bindings, kv=kv_get("flow"), kvGlobal=kv_get("global"))
+        return await trio.to_thread.run_sync(step.args.resolve, full)
+
+    async def _step(
+        self,
+        step: Step,
+        outputs: dict[str, Any],
+        it: tuple[int, ...],
+        extra_args: dict[str, Any] | None = None,
+    ) -> bool:
+        """Run (or replay) ``step``; True if it produced an output (DONE), False if filtered."""
+        key = layer_key(self.play.id, step.ref, it)
+        existing = self.layers.get(key)
+        wake_at: float | None = None
+        approved = False
+        if existing is not None:
+            if existing.state is LayerState.DONE:
+                outputs[step.ref] = existing.output
+                return True
+            if existing.state is LayerState.FILTERED:
+                return False
+            if existing.state in (LayerState.FAIL, LayerState.SKIP):
+                raise StepError(step.ref, existing.error or "failed")
+            if existing.state is LayerState.WAIT:
+                wake_at = existing.finished_at  # a parked delay keeps its wake time here
+                approved = self.approvals.get(key.replace(".", "_")) == "approved"
+            elif (
+                existing.state is LayerState.RUN
+                and existing.attempts
+                and not step.module.idempotent
+            ):
+                layer = self._record(
+                    attrs.evolve(
+                        existing,
+                        state=LayerState.FAIL,
+                        error=f"interrupted: {step.module.app_id} is not idempotent and was "
+                        "running when its instance stopped; retry the play from this step",
+                        finished_at=time.time(),
+                    )
+                )
+                self._publish(ev.LAYER_FAILED, _layer_event(layer))
+                raise Interrupted(step.ref, layer.error or "interrupted")
+        bindings = self._bindings(outputs)
+        now = time.time()
+        self.seq += 1
+        base = PlayLayer(
+            play_id=self.play.id,
+            company_id=self.play.company_id,
+            ref=step.ref,
+            state=LayerState.RUN,
+            iteration=it,
+            app_id=step.module.app_id,
+            started_at=existing.started_at if existing else now,
+            seq=existing.seq if existing else self.seq,
+            attempts=existing.attempts if existing else (),
+        )
+        try:
+            if step.filters and not filters_pass(step.filters, bindings):
+                self._record(attrs.evolve(base, state=LayerState.FILTERED, finished_at=now))
+                return False
+            args = await self._resolve(step, bindings)
+        except (ExpressionError, FilterError) as e:
+            raise self._fail(base, f"{e}") from e
+        if step.flowlet.needs_approval and not approved:
+            layer = self._record(attrs.evolve(base, state=LayerState.WAIT, args=args))
+            raise _Suspended(layer, WaitReason.APPROVAL, None)
+        module_args = args if extra_args is None else {**args, **extra_args}
+        try:
+            step.module.check_args(module_args)
+        except InvalidArgs as e:
+            raise self._fail(attrs.evolve(base, args=args), str(e)) from e
+        return await self._attempts(
+            step, attrs.evolve(base, args=args), module_args, outputs, it, wake_at
+        )
+
+    def _fail(self, layer: PlayLayer, error: str) -> StepError:
+        failed = self._record(
+            attrs.evolve(layer, state=LayerState.FAIL, error=error, finished_at=time.time())
+        )
+        self._publish(ev.LAYER_FAILED, _layer_event(failed))
+        return StepError(layer.ref, error)
+
+    async def _attempts(
+        self,
+        step: Step,
+        layer: PlayLayer,
+        args: Any,
+        outputs: dict[str, Any],
+        it: tuple[int, ...],
+        wake_at: float | None,
+    ) -> bool:
+        module: ModuleSpec = step.module
+        retry = step.flowlet.retry
+        attempts = list(layer.attempts)
+        ctx = StepContext(self, step, it, wake_at)
+        first = len(attempts) + 1
+        for number in range(first, first + retry.count + 1):
+            started = time.time()
+            attempts.append(Attempt(number, started))
+            layer = self._record(
+                attrs.evolve(layer, state=LayerState.RUN, attempts=tuple(attempts))
+            )
+            self._publish(ev.LAYER_STARTED, _layer_event(layer))
+            if not module.idempotent:
+                # Output commit: everything before a side effect is durable, and so is the
+                # RUN record that stops it from being silently re-run after a crash.
+                await self.journal.barrier()
+            error: str | None = None
+            try:
+                output = await self._invoke(step, ctx, args)
+            except Suspend as s:
+                layer = self._record(
+                    attrs.evolve(layer, state=LayerState.WAIT, finished_at=s.wake_at)
+                )
+                raise _Suspended(layer, s.reason, s.wake_at) from None
+            except StepError as e:
+                error = e.message
+            except Exception as e:  # any module error fails the layer, never the engine
+                error = f"{type(e).__name__}: {e}" if not str(e) else str(e)
+            finished = time.time()
+            attempts[-1] = Attempt(number, started, finished, error)
+            if error is None:
+                done = self._record(
+                    attrs.evolve(
+                        layer,
+                        state=LayerState.DONE,
+                        output=output,
+                        error=None,
+                        attempts=tuple(attempts),
+                        finished_at=finished,
+                    )
+                )
+                outputs[step.ref] = output
+                self._publish(ev.LAYER_COMPLETED, _layer_event(done))
+                return True
+            layer = attrs.evolve(layer, attempts=tuple(attempts), error=error)
+            if number < first + retry.count:
+                self._record(layer)
+                await trio.sleep(retry.delay_seconds(number - first + 1, _rng))
+        raise self._fail(layer, error or "failed")
+
+    async def _invoke(self, step: Step, ctx: StepContext, args: Any) -> Any:
+        timeout = step.flowlet.timeout
+        try:
+            with trio.fail_after(timeout if timeout else math.inf):
+                raw = await step.module.run(ctx, args)
+        except trio.TooSlowError:
+            raise StepTimeout(step.ref, f"timed out after {timeout:g} s") from None
+        try:
+            output = to_json_value(raw, "output")
+        except TypeError as e:
+            raise StepError(step.ref, str(e)) from e
+        if self._max_output and _too_big(output, self._max_output):
+            raise OutputTooLarge(
+                step.ref, f"output is larger than the {self._max_output} bytes allowed"
+            )
+        return output
+
+
+def _too_big(value: Any, limit: int) -> bool:
+    # Cheap pre-check: small scalars cannot exceed the limit.
+    if value is None or isinstance(value, bool | int | float):
+        return False
+    if isinstance(value, str) and len(value) * 4 < limit:
+        return False
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()) > limit
+
+
+def _layer_event(layer: PlayLayer) -> dict[str, Any]:
+    return {
+        "ref": layer.ref,
+        "iteration": list(layer.iteration),
+        "state": layer.state.value,
+        "appId": layer.app_id,
+        "error": layer.error,
+        "attempt": len(layer.attempts),
+    }

@@ -1,0 +1,30 @@
+"""Engine settings (the integrator maps ``flow8.config`` onto these)."""
+
+from __future__ import annotations
+
+import attrs
+
+from flow8.store import new_id
+
+
+@attrs.frozen
+class EngineSettings:
+    """Tunables of the engine. Defaults suit a single instance.
+
+    * ``lease_seconds``: how long a claimed play stays ours without renewal; renewed every
+      third of it. An instance that dies loses its plays after this long.
+    * ``hold_delay_seconds``: delays (and ``ctx.sleep``) longer than this suspend the play
+      (persisted, no actor) instead of sleeping in its actor.
+    * ``max_output_bytes``: a step output larger than this (as JSON) fails the step.
+    * ``poll_interval``: how often the dispatcher scans for runnable plays when idle.
+    """
+
+    instance_id: str = attrs.field(factory=new_id)
+    lease_seconds: float = 30.0
+    poll_interval: float = 0.5
+    claim_batch: int = 64
+    hold_delay_seconds: float = 5.0
+    max_output_bytes: int = 1_000_000
+    max_subflow_depth: int = 8
+    idempotency_window_seconds: float = 86_400.0
+    max_running_plays: int = 10_000

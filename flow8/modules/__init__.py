@@ -1,0 +1,42 @@
+"""The module catalog: every ``appId`` a flowlet can call.
+
+Public names: :class:`ModuleSpec`, :class:`ModuleRegistry`, :func:`default_registry`, the
+:class:`ModuleContext` / :class:`KvAccess` protocols modules run against, and the errors.
+"""
+
+from __future__ import annotations
+
+from ._control import AGGREGATOR, ITERATOR, SUBFLOW, control_modules, read_path
+from ._data import data_modules
+from ._errors import DuplicateModule, InvalidArgs, ModuleError, ModuleFailure, UnknownModule
+from ._kv import SCOPES, kv_modules
+from ._registry import KvAccess, ModuleContext, ModuleRegistry, ModuleSpec, RunFn
+from ._utility import utility_modules
+
+
+def default_registry() -> ModuleRegistry:
+    """A fresh registry holding every built-in module."""
+    registry = ModuleRegistry()
+    for group in (data_modules(), utility_modules(), kv_modules(), control_modules()):
+        registry.extend(group)
+    return registry
+
+
+__all__ = [
+    "AGGREGATOR",
+    "ITERATOR",
+    "SCOPES",
+    "SUBFLOW",
+    "DuplicateModule",
+    "InvalidArgs",
+    "KvAccess",
+    "ModuleContext",
+    "ModuleError",
+    "ModuleFailure",
+    "ModuleRegistry",
+    "ModuleSpec",
+    "RunFn",
+    "UnknownModule",
+    "default_registry",
+    "read_path",
+]

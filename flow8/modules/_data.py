@@ -1,0 +1,130 @@
+"""Data modules: set, template, transform, json-parse, json-stringify."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ._errors import ModuleFailure
+from ._registry import ModuleContext, ModuleSpec
+
+ANY: dict[str, Any] = {}
+
+
+async def _set(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+    return args.get("value")
+
+
+async def _template(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+    # The engine has already interpolated the {{ }} parts; data inside stays text.
+    return {"text": args["text"]}
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(source: str) -> Any:
+    # Imported lazily: the engine depends on modules, not the other way round at import time.
+    from flow8.engine import Expression
+
+    return Expression.compile(source)
+
+
+async def _transform(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+    from flow8.engine import ExpressionError
+
+    try:
+        expr = _compiled(args["expression"])
+        data = args.get("input")
+        return expr.evaluate({"input": data, "prev": data})
+    except ExpressionError as e:
+        raise ModuleFailure(str(e)) from e
+
+
+async def _json_parse(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+    try:
+        return json.loads(args["text"])
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ModuleFailure(f"text is not valid JSON: {e}") from e
+
+
+async def _json_stringify(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+    indent = args.get("indent")
+    if indent:
+        text = json.dumps(args.get("value"), indent=indent, ensure_ascii=False)
+    else:
+        text = json.dumps(args.get("value"), separators=(",", ":"), ensure_ascii=False)
+    return {"text": text}
+
+
+def data_modules() -> list[ModuleSpec]:
+    return [
+        ModuleSpec(
+            app_id="set",
+            category="data",
+            description="Output the given value (any JSON); handy for shaping data.",
+            args_schema={"type": "object", "properties": {"value": ANY}, "required": ["value"]},
+            output_schema=ANY,
+            idempotent=True,
+            run=_set,
+        ),
+        ModuleSpec(
+            app_id="template",
+            category="data",
+            description="Render a text with {{ }} expressions; outputs {text}.",
+            args_schema={
+                "type": "object",
+                "properties": {"text": {"type": "string"}},
+                "required": ["text"],
+            },
+            output_schema={"type": "object", "properties": {"text": {"type": "string"}}},
+            idempotent=True,
+            run=_template,
+        ),
+        ModuleSpec(
+            app_id="transform",
+            category="data",
+            description=(
+                "Evaluate a JSONata expression (literal, not templated) over `input`, bound "
+                "as the context and as $input; outputs its result."
+            ),
+            args_schema={
+                "type": "object",
+                "properties": {"expression": {"type": "string", "minLength": 1}, "input": ANY},
+                "required": ["expression"],
+            },
+            output_schema=ANY,
+            idempotent=True,
+            run=_transform,
+            literal_args=("expression",),
+        ),
+        ModuleSpec(
+            app_id="json-parse",
+            category="data",
+            description="Parse JSON text; outputs the parsed value.",
+            args_schema={
+                "type": "object",
+                "properties": {"text": {"type": "string"}},
+                "required": ["text"],
+            },
+            output_schema=ANY,
+            idempotent=True,
+            run=_json_parse,
+        ),
+        ModuleSpec(
+            app_id="json-stringify",
+            category="data",
+            description="Serialise a value to JSON text; outputs {text}.",
+            args_schema={
+                "type": "object",
+                "properties": {
+                    "value": ANY,
+                    "indent": {"type": "integer", "minimum": 0, "maximum": 8},
+                },
+                "required": ["value"],
+            },
+            output_schema={"type": "object", "properties": {"text": {"type": "string"}}},
+            idempotent=True,
+            run=_json_stringify,
+        ),
+    ]

@@ -1,0 +1,187 @@
+"""The module catalog: what a flowlet's ``appId`` names."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
+
+import attrs
+import jsonschema  # type: ignore[import-untyped]
+
+from ._errors import DuplicateModule, InvalidArgs, UnknownModule
+
+
+class KvAccess(Protocol):
+    """Key-value access a module gets, already bound to the play's company and flow.
+
+    ``scope`` is ``global``, ``flow_group`` or ``flow``.
+    """
+
+    async def get(self, scope: str, key: str) -> tuple[bool, Any]: ...
+
+    async def set(self, scope: str, key: str, value: Any, ttl_seconds: float | None) -> None: ...
+
+    async def append(self, scope: str, key: str, value: Any, ttl_seconds: float | None) -> int: ...
+
+    async def delete(self, scope: str, key: str) -> bool: ...
+
+
+class ModuleContext(Protocol):
+    """What a running module may use besides its arguments."""
+
+    @property
+    def company_id(self) -> str: ...
+
+    @property
+    def flow_id(self) -> str: ...
+
+    @property
+    def play_id(self) -> str: ...
+
+    @property
+    def ref(self) -> str: ...
+
+    @property
+    def component_config_ids(self) -> Mapping[str, str]: ...
+
+    @property
+    def kv(self) -> KvAccess: ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait; long waits may suspend the play (persisted, no actor held) and resume."""
+        ...
+
+    async def run_subflow(
+        self, flow_id: str, args: Any, *, wait: bool, timeout: float | None
+    ) -> dict[str, Any]: ...
+
+
+RunFn = Callable[[ModuleContext, Mapping[str, Any]], Awaitable[Any]]
+
+
+def _matches_expression(value: Any) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
+@attrs.frozen
+class ModuleSpec:
+    """A module: its identity, contract (JSON Schemas) and implementation.
+
+    ``idempotent`` tells the engine whether running the module again after a crash is safe;
+    a non-idempotent step waits for earlier writes to be durable and is never re-run
+    silently. ``literal_args`` are arguments that must not contain ``{{ }}`` (they are code,
+    such as a JSONata expression, and data must never become code).
+    """
+
+    app_id: str
+    category: str
+    description: str
+    args_schema: Mapping[str, Any]
+    output_schema: Mapping[str, Any]
+    idempotent: bool
+    run: RunFn
+    literal_args: tuple[str, ...] = ()
+    _validator: Any = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        cls = jsonschema.validators.validator_for(self.args_schema)
+        cls.check_schema(self.args_schema)
+        object.__setattr__(self, "_validator", cls(self.args_schema))
+
+    def arg_problems(self, args: Any, *, static: bool = False) -> list[tuple[str, str]]:
+        """(path, message) for every schema violation.
+
+        With ``static`` (flow validation, before expressions are evaluated), a value that
+        holds an expression is not checked: only its resolved value can be.
+        """
+        problems: list[tuple[str, str]] = []
+        for err in self._validator.iter_errors(args):
+            path = list(err.absolute_path)
+            if static and _under_expression(args, path):
+                continue
+            problems.append((".".join(str(p) for p in path), err.message))
+        if static and isinstance(args, Mapping):
+            for name in self.literal_args:
+                if _contains_expression(args.get(name)):
+                    problems.append((name, "must be literal: expressions are not allowed here"))
+        return problems
+
+    def check_args(self, args: Any) -> None:
+        """Raise :class:`InvalidArgs` listing every violation of the args schema."""
+        problems = self.arg_problems(args)
+        if problems:
+            text = "; ".join(f"{p or 'args'}: {m}" for p, m in problems)
+            raise InvalidArgs(f"invalid args for {self.app_id}: {text}")
+
+    def describe(self) -> dict[str, Any]:
+        """Catalog entry (camelCase, for the API and ``flow8 modules list``)."""
+        return {
+            "appId": self.app_id,
+            "category": self.category,
+            "description": self.description,
+            "idempotent": self.idempotent,
+            "argsSchema": self.args_schema,
+            "outputSchema": self.output_schema,
+        }
+
+
+def _under_expression(args: Any, path: list[Any]) -> bool:
+    node = args
+    if _matches_expression(node):
+        return True
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+        if _matches_expression(node):
+            return True
+    return False
+
+
+def _contains_expression(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{{" in value
+    if isinstance(value, Mapping):
+        return any(_contains_expression(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_expression(v) for v in value)
+    return False
+
+
+@attrs.define
+class ModuleRegistry:
+    """appId -> :class:`ModuleSpec`. The default catalog is :func:`default_registry`."""
+
+    _modules: dict[str, ModuleSpec] = attrs.field(factory=dict)
+
+    def register(self, spec: ModuleSpec, *, replace: bool = False) -> None:
+        if spec.app_id in self._modules and not replace:
+            raise DuplicateModule(f"module {spec.app_id!r} is already registered")
+        self._modules[spec.app_id] = spec
+
+    def get(self, app_id: str) -> ModuleSpec:
+        try:
+            return self._modules[app_id]
+        except KeyError:
+            raise UnknownModule(f"unknown module {app_id!r}") from None
+
+    def find(self, app_id: str) -> ModuleSpec | None:
+        return self._modules.get(app_id)
+
+    def __contains__(self, app_id: object) -> bool:
+        return app_id in self._modules
+
+    def __iter__(self) -> Iterator[ModuleSpec]:
+        return iter(sorted(self._modules.values(), key=lambda m: (m.category, m.app_id)))
+
+    def copy(self) -> ModuleRegistry:
+        return ModuleRegistry(dict(self._modules))
+
+    def catalog(self) -> list[dict[str, Any]]:
+        """Every module's catalog entry, sorted by category then appId."""
+        return [m.describe() for m in self]
+
+    def extend(self, specs: Iterable[ModuleSpec]) -> None:
+        for s in specs:
+            self.register(s)
