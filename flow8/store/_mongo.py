@@ -22,8 +22,15 @@ from ._catalog import Catalog, CollectionSpec
 from ._filters import Node, equality_seed
 from ._ops import DeleteOp, FindAndModifyOp, InsertOp, Pending, PurgeOp, UpdateOp, WriteOp
 from ._port import UpdateResult
-from ._values import ttl_cutoff, utcnow
-from .exceptions import DuplicateKey, StoreClosed, StoreError, StoreUnavailable, UpdateFailed
+from ._values import MAX_DOCUMENT_BYTES, ttl_cutoff, utcnow
+from .exceptions import (
+    DuplicateKey,
+    InvalidDocument,
+    StoreClosed,
+    StoreError,
+    StoreUnavailable,
+    UpdateFailed,
+)
 
 T = TypeVar("T")
 _CREDENTIALS = re.compile(r"^(mongodb(?:\+srv)?://)[^@/]*@")
@@ -54,6 +61,11 @@ def _map_error(err: Exception, spec: CollectionSpec | None, where: str) -> Store
         return StoreUnavailable(f"{where}: MongoDB unreachable: {type(err).__name__}")
     if isinstance(err, pe.WriteError | pe.OperationFailure):
         return UpdateFailed(f"{name}: MongoDB refused the write: {err}")
+    if isinstance(err, pe.DocumentTooLarge):
+        return InvalidDocument(f"{name}: document is larger than 16 MB")
+    if isinstance(err, TypeError | ValueError | AttributeError):
+        # mongomock reports an update that cannot apply ($inc on a string) this way
+        return UpdateFailed(f"{name}: the update cannot apply: {err}")
     if isinstance(err, pe.PyMongoError):
         return StoreError(f"{name}: MongoDB error: {err}")
     return StoreError(f"{name}: {type(err).__name__}: {err}")
@@ -161,10 +173,7 @@ class MongoBackend:
             if ix.unique:
                 opts["unique"] = True
                 # Documents missing an indexed field do not collide (as on sqlite).
-                if self.mocked:
-                    opts["sparse"] = True
-                else:
-                    opts["partialFilterExpression"] = {f: {"$exists": True} for f in ix.fields}
+                opts["partialFilterExpression"] = {f: {"$exists": True} for f in ix.fields}
             if ix.expire_after_seconds is not None:
                 opts["expireAfterSeconds"] = ix.expire_after_seconds
             try:
@@ -256,7 +265,12 @@ class MongoBackend:
         return DuplicateKey(spec.name, uniques[0].name if len(uniques) == 1 else "_id_")
 
     async def _insert(self, op: InsertOp) -> list[str]:
+        import bson
+
         docs = [dict(d) for d in op.docs]
+        for d in docs:  # checked before anything is sent, so a batch is refused whole
+            if len(bson.encode(d)) > MAX_DOCUMENT_BYTES:
+                raise InvalidDocument(f"{op.spec.name} {d['_id']!r}: document is larger than 16 MB")
         if len(docs) == 1:
             await self._run(lambda: self._coll(op.spec).insert_one(docs[0]), op.spec, "insert")
         else:
@@ -267,14 +281,37 @@ class MongoBackend:
 
     def _mongo_update(self, op: UpdateOp | FindAndModifyOp, doc_id: str | None) -> dict[str, Any]:
         update = op.sealer(doc_id).doc if (op.sealer and doc_id) else op.update.doc
-        return {k: dict(v) for k, v in update.items()}
+        out = {k: dict(v) for k, v in update.items()}
+        if op.upsert:
+            # Seed the upserted document from the filter's equalities explicitly: the filter
+            # sent is wrapped in $and (TTL, _id), which not every server version (nor
+            # mongomock) mines for equality fields.
+            touched = [p for fields in out.values() for p in fields]
+            for path, value in equality_seed(op.node).items():
+                if not any(
+                    t == path or t.startswith(path + ".") or path.startswith(t + ".")
+                    for t in touched
+                ):
+                    out.setdefault("$setOnInsert", {})[path] = value
+        return out
 
     async def _target(self, op: UpdateOp | FindAndModifyOp) -> str | None:
         sort = list(op.sort) if isinstance(op, FindAndModifyOp) else []
         found = await self.find(op.spec, op.filter, None, sort, 0, 1)
         return found[0]["_id"] if found else None
 
+    async def _clear_expired(self, op: UpdateOp | FindAndModifyOp) -> None:
+        """Before an upsert: drop expired documents matching the filter, which MongoDB's TTL
+        monitor (once a minute) may not have removed yet, so they cannot collide."""
+        ttl = op.spec.ttl
+        if not op.upsert or ttl is None:
+            return
+        cutoff = ttl_cutoff(utcnow(), ttl.expire_after_seconds or 0)
+        q = {"$and": [op.filter, {ttl.fields[0]: {"$lt": cutoff}}]}
+        await self._run(lambda: self._coll(op.spec).delete_many(q), op.spec, "ttl")
+
     async def _update(self, op: UpdateOp) -> UpdateResult:
+        await self._clear_expired(op)
         if op.sealer is not None:
             return await self._sealed_update(op)
         query = self._query(op.spec, op.filter)
@@ -326,6 +363,7 @@ class MongoBackend:
     async def _find_and_modify(self, op: FindAndModifyOp) -> dict[str, Any] | None:
         from pymongo import ReturnDocument
 
+        await self._clear_expired(op)
         doc_id = None
         query = op.filter
         if op.sealer is not None:

@@ -12,9 +12,9 @@ file; ``busy_timeout`` arbitrates the write lock and nothing is cached across tr
 from __future__ import annotations
 
 import collections
-import os
 import contextlib
 import hashlib
+import os
 import queue
 import sqlite3
 from collections.abc import Callable
