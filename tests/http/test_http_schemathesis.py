@@ -1,0 +1,100 @@
+"""Property-based API fuzzing with schemathesis against the live app (real Hypercorn and a real
+sqlite store, in a server thread): no server errors, no answer outside the OpenAPI document."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+import trio
+from hypothesis import HealthCheck, given, settings
+from schemathesis import checks
+
+from flow8.http import HttpDeps, HttpSettings, create_app, serve_http
+from flow8.services.audit import AuditLog, StoreAuditSink
+from flow8.services.identity import IdentityService
+from flow8.store import Keyring, open_store
+
+
+def _serve_in_thread(data_dir: Path, ready: queue.Queue[Any], stop: threading.Event) -> None:
+    async def main() -> None:
+        async with open_store(
+            f"sqlite:///{data_dir / 'flow8.db'}",
+            data_dir=data_dir,
+            durability="normal",
+            encryption=Keyring.generate(),
+        ) as store:
+            audit = AuditLog(StoreAuditSink(store))
+            identity = IdentityService(store, audit=audit.record)
+            await identity.install("Fuzz Co", "owner@fuzz.example", "owner-password-1")
+            result = await identity.login(
+                "owner@fuzz.example", "owner-password-1", ip="127.0.0.1", user_agent="setup"
+            )
+            created = await identity.create_api_key(result.principal, "fuzz", ["api"])
+            app = create_app(
+                HttpDeps(
+                    settings=HttpSettings(), identity=identity, store=store, audit=audit.record
+                )
+            )
+            shutdown = trio.Event()
+            async with trio.open_nursery() as nursery:
+                await nursery.start(audit.serve)
+                binds = await nursery.start(
+                    partial(serve_http, app, "127.0.0.1", 0, shutdown_event=shutdown)
+                )
+                ready.put((binds[0], created.key))
+                await trio.to_thread.run_sync(stop.wait)
+                shutdown.set()
+                await trio.sleep(0.2)
+                nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(main)
+    except BaseException as e:  # the test thread must learn about a failed start
+        ready.put(e)
+        raise
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    ready: queue.Queue[Any] = queue.Queue()
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=_serve_in_thread, args=(tmp_path_factory.mktemp("fuzz"), ready, stop), daemon=True
+    )
+    thread.start()
+    started = ready.get(timeout=60)
+    if isinstance(started, BaseException):
+        raise started
+    yield started
+    stop.set()
+    thread.join(timeout=30)
+
+
+def test_api_conforms_to_its_openapi_document(live: tuple[str, str]) -> None:
+    url, key = live
+    schema = schemathesis.openapi.from_url(f"{url}/api/openapi.json")
+    auth = {"Authorization": f"Bearer {key}"}
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 17
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=20,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def fuzz(case: schemathesis.Case) -> None:
+            # ignored_auth would send our valid bearer key beside a bogus cookie and call the
+            # 2xx a bypass; authentication is covered by test_http_auth instead.
+            case.call_and_validate(headers=auth, excluded_checks=[checks.ignored_auth])
+
+        fuzz()
