@@ -1,0 +1,156 @@
+"""Composition root: builds the platform's objects and declares the supervision tree.
+
+    root                 rest_for_one: a child may depend on every child before it
+    ├── events           pub/sub of play and system events
+    ├── audit            batches audit entries into the store; flushes on stop
+    ├── engine           one_for_one
+    │   ├── plays        dynamic supervisor: one PlayActor per running play
+    │   └── dispatcher   claims runnable plays with a lease, resumes orphans
+    └── http             Hypercorn serving the Quart-Trio app on SERVER_PORT
+
+Start-up order: ``flow8.cli`` has loaded ``.env``, configured logging and checked the settings;
+:func:`open_platform` then opens the store and starts the tree in order (each child is started
+once it says it is ready, so ``/healthz`` answers only when everything before http is up).
+Stop runs in reverse order, bounded by ``SHUTDOWN_GRACE_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+import actors
+
+from .config import Settings
+from .engine import Engine, EventBus, engine_child, events_child
+from .http import HttpDeps, HttpSettings, create_app, http_child
+from .logs import get_logger
+from .services.audit import AuditLog, StoreAuditSink, audit_child
+from .services.identity import IdentityService, install_instructions, needs_install
+from .store import Store, load_keyring, open_store
+
+log = get_logger("flow8.app")
+
+
+@attrs.define
+class Platform:
+    """The long-lived objects of one instance, shared by the children of the tree."""
+
+    settings: Settings
+    store: Store
+    events: EventBus
+    audit: AuditLog
+    engine: Engine
+    identity: IdentityService
+    runtime: actors.Runtime | None = None
+
+    def actor_tree(self) -> Mapping[str, Any]:
+        return self.runtime.tree() if self.runtime is not None else {}
+
+    def ready(self) -> bool:
+        return self.runtime is not None
+
+
+def build_tree(platform: Platform) -> actors.SupervisorSpec:
+    """The supervision tree of one instance (see the module docstring)."""
+    settings = platform.settings
+    deps = HttpDeps(
+        settings=HttpSettings(
+            admin_token=settings.admin_token,
+            allowed_origins=settings.allowed_origins,
+            max_body_bytes=settings.max_body_bytes,
+        ),
+        actor_tree=platform.actor_tree,
+        ready=platform.ready,
+        identity=platform.identity,
+        store=platform.store,
+        audit=platform.audit.record,
+    )
+    app = create_app(deps)
+    return actors.SupervisorSpec(
+        [
+            events_child(platform.events),
+            audit_child(platform.audit),
+            engine_child(platform.engine),
+            http_child(
+                app,
+                settings.server_host,
+                settings.server_port,
+                graceful_timeout=min(5.0, settings.shutdown_grace_seconds / 2),
+            ),
+        ],
+        strategy=actors.Strategy.REST_FOR_ONE,
+        intensity=3,
+        period=30.0,
+    )
+
+
+@asynccontextmanager
+async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
+    """Open the store, build the tree and start it; yields once every child is running."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    on_mongo = settings.store_url.startswith("mongodb")
+    keyring = load_keyring(
+        settings.encryption_keys, settings.data_dir, backend="mongo" if on_mongo else "sqlite"
+    )
+    async with open_store(
+        settings.store_url,
+        data_dir=settings.data_dir,
+        durability=settings.store_durability,
+        encryption=keyring,
+    ) as store:
+        events = EventBus()
+        audit = AuditLog(StoreAuditSink(store))
+        platform = Platform(
+            settings=settings,
+            store=store,
+            events=events,
+            audit=audit,
+            engine=Engine(store, events),
+            identity=IdentityService(store, audit=audit.record),
+        )
+        async with actors.open_runtime(build_tree(platform)) as runtime:
+            platform.engine.attach(runtime.dynamic_supervisor("engine/plays"))
+            platform.runtime = runtime
+            try:
+                yield platform
+            finally:
+                platform.runtime = None
+
+
+async def serve(settings: Settings) -> None:
+    """Run the platform until SIGINT or SIGTERM, then stop the tree within the grace period."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_platform(settings) as platform:
+            base_url = f"http://{_display_host(settings.server_host)}:{settings.server_port}"
+            log.info("flow8_started", url=base_url, store=_store_kind(settings.store_url))
+            if await needs_install(platform.store):
+                print(install_instructions(base_url), flush=True)
+            async for received in signals:
+                log.info("flow8_stopping", signal=signal.Signals(received).name)
+                break
+            assert platform.runtime is not None
+            with trio.move_on_after(settings.shutdown_grace_seconds) as bounded:
+                await platform.runtime.stop()
+            if bounded.cancelled_caught:
+                log.warning("flow8_stop_timed_out", grace_seconds=settings.shutdown_grace_seconds)
+    log.info("flow8_stopped")
+
+
+def run_server(settings: Settings) -> int:
+    """Entry point of ``flow8 serve``; returns the process exit code."""
+    trio.run(serve, settings)
+    return 0
+
+
+def _display_host(host: str) -> str:
+    return "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
+
+
+def _store_kind(url: str) -> str:
+    return url.split(":", 1)[0]
