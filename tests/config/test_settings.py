@@ -126,3 +126,11 @@ def test_secrets_are_not_in_repr() -> None:
     assert settings.admin_token == "canary-admin-token"
     assert "canary-admin-token" not in repr(settings)
     assert "Y2FuYXJ5" not in repr(settings)
+
+
+def test_readme_configuration_table_lists_every_setting_with_its_default() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for setting in SETTINGS:
+        default = f"`{setting.default}`" if setting.default else "(empty)"
+        row = f"| `{setting.env}` | `{setting.key}` | {default} |"
+        assert row in readme, f"README configuration table is missing or wrong for {setting.env}"
