@@ -38,8 +38,17 @@ from ._kv import KvError, KvStore, PlayKv, scope_key
 from ._plan import Plan, PlanCache, check_definition, compile_plan, validate_definition
 from ._settings import EngineSettings
 from ._templates import CompiledValue, compile_value
+from ._wiring import (
+    CLI_COMPANY,
+    engine_child,
+    events_child,
+    module_catalog,
+    run_flow_file,
+    run_stored_flow,
+)
 
 __all__ = [
+    "CLI_COMPANY",
     "LAYER_COMPLETED",
     "LAYER_FAILED",
     "LAYER_STARTED",
@@ -76,6 +85,11 @@ __all__ = [
     "check_definition",
     "compile_plan",
     "compile_value",
+    "engine_child",
+    "events_child",
+    "module_catalog",
+    "run_flow_file",
+    "run_stored_flow",
     "scope_key",
     "split_template",
     "validate_definition",

@@ -1,0 +1,131 @@
+"""Child specs for the supervision tree and the functions behind ``flow8 run`` /
+``flow8 modules list``."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import trio
+
+import actors
+from flow8.domain import (
+    FlowValidationError,
+    Problem,
+    Trigger,
+    TriggerKind,
+    parse_flow_definition,
+)
+from flow8.modules import ModuleRegistry, default_registry
+from flow8.store import Store, open_store
+
+from ._engine import Engine
+from ._events import EventBus
+from ._settings import EngineSettings
+
+CLI_COMPANY = "local"
+
+
+def events_child(bus: EventBus, *, id: str = "events") -> actors.ChildSpec:
+    """The ``events`` actor: holds the bus for the lifetime of the tree."""
+    return actors.task(id, bus.serve, shutdown=1.0)
+
+
+def engine_child(engine: Engine, *, id: str = "engine") -> actors.ChildSpec:
+    """The ``engine`` supervisor (one_for_one): the ``plays`` dynamic supervisor (one
+    temporary PlayActor per running play) and the ``dispatcher``.
+
+    After ``open_runtime``, call ``engine.attach(runtime.dynamic_supervisor("engine/plays"))``
+    so plays run under ``plays``; until then the dispatcher runs them in its own nursery.
+    """
+    return actors.supervisor(
+        id,
+        [
+            actors.dynamic_supervisor("plays", max_children=engine.settings.max_running_plays),
+            actors.task("dispatcher", engine.serve, shutdown=5.0),
+        ],
+        strategy=actors.Strategy.ONE_FOR_ONE,
+        intensity=3,
+        period=5.0,
+    )
+
+
+def module_catalog(registry: ModuleRegistry | None = None) -> list[dict[str, Any]]:
+    """Every module (appId, category, description, idempotent, args/output schema)."""
+    return (registry or default_registry()).catalog()
+
+
+def _store_url(store_url: str | None, data_dir: str | os.PathLike[str]) -> str:
+    return store_url or f"sqlite:///{Path(data_dir).resolve() / 'flow8.db'}"
+
+
+async def _run_one(
+    store: Store,
+    flow_id: str | None,
+    definition: Any,
+    input: Any,
+    company_id: str,
+    settings: EngineSettings | None,
+) -> dict[str, Any]:
+    engine = Engine(store, EventBus(), settings)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.serve)
+        if flow_id is None:
+            flow = await engine.flows.create(company_id, definition)
+            flow_id = flow.id
+        play = await engine.start_play(company_id, flow_id, input, trigger=Trigger(TriggerKind.CLI))
+        done = await engine.wait_play(company_id, play.id)
+        nursery.cancel_scope.cancel()
+    return {"playId": done.id, "state": done.state.value, "out": done.output, "error": done.error}
+
+
+async def run_flow_file(
+    path: str | os.PathLike[str],
+    input: Any = None,
+    *,
+    store_url: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    company_id: str = CLI_COMPANY,
+    settings: EngineSettings | None = None,
+) -> dict[str, Any]:
+    """``flow8 run FILE.json``: store the flow file as a new flow and run it in-process.
+
+    Returns ``{"playId", "state", "out", "error"}``; the CLI exits 0 when state is DONE.
+    Raises :class:`flow8.domain.FlowValidationError` (every problem listed) for a bad file.
+    """
+    try:
+        data = json.loads(await trio.Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise FlowValidationError([Problem("", f"cannot read flow file {path}: {e}")]) from e
+    definition = parse_flow_definition(data)
+    with tempfile.TemporaryDirectory() if data_dir is None else _nullcontext(data_dir) as d:
+        async with open_store(_store_url(store_url, d), data_dir=d) as store:
+            return await _run_one(store, None, definition, input, company_id, settings)
+
+
+async def run_stored_flow(
+    flow_id: str,
+    input: Any = None,
+    *,
+    store_url: str | None = None,
+    data_dir: str | os.PathLike[str],
+    company_id: str = CLI_COMPANY,
+    settings: EngineSettings | None = None,
+) -> dict[str, Any]:
+    """``flow8 run --flow ID``: run a stored flow (latest version) in-process."""
+    async with open_store(_store_url(store_url, data_dir), data_dir=data_dir) as store:
+        return await _run_one(store, flow_id, None, input, company_id, settings)
+
+
+class _nullcontext:
+    def __init__(self, value: str | os.PathLike[str]) -> None:
+        self.value = value
+
+    def __enter__(self) -> str | os.PathLike[str]:
+        return self.value
+
+    def __exit__(self, *_: object) -> None:
+        return None

@@ -1,0 +1,114 @@
+"""Plays: start (with idempotency keys), inspect, cancel, approve/reject, retry from a step."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+import attrs
+
+from flow8.domain import Play, PlayLayer, PlayState, Trigger, TriggerKind, api
+from flow8.engine import Engine, PlayNotFound, PlayStateError
+
+__all__ = ["PlayNotFound", "PlayService", "PlayStateError", "layer_to_api", "play_to_api"]
+
+
+def play_to_api(play: Play) -> dict[str, Any]:
+    """camelCase API form of a play."""
+    out: dict[str, Any] = api.unstructure(play)
+    return out
+
+
+def layer_to_api(layer: PlayLayer) -> dict[str, Any]:
+    out: dict[str, Any] = api.unstructure(layer)
+    return out
+
+
+@attrs.define
+class PlayService:
+    """Every method is scoped to ``company_id``.
+
+    Errors: ``FlowNotFound``, ``PlayNotFound``, ``PlayStateError`` (the play is not in a
+    state that allows the request), ``FlowValidationError`` (a stored flow that no longer
+    compiles).
+    """
+
+    engine: Engine
+
+    async def start(
+        self,
+        company_id: str,
+        flow_id: str,
+        input: Any = None,
+        *,
+        trigger: TriggerKind = TriggerKind.API,
+        source: str | None = None,
+        idempotency_key: str | None = None,
+        version: int | None = None,
+    ) -> Play:
+        """Queue (and, on an instance running plays, start) a play of the flow's latest
+        version. A duplicate ``idempotency_key`` within 24 h returns the existing play."""
+        return await self.engine.start_play(
+            company_id,
+            flow_id,
+            input,
+            trigger=Trigger(trigger, source),
+            idempotency_key=idempotency_key,
+            version=version,
+        )
+
+    async def run(
+        self,
+        company_id: str,
+        flow_id: str,
+        input: Any = None,
+        *,
+        timeout: float | None = None,
+        trigger: TriggerKind = TriggerKind.API,
+        idempotency_key: str | None = None,
+    ) -> Play:
+        """Start and wait for the end (synchronous channels/API); TimeoutError after
+        ``timeout`` seconds (the play keeps running)."""
+        play = await self.start(
+            company_id, flow_id, input, trigger=trigger, idempotency_key=idempotency_key
+        )
+        return await self.engine.wait_play(company_id, play.id, timeout=timeout)
+
+    async def get(self, company_id: str, play_id: str) -> Play:
+        return await self.engine.get_play(company_id, play_id)
+
+    async def list(
+        self,
+        company_id: str,
+        *,
+        flow_id: str | None = None,
+        state: PlayState | None = None,
+        page: int = 0,
+        size: int = 25,
+    ) -> tuple[builtins.list[Play], int]:
+        """One page, newest first, and the total count."""
+        size = max(1, min(size, 100))
+        return await self.engine.list_plays(
+            company_id, flow_id=flow_id, state=state, skip=page * size, limit=size
+        )
+
+    async def layers(self, company_id: str, play_id: str) -> builtins.list[PlayLayer]:
+        """The play's layers in execution order (iterations in order)."""
+        await self.engine.get_play(company_id, play_id)
+        return await self.engine.get_layers(company_id, play_id)
+
+    async def cancel(self, company_id: str, play_id: str) -> Play:
+        return await self.engine.cancel_play(company_id, play_id)
+
+    async def approve(self, company_id: str, play_id: str, *, by: str | None = None) -> Play:
+        return await self.engine.decide(company_id, play_id, approve=True, by=by)
+
+    async def reject(self, company_id: str, play_id: str, *, by: str | None = None) -> Play:
+        return await self.engine.decide(company_id, play_id, approve=False, by=by)
+
+    async def retry(self, company_id: str, play_id: str, from_ref: str) -> Play:
+        """A new play on the latest flow version, reusing outputs before ``from_ref``."""
+        return await self.engine.retry_play(company_id, play_id, from_ref)
+
+    async def wait(self, company_id: str, play_id: str, *, timeout: float | None = None) -> Play:
+        return await self.engine.wait_play(company_id, play_id, timeout=timeout)
