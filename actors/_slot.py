@@ -11,7 +11,7 @@ propagates untouched and is never reported as a crash.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -92,15 +92,20 @@ class _Status:
     ) -> None:
         self._slot = slot
         self._incarnation = incarnation
-        self._upstream = upstream
+        self._upstream: trio.TaskStatus[Any] | None = upstream
 
     def started(self, value: Any = None) -> None:
+        upstream = self._upstream
+        if upstream is None:
+            raise RuntimeError(f"{self._slot.path!r} called task_status.started() twice")
+        # Dropped once used: trio's status object keeps its temporary nursery alive.
+        self._upstream = None
         self._incarnation.started = True
         slot = self._slot
         slot.state = State.STOPPING if self._incarnation.stop_requested else State.RUNNING
         slot.started_at = _now_iso()
         slot.started_clock = trio.current_time()
-        self._upstream.started(value)
+        upstream.started(value)
 
 
 @attrs.define(eq=False)
@@ -159,6 +164,7 @@ class Slot:
         self.incarnation = incarnation
         self.state = State.STARTING
         status = _Status(self, incarnation, task_status)
+        del task_status  # only ``status`` may hold it, and only until started()
         kind = ExitKind.NORMAL
         error: BaseException | None = None
         try:
@@ -179,6 +185,9 @@ class Slot:
                 raise
             kind, error = ExitKind.ABNORMAL, exc
         except BaseException:
+            # Cancelled from outside (or KeyboardInterrupt): not ours to report or restart.
+            if self.incarnation is incarnation:
+                self.incarnation = None
             self.state = State.STOPPED
             raise
         finally:
@@ -189,7 +198,8 @@ class Slot:
             self.state = State.FAILED if kind is ExitKind.ABNORMAL else State.STOPPED
         report(Exit(self, incarnation, kind, error))
 
-    async def _run_body(self, incarnation: Incarnation, status: _Status) -> None:
+    def _run_body(self, incarnation: Incarnation, status: _Status) -> Awaitable[object]:
+        """The incarnation's coroutine (returned, not awaited here: one frame less per child)."""
         start = self.spec.start
         if isinstance(start, ActorStart):
             from ._actor import ActorRunner
@@ -197,24 +207,23 @@ class Slot:
             assert self.mailbox is not None
             runner = ActorRunner(self, self.mailbox)
             incarnation.body = runner
-            await runner.run(start.factory, status)
-        elif isinstance(start, TaskStart):
+            return runner.run(start.factory, status)
+        if isinstance(start, TaskStart):
             control = TaskControl()
             incarnation.body = control
             current_task_control.set(control)
-            await start.run(status)
-        elif isinstance(start, SupervisorSpec):
+            return start.run(status)
+        if isinstance(start, SupervisorSpec):
             from ._supervisor import Supervisor
 
             supervisor = Supervisor(self, start)
             incarnation.body = supervisor
-            await supervisor.serve(status)
-        else:
-            from ._dynamic import DynamicSupervisor
+            return supervisor.serve(status)
+        from ._dynamic import DynamicSupervisor
 
-            dynamic = DynamicSupervisor(self, start)
-            incarnation.body = dynamic
-            await dynamic.serve(status)
+        dynamic = DynamicSupervisor(self, start)
+        incarnation.body = dynamic
+        return dynamic.serve(status)
 
     async def stop(self) -> None:
         """Stop the running incarnation: ask politely, wait up to the shutdown timeout, cancel.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ async def test_cap_is_enforced_and_freed_by_terminate(autojump_clock: trio.abc.C
     log = Log()
     async with actors.open_runtime(tree(max_children=3)) as rt:
         d = rt.dynamic_supervisor("d")
-        refs = [await d.start_actor(f"p{i}", lambda i=i: Worker(log, f"p{i}")) for i in range(3)]
+        refs = [await d.start_actor(f"p{i}", functools.partial(Worker, log, f"p{i}")) for i in range(3)]
         assert d.count() == 3
         with pytest.raises(actors.TooManyChildren, match="cap of 3"):
             await d.start_actor("p3", lambda: Worker(log, "p3"))
@@ -83,7 +84,7 @@ async def test_children_stop_in_parallel(autojump_clock: trio.abc.Clock) -> None
     async with actors.open_runtime(tree()) as rt:
         d = rt.dynamic_supervisor("d")
         for i in range(5):
-            await d.start_actor(f"p{i}", lambda i=i: Worker(log, f"p{i}", stop_delay=2))
+            await d.start_actor(f"p{i}", functools.partial(Worker, log, f"p{i}", stop_delay=2))
         start = trio.current_time()
         await rt.stop()
         # Five polite stops of 2 s each: in parallel they take 2 s, not 10 s.

@@ -18,7 +18,7 @@ async def test_spec_names_are_registered_and_survive_restarts(
     async with actors.open_runtime(spec) as rt:
         ref = rt.registry.whereis("billing")
         assert ref is rt.actor("w")
-        ref.send_nowait("crash")  # type: ignore[union-attr]
+        ref.send_nowait("crash")
         await settle()
         assert rt.registry.whereis("billing") is ref
         assert rt.registry.names() == ["billing"]

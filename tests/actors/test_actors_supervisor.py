@@ -333,3 +333,34 @@ async def test_body_exception_propagates_unwrapped_after_an_ordered_stop(
         async with actors.open_runtime(actors.SupervisorSpec([worker(log, "a")])):
             raise KeyError("body")
     assert log.events == [("start", "a"), ("stop", "a")]
+
+
+async def test_an_exception_group_from_a_child_is_a_crash(autojump_clock: trio.abc.Clock) -> None:
+    runs: list[int] = []
+
+    async def fan_out(task_status: trio.TaskStatus[Any]) -> None:
+        runs.append(len(runs))
+        task_status.started()
+        if len(runs) == 1:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.sleep_forever)
+                raise Boom("inside a nursery")
+        await trio.sleep_forever()
+
+    spec = actors.SupervisorSpec([actors.task("t", fan_out, restart=T)])
+    async with actors.open_runtime(spec) as rt:
+        await settle()
+        assert runs == [0, 1]
+        assert rt.stats().children[0].restarts == 1
+        assert rt.stats().children[0].state is actors.State.RUNNING
+
+
+async def test_start_refuses_a_second_started_call(autojump_clock: trio.abc.Clock) -> None:
+    async def twice(task_status: trio.TaskStatus[Any]) -> None:
+        task_status.started()
+        task_status.started()
+
+    spec = actors.SupervisorSpec([actors.task("t", twice, restart=TMP)])
+    async with actors.open_runtime(spec) as rt:
+        await settle()
+        assert rt.stats().children[0].state is actors.State.FAILED
