@@ -23,7 +23,9 @@ async def test_cap_is_enforced_and_freed_by_terminate(autojump_clock: trio.abc.C
     log = Log()
     async with actors.open_runtime(tree(max_children=3)) as rt:
         d = rt.dynamic_supervisor("d")
-        refs = [await d.start_actor(f"p{i}", functools.partial(Worker, log, f"p{i}")) for i in range(3)]
+        refs = [
+            await d.start_actor(f"p{i}", functools.partial(Worker, log, f"p{i}")) for i in range(3)
+        ]
         assert d.count() == 3
         with pytest.raises(actors.TooManyChildren, match="cap of 3"):
             await d.start_actor("p3", lambda: Worker(log, "p3"))
