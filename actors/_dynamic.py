@@ -16,7 +16,7 @@ from ._errors import (
     TooManyChildren,
 )
 from ._refs import Ref
-from ._restarts import RestartWindow, escalation
+from ._restarts import RestartWindow, escalation, log_exit
 from ._slot import Exit, ExitKind, Slot, should_restart
 from ._spec import ChildSpec, DynamicSupervisorSpec
 from ._stats import State
@@ -159,7 +159,9 @@ class DynamicSupervisor:
         if self._children.get(slot.id) is not slot or slot.incarnation is not exit.incarnation:
             return None
         slot.incarnation = None
-        if not should_restart(slot.spec.restart, exit.kind):
+        restart = should_restart(slot.spec.restart, exit.kind)
+        log_exit(exit, restart)
+        if not restart:
             self._drop(slot)
             return None
         if not self._window.allow():

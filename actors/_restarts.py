@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import collections
+import logging
 
 import attrs
 import trio
 
 from ._errors import SupervisorFailed
 from ._slot import Exit, ExitKind
+
+logger = logging.getLogger("actors")
+
+
+def log_exit(exit: Exit, will_restart: bool) -> None:
+    """Crashes are logged with their traceback; normal exits only at debug level."""
+    action = "restarting it" if will_restart else "not restarting it"
+    if exit.kind is ExitKind.ABNORMAL:
+        logger.warning(
+            "child %s crashed with %r; %s",
+            exit.slot.path,
+            exit.error,
+            action,
+            exc_info=exit.error,
+        )
+    else:
+        logger.debug("child %s exited normally; %s", exit.slot.path, action)
 
 
 @attrs.define
@@ -42,4 +60,5 @@ def escalation(path: str, window: RestartWindow, exit: Exit) -> SupervisorFailed
         f"{window.period}s; last: child {exit.slot.id!r} {describe_exit(exit)}"
     )
     error.__cause__ = exit.error
+    logger.error("%s", error)
     return error

@@ -294,7 +294,10 @@ class Slot:
         running = self.state in (State.RUNNING, State.STOPPING)
         uptime = None
         if running and self.started_clock is not None:
-            uptime = round(trio.current_time() - self.started_clock, 3)
+            try:
+                uptime = round(trio.current_time() - self.started_clock, 3)
+            except RuntimeError:  # snapshot taken outside the Trio run (e.g. from a thread)
+                uptime = None
         return Stats(
             name=self.spec.id,
             path=self.path,

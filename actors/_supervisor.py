@@ -9,7 +9,7 @@ from typing import Any, Literal
 import trio
 
 from ._errors import ChildStartFailed
-from ._restarts import RestartWindow, escalation
+from ._restarts import RestartWindow, escalation, log_exit
 from ._slot import Exit, ExitKind, Slot, should_restart
 from ._spec import Restart, Strategy, SupervisorSpec
 from ._stats import State
@@ -100,7 +100,9 @@ class Supervisor:
         if slot.incarnation is not exit.incarnation or slot not in self._active:
             return None  # a stale report from an incarnation we stopped ourselves
         slot.incarnation = None
-        if not should_restart(slot.spec.restart, exit.kind):
+        restart = should_restart(slot.spec.restart, exit.kind)
+        log_exit(exit, restart)
+        if not restart:
             self._retire(slot, exit.kind)
             return None
         if not self._window.allow():

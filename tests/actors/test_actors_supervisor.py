@@ -364,3 +364,20 @@ async def test_start_refuses_a_second_started_call(autojump_clock: trio.abc.Cloc
     async with actors.open_runtime(spec) as rt:
         await settle()
         assert rt.stats().children[0].state is actors.State.FAILED
+
+
+async def test_crashes_and_escalations_are_logged(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = Log()
+    caplog.set_level("WARNING", logger="actors")
+    spec = spec_of(log, actors.Strategy.ONE_FOR_ONE, intensity=0)
+    with pytest.raises(actors.RuntimeFailed):
+        async with actors.open_runtime(spec) as rt:
+            await crash(rt, "a")
+    crash_record, escalation_record = caplog.records
+    assert crash_record.levelname == "WARNING"
+    assert "root/a crashed with Boom" in crash_record.getMessage()
+    assert crash_record.exc_info is not None
+    assert escalation_record.levelname == "ERROR"
+    assert "gave up" in escalation_record.getMessage()

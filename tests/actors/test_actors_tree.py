@@ -130,3 +130,16 @@ async def test_runtime_ref_lookup_errors(autojump_clock: trio.abc.Clock) -> None
             rt.ref("a/deeper")
         with pytest.raises(actors.ChildNotFound):
             rt.dynamic_supervisor("a")
+
+
+def test_tree_can_be_rendered_after_the_trio_run_ended() -> None:
+    log = Log()
+
+    async def run() -> actors.Runtime:
+        async with actors.open_runtime(actors.SupervisorSpec([worker(log, "a")])) as rt:
+            return rt
+
+    rt = trio.run(run)
+    tree = rt.tree()
+    assert tree["state"] == "stopped"
+    assert tree["uptimeSeconds"] is None
