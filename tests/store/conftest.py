@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,8 @@ def mongo_uri() -> str | None:
     return os.environ.get("MONGO_URI") or None
 
 
-async def _open(kind: str, tmp_path: Path, **kw: Any) -> AsyncIterator[Store]:
+@asynccontextmanager
+async def open_test_store(kind: str, tmp_path: Path, **kw: Any) -> AsyncIterator[Store]:
     kw.setdefault("catalog", TEST_CATALOG)
     kw.setdefault("encryption", KEYS)
     if kind == "sqlite":
@@ -83,11 +85,11 @@ def backend_kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def store(backend_kind: str, tmp_path: Path) -> AsyncIterator[Store]:
-    async for s in _open(backend_kind, tmp_path):
+    async with open_test_store(backend_kind, tmp_path) as s:
         yield s
 
 
 @pytest.fixture
 async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
-    async for s in _open("sqlite", tmp_path):
+    async with open_test_store("sqlite", tmp_path) as s:
         yield s
