@@ -96,6 +96,14 @@ class DynamicSupervisor:
         except BaseException:
             self._drop(slot)
             raise
+        if not self._accepting or self._children.get(spec.id) is not slot:
+            # The supervisor began to stop while this child was starting; it is not ours to
+            # keep, so stop it here rather than leave it running unsupervised.
+            await slot.stop()
+            self._drop(slot)
+            raise ActorNotRunning(
+                f"dynamic supervisor {self._slot.path!r} stopped while {spec.id!r} was starting"
+            )
         return slot.ref
 
     async def terminate_child(self, id: str) -> None:

@@ -135,3 +135,33 @@ async def test_task_children_and_terminate_of_a_task(autojump_clock: trio.abc.Cl
         await d.terminate_child("job")
         assert len(stopped) == 1
         assert d.count() == 0
+
+
+class SlowStart(Worker):
+    async def on_start(self, ctx: actors.ActorContext[str, Any]) -> None:
+        await trio.sleep(2)
+        await super().on_start(ctx)
+
+
+async def test_a_child_starting_while_the_supervisor_stops_is_not_left_behind(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log = Log()
+    outcome: list[BaseException] = []
+    async with actors.open_runtime(tree()) as rt:
+        d = rt.dynamic_supervisor("d")
+
+        async def starter() -> None:
+            try:
+                await d.start_actor("slow", lambda: SlowStart(log, "slow"))
+            except actors.ActorError as exc:
+                outcome.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(starter)
+            await trio.sleep(1)
+            await rt.stop()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], actors.ActorNotRunning)
+    assert live_incarnations() == 0
+    assert rt.whereis("slow") is None
