@@ -67,10 +67,26 @@ class Runtime:
             raise ChildNotFound(f"{path!r} is a {type(ref).__name__}, not a dynamic supervisor")
         return ref
 
-    async def stop(self) -> None:
-        """Stop the whole tree in reverse start order, each child within its shutdown timeout."""
-        await self._root.stop()
-        self._root.finalize()
+    async def stop(self, *, timeout: float | None = None) -> None:
+        """Stop the whole tree in reverse start order, each child within its shutdown timeout.
+
+        With ``timeout``, whatever still runs after that many seconds is cancelled at once
+        (a hard stop), so the call returns within about ``timeout`` seconds. Calling it again
+        (e.g. after an earlier bounded wait gave up) is safe.
+        """
+        root = self._root
+        incarnation = root.incarnation
+        if incarnation is not None:
+            if timeout is None:
+                await root.stop()
+            else:
+                with trio.move_on_after(timeout):
+                    await root.stop()
+                incarnation.scope.cancel()
+                await incarnation.done.wait()
+                if root.incarnation is incarnation:
+                    root.incarnation = None
+        root.finalize()
 
     def _on_root_exit(self, exit: Exit) -> None:
         if exit.kind is ExitKind.ABNORMAL and self._root_error is None:
@@ -81,7 +97,7 @@ class Runtime:
 
 @asynccontextmanager
 async def open_runtime(
-    root: SupervisorSpec | ChildSpec, *, name: str = "root"
+    root: SupervisorSpec | ChildSpec, *, name: str = "root", shutdown: float | None = None
 ) -> AsyncIterator[Runtime]:
     """Start ``root`` (its children in order) and yield the running Runtime.
 
@@ -89,10 +105,12 @@ async def open_runtime(
     root supervisor fails (restart intensity exceeded) the block is cancelled and
     RuntimeFailed is raised, chained to the root's error; a root that fails to start raises
     RuntimeFailed chained to ChildStartFailed. An exception raised by the block propagates
-    unchanged after the tree has stopped.
+    unchanged after the tree has stopped. ``shutdown`` bounds the stop at the end of the block
+    (None: as long as the children's own timeouts take); it applies when ``root`` is a
+    SupervisorSpec (a ChildSpec root carries its own ``shutdown``).
     """
     if isinstance(root, SupervisorSpec):
-        root = ChildSpec(name, root, Restart.TEMPORARY)
+        root = ChildSpec(name, root, Restart.TEMPORARY, shutdown)
     elif not isinstance(root, ChildSpec) or not isinstance(root.start, SupervisorSpec):
         raise SpecError("open_runtime needs a SupervisorSpec (or a ChildSpec of one) as root")
     env = Env(Registry())
@@ -117,7 +135,7 @@ async def open_runtime(
                     # KeyboardInterrupt and the like: tear down at once, re-raise unwrapped.
                     body_error = exc
                     nursery.cancel_scope.cancel()
-                await runtime.stop()
+                await runtime.stop(timeout=root.shutdown)
     finally:
         runtime._root.finalize()
     if start_error is not None:

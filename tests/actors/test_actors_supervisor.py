@@ -381,3 +381,34 @@ async def test_crashes_and_escalations_are_logged(
     assert crash_record.exc_info is not None
     assert escalation_record.levelname == "ERROR"
     assert "gave up" in escalation_record.getMessage()
+
+
+async def test_runtime_stop_with_a_timeout_cancels_what_is_left(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log = Log()
+    spec = actors.SupervisorSpec([worker(log, "a"), worker(log, "stuck", shutdown=100)])
+    async with actors.open_runtime(spec) as rt:
+        rt.actor("stuck").send_nowait("block")
+        await settle()
+        start = trio.current_time()
+        with trio.move_on_after(1):
+            await rt.stop()  # an outer bound gives up first; the tree keeps stopping
+        await rt.stop(timeout=2)  # a second, bounded stop cancels the rest
+        assert trio.current_time() - start == pytest.approx(3)
+        assert live_incarnations() == 0
+        assert rt.tree()["state"] == "stopped"
+    assert log.of("stop") == []  # "stuck" was cancelled, so "a" never got its turn politely
+
+
+async def test_open_runtime_shutdown_bounds_the_stop_at_exit(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log = Log()
+    spec = actors.SupervisorSpec([worker(log, "stuck", shutdown=None)])
+    async with actors.open_runtime(spec, shutdown=5) as rt:
+        rt.actor("stuck").send_nowait("block")
+        await settle()
+        start = trio.current_time()
+    assert trio.current_time() - start == pytest.approx(5)
+    assert live_incarnations() == 0
