@@ -23,6 +23,7 @@ from ._port import (
     Update,
     UpdateResult,
 )
+from ._rotate import rotate_keys
 from .exceptions import (
     DatabaseLocked,
     DecryptionFailed,
@@ -79,5 +80,6 @@ __all__ = [
     "load_keyring",
     "new_id",
     "open_store",
+    "rotate_keys",
     "to_document",
 ]

@@ -283,11 +283,14 @@ class MongoBackend:
         update = op.sealer(doc_id).doc if (op.sealer and doc_id) else op.update.doc
         out = {k: dict(v) for k, v in update.items()}
         if op.upsert:
+            seed = equality_seed(op.node)
+            if "_id" not in seed:
+                seed["_id"] = doc_id or op.new_id
             # Seed the upserted document from the filter's equalities explicitly: the filter
             # sent is wrapped in $and (TTL, _id), which not every server version (nor
             # mongomock) mines for equality fields.
             touched = [p for fields in out.values() for p in fields]
-            for path, value in equality_seed(op.node).items():
+            for path, value in seed.items():
                 if not any(
                     t == path or t.startswith(path + ".") or path.startswith(t + ".")
                     for t in touched
@@ -316,8 +319,6 @@ class MongoBackend:
             return await self._sealed_update(op)
         query = self._query(op.spec, op.filter)
         upd = self._mongo_update(op, None)
-        if op.upsert and op.new_id and "_id" not in equality_seed(op.node):
-            upd.setdefault("$setOnInsert", {})["_id"] = op.new_id
 
         def run() -> UpdateResult:
             coll = self._coll(op.spec)
@@ -374,8 +375,6 @@ class MongoBackend:
                 doc_id = equality_seed(op.node).get("_id", op.new_id)
             query = {"$and": [op.filter, {"_id": doc_id}]}
         upd = self._mongo_update(op, doc_id)
-        if op.upsert and op.new_id and doc_id is None and "_id" not in equality_seed(op.node):
-            upd.setdefault("$setOnInsert", {})["_id"] = op.new_id
         after = ReturnDocument.AFTER if op.return_after else ReturnDocument.BEFORE
 
         def run() -> dict[str, Any] | None:
