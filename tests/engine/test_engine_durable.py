@@ -1,0 +1,449 @@
+"""Durability and control: approvals across restarts, suspension, leases, cancel, retry from
+a step, idempotency keys, maxConcurrent, subflows and KV."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+import trio
+from conftest import COMPANY, fast_settings, layers_by_ref, make_flow, run
+
+from flow8.domain import LayerState, PlayState, TriggerKind
+from flow8.engine import Engine, EventBus, PlayStateError
+from flow8.modules import ModuleContext, ModuleSpec
+from flow8.store import Store
+
+
+def spec(app_id: str, fn: Any, *, idempotent: bool = True) -> ModuleSpec:
+    return ModuleSpec(app_id, "test", "test module", {"type": "object"}, {}, idempotent, fn)
+
+
+async def wait_state(engine: Engine, play_id: str, state: PlayState, timeout: float = 10) -> None:
+    with trio.fail_after(timeout):
+        while (await engine.get_play(COMPANY, play_id)).state is not state:
+            await trio.sleep(0.02)
+
+
+APPROVAL_FLOW = {
+    "flowlets": [
+        {"ref": "prepare", "appId": "set", "args": {"value": "{{ $prev.args.amount }}"}},
+        {
+            "ref": "pay",
+            "appId": "set",
+            "needsApproval": True,
+            "args": {"value": {"paid": "{{ $prev.prepare }}"}},
+        },
+    ]
+}
+
+
+async def test_approval_survives_a_restart(store: Store) -> None:
+    async with trio.open_nursery() as nursery:
+        first = Engine(store, EventBus(), fast_settings())
+        await nursery.start(first.serve)
+        flow = await make_flow(first, APPROVAL_FLOW)
+        play = await first.start_play(COMPANY, flow.id, {"amount": 12})
+        await wait_state(first, play.id, PlayState.WAIT)
+        assert first.running == 0  # WAIT holds no actor
+        nursery.cancel_scope.cancel()
+    waiting = await first.get_play(COMPANY, play.id)
+    assert waiting.wait_ref == "pay"
+    layers = await layers_by_ref(first, waiting)
+    assert layers["pay"].state is LayerState.WAIT
+    async with trio.open_nursery() as nursery:
+        second = Engine(store, EventBus(), fast_settings())
+        await nursery.start(second.serve)
+        await second.decide(COMPANY, play.id, approve=True, by="boss")
+        done = await second.wait_play(COMPANY, play.id, timeout=10)
+        assert done.state is PlayState.DONE
+        assert done.output == {"paid": 12}
+        nursery.cancel_scope.cancel()
+
+
+async def test_rejection_fails_the_play(engine: Engine) -> None:
+    flow = await make_flow(engine, APPROVAL_FLOW)
+    play = await engine.start_play(COMPANY, flow.id, {"amount": 1})
+    await wait_state(engine, play.id, PlayState.WAIT)
+    rejected = await engine.decide(COMPANY, play.id, approve=False, by="boss")
+    assert rejected.state is PlayState.FAIL
+    assert rejected.error == "rejected by boss"
+    layers = await layers_by_ref(engine, rejected)
+    assert layers["pay"].state is LayerState.FAIL
+    with pytest.raises(PlayStateError):
+        await engine.decide(COMPANY, play.id, approve=True)
+
+
+async def test_long_delay_parks_the_play_and_the_dispatcher_wakes_it(engine: Engine) -> None:
+    flow = await make_flow(
+        engine,
+        {
+            "flowlets": [
+                {"ref": "wait", "appId": "delay", "args": {"ms": 700}},
+                {"ref": "after", "appId": "set", "args": {"value": "{{ $prev.wait }}"}},
+            ]
+        },
+    )
+    play = await engine.start_play(COMPANY, flow.id)
+    await wait_state(engine, play.id, PlayState.WAIT)
+    parked = await engine.get_play(COMPANY, play.id)
+    assert parked.wait_reason is not None
+    assert parked.wait_reason.value == "delay"
+    assert engine.running == 0
+    done = await engine.wait_play(COMPANY, play.id, timeout=10)
+    assert done.state is PlayState.DONE
+    assert done.output == {"delayedMs": 700}
+
+
+async def test_cancel_a_running_play_cancels_its_module(engine: Engine) -> None:
+    cancelled = trio.Event()
+
+    async def forever(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    engine.registry.register(spec("forever", forever))
+    flow = await make_flow(engine, {"flowlets": [{"ref": "f", "appId": "forever"}]})
+    play = await engine.start_play(COMPANY, flow.id)
+    await trio.sleep(0.1)
+    await engine.cancel_play(COMPANY, play.id)
+    done = await engine.wait_play(COMPANY, play.id, timeout=5)
+    assert done.state is PlayState.CANCEL
+    assert cancelled.is_set()
+    assert (await layers_by_ref(engine, done))["f"].state is LayerState.FAIL
+    with pytest.raises(PlayStateError):
+        await engine.cancel_play(COMPANY, play.id)
+
+
+async def test_cancel_a_waiting_play(engine: Engine) -> None:
+    flow = await make_flow(engine, APPROVAL_FLOW)
+    play = await engine.start_play(COMPANY, flow.id, {"amount": 1})
+    await wait_state(engine, play.id, PlayState.WAIT)
+    cancelled = await engine.cancel_play(COMPANY, play.id)
+    assert cancelled.state is PlayState.CANCEL
+
+
+async def test_lapsed_lease_resumes_from_the_first_unfinished_step(store: Store) -> None:
+    calls: dict[str, int] = {"first": 0, "pure": 0, "side": 0}
+    entered = trio.Event()
+
+    def registry_for(engine: Engine, *, hang: bool) -> None:
+        async def first(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+            calls["first"] += 1
+            return "one"
+
+        async def pure(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+            calls["pure"] += 1
+            entered.set()
+            if hang:
+                await trio.sleep_forever()
+            return "two"
+
+        engine.registry.register(spec("first", first))
+        engine.registry.register(spec("pure", pure))
+
+    flow_def = {
+        "flowlets": [
+            {"ref": "a", "appId": "first"},
+            {"ref": "b", "appId": "pure"},
+            {"ref": "c", "appId": "set", "args": {"value": "{{ $prev.b }}"}},
+        ]
+    }
+    async with trio.open_nursery() as nursery:
+        dying = Engine(store, EventBus(), fast_settings(lease_seconds=0.6))
+        registry_for(dying, hang=True)
+        await nursery.start(dying.serve)
+        flow = await make_flow(dying, flow_def)
+        play = await dying.start_play(COMPANY, flow.id)
+        await entered.wait()
+        await trio.sleep(0.1)  # let the pipelined layer of step a become durable
+        nursery.cancel_scope.cancel()  # the instance dies mid-step (no clean shutdown)
+    assert (await dying.get_play(COMPANY, play.id)).state is PlayState.RUN
+    async with trio.open_nursery() as nursery:
+        heir = Engine(store, EventBus(), fast_settings(lease_seconds=0.6))
+        registry_for(heir, hang=False)
+        await nursery.start(heir.serve)
+        done = await heir.wait_play(COMPANY, play.id, timeout=10)
+        nursery.cancel_scope.cancel()
+    assert done.state is PlayState.DONE
+    assert done.output == "two"
+    assert calls == {"first": 1, "pure": 2, "side": 0}  # a's output was reused
+
+
+async def test_interrupted_non_idempotent_step_is_not_rerun(store: Store) -> None:
+    runs = 0
+    entered = trio.Event()
+
+    async def charge(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+        nonlocal runs
+        runs += 1
+        entered.set()
+        await trio.sleep_forever()
+
+    flow_def = {"flowlets": [{"ref": "charge", "appId": "charge"}]}
+    async with trio.open_nursery() as nursery:
+        dying = Engine(store, EventBus(), fast_settings(lease_seconds=0.5))
+        dying.registry.register(spec("charge", charge, idempotent=False))
+        await nursery.start(dying.serve)
+        flow = await make_flow(dying, flow_def)
+        play = await dying.start_play(COMPANY, flow.id)
+        await entered.wait()
+        nursery.cancel_scope.cancel()
+    async with trio.open_nursery() as nursery:
+        heir = Engine(store, EventBus(), fast_settings(lease_seconds=0.5))
+        heir.registry.register(spec("charge", charge, idempotent=False))
+        await nursery.start(heir.serve)
+        done = await heir.wait_play(COMPANY, play.id, timeout=10)
+        nursery.cancel_scope.cancel()
+    assert done.state is PlayState.FAIL
+    assert "interrupted" in (done.error or "")
+    assert runs == 1
+
+
+async def test_retry_from_step_on_the_latest_version_reuses_earlier_outputs(
+    engine: Engine,
+) -> None:
+    counter = {"n": 0}
+
+    async def count(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+        counter["n"] += 1
+        return counter["n"]
+
+    engine.registry.register(spec("count", count))
+    flow = await make_flow(
+        engine,
+        {
+            "flowlets": [
+                {"ref": "a", "appId": "count"},
+                {"ref": "b", "appId": "fail", "args": {"message": "bug"}},
+            ]
+        },
+    )
+    failed = await run(engine, flow)
+    assert failed.state is PlayState.FAIL
+    fixed = await engine.flows.update(
+        COMPANY,
+        flow.id,
+        (
+            await make_flow(
+                engine,
+                {
+                    "flowlets": [
+                        {"ref": "a", "appId": "count"},
+                        {"ref": "b", "appId": "set", "args": {"value": "{{ $prev.a }}"}},
+                    ]
+                },
+            )
+        ).definition,
+    )
+    assert fixed.version == 2
+    retried = await engine.retry_play(COMPANY, failed.id, "b")
+    done = await engine.wait_play(COMPANY, retried.id, timeout=10)
+    assert done.state is PlayState.DONE
+    assert done.output == 1  # a's output from the failed play, not a new count
+    assert done.flow_version == 2
+    assert done.retry_of == failed.id
+    assert done.trigger.kind is TriggerKind.RETRY
+    assert counter["n"] == 1
+    with pytest.raises(PlayStateError):
+        await engine.retry_play(COMPANY, done.id, "b")
+    with pytest.raises(PlayStateError):
+        await engine.retry_play(COMPANY, failed.id, "nope")
+
+
+async def test_idempotency_key_returns_the_existing_play(engine: Engine) -> None:
+    flow = await make_flow(engine, {"flowlets": [{"ref": "a", "appId": "noop"}]})
+    other = await make_flow(engine, {"flowlets": [{"ref": "a", "appId": "noop"}]})
+    one = await engine.start_play(COMPANY, flow.id, idempotency_key="order-1")
+    two = await engine.start_play(COMPANY, flow.id, idempotency_key="order-1")
+    three = await engine.start_play(COMPANY, other.id, idempotency_key="order-1")
+    assert one.id == two.id
+    assert three.id != one.id
+    plays, total = await engine.list_plays(COMPANY, flow_id=flow.id)
+    assert total == 1
+
+
+async def test_idempotency_key_expires_after_the_window(
+    store: Store, nursery: trio.Nursery
+) -> None:
+    engine = Engine(store, EventBus(), fast_settings(idempotency_window_seconds=0.2))
+    await nursery.start(engine.serve)
+    flow = await make_flow(engine, {"flowlets": [{"ref": "a", "appId": "noop"}]})
+    one = await engine.start_play(COMPANY, flow.id, idempotency_key="k")
+    await trio.sleep(0.3)
+    two = await engine.start_play(COMPANY, flow.id, idempotency_key="k")
+    assert one.id != two.id
+    assert (await engine.start_play(COMPANY, flow.id, idempotency_key="k")).id == two.id
+
+
+async def test_max_concurrent_defers_plays_beyond_the_limit(engine: Engine) -> None:
+    active = 0
+    peak = 0
+
+    async def work(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await trio.sleep(0.15)
+        active -= 1
+        return ctx.play_id
+
+    engine.registry.register(spec("work", work))
+    flow = await make_flow(
+        engine,
+        {"execution": {"maxConcurrent": 2}, "flowlets": [{"ref": "w", "appId": "work"}]},
+    )
+    plays = [await engine.start_play(COMPANY, flow.id) for _ in range(5)]
+    assert [p.state for p in plays].count(PlayState.DEFERRED) == 3
+    for p in plays:
+        done = await engine.wait_play(COMPANY, p.id, timeout=15)
+        assert done.state is PlayState.DONE
+    assert peak == 2
+
+
+async def test_subflow_sync_and_async(engine: Engine) -> None:
+    child = await make_flow(
+        engine,
+        {
+            "flowlets": [
+                {"ref": "double", "appId": "set", "args": {"value": "{{ $prev.args.n * 2 }}"}}
+            ]
+        },
+    )
+    parent = await make_flow(
+        engine,
+        {
+            "flowlets": [
+                {
+                    "ref": "sync",
+                    "appId": "subflow",
+                    "args": {"flowId": child.id, "args": {"n": "{{ $prev.args.n }}"}},
+                },
+                {
+                    "ref": "bg",
+                    "appId": "subflow",
+                    "args": {"flowId": child.id, "args": {"n": 100}, "async": True},
+                },
+                {
+                    "ref": "out",
+                    "appId": "set",
+                    "args": {
+                        "value": {"sync": "{{ $prev.sync.out }}", "bg": "{{ $prev.bg.playId }}"}
+                    },
+                },
+            ]
+        },
+    )
+    play = await run(engine, parent, {"n": 21})
+    assert play.state is PlayState.DONE, play.error
+    assert play.output["sync"] == 42
+    layers = await layers_by_ref(engine, play)
+    assert layers["sync"].output["state"] == "DONE"
+    kid = await engine.get_play(COMPANY, layers["sync"].output["playId"])
+    assert kid.parent_play_id == play.id
+    assert kid.depth == 1
+    bg = await engine.wait_play(COMPANY, play.output["bg"], timeout=10)
+    assert bg.output == 200
+    assert bg.parent_play_id == play.id
+
+
+async def test_subflow_recursion_is_depth_limited(store: Store, nursery: trio.Nursery) -> None:
+    engine = Engine(store, EventBus(), fast_settings(max_subflow_depth=3))
+    await nursery.start(engine.serve)
+    flow = await make_flow(engine, {"flowlets": [{"ref": "x", "appId": "noop"}]})
+    recursive = {
+        "flowlets": [
+            {
+                "ref": "again",
+                "appId": "subflow",
+                "args": {"flowId": flow.id, "args": "{{ $prev.args }}"},
+            }
+        ]
+    }
+    from flow8.domain import parse_flow_definition
+
+    await engine.flows.update(COMPANY, flow.id, parse_flow_definition({"name": "r", **recursive}))
+    play = await run(engine, flow)
+    assert play.state is PlayState.DONE  # the chain ended where the depth limit failed a step
+    deepest = play
+    for _ in range(5):
+        layer = (await layers_by_ref(engine, deepest))["again"]
+        if layer.state is LayerState.FAIL:
+            assert "depth limit" in (layer.error or "")
+            assert deepest.depth == 3
+            break
+        deepest = await engine.get_play(COMPANY, layer.output["playId"])
+    else:
+        raise AssertionError("recursion was not limited")
+
+
+async def test_kv_scopes_and_subflow_inheritance(engine: Engine) -> None:
+    child = await make_flow(
+        engine,
+        {
+            "kvInherit": True,
+            "flowlets": [
+                {"ref": "g", "appId": "kv-get", "args": {"key": "color"}},
+                {"ref": "glob", "appId": "set", "args": {"value": "{{ $kvGlobal('region') }}"}},
+                {
+                    "ref": "out",
+                    "appId": "set",
+                    "args": {
+                        "value": ["{{ $prev.g.value }}", "{{ $prev.glob }}", "{{ $kv('color') }}"]
+                    },
+                },
+            ],
+        },
+    )
+    parent = await make_flow(
+        engine,
+        {
+            "flowlets": [
+                {"ref": "s", "appId": "kv-set", "args": {"key": "color", "value": "blue"}},
+                {
+                    "ref": "r",
+                    "appId": "kv-set",
+                    "args": {"key": "region", "value": "eu", "scope": "global", "ttlSeconds": 60},
+                },
+                {"ref": "sub", "appId": "subflow", "args": {"flowId": child.id}},
+                {"ref": "a1", "appId": "kv-append", "args": {"key": "log", "value": 1}},
+                {"ref": "a2", "appId": "kv-append", "args": {"key": "log", "value": 2}},
+                {"ref": "read", "appId": "kv-get", "args": {"key": "log"}},
+                {"ref": "del", "appId": "kv-delete", "args": {"key": "log"}},
+                {"ref": "gone", "appId": "kv-get", "args": {"key": "log", "default": "none"}},
+                {
+                    "ref": "out",
+                    "appId": "set",
+                    "args": {
+                        "value": {
+                            "sub": "{{ $prev.sub.out }}",
+                            "log": "{{ $prev.read }}",
+                            "gone": "{{ $prev.gone }}",
+                            "del": "{{ $prev.del.deleted }}",
+                        }
+                    },
+                },
+            ]
+        },
+    )
+    play = await run(engine, parent)
+    assert play.state is PlayState.DONE, play.error
+    assert play.output == {
+        "sub": ["blue", "eu", "blue"],
+        "log": {"value": [1, 2], "found": True},
+        "gone": {"value": "none", "found": False},
+        "del": True,
+    }
+    # Stored encrypted: the raw value never reaches the database as plain text.
+    found, value = await engine.kv.get(COMPANY, f"flow:{parent.id}", "color")
+    assert (found, value) == (True, "blue")
+
+
+async def test_kv_ttl_expires_values(engine: Engine) -> None:
+    await engine.kv.set(COMPANY, "global", "temp", "x", 0.1)
+    assert await engine.kv.get(COMPANY, "global", "temp") == (True, "x")
+    await trio.sleep(0.2)
+    assert await engine.kv.get(COMPANY, "global", "temp") == (False, None)
