@@ -54,9 +54,11 @@ async def test_secrets_are_ciphertext_at_rest_and_plaintext_through_the_scope(st
     stored = raw_docs(store, "vault")[0]["secret"]
     assert stored.startswith("f8e1.k1.")
     got = await v.find_one({"_id": i})
-    assert got is not None and got["secret"] == {"token": SECRET, "n": [1, 2]}
+    assert got is not None
+    assert got["secret"] == {"token": SECRET, "n": [1, 2]}
     cross = await store.cross_tenant.collection("vault").find_one({"_id": i})
-    assert cross is not None and cross["secret"]["token"] == SECRET
+    assert cross is not None
+    assert cross["secret"]["token"] == SECRET
     only = await v.find_one({"_id": i}, projection={"secret": 1, "_id": 0})
     assert only == {"secret": {"token": SECRET, "n": [1, 2]}}
 
@@ -70,15 +72,18 @@ async def test_secret_updates_bind_to_the_matched_document(store: Store) -> None
     after = await v.find_one_and_update(
         {"name": "b"}, {"$set": {"secret": "new-b"}}, return_document=ReturnDocument.AFTER
     )
-    assert after is not None and after["secret"] == "new-b"
+    assert after is not None
+    assert after["secret"] == "new-b"
     r = await v.update_one(
         {"name": "c"}, {"$setOnInsert": {"secret": "born"}, "$set": {"x": 1}}, upsert=True
     )
     rows = {d["name"]: d for d in await v.find({})}
-    assert rows["a"]["secret"] == "new-a" and rows["a"]["_id"] == a
+    assert rows["a"]["secret"] == "new-a"
+    assert rows["a"]["_id"] == a
     assert rows["b"]["secret"] == "new-b"
     assert rows["a"]["other"] == rows["b"]["other"] == "both"
-    assert rows["c"]["secret"] == "born" and rows["c"]["_id"] == r.upserted_id
+    assert rows["c"]["secret"] == "born"
+    assert rows["c"]["_id"] == r.upserted_id
     await v.update_one({"name": "a"}, {"$unset": {"secret": ""}})
     assert "secret" not in (await v.find_one({"name": "a"}) or {})
 
@@ -142,7 +147,9 @@ async def test_rotation_reencrypts_everything_resumably(tmp_path: Path) -> None:
         assert kids == {"k2"}
     async with open_test_store("sqlite", tmp_path, encryption=k2) as s:
         got = await s.tenant("b").collection("vault").find_one({"_id": "b03"})
-        assert got is not None and got["secret"] == "s3" and got["other"] == 3
+        assert got is not None
+        assert got["secret"] == "s3"
+        assert got["other"] == 3
         assert (await s.tenant("a").collection("kv").find_one({}) or {})["value"] == [SECRET]
     # A rotation killed after checkpointing "a03" resumes after it.
     k3 = Keyring.generate("k3")
@@ -154,12 +161,15 @@ async def test_rotation_reencrypts_everything_resumably(tmp_path: Path) -> None:
         )
         assert await rotate_keys(s, batch_size=4) == (3 + 7) * 2 + 1
         by_id = {d["_id"]: d["secret"].split(".")[1] for d in raw_docs(s, "vault")}
-        assert by_id["a03"] == "k2" and by_id["a04"] == "k3" and by_id["b00"] == "k3"
+        assert by_id["a03"] == "k2"
+        assert by_id["a04"] == "k3"
+        assert by_id["b00"] == "k3"
 
 
 def test_load_keyring_from_env_and_generated_file(tmp_path: Path) -> None:
     ring = load_keyring(KEYS.serialize() + ",old:" + "A" * 43 + "=", None)
-    assert [k for k, _ in ring.keys] == ["k1", "old"] and ring.primary_kid == "k1"
+    assert [k for k, _ in ring.keys] == ["k1", "old"]
+    assert ring.primary_kid == "k1"
     assert "A" * 20 not in repr(ring)
     for bad in ("nocolon", "k:notbase64!!", "k:" + "QQ==", "bad id:" + "A" * 43 + "="):
         with pytest.raises(KeyringError):
@@ -185,4 +195,5 @@ async def test_store_without_configured_keys_generates_one_for_sqlite(
     assert (tmp_path / "encryption.key").exists()
     async with open_store(f"sqlite://{tmp_path}/x.db") as s:
         got = await s.tenant("a").collection("links").find_one({"name": "l"})
-        assert got is not None and got["data"] == {"t": SECRET}
+        assert got is not None
+        assert got["data"] == {"t": SECRET}
