@@ -58,11 +58,15 @@ class MNode:
         return out
 
 
-def model_exit(sup: MNode, child: MNode, now: float) -> bool:
-    """A child of ``sup`` crashed. Returns False when ``sup`` itself fails (escalates)."""
+def model_exit(sup: MNode, child: MNode, now: float, abnormal: bool) -> bool:
+    """A child of ``sup`` ended. Returns False when ``sup`` itself fails (escalates)."""
     child.stop()
-    if child.restart is actors.Restart.TEMPORARY:
-        sup.active.remove(child)
+    restart = child.restart is actors.Restart.PERMANENT or (
+        child.restart is actors.Restart.TRANSIENT and abnormal
+    )
+    if not restart:
+        if child.restart is actors.Restart.TEMPORARY:
+            sup.active.remove(child)
         return True
     sup.times = [t for t in sup.times if now - t < sup.period] + [now]
     if len(sup.times) > sup.intensity:
@@ -86,12 +90,13 @@ def model_exit(sup: MNode, child: MNode, now: float) -> bool:
     return True
 
 
-def crash_in_model(node: MNode, now: float) -> bool:
-    """Crash ``node``; returns False when the root failed."""
+def crash_in_model(node: MNode, now: float, abnormal: bool = True) -> bool:
+    """End ``node`` (crash or normal exit); returns False when the root failed."""
     while node.parent is not None:
-        if model_exit(node.parent, node, now):
+        if model_exit(node.parent, node, now, abnormal):
             return True
         node = node.parent
+        abnormal = True  # a supervisor that gives up fails abnormally
     return False
 
 
@@ -155,7 +160,9 @@ def test_random_crashes_match_the_otp_model_and_leave_no_orphans(
     model: MNode, data: st.DataObject
 ) -> None:
     log = Log()
-    step = st.tuples(st.integers(0, 50), st.sampled_from([0, 0.5, 1, 2, 6]))
+    step = st.tuples(
+        st.integers(0, 50), st.sampled_from([0, 0.5, 1, 2, 6]), st.sampled_from(["crash", "exit"])
+    )
     steps = data.draw(st.lists(step, min_size=1, max_size=15))
 
     async def scenario() -> None:
@@ -165,14 +172,14 @@ def test_random_crashes_match_the_otp_model_and_leave_no_orphans(
             async with actors.open_runtime(to_spec(model, log)) as rt:
                 model.start()
                 check(rt, model)
-                for pick, dt in steps:
+                for pick, dt, how in steps:
                     await trio.sleep(dt)
                     workers = [n for n in model.walk() if n.children is None and n.running]
                     if not workers:
                         break
                     target = workers[pick % len(workers)]
-                    rt.actor(target.path).send_nowait("crash")
-                    if not crash_in_model(target, trio.current_time()):
+                    rt.actor(target.path).send_nowait(how)
+                    if not crash_in_model(target, trio.current_time(), how == "crash"):
                         failed = True
                         await trio.sleep_forever()  # the runtime cancels the block
                     await settle()
