@@ -72,7 +72,9 @@ async def main(mode: str, directory: str, count: int) -> None:
         plays = store.tenant(COMPANY).collection("plays")
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.serve)
-            while await plays.count({"status": {"$nin": ["DONE", "FAIL", "CANCEL"]}}):
+            while True:  # the store is polled: other processes may change it
+                if not await plays.count({"status": {"$nin": ["DONE", "FAIL", "CANCEL"]}}):
+                    break
                 await trio.sleep(0.1)
             nursery.cancel_scope.cancel()
 

@@ -22,7 +22,9 @@ def spec(app_id: str, fn: Any, *, idempotent: bool = True) -> ModuleSpec:
 
 async def wait_state(engine: Engine, play_id: str, state: PlayState, timeout: float = 10) -> None:
     with trio.fail_after(timeout):
-        while (await engine.get_play(COMPANY, play_id)).state is not state:
+        while True:
+            if (await engine.get_play(COMPANY, play_id)).state is state:
+                return
             await trio.sleep(0.02)
 
 
@@ -262,7 +264,7 @@ async def test_idempotency_key_returns_the_existing_play(engine: Engine) -> None
     three = await engine.start_play(COMPANY, other.id, idempotency_key="order-1")
     assert one.id == two.id
     assert three.id != one.id
-    plays, total = await engine.list_plays(COMPANY, flow_id=flow.id)
+    _, total = await engine.list_plays(COMPANY, flow_id=flow.id)
     assert total == 1
 
 

@@ -30,7 +30,9 @@ def _spawn(*args: str) -> subprocess.Popen[bytes]:
 
 async def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int:
     with trio.fail_after(timeout):
-        while proc.poll() is None:
+        while True:  # a subprocess.Popen offers no awaitable exit
+            if proc.poll() is not None:
+                break
             await trio.sleep(0.05)
     return proc.returncode
 
