@@ -17,6 +17,7 @@ import attrs
 from quart import Blueprint, Response, g, request
 from werkzeug.datastructures import Headers
 
+from flow8.services.audit import AuditEntry
 from flow8.services.identity import Action, Principal
 from flow8.services.identity import NotAuthenticated as IdentityUnauthenticated
 
@@ -48,6 +49,7 @@ class Req:
     user_agent: str
     correlation_id: str
     headers: Headers
+    raw_body: Any = None  # the decoded JSON, for services that parse it themselves
 
     @property
     def user(self) -> Principal:
@@ -66,6 +68,37 @@ class Req:
 Handler = Callable[..., Awaitable[Any]]
 
 
+def audit_change(
+    req: Req,
+    action: str,
+    target_type: str,
+    target_id: str,
+    *,
+    before: Any = None,
+    after: Any = None,
+    details: Any = None,
+) -> None:
+    """Record a create/update/delete (or command) with its before and after state; the
+    audit entry masks secret fields itself."""
+    principal = req.user
+    app().deps.audit(
+        AuditEntry(
+            action,
+            company_id=principal.company_id,
+            user_id=principal.user.id,
+            user_email=principal.user.email,
+            ip=req.ip,
+            user_agent=req.user_agent,
+            correlation_id=req.correlation_id,
+            target_type=target_type,
+            target_id=target_id,
+            before=before,
+            after=after,
+            details=details,
+        )
+    )
+
+
 @attrs.frozen
 class RouteSpec:
     method: str
@@ -80,6 +113,8 @@ class RouteSpec:
     errors: tuple[int, ...] = ()
     company_param: str | None = None  # path parameter naming the company acted on
     handler: Handler | None = None
+    also: tuple[int, ...] = ()  # further success statuses with the same body
+    body_optional: bool = False
 
     @property
     def operation_id(self) -> str:
@@ -116,6 +151,8 @@ class Routes:
         status: int = 200,
         errors: tuple[int, ...] = (),
         company_param: str | None = None,
+        also: tuple[int, ...] = (),
+        body_optional: bool = False,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             spec = RouteSpec(
@@ -131,6 +168,8 @@ class Routes:
                 errors,
                 company_param,
                 handler,
+                also,
+                body_optional,
             )
             self.specs.append(spec)
 
@@ -203,11 +242,15 @@ def _is_json(content_type: str | None) -> bool:
     return mime.startswith("application/") and mime.endswith("+json")
 
 
-async def _read_json() -> Any:
+async def _read_json(*, optional: bool = False) -> Any:
+    if optional and not request.headers.get("Content-Type") and not request.content_length:
+        return None
     if not _is_json(request.headers.get("Content-Type")):
         raise UnsupportedMediaType("this route accepts application/json bodies only")
     raw = await request.get_data(cache=False, as_text=False)
     if not raw:
+        if optional:
+            return None
         raise BadRequest("a JSON body is required", code="BODY_REQUIRED")
     try:
         return json.loads(raw)
@@ -270,8 +313,9 @@ async def _run(spec: RouteSpec, params: dict[str, str]) -> Response:
                     code="PERMISSION_DENIED",
                 )
     body: Any = None
+    raw: Any = None
     if spec.body is not None:
-        raw = await _read_json()
+        raw = await _read_json(optional=spec.body_optional)
         body = raw if spec.body is Any else parse(spec.body, raw)
     query = parse_query(spec.query, request.args) if spec.query is not None else None
     req = Req(
@@ -282,6 +326,7 @@ async def _run(spec: RouteSpec, params: dict[str, str]) -> Response:
         request.headers.get("User-Agent", "")[:500],
         g.get("correlation_id", ""),
         request.headers,
+        raw,
     )
     assert spec.handler is not None
     result = await spec.handler(req, **params)

@@ -10,8 +10,12 @@ from . import (
     _audit_routes,
     _company_routes,
     _cors,
+    _flow_routes,
     _hardening,
     _identity_routes,
+    _kv_routes,
+    _module_routes,
+    _play_routes,
     _request_audit,
 )
 from ._admin_auth import AdminGate
@@ -25,6 +29,10 @@ ROUTE_GROUPS: tuple[Routes, ...] = (
     _identity_routes.routes,
     _company_routes.routes,
     _audit_routes.routes,
+    _flow_routes.routes,
+    _play_routes.routes,
+    _kv_routes.routes,
+    _module_routes.routes,
 )
 
 

@@ -8,8 +8,13 @@ from typing import Any
 
 import attrs
 
+from flow8.engine import EventBus
+from flow8.modules import ModuleRegistry
 from flow8.services.audit import AuditEntry
+from flow8.services.flows import FlowService
 from flow8.services.identity import IdentityService
+from flow8.services.kv import KvService
+from flow8.services.plays import PlayService
 from flow8.store import Store
 
 
@@ -58,5 +63,10 @@ class HttpDeps:
     clock: Callable[[], float] = time.time
     identity: IdentityService | None = None
     store: Store | None = None
+    flows: FlowService | None = None
+    plays: PlayService | None = None
+    kv: KvService | None = None
+    events: EventBus | None = None
+    modules: ModuleRegistry | None = None
     # Non-blocking: AuditLog.record. Every request and change is reported here.
     audit: Callable[[AuditEntry], None] = _no_audit

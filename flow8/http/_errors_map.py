@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flow8.domain import FlowValidationError
+from flow8.engine import FlowNotFound, KvError, PlayNotFound, PlayStateError
 from flow8.services import identity as ident
 
 from .exceptions import (
@@ -29,3 +31,18 @@ def from_identity(error: ident.IdentityError) -> ApiError:
     if isinstance(error, ident.AlreadyInstalled | ident.Conflict):
         return Conflict(str(error), code=error.code)
     return ApiError(str(error), code=error.code)
+
+
+def from_engine(error: Exception) -> ApiError:
+    if isinstance(error, FlowValidationError):
+        fields = [{"field": p.path or "(body)", "message": p.message} for p in error.problems]
+        return ValidationFailed(fields, message=str(error)[:2000])
+    if isinstance(error, FlowNotFound):
+        return NotFound("flow not found", code="FLOW_NOT_FOUND")
+    if isinstance(error, PlayNotFound):
+        return NotFound("play not found", code="PLAY_NOT_FOUND")
+    if isinstance(error, PlayStateError):
+        return Conflict(str(error), code="PLAY_STATE_CONFLICT")
+    if isinstance(error, KvError):
+        return ValidationFailed([{"field": "(body)", "message": str(error)}], message=str(error))
+    return ApiError("internal server error")

@@ -7,10 +7,12 @@ import logging
 from quart import Response, request
 from werkzeug.exceptions import HTTPException
 
+from flow8.domain import FlowValidationError
+from flow8.engine import FlowNotFound, KvError, PlayNotFound, PlayStateError
 from flow8.services.identity import IdentityError
 
 from ._context import Flow8App
-from ._errors_map import from_identity
+from ._errors_map import from_engine, from_identity
 from ._responses import error_response, json_response
 from .exceptions import ApiError, PayloadTooLarge
 
@@ -63,6 +65,14 @@ def install(app: Flow8App) -> None:
     @app.errorhandler(IdentityError)
     async def _identity_error(error: IdentityError) -> Response:
         return error_response(from_identity(error))
+
+    @app.errorhandler(FlowValidationError)
+    @app.errorhandler(FlowNotFound)
+    @app.errorhandler(PlayNotFound)
+    @app.errorhandler(PlayStateError)
+    @app.errorhandler(KvError)
+    async def _engine_error(error: Exception) -> Response:
+        return error_response(from_engine(error))
 
     @app.errorhandler(HTTPException)
     async def _http_error(error: HTTPException) -> Response:

@@ -8,6 +8,7 @@ from typing import Literal
 import attrs
 
 from flow8.services.identity import (
+    NON_BLANK,
     ApiKey,
     Company,
     Member,
@@ -49,7 +50,7 @@ class CompanyOut:
 
 @attrs.frozen
 class InstallRequest:
-    company: str = field(min_length=1, max_length=200)
+    company: str = field(min_length=1, max_length=200, pattern=NON_BLANK)
     email: str = field(min_length=3, max_length=320, fmt="email")
     password: str = field(min_length=10, max_length=1024)
 
@@ -105,7 +106,7 @@ class SwitchCompanyRequest:
 
 @attrs.frozen
 class ApiKeyCreate:
-    name: str = field(min_length=1, max_length=200)
+    name: str = field(min_length=1, max_length=200, pattern=NON_BLANK)
     scopes: list[Literal["api", "mcp"]] = field(  # noqa: RUF009
         factory=lambda: ["api"], min_items=1, max_items=2
     )
@@ -148,12 +149,12 @@ class ApiKeyCreated:
 
 @attrs.frozen
 class CompanyCreate:
-    name: str = field(min_length=1, max_length=200)
+    name: str = field(min_length=1, max_length=200, pattern=NON_BLANK)
 
 
 @attrs.frozen
 class CompanyUpdate:
-    name: str = field(min_length=1, max_length=200)
+    name: str = field(min_length=1, max_length=200, pattern=NON_BLANK)
 
 
 @attrs.frozen

@@ -97,15 +97,19 @@ def _operation(spec: RouteSpec, comps: Components) -> dict[str, Any]:
         op["parameters"] = params
     if spec.body is not None:
         schema = {} if spec.body is Any else type_schema(spec.body, comps)
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
-    responses: dict[str, Any] = {}
-    if spec.response is None:
-        responses[str(spec.status)] = {"description": "Done"}
-    else:
-        responses[str(spec.status)] = {
-            "description": "OK",
-            "content": {"application/json": {"schema": type_schema(spec.response, comps)}},
+        op["requestBody"] = {
+            "required": not spec.body_optional,
+            "content": {"application/json": {"schema": schema}},
         }
+    responses: dict[str, Any] = {}
+    for status in (spec.status, *spec.also):
+        if spec.response is None:
+            responses[str(status)] = {"description": "Done"}
+        else:
+            responses[str(status)] = {
+                "description": "OK" if status < 300 else "Accepted",
+                "content": {"application/json": {"schema": type_schema(spec.response, comps)}},
+            }
     for code in _errors(spec):
         name = "ValidationError" if code == 422 else "Error"
         responses[str(code)] = {

@@ -111,6 +111,9 @@ def object_schema(cls: type, comps: Components) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
     if required:
         schema["required"] = required
+    # Cross-field rules a class states in JSON Schema terms (e.g. if/then); the handler
+    # enforces the same rule.
+    schema.update(getattr(cls, "__json_schema_extra__", {}))
     return schema
 
 

@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 import trio
-from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ApiEnv
+from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ApiEnv, start_app
 
-from flow8.http import Flow8App, HttpDeps, HttpSettings, create_app, serve_http
-from flow8.services.audit import AuditLog, StoreAuditSink
-from flow8.services.identity import IdentityService
+from flow8.http import Flow8App, HttpSettings, serve_http
 from flow8.store import Keyring, Store, open_store
 
 Serve = Callable[[Flow8App], Awaitable[str]]
@@ -45,18 +43,10 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 @pytest.fixture
 async def api(nursery: trio.Nursery, store: Store, serve: Serve) -> ApiEnv:
-    audit = AuditLog(StoreAuditSink(store))
-    await nursery.start(audit.serve)
-    identity = IdentityService(store, audit=audit.record)
-    deps = HttpDeps(
-        settings=HttpSettings(
-            admin_token="admin-token-for-tests", allowed_origins=("https://ui.example",)
-        ),
-        identity=identity,
-        store=store,
-        audit=audit.record,
+    settings = HttpSettings(
+        admin_token="admin-token-for-tests", allowed_origins=("https://ui.example",)
     )
-    app = create_app(deps)
+    app, identity, audit = await start_app(nursery, store, settings)
     url = await serve(app)
     return ApiEnv(url, store, identity, audit, app)
 

@@ -8,10 +8,15 @@ from typing import Any
 
 import attrs
 import httpx
+import trio
 
-from flow8.http import Flow8App
-from flow8.services.audit import AuditLog
+from flow8.engine import Engine, EventBus
+from flow8.http import Flow8App, HttpDeps, HttpSettings, create_app
+from flow8.services.audit import AuditLog, StoreAuditSink
+from flow8.services.flows import FlowService
 from flow8.services.identity import IdentityService
+from flow8.services.kv import KvService
+from flow8.services.plays import PlayService
 from flow8.store import Store
 
 OWNER_EMAIL = "owner@example.com"
@@ -78,3 +83,28 @@ def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         for path, item in spec["paths"].items()
         for method, op in item.items()
     ]
+
+
+async def start_app(
+    nursery: trio.Nursery, store: Store, settings: HttpSettings
+) -> tuple[Flow8App, IdentityService, AuditLog]:
+    """The full app as the tree wires it: audit writer, events bus, engine, services."""
+    audit = AuditLog(StoreAuditSink(store))
+    await nursery.start(audit.serve)
+    identity = IdentityService(store, audit=audit.record)
+    bus = EventBus()
+    engine = Engine(store, bus)
+    await nursery.start(bus.serve)
+    await nursery.start(engine.serve)
+    deps = HttpDeps(
+        settings=settings,
+        identity=identity,
+        store=store,
+        flows=FlowService(engine),
+        plays=PlayService(engine),
+        kv=KvService(engine.kv),
+        events=bus,
+        modules=engine.registry,
+        audit=audit.record,
+    )
+    return create_app(deps), identity, audit

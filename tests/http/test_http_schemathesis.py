@@ -13,46 +13,40 @@ from typing import Any
 import pytest
 import schemathesis
 import trio
+from http_fixtures import start_app
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from flow8.http import HttpDeps, HttpSettings, create_app, serve_http
-from flow8.services.audit import AuditLog, StoreAuditSink
-from flow8.services.identity import IdentityService
+from flow8.http import HttpSettings, serve_http
 from flow8.store import Keyring, open_store
 
 
 def _serve_in_thread(data_dir: Path, ready: queue.Queue[Any], stop: threading.Event) -> None:
     async def main() -> None:
-        async with open_store(
-            f"sqlite:///{data_dir / 'flow8.db'}",
-            data_dir=data_dir,
-            durability="normal",
-            encryption=Keyring.generate(),
-        ) as store:
-            audit = AuditLog(StoreAuditSink(store))
-            identity = IdentityService(store, audit=audit.record)
+        async with (
+            open_store(
+                f"sqlite:///{data_dir / 'flow8.db'}",
+                data_dir=data_dir,
+                durability="normal",
+                encryption=Keyring.generate(),
+            ) as store,
+            trio.open_nursery() as nursery,
+        ):
+            app, identity, _ = await start_app(nursery, store, HttpSettings())
             await identity.install("Fuzz Co", "owner@fuzz.example", "owner-password-1")
             result = await identity.login(
                 "owner@fuzz.example", "owner-password-1", ip="127.0.0.1", user_agent="setup"
             )
             created = await identity.create_api_key(result.principal, "fuzz", ["api"])
-            app = create_app(
-                HttpDeps(
-                    settings=HttpSettings(), identity=identity, store=store, audit=audit.record
-                )
-            )
             shutdown = trio.Event()
-            async with trio.open_nursery() as nursery:
-                await nursery.start(audit.serve)
-                binds = await nursery.start(
-                    partial(serve_http, app, "127.0.0.1", 0, shutdown_event=shutdown)
-                )
-                ready.put((binds[0], created.key))
-                await trio.to_thread.run_sync(stop.wait)
-                shutdown.set()
-                await trio.sleep(0.2)
-                nursery.cancel_scope.cancel()
+            binds = await nursery.start(
+                partial(serve_http, app, "127.0.0.1", 0, shutdown_event=shutdown)
+            )
+            ready.put((binds[0], created.key))
+            await trio.to_thread.run_sync(stop.wait)
+            shutdown.set()
+            await trio.sleep(0.2)
+            nursery.cancel_scope.cancel()
 
     try:
         trio.run(main)
@@ -81,9 +75,15 @@ def test_api_conforms_to_its_openapi_document(live: tuple[str, str]) -> None:
     url, key = live
     schema = schemathesis.openapi.from_url(f"{url}/api/openapi.json")
     auth = {"Authorization": f"Bearer {key}"}
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     assert len(operations) >= 17
     for operation in operations:
+        excluded = [checks.ignored_auth]
+        if operation.path.startswith("/api/flows") and operation.method.upper() in ("POST", "PUT"):
+            # A flow is checked far beyond what a JSON schema can say (known modules, each
+            # module's args, expressions, step references), so schema-valid flows are
+            # legitimately refused with 422; everything else is still checked.
+            excluded.append(checks.positive_data_acceptance)
 
         @given(case=operation.as_strategy())
         @settings(
@@ -92,9 +92,9 @@ def test_api_conforms_to_its_openapi_document(live: tuple[str, str]) -> None:
             database=None,
             suppress_health_check=list(HealthCheck),
         )
-        def fuzz(case: schemathesis.Case) -> None:
+        def fuzz(case: schemathesis.Case[Any]) -> None:
             # ignored_auth would send our valid bearer key beside a bogus cookie and call the
             # 2xx a bypass; authentication is covered by test_http_auth instead.
-            case.call_and_validate(headers=auth, excluded_checks=[checks.ignored_auth])
+            case.call_and_validate(headers=auth, excluded_checks=excluded)  # noqa: B023
 
         fuzz()

@@ -14,7 +14,7 @@ from ._models import (
 from ._passwords import Argon2Params, Passwords
 from ._ratelimit import RateLimiter
 from ._rbac import PERMISSIONS, RANK, Action, Role, allowed
-from ._service import MIN_PASSWORD, IdentityService, normalize_email
+from ._service import MIN_PASSWORD, NON_BLANK, IdentityService, normalize_email
 from .exceptions import (
     AlreadyInstalled,
     Conflict,
@@ -29,6 +29,7 @@ from .exceptions import (
 
 __all__ = [
     "MIN_PASSWORD",
+    "NON_BLANK",
     "PERMISSIONS",
     "RANK",
     "SCOPES",

@@ -67,8 +67,20 @@ def check_password(password: str) -> None:
         raise InvalidInput("password", f"must be at most {MAX_PASSWORD} characters")
 
 
+# Whitespace by both Python's and ECMAScript's definition, so the API schema's pattern
+# (NON_BLANK) and this check agree exactly on what counts as a blank name.
+BLANK = (
+    "\t\n\x0b\x0c\r \x1c\x1d\x1e\x1f\x85\xa0\u1680"
+    + "".join(chr(c) for c in range(0x2000, 0x200B))
+    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+NON_BLANK = (
+    r"[^\t\n\x0b\x0c\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+)
+
+
 def check_name(field: str, name: str) -> str:
-    value = name.strip()
+    value = name.strip(BLANK)
     if not value or len(value) > 200:
         raise InvalidInput(field, "must be 1 to 200 characters")
     return value

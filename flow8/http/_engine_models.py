@@ -1,0 +1,223 @@
+"""API bodies of the flow, play, KV and module routes.
+
+Flow bodies are the flow JSON of the design (the domain's `FlowDefinition`, camelCase); the
+schema is generated from those same domain classes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+import attrs
+
+from flow8.domain import (
+    Flow,
+    FlowDefinition,
+    LayerState,
+    Play,
+    PlayLayer,
+    PlayState,
+)
+
+from ._schema import field
+
+
+def _when(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
+
+
+def _flow_out_class() -> type:
+    """FlowOut = every FlowDefinition field plus id, version and timestamps."""
+    extra = {
+        "id": attrs.field(type=str),
+        "version": attrs.field(type=int),
+        "created_at": attrs.field(type=datetime),
+        "updated_at": attrs.field(type=datetime),
+    }
+    own: dict[str, Any] = {}
+    for a in attrs.fields(FlowDefinition):
+        kwargs: dict[str, Any] = {"type": a.type}
+        if a.default is not attrs.NOTHING:
+            kwargs["default"] = a.default
+        own[a.name] = attrs.field(**kwargs)
+    # Required attributes first (attrs wants defaults last).
+    ordered = {**extra, **own}
+    cls = attrs.make_class("FlowOut", ordered, frozen=True)
+    cls.__module__ = "flow8.domain._flow"  # resolve annotations against the domain module
+    return cls
+
+
+FlowOut = _flow_out_class()
+
+
+def flow_out(flow: Flow) -> Any:
+    values = {a.name: getattr(flow.definition, a.name) for a in attrs.fields(FlowDefinition)}
+    created = _when(flow.created_at)
+    updated = _when(flow.updated_at)
+    return FlowOut(
+        id=flow.id, version=flow.version, created_at=created, updated_at=updated, **values
+    )
+
+
+@attrs.frozen
+class PlayOut:
+    id: str
+    flow_id: str
+    flow_version: int
+    state: PlayState
+    input: Any
+    out: Any
+    error: str | None
+    trigger: str
+    created_at: datetime | None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    trigger_source: str | None = None
+    parent_play_id: str | None = None
+    wait_reason: str | None = None
+    wait_ref: str | None = None
+    retry_of: str | None = None
+    resume_from: str | None = None
+
+    @classmethod
+    def of(cls, p: Play) -> PlayOut:
+        return cls(
+            p.id,
+            p.flow_id,
+            p.flow_version,
+            p.state,
+            p.input,
+            p.output,
+            p.error,
+            p.trigger.kind.value,
+            _when(p.created_at),
+            _when(p.started_at),
+            _when(p.finished_at),
+            p.trigger.source,
+            p.parent_play_id,
+            p.wait_reason.value if p.wait_reason else None,
+            p.wait_ref,
+            p.retry_of,
+            p.resume_from,
+        )
+
+
+@attrs.frozen
+class AttemptOut:
+    number: int
+    started_at: datetime | None
+    finished_at: datetime | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class LayerOut:
+    id: str
+    ref: str
+    state: LayerState
+    iteration: list[int]
+    app_id: str
+    args: Any
+    output: Any
+    error: str | None
+    attempts: list[AttemptOut]
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    seq: int = 0
+
+    @classmethod
+    def of(cls, la: PlayLayer) -> LayerOut:
+        return cls(
+            la.key,
+            la.ref,
+            la.state,
+            list(la.iteration),
+            la.app_id,
+            la.args,
+            la.output,
+            la.error,
+            [
+                AttemptOut(a.number, _when(a.started_at), _when(a.finished_at), a.error)
+                for a in la.attempts
+            ],
+            _when(la.started_at),
+            _when(la.finished_at),
+            la.seq,
+        )
+
+
+@attrs.frozen
+class RunQuery:
+    wait: float | None = field(
+        default=None,
+        minimum=0,
+        maximum=300,
+        description="seconds to wait for the end; 200 with the finished play, else 202",
+    )
+
+
+@attrs.frozen
+class PlayListQuery:
+    page: int = field(default=0, minimum=0, maximum=1_000_000)
+    size: int = field(default=25, minimum=1, maximum=100)
+    flow_id: str | None = field(default=None, max_length=64)
+    state: PlayState | None = None
+
+
+@attrs.frozen
+class RetryRequest:
+    from_ref: str = field(min_length=1, max_length=200)
+
+
+KvScope = Literal["global", "flow", "flow_group"]
+
+
+@attrs.frozen
+class KvQuery:
+    page: int = field(default=0, minimum=0, maximum=1_000_000)
+    size: int = field(default=25, minimum=1, maximum=100)
+    scope: KvScope = "global"
+    scope_key: str | None = field(default=None, max_length=200)
+
+
+@attrs.frozen
+class KvScopeQuery:
+    scope: KvScope = "global"
+    scope_key: str | None = field(default=None, max_length=200)
+
+
+@attrs.frozen
+class KvSet:
+    key: str = field(min_length=1, max_length=256)
+    value: Any = None
+    scope: KvScope = "global"
+    scope_key: str | None = field(default=None, max_length=200)
+    ttl_seconds: float | None = field(default=None, minimum=1, maximum=10 * 365 * 86400)
+
+    __json_schema_extra__: ClassVar[dict[str, Any]] = {
+        "if": {"properties": {"scope": {"enum": ["flow", "flow_group"]}}, "required": ["scope"]},
+        "then": {
+            "required": ["scopeKey"],
+            "properties": {"scopeKey": {"type": "string", "minLength": 1}},
+        },
+    }
+
+
+@attrs.frozen
+class KvEntryOut:
+    key: str
+    value: Any
+    scope: str
+    scope_key: str | None = None
+    expires_at: datetime | None = None
+
+
+@attrs.frozen
+class ModuleOut:
+    app_id: str
+    category: str
+    description: str
+    idempotent: bool
+    args_schema: dict[str, Any]
+    output_schema: dict[str, Any]

@@ -1,0 +1,259 @@
+"""Flows, their layers (flowlets), versions, and starting plays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Response
+
+from flow8.domain import FlowDefinition, Flowlet, flow_definition_to_api
+from flow8.services.flows import FlowService
+from flow8.services.identity import Action
+from flow8.services.plays import PlayService
+
+from ._api import Req, Routes, audit_change
+from ._context import app
+from ._engine_models import FlowOut, PlayOut, RunQuery, flow_out
+from ._page import PageQuery, make_page, page_of, slice_page
+from ._responses import json_response
+from ._schema import dump
+from .exceptions import BadRequest, NotFound
+
+routes = Routes("flows", "flows")
+
+
+def _flows() -> FlowService:
+    service = app().deps.flows
+    if service is None:
+        raise NotFound("flows are not available on this instance")
+    return service
+
+
+def _plays() -> PlayService:
+    service = app().deps.plays
+    if service is None:
+        raise NotFound("plays are not available on this instance")
+    return service
+
+
+@routes.route(
+    "GET",
+    "/api/flows",
+    action=Action.READ,
+    summary="Flows of the current company",
+    query=PageQuery,
+    response=page_of(FlowOut),
+)
+async def list_flows(req: Req) -> object:
+    q: PageQuery = req.query
+    flows, total = await _flows().list(req.company_id, page=q.page, size=q.size)
+    return make_page(FlowOut, [flow_out(f) for f in flows], total, q)
+
+
+@routes.route(
+    "POST",
+    "/api/flows",
+    action=Action.FLOW_WRITE,
+    summary="Create a flow (version 1)",
+    body=FlowDefinition,
+    response=FlowOut,
+    status=201,
+)
+async def create_flow(req: Req) -> object:
+    flow = await _flows().create(req.company_id, req.raw_body)
+    audit_change(req, "flow_created", "flow", flow.id, after=req.raw_body)
+    return flow_out(flow)
+
+
+@routes.route(
+    "GET",
+    "/api/flows/{flowId}",
+    action=Action.READ,
+    summary="A flow (latest version)",
+    response=FlowOut,
+    errors=(404,),
+)
+async def get_flow(req: Req, flowId: str) -> object:
+    return flow_out(await _flows().get(req.company_id, flowId))
+
+
+async def _save(req: Req, flow_id: str, data: Any, action: str) -> object:
+    before = await _flows().get(req.company_id, flow_id)
+    flow = await _flows().update(req.company_id, flow_id, data)
+    audit_change(
+        req,
+        action,
+        "flow",
+        flow_id,
+        before=flow_definition_to_api(before.definition),
+        after=data,
+        details={"version": flow.version},
+    )
+    return flow_out(flow)
+
+
+@routes.route(
+    "PUT",
+    "/api/flows/{flowId}",
+    action=Action.FLOW_WRITE,
+    summary="Replace a flow's definition (stores a new version)",
+    body=FlowDefinition,
+    response=FlowOut,
+    errors=(404,),
+)
+async def update_flow(req: Req, flowId: str) -> object:
+    return await _save(req, flowId, req.raw_body, "flow_updated")
+
+
+@routes.route(
+    "DELETE",
+    "/api/flows/{flowId}",
+    action=Action.FLOW_WRITE,
+    summary="Delete a flow",
+    status=204,
+    errors=(404,),
+)
+async def delete_flow(req: Req, flowId: str) -> None:
+    before = await _flows().get(req.company_id, flowId)
+    await _flows().delete(req.company_id, flowId)
+    audit_change(
+        req, "flow_deleted", "flow", flowId, before=flow_definition_to_api(before.definition)
+    )
+
+
+@routes.route(
+    "GET",
+    "/api/flows/{flowId}/layers",
+    action=Action.READ,
+    summary="The flow's layers (flowlets) in order",
+    query=PageQuery,
+    response=page_of(Flowlet),
+    errors=(404,),
+)
+async def list_flow_layers(req: Req, flowId: str) -> object:
+    flow = await _flows().get(req.company_id, flowId)
+    return slice_page(Flowlet, list(flow.definition.flowlets), req.query)
+
+
+def _definition_json(flow: Any) -> dict[str, Any]:
+    data: dict[str, Any] = flow_definition_to_api(flow.definition)
+    data.setdefault("flowlets", [])
+    return data
+
+
+@routes.route(
+    "POST",
+    "/api/flows/{flowId}/layers",
+    action=Action.FLOW_WRITE,
+    summary="Append a layer (flowlet); stores a new version",
+    body=Flowlet,
+    response=FlowOut,
+    status=201,
+    errors=(404,),
+)
+async def add_flow_layer(req: Req, flowId: str) -> object:
+    data = _definition_json(await _flows().get(req.company_id, flowId))
+    data["flowlets"].append(req.raw_body)
+    return await _save(req, flowId, data, "flow_updated")
+
+
+def _layer_index(data: dict[str, Any], layer_id: str) -> int:
+    for i, flowlet in enumerate(data["flowlets"]):
+        if flowlet.get("ref") == layer_id:
+            return i
+    raise NotFound("layer not found", code="LAYER_NOT_FOUND")
+
+
+@routes.route(
+    "PUT",
+    "/api/flows/{flowId}/layers/{layerId}",
+    action=Action.FLOW_WRITE,
+    summary="Replace one layer (by ref); stores a new version",
+    body=Flowlet,
+    response=FlowOut,
+    errors=(404,),
+)
+async def update_flow_layer(req: Req, flowId: str, layerId: str) -> object:
+    data = _definition_json(await _flows().get(req.company_id, flowId))
+    data["flowlets"][_layer_index(data, layerId)] = req.raw_body
+    return await _save(req, flowId, data, "flow_updated")
+
+
+@routes.route(
+    "DELETE",
+    "/api/flows/{flowId}/layers/{layerId}",
+    action=Action.FLOW_WRITE,
+    summary="Remove one layer (by ref); stores a new version",
+    response=FlowOut,
+    errors=(404,),
+)
+async def delete_flow_layer(req: Req, flowId: str, layerId: str) -> object:
+    data = _definition_json(await _flows().get(req.company_id, flowId))
+    del data["flowlets"][_layer_index(data, layerId)]
+    return await _save(req, flowId, data, "flow_updated")
+
+
+@routes.route(
+    "GET",
+    "/api/flows/{flowId}/versions",
+    action=Action.READ,
+    summary="Every stored version of a flow, newest first",
+    query=PageQuery,
+    response=page_of(FlowOut),
+    errors=(404,),
+)
+async def list_flow_versions(req: Req, flowId: str) -> object:
+    versions = await _flows().versions(req.company_id, flowId)
+    return slice_page(FlowOut, [flow_out(f) for f in versions], req.query)
+
+
+@routes.route(
+    "POST",
+    "/api/flows/{flowId}/versions/{version}/restore",
+    action=Action.FLOW_WRITE,
+    summary="Make an old version current again (stored as a new version)",
+    response=FlowOut,
+    errors=(404,),
+)
+async def restore_flow_version(req: Req, flowId: str, version: str) -> object:
+    if not version.isdigit() or int(version) < 1 or len(version) > 9:
+        raise NotFound("flow version not found", code="FLOW_VERSION_NOT_FOUND")
+    old = await _flows().get(req.company_id, flowId, int(version))
+    if old.version != int(version):
+        raise NotFound("flow version not found", code="FLOW_VERSION_NOT_FOUND")
+    return await _save(req, flowId, _definition_json(old), "flow_restored")
+
+
+@routes.route(
+    "POST",
+    "/api/flows/{flowId}/run",
+    action=Action.PLAY_RUN,
+    summary="Start a play with the body as its input; ?wait=SECONDS answers when it ends",
+    body=Any,
+    body_optional=True,
+    query=RunQuery,
+    response=PlayOut,
+    status=202,
+    also=(200,),
+    errors=(404, 409),
+)
+async def run_flow(req: Req, flowId: str) -> Response:
+    q: RunQuery = req.query
+    key = req.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:
+        raise BadRequest("Idempotency-Key must be 1 to 200 characters", code="BAD_IDEMPOTENCY_KEY")
+    play = await _plays().start(req.company_id, flowId, req.body, idempotency_key=key)
+    audit_change(
+        req,
+        "play_started",
+        "play",
+        play.id,
+        details={"flowId": flowId, "idempotencyKey": key is not None},
+    )
+    if q.wait:
+        try:
+            play = await _plays().wait(req.company_id, play.id, timeout=q.wait)
+        except TimeoutError:
+            play = await _plays().get(req.company_id, play.id)
+    status = 200 if play.state.final else 202
+    return json_response(dump(PlayOut.of(play)), status=status)

@@ -1,0 +1,100 @@
+"""KV entries of the current company, per scope (global, flow, flow group)."""
+
+from __future__ import annotations
+
+from flow8.services.identity import Action
+from flow8.services.kv import KvService
+
+from ._api import Req, Routes, audit_change
+from ._context import app
+from ._engine_models import KvEntryOut, KvQuery, KvScopeQuery, KvSet
+from ._page import PageQuery, page_of, slice_page
+from .exceptions import NotFound, ValidationFailed
+
+routes = Routes("kv", "kv")
+
+
+def _kv() -> KvService:
+    service = app().deps.kv
+    if service is None:
+        raise NotFound("KV is not available on this instance")
+    return service
+
+
+def _scope_args(scope: str, scope_key: str | None) -> dict[str, str | None] | None:
+    """Service arguments for a scope; None for a flow/group scope without its key, which
+    names no scope at all (so it holds no entries)."""
+    if scope == "global":
+        return {"scope": scope}
+    if not scope_key:
+        return None
+    if scope == "flow":
+        return {"scope": scope, "flow_id": scope_key}
+    return {"scope": scope, "group": scope_key}
+
+
+@routes.route(
+    "GET",
+    "/api/kv",
+    action=Action.READ,
+    summary="Live KV entries of one scope, by key",
+    query=KvQuery,
+    response=page_of(KvEntryOut),
+)
+async def list_kv(req: Req) -> object:
+    q: KvQuery = req.query
+    scope = _scope_args(q.scope, q.scope_key)
+    rows = [] if scope is None else await _kv().list(req.company_id, **scope)  # type: ignore[arg-type]
+    items = [
+        KvEntryOut(r["key"], r["value"], q.scope, q.scope_key, r.get("expiresAt")) for r in rows
+    ]
+    return slice_page(KvEntryOut, items, PageQuery(q.page, q.size))
+
+
+@routes.route(
+    "POST",
+    "/api/kv",
+    action=Action.KV_WRITE,
+    summary="Set a KV entry (create or replace)",
+    body=KvSet,
+    response=KvEntryOut,
+)
+async def set_kv(req: Req) -> KvEntryOut:
+    body: KvSet = req.body
+    scope = _scope_args(body.scope, body.scope_key)
+    if scope is None:
+        problem = {"field": "scopeKey", "message": f"required for scope {body.scope}"}
+        raise ValidationFailed([problem])
+    await _kv().set(
+        req.company_id,
+        body.key,
+        body.value,
+        ttl_seconds=body.ttl_seconds,
+        **scope,  # type: ignore[arg-type]
+    )
+    # KV values are secret at rest: the trail records which entry changed, not its value.
+    audit_change(
+        req, "kv_set", "kv", body.key, details={"scope": body.scope, "scopeKey": body.scope_key}
+    )
+    found, value = await _kv().get(req.company_id, body.key, **scope)  # type: ignore[arg-type]
+    entries = await _kv().list(req.company_id, **scope)  # type: ignore[arg-type]
+    expires = next((e["expiresAt"] for e in entries if e["key"] == body.key), None)
+    return KvEntryOut(body.key, value if found else body.value, body.scope, body.scope_key, expires)
+
+
+@routes.route(
+    "DELETE",
+    "/api/kv/{key}",
+    action=Action.KV_WRITE,
+    summary="Delete a KV entry",
+    query=KvScopeQuery,
+    status=204,
+    errors=(404,),
+)
+async def delete_kv(req: Req, key: str) -> None:
+    q: KvScopeQuery = req.query
+    scope = _scope_args(q.scope, q.scope_key)
+    deleted = scope is not None and await _kv().delete(req.company_id, key, **scope)  # type: ignore[arg-type]
+    if not deleted:
+        raise NotFound("KV entry not found", code="KV_NOT_FOUND")
+    audit_change(req, "kv_deleted", "kv", key, details={"scope": q.scope, "scopeKey": q.scope_key})

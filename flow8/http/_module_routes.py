@@ -1,0 +1,59 @@
+"""The module catalog: what a flowlet's appId may name, with its argument schema."""
+
+from __future__ import annotations
+
+from flow8.modules import ModuleRegistry
+from flow8.services.identity import Action
+
+from ._api import Req, Routes
+from ._context import app
+from ._engine_models import ModuleOut
+from ._page import PageQuery, page_of, slice_page
+from .exceptions import NotFound
+
+routes = Routes("modules", "modules")
+
+
+def _registry() -> ModuleRegistry:
+    registry = app().deps.modules
+    if registry is None:
+        raise NotFound("the module catalog is not available on this instance")
+    return registry
+
+
+def _out(entry: dict[str, object]) -> ModuleOut:
+    return ModuleOut(
+        str(entry["appId"]),
+        str(entry["category"]),
+        str(entry["description"]),
+        bool(entry["idempotent"]),
+        dict(entry.get("argsSchema") or {}),  # type: ignore[call-overload]
+        dict(entry.get("outputSchema") or {}),  # type: ignore[call-overload]
+    )
+
+
+@routes.route(
+    "GET",
+    "/api/modules",
+    action=Action.READ,
+    summary="The module catalog",
+    query=PageQuery,
+    response=page_of(ModuleOut),
+)
+async def list_modules(req: Req) -> object:
+    return slice_page(ModuleOut, [_out(e) for e in _registry().catalog()], req.query)
+
+
+@routes.route(
+    "GET",
+    "/api/modules/{appId}",
+    action=Action.READ,
+    summary="One module",
+    response=ModuleOut,
+    errors=(404,),
+)
+async def get_module(req: Req, appId: str) -> ModuleOut:
+    registry = _registry()
+    if appId not in registry:
+        raise NotFound("module not found", code="MODULE_NOT_FOUND")
+    return _out(registry.get(appId).describe())
