@@ -79,6 +79,10 @@ def _index_ddl(spec: CollectionSpec) -> dict[str, tuple[str, str]]:
     return out
 
 
+def _all_failed(results: list[Any]) -> bool:
+    return all(isinstance(r, StoreError) for r in results)
+
+
 @attrs.define
 class SqliteBackend:
     path: Path
@@ -96,6 +100,8 @@ class SqliteBackend:
     _closing: bool = False
     _closed: bool = False
     _index_names: dict[str, dict[str, str]] = attrs.field(factory=dict)
+    commits: int = 0  # write transactions committed (one per group-commit batch)
+    committed_ops: int = 0
 
     # -- connections -----------------------------------------------------------------------
 
@@ -211,6 +217,16 @@ class SqliteBackend:
 
     # -- writes --------------------------------------------------------------------------
 
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "backend": "sqlite",
+            "path": str(self.path),
+            "durability": self.durability,
+            "queued_writes": len(self._queue),
+            "commits": self.commits,
+            "committed_ops": self.committed_ops,
+        }
+
     def submit(self, op: WriteOp) -> Pending:
         """Queue ``op`` without waiting; ops run in submission order."""
         if self._closing:
@@ -292,6 +308,9 @@ class SqliteBackend:
                 while self._queue and len(batch) < MAX_BATCH:
                     batch.append(self._queue.popleft())
                 results = await trio.to_thread.run_sync(self._run_batch, batch, utcnow())
+                if not _all_failed(results):
+                    self.commits += 1
+                    self.committed_ops += len(batch)
                 for (pending, _), result in zip(batch, results, strict=True):
                     if isinstance(result, StoreError):
                         pending.fail(result)

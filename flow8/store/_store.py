@@ -113,3 +113,8 @@ class StoreImpl:
     async def purge_expired(self) -> int:
         n: int = await self.engine.purge_expired()
         return n
+
+    def statistics(self) -> dict[str, Any]:
+        """A snapshot for the actor tree / admin endpoint (no secrets, no credentials)."""
+        stats: dict[str, Any] = self.engine.statistics()
+        return stats
