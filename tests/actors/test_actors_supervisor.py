@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from actors_testkit import Boom, Log, live_incarnations, settle, worker
+from actors_testkit import Boom, Log, Worker, live_incarnations, settle, worker
 
 import actors
 
@@ -294,16 +294,27 @@ async def test_outside_cancellation_is_not_a_crash_and_not_restarted(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     log = Log()
-    children = [worker(log, "a"), actors.supervisor("s", [worker(log, "x")])]
+    children = [
+        worker(log, "a"),
+        actors.supervisor("s", [worker(log, "x")]),
+        actors.dynamic_supervisor("d"),
+    ]
     spec = actors.SupervisorSpec(children, intensity=0)
     with trio.CancelScope() as outer:
         async with actors.open_runtime(spec) as rt:
+            dyn = await rt.dynamic_supervisor("d").start_actor(
+                "p", lambda: Worker(log, "p"), name="p"
+            )
             outer.cancel()
             await trio.sleep(1)
     assert outer.cancelled_caught
-    assert log.of("start") == ["a", "x"]
+    # Everything was cancelled, not stopped politely, yet nothing is left open.
+    assert not dyn.alive
+    assert not rt.actor("a").alive
+    assert rt.whereis("p") is None
+    assert log.of("start") == ["a", "x", "p"]
     assert log.of("crash") == []
-    assert [c.restarts for c in rt.stats().children] == [0, 0]
+    assert [c.restarts for c in rt.stats().children] == [0, 0, 0]
     assert live_incarnations() == 0
 
 
