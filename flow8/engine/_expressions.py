@@ -148,8 +148,9 @@ class Expression:
         uses_kv = "$kv" in source
         return cls(source, uses_kv, compiled, timeout_ms=timeout_ms)
 
-    def evaluate(self, bindings: Mapping[str, Any]) -> Any:
-        """Evaluate against ``bindings`` (variable name -> value, without ``$``)."""
+    def evaluate(self, bindings: Mapping[str, Any], context: Any = None) -> Any:
+        """Evaluate against ``bindings`` (variable name -> value, without ``$``); bare paths
+        such as ``n`` read from ``context``."""
         budget = _Budget(self.timeout_ms, self.max_depth)
         frame: dict[str, Any] = dict(bindings)
         frame.update(_REMOVED)
@@ -159,7 +160,7 @@ class Expression:
         # it this one so the sandbox overrides apply.
         Jsonata.CURRENT.jsonata = self._compiled
         try:
-            result = self._compiled.evaluate(None, frame)
+            result = self._compiled.evaluate(context, frame)
         except RecursionError as e:
             raise ExpressionError(self.source, "recursion too deep") from e
         except Exception as e:

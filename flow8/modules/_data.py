@@ -36,7 +36,7 @@ async def _transform(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
     try:
         expr = _compiled(args["expression"])
         data = args.get("input")
-        return expr.evaluate({"input": data, "prev": data})
+        return expr.evaluate({"input": data, "prev": data}, context=data)
     except ExpressionError as e:
         raise ModuleFailure(str(e)) from e
 
