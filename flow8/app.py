@@ -91,8 +91,8 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
 
 
 @asynccontextmanager
-async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
-    """Open the store, build the tree and start it; yields once every child is running."""
+async def open_configured_store(settings: Settings) -> AsyncIterator[Store]:
+    """The store the settings describe, with its key ring (used by serve and the CLI)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     on_mongo = settings.store_url.startswith("mongodb")
     keyring = load_keyring(
@@ -104,6 +104,13 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
         durability=settings.store_durability,
         encryption=keyring,
     ) as store:
+        yield store
+
+
+@asynccontextmanager
+async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
+    """Open the store, build the tree and start it; yields once every child is running."""
+    async with open_configured_store(settings) as store:
         events = EventBus()
         audit = AuditLog(StoreAuditSink(store))
         platform = Platform(

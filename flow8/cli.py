@@ -11,8 +11,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import trio
 
 from .config import ConfigError, Settings, load_env_file, load_settings
 from .logs import configure_logging
@@ -21,6 +23,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
+T = TypeVar("T")
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
@@ -39,6 +42,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     command: Command = args.command
     return command(args, settings)
+
+
+def _trio_run(function: Callable[[], Awaitable[T]]) -> T:
+    """``trio.run`` that raises a lone error itself rather than inside an exception group.
+
+    Nurseries wrap what escapes them in groups; a CLI error message wants the one real cause.
+    """
+    try:
+        return trio.run(function)
+    except BaseExceptionGroup as group:
+        leaves = list(_leaves(group))
+        if len(leaves) == 1:
+            raise leaves[0] from group
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            yield from _leaves(error)
+        else:
+            yield error
 
 
 def _log_format() -> Any:
@@ -61,6 +86,34 @@ def _parser() -> argparse.ArgumentParser:
     actors.add_argument("--url", help="server base URL (default: http://SERVER_HOST:SERVER_PORT)")
     actors.add_argument("--json", action="store_true", help="print the raw JSON tree")
     actors.set_defaults(command=_actors)
+
+    init = commands.add_parser("init", help="create the first company and its owner")
+    init.add_argument("--company", required=True, help="name of the first company")
+    init.add_argument("--email", required=True, help="the owner's email (their login)")
+    init.add_argument("--password", required=True, help="the owner's password (10+ characters)")
+    init.set_defaults(command=_init)
+
+    run = commands.add_parser("run", help="run a flow in-process and print its result as JSON")
+    target = run.add_mutually_exclusive_group(required=True)
+    target.add_argument("file", nargs="?", help="a flow JSON file (run on a throwaway store)")
+    target.add_argument("--flow", metavar="ID", help="a stored flow, run on the configured store")
+    run.add_argument("--company", default=None, help="company owning --flow")
+    run.add_argument("--input", default="null", help="the play input as JSON (default null)")
+    run.set_defaults(command=_run)
+
+    modules = commands.add_parser("modules", help="the module catalog")
+    modules_commands = modules.add_subparsers(metavar="ACTION", required=True)
+    modules_list = modules_commands.add_parser("list", help="print every module")
+    modules_list.add_argument("--json", action="store_true", help="print the catalog as JSON")
+    modules_list.set_defaults(command=_modules_list)
+
+    keys = commands.add_parser("keys", help="encryption keys")
+    keys_commands = keys.add_subparsers(metavar="ACTION", required=True)
+    rotate = keys_commands.add_parser(
+        "rotate", help="re-encrypt every secret under the newest key (resumable)"
+    )
+    rotate.add_argument("--batch-size", type=int, default=500)
+    rotate.set_defaults(command=_keys_rotate)
     return parser
 
 
@@ -86,6 +139,87 @@ def _actors(args: argparse.Namespace, settings: Settings) -> int:
         print(f"flow8: cannot read the actor tree from {url}: {error}", file=sys.stderr)
         return EXIT_FAILED
     print(json.dumps(tree, indent=2) if args.json else render_tree(tree))
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace, settings: Settings) -> int:
+    from .app import open_configured_store
+    from .services.identity import IdentityError, init_owner
+
+    async def create() -> dict[str, str]:
+        async with open_configured_store(settings) as store:
+            user, company = await init_owner(
+                store, company=args.company, email=args.email, password=args.password
+            )
+            return {"userId": user.id, "companyId": company.id, "email": user.email}
+
+    try:
+        created = _trio_run(create)
+    except IdentityError as error:
+        print(f"flow8: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(created))
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from .domain import FlowValidationError
+    from .engine import CLI_COMPANY, run_flow_file, run_stored_flow
+
+    try:
+        play_input = json.loads(args.input)
+    except json.JSONDecodeError as error:
+        print(f"flow8: --input is not valid JSON: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.flow:
+            result = _trio_run(
+                lambda: run_stored_flow(
+                    args.flow,
+                    play_input,
+                    store_url=settings.store_url,
+                    data_dir=settings.data_dir,
+                    company_id=args.company or CLI_COMPANY,
+                )
+            )
+        else:
+            result = _trio_run(lambda: run_flow_file(args.file, play_input))
+    except FlowValidationError as error:
+        print(f"flow8: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(result, default=str))
+    return EXIT_OK if result.get("state") == "DONE" else EXIT_FAILED
+
+
+def _modules_list(args: argparse.Namespace, _settings: Settings) -> int:
+    from .engine import module_catalog
+
+    catalog = module_catalog()
+    if args.json:
+        print(json.dumps(catalog, indent=2))
+        return EXIT_OK
+    width = max(len(module["appId"]) for module in catalog)
+    for module in sorted(catalog, key=lambda m: (m["category"], m["appId"])):
+        idempotent = "" if module["idempotent"] else "  (not idempotent)"
+        print(f"{module['appId']:<{width}}  {module['category']:<10}  {module['description']}"
+              f"{idempotent}")  # fmt: skip
+    return EXIT_OK
+
+
+def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from .app import open_configured_store
+    from .store import StoreError, rotate_keys
+
+    async def rotate() -> int:
+        async with open_configured_store(settings) as store:
+            return await rotate_keys(store, batch_size=args.batch_size)
+
+    try:
+        rewritten = _trio_run(rotate)
+    except StoreError as error:
+        print(f"flow8: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps({"reencrypted": rewritten}))
     return EXIT_OK
 
 
