@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import logging
 import math
 import os
 import subprocess
@@ -281,6 +282,9 @@ def row(label: str, ours: str, base: str, ratio: str) -> None:
 
 
 async def main(quick: bool) -> None:
+    # The restart benchmark crashes thousands of times on purpose; logging each traceback
+    # would measure the log handler, not the runtime.
+    logging.getLogger("actors").disabled = True
     scale = 0.2 if quick else 1.0
     n_msg = int(200_000 * scale)
     n_call = int(50_000 * scale)
