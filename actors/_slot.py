@@ -201,6 +201,8 @@ class Slot:
     def _run_body(self, incarnation: Incarnation, status: _Status) -> Awaitable[object]:
         """The incarnation's coroutine (returned, not awaited here: one frame less per child)."""
         start = self.spec.start
+        if not isinstance(start, TaskStart):
+            current_task_control.set(None)
         if isinstance(start, ActorStart):
             from ._actor import ActorRunner
 

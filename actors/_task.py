@@ -35,8 +35,10 @@ class TaskControl:
         return True
 
 
-current_task_control: contextvars.ContextVar[TaskControl] = contextvars.ContextVar(
-    "actors_task_control"
+# Set by every incarnation (None for non-task children): a child started by another task
+# (e.g. through a dynamic supervisor) would otherwise inherit its starter's stop signal.
+current_task_control: contextvars.ContextVar[TaskControl | None] = contextvars.ContextVar(
+    "actors_task_control", default=None
 )
 
 
@@ -48,8 +50,7 @@ def stop_requested() -> trio.Event:
     A task that calls it gets its spec's shutdown timeout to return once the event is set;
     one that never calls it is cancelled directly when its supervisor stops it.
     """
-    try:
-        control = current_task_control.get()
-    except LookupError:
-        raise RuntimeError("stop_requested() called outside a task child of a supervisor") from None
+    control = current_task_control.get()
+    if control is None:
+        raise RuntimeError("stop_requested() called outside a task child of a supervisor")
     return control.stop_event()

@@ -165,3 +165,38 @@ async def test_a_child_starting_while_the_supervisor_stops_is_not_left_behind(
     assert isinstance(outcome[0], actors.ActorNotRunning)
     assert live_incarnations() == 0
     assert rt.whereis("slow") is None
+
+
+async def test_a_child_started_by_a_task_does_not_inherit_its_stop_signal(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    seen: list[str] = []
+
+    class Probe(actors.Actor[str, str]):
+        async def handle(self, msg: str) -> str:
+            try:
+                actors.stop_requested()
+            except RuntimeError:
+                seen.append("refused")
+            return msg
+
+    runtimes: list[actors.Runtime] = []
+    ready = trio.Event()
+
+    async def starter(task_status: trio.TaskStatus[Any]) -> None:
+        stop = actors.stop_requested()
+        task_status.started()
+        await ready.wait()
+        ref = await runtimes[0].dynamic_supervisor("d").start_actor("probe", Probe)
+        await ref.call("x")
+        await stop.wait()
+
+    temporary = actors.Restart.TEMPORARY
+    spec = actors.SupervisorSpec(
+        [actors.dynamic_supervisor("d"), actors.task("starter", starter, restart=temporary)]
+    )
+    async with actors.open_runtime(spec) as rt:
+        runtimes.append(rt)
+        ready.set()
+        await settle()
+        assert seen == ["refused"]
