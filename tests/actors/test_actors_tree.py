@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import trio
@@ -143,3 +144,11 @@ def test_tree_can_be_rendered_after_the_trio_run_ended() -> None:
     tree = rt.tree()
     assert tree["state"] == "stopped"
     assert tree["uptimeSeconds"] is None
+
+
+def test_the_readme_documents_exactly_the_node_keys() -> None:
+    readme = (Path(actors.__file__).parent / "README.md").read_text()
+    block = readme.split("Every node of `runtime.tree()` has these keys")[1]
+    example = json.loads(block.split("```json")[1].split("```")[0])
+    assert set(example) == NODE_KEYS
+    assert set(example["mailbox"]) == {"depth", "capacity"}
