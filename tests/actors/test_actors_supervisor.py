@@ -423,3 +423,25 @@ async def test_open_runtime_shutdown_bounds_the_stop_at_exit(
         start = trio.current_time()
     assert trio.current_time() - start == pytest.approx(5)
     assert live_incarnations() == 0
+
+
+class Abort(BaseException):
+    """Stands in for KeyboardInterrupt / SystemExit raised by the block."""
+
+
+async def test_a_base_exception_from_the_block_tears_down_at_once_and_propagates_unwrapped(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log = Log()
+    spec = actors.SupervisorSpec([worker(log, "a", stop_delay=10)])
+
+    async def scenario() -> None:
+        async with actors.open_runtime(spec):
+            raise Abort
+
+    start = trio.current_time()
+    with pytest.raises(Abort):
+        await scenario()
+    assert trio.current_time() == start  # cancelled, not a 10 s polite stop
+    assert log.of("stop") == []
+    assert live_incarnations() == 0
