@@ -49,8 +49,9 @@ class Ref:
         """False once the node has stopped for good (it will not be restarted)."""
         return not self._slot.finalized
 
-    def stats(self) -> Stats:
-        return self._slot.snapshot()
+    def stats(self, limit: int | None = None) -> Stats:
+        """A snapshot of this node and its subtree (``limit``: children listed per node)."""
+        return self._slot.snapshot(limit)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.path}>"

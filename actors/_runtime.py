@@ -32,12 +32,16 @@ class Runtime:
         assert isinstance(ref, SupervisorRef)
         return ref
 
-    def stats(self) -> Stats:
-        return self._root.snapshot()
+    def stats(self, limit: int | None = None) -> Stats:
+        return self._root.snapshot(limit)
 
-    def tree(self) -> dict[str, Any]:
-        """The whole tree as a JSON-ready dict (the body of GET /admin/actors)."""
-        return self._root.snapshot().to_json()
+    def tree(self, limit: int | None = None) -> dict[str, Any]:
+        """The whole tree as a JSON-ready dict (the body of GET /admin/actors).
+
+        ``limit`` caps how many children each node lists (a dynamic supervisor may hold
+        thousands); every node's ``childCount`` still gives the full number.
+        """
+        return self._root.snapshot(limit).to_json()
 
     def whereis(self, name: str) -> Ref | None:
         return self.registry.whereis(name)

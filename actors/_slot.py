@@ -275,14 +275,17 @@ class Slot:
 
     # -- introspection -------------------------------------------------------------------------
 
-    def snapshot(self) -> Stats:
+    def snapshot(self, limit: int | None = None) -> Stats:
+        """This node and its subtree; ``limit`` caps the children listed per node."""
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"limit must be None or an integer >= 0, got {limit!r}")
         start = self.spec.start
         strategy: str | None = None
         max_children: int | None = None
-        children: tuple[Stats, ...] = ()
+        slots: list[Slot] = []
         if isinstance(start, SupervisorSpec):
             strategy = start.strategy.value
-            children = tuple(child.snapshot() for child in self.children)
+            slots = self.children
         elif isinstance(start, DynamicSupervisorSpec):
             strategy = "simple_one_for_one"
             max_children = start.max_children
@@ -291,7 +294,9 @@ class Slot:
                 from ._dynamic import DynamicSupervisor
 
                 assert isinstance(incarnation.body, DynamicSupervisor)
-                children = tuple(c.snapshot() for c in incarnation.body.live_children())
+                slots = incarnation.body.live_children()
+        listed = slots if limit is None else slots[:limit]
+        children = tuple(child.snapshot(limit) for child in listed)
         mailbox = self.mailbox
         running = self.state in (State.RUNNING, State.STOPPING)
         uptime = None
@@ -315,5 +320,6 @@ class Slot:
             uptime_seconds=uptime,
             registered_name=self.spec.name,
             max_children=max_children,
+            child_count=len(slots),
             children=children,
         )

@@ -32,6 +32,7 @@ class Stats:
 
     ``restarts`` counts how many times this node was started again by its supervisor.
     ``messages_handled`` and the mailbox belong to the slot, so they survive restarts.
+    ``child_count`` is the number of children even when ``children`` lists fewer (a limit).
     """
 
     name: str
@@ -48,6 +49,7 @@ class Stats:
     uptime_seconds: float | None
     registered_name: str | None
     max_children: int | None
+    child_count: int = 0
     children: tuple[Stats, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -66,5 +68,6 @@ class Stats:
             "uptimeSeconds": self.uptime_seconds,
             "registeredName": self.registered_name,
             "maxChildren": self.max_children,
+            "childCount": self.child_count,
             "children": [child.to_json() for child in self.children],
         }

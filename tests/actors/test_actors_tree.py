@@ -27,6 +27,7 @@ NODE_KEYS = {
     "uptimeSeconds",
     "registeredName",
     "maxChildren",
+    "childCount",
     "children",
 }
 
@@ -152,3 +153,23 @@ def test_the_readme_documents_exactly_the_node_keys() -> None:
     example = json.loads(block.split("```json")[1].split("```")[0])
     assert set(example) == NODE_KEYS
     assert set(example["mailbox"]) == {"depth", "capacity"}
+
+
+async def test_tree_limit_caps_listed_children_but_not_the_count(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log = Log()
+    async with actors.open_runtime(actors.SupervisorSpec([actors.dynamic_supervisor("d")])) as rt:
+        d = rt.dynamic_supervisor("d")
+        for i in range(5):
+            await d.start_actor(f"p{i}", lambda: Worker(log, "p"))
+        full = node(rt.tree(), "d")
+        assert full["childCount"] == 5
+        assert len(full["children"]) == 5
+        capped = node(rt.tree(limit=2), "d")
+        assert capped["childCount"] == 5
+        assert [c["name"] for c in capped["children"]] == ["p0", "p1"]
+        assert rt.tree(limit=0)["children"] == []
+        assert rt.tree(limit=0)["childCount"] == 1
+        with pytest.raises(ValueError, match="limit"):
+            rt.tree(limit=-1)
