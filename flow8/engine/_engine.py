@@ -69,6 +69,8 @@ class Engine:
         self._spawn: Spawn | None = None
         self._wake = trio.Event()
         self.started_plays = 0
+        # Plays this instance finished lately: answers waiters without a read.
+        self._finished: dict[str, Play] = {}
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -160,6 +162,7 @@ class Engine:
             doc["status"] = PlayState.RUN.value
             doc["lease_owner"] = self.owner
             doc["lease_expires_at"] = now + self.settings.lease_seconds
+            doc["started_at"] = now
         try:
             await plays.insert_one(doc)
         except DuplicateKey:
@@ -171,8 +174,9 @@ class Engine:
             return existing
         self.started_plays += 1
         if runnable:
-            await self._launch(company_id, play_id)
-            return attrs.evolve(play, state=PlayState.RUN)
+            running = attrs.evolve(play, state=PlayState.RUN, started_at=now)
+            await self._launch(company_id, play_id, running)
+            return running
         self._wake.set()
         return play
 
@@ -191,31 +195,32 @@ class Engine:
 
     # -- running --------------------------------------------------------------------------
 
-    async def _launch(self, company_id: str, play_id: str) -> None:
+    async def _launch(self, company_id: str, play_id: str, fresh: Play | None = None) -> None:
         async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
             task_status.started()
-            await self.run_play(company_id, play_id)
+            await self.run_play(company_id, play_id, fresh)
 
         if self._spawn is None:
             raise PlayStateError("the engine is not running plays (no dispatcher)")
         await self._spawn(play_id, run)
 
-    async def run_play(self, company_id: str, play_id: str) -> None:
+    async def run_play(self, company_id: str, play_id: str, fresh: Play | None = None) -> None:
         """The PlayActor body: run a play this instance holds the lease of, to its end or
-        its next suspension."""
-        plays = self._plays(company_id)
-        doc = await plays.find_one({"_id": play_id})
-        if doc is None or doc.get("lease_owner") != self.owner:
-            return
-        play = play_from_doc(doc)
+        its next suspension. ``fresh`` is a play this instance has just created (and
+        claimed): it has no layers or approvals to load yet."""
+        doc: dict[str, Any] = {}
+        if fresh is None:
+            found_doc = await self._plays(company_id).find_one({"_id": play_id})
+            if found_doc is None or found_doc.get("lease_owner") != self.owner:
+                return
+            doc = found_doc
+        play = fresh or play_from_doc(doc)
         flow = await self.flows.get(company_id, play.flow_id, play.flow_version)
         plan = self.plans.get(flow)
-        layers = {
-            la.key: la
-            for la in (
-                layer_from_doc(d) for d in await self._layers(company_id).find({"play_id": play_id})
-            )
-        }
+        layers: dict[str, PlayLayer] = {}
+        if fresh is None:
+            found = await self._layers(company_id).find({"play_id": play_id})
+            layers = {la.key: la for la in map(layer_from_doc, found)}
         run = PlayRun(
             self,
             plan,
@@ -231,6 +236,8 @@ class Engine:
             play = attrs.evolve(play, started_at=now)
             run.play = play
             run.journal.play({"started_at": now}, lease_owner=self.owner)
+            run._publish(ev.PLAY_STARTED, {"flowVersion": play.flow_version})
+        elif fresh is not None:
             run._publish(ev.PLAY_STARTED, {"flowVersion": play.flow_version})
         timeout = flow.definition.execution.timeout_seconds
         deadline = (play.started_at or now) + timeout if timeout else math.inf
@@ -328,9 +335,15 @@ class Engine:
         )
         await run.journal.barrier()
         play = run.play
+        self._finished[play.id] = attrs.evolve(
+            play, state=state, output=output, error=error, finished_at=now
+        )
+        while len(self._finished) > 4096:
+            del self._finished[next(iter(self._finished))]
         data = {"state": state.value, "output": output, "error": error}
         run._publish(ev.PLAY_COMPLETED if state is PlayState.DONE else ev.PLAY_FAILED, data)
-        await self._promote_deferred(play.company_id, play.flow_id)
+        if run.plan.flow.definition.execution.max_concurrent:
+            await self._promote_deferred(play.company_id, play.flow_id)
 
     async def _promote_deferred(self, company_id: str, flow_id: str) -> None:
         plays = self._plays(company_id)
@@ -401,9 +414,13 @@ class Engine:
         with trio.fail_after(timeout if timeout else math.inf):
             async with self.events.subscribe(flt, buffer=8) as events:
                 while True:
-                    play = await self.get_play(company_id, play_id)
-                    if play.state.final:
-                        return play
+                    done = self._finished.get(play_id)
+                    if done is not None and done.company_id == company_id:
+                        return done
+                    if play_id not in self._running:
+                        play = await self.get_play(company_id, play_id)
+                        if play.state.final:
+                            return play
                     # Events answer fast in-process; the poll covers other instances.
                     with trio.move_on_after(1.0):
                         await events.receive()

@@ -80,12 +80,16 @@ class EventBus:
 
     default_buffer: int = 256
     _subscribers: list[_Subscriber] = attrs.field(factory=list)
+    # Subscribers to one play (waiters, play pages) are looked up directly, so that many of
+    # them do not make every publish scan them all.
+    _by_play: dict[str, list[_Subscriber]] = attrs.field(factory=dict)
     published: int = 0
     dropped_subscribers: int = 0
 
     def publish(self, event: Event) -> None:
         self.published += 1
-        for sub in self._subscribers:
+        targeted = self._by_play.get(event.play_id) if event.play_id else None
+        for sub in (*self._subscribers, *targeted) if targeted else self._subscribers:
             if sub.dropped or not sub.filter.matches(event):
                 continue
             stats = sub.send.statistics()
@@ -120,22 +124,32 @@ class EventBus:
         capacity = max(2, buffer or self.default_buffer)
         send, receive = trio.open_memory_channel[Event](capacity)
         sub = _Subscriber(filter, send, capacity)
-        self._subscribers.append(sub)
+        bucket = (
+            self._by_play.setdefault(filter.play_id, [])
+            if filter.play_id is not None
+            else self._subscribers
+        )
+        bucket.append(sub)
         try:
             async with receive:
                 yield receive
         finally:
-            self._subscribers.remove(sub)
+            bucket.remove(sub)
+            if filter.play_id is not None and not bucket:
+                del self._by_play[filter.play_id]
             send.close()
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._subscribers)
+        return len(self._subscribers) + sum(len(b) for b in self._by_play.values())
 
     def close(self) -> None:
         """End every subscription (at shutdown)."""
         for sub in self._subscribers:
             sub.send.close()
+        for bucket in self._by_play.values():
+            for sub in bucket:
+                sub.send.close()
 
     async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The ``events`` actor: holds the bus for the tree's lifetime."""

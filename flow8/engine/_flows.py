@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import time
+from collections import OrderedDict
 from typing import Any
 
 import attrs
@@ -23,6 +24,19 @@ class FlowRepository:
 
     store: Store
     plans: PlanCache
+    # Versions are immutable, so a parsed version never goes stale.
+    _cache: OrderedDict[tuple[str, str, int], Flow] = attrs.field(factory=OrderedDict)
+    cache_size: int = 1024
+    # Which version is the latest, remembered briefly: changes made here are seen at once
+    # (they update it), changes made by another instance within ``head_ttl`` seconds.
+    _heads: dict[tuple[str, str], tuple[int, float]] = attrs.field(factory=dict)
+    head_ttl: float = 1.0
+
+    def _remember(self, flow: Flow) -> Flow:
+        self._cache[(flow.company_id, flow.id, flow.version)] = flow
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return flow
 
     def _flows(self, company_id: str) -> Any:
         return self.store.tenant(company_id).collection("flows")
@@ -88,21 +102,39 @@ class FlowRepository:
                     }
                 },
             )
+            self._heads[(company_id, flow_id)] = (flow.version, time.monotonic() + self.head_ttl)
             return flow
         raise FlowNotFound(f"flow {flow_id!r} is being updated too often to add a version")
+
+    async def _latest(self, company_id: str, flow_id: str) -> int:
+        key = (company_id, flow_id)
+        now = time.monotonic()
+        hit = self._heads.get(key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        head = await self._flows(company_id).find_one(
+            {"_id": flow_id}, projection={"version": 1, "deleted": 1}
+        )
+        if head is None or head.get("deleted"):
+            self._heads.pop(key, None)
+            raise FlowNotFound(f"flow {flow_id!r} not found")
+        version = int(head["version"])
+        self._heads[key] = (version, now + self.head_ttl)
+        while len(self._heads) > self.cache_size:
+            del self._heads[next(iter(self._heads))]
+        return version
 
     async def get(self, company_id: str, flow_id: str, version: int | None = None) -> Flow:
         """The latest (or the given) version of a flow; raises :class:`FlowNotFound`."""
         if version is None:
-            doc = await self._flows(company_id).find_one({"_id": flow_id})
-            if doc is None or doc.get("deleted"):
-                raise FlowNotFound(f"flow {flow_id!r} not found")
-            doc = dict(doc, flow_id=flow_id)
-            return flow_from_doc(doc)
+            version = await self._latest(company_id, flow_id)
+        cached = self._cache.get((company_id, flow_id, version))
+        if cached is not None:
+            return cached
         vdoc = await self._versions(company_id).find_one({"flow_id": flow_id, "version": version})
         if vdoc is None:
             raise FlowNotFound(f"flow {flow_id!r} has no version {version}")
-        return flow_from_doc(vdoc)
+        return self._remember(flow_from_doc(dict(vdoc, company_id=company_id)))
 
     async def list_flows(
         self, company_id: str, *, skip: int = 0, limit: int = 25
@@ -121,6 +153,7 @@ class FlowRepository:
 
     async def delete(self, company_id: str, flow_id: str) -> None:
         """Remove a flow from listings; its versions stay for the plays that pinned them."""
+        self._heads.pop((company_id, flow_id), None)
         res = await self._flows(company_id).update_one(
             {"_id": flow_id, "deleted": {"$ne": True}},
             {"$set": {"deleted": True, "updated_at": time.time()}},

@@ -28,11 +28,15 @@ class Journal:
         self._pending = 0
         self.writes = 0
 
-    def layer(self, layer: PlayLayer) -> None:
+    def layer(self, layer: PlayLayer, *, new: bool) -> None:
+        """Write a layer: ``new`` ones are inserted (the cheaper write), others replaced."""
         doc = layer_doc(layer)
-        doc.pop("_id")
         doc.pop("company_id")
-        self._pipe.update_one(self.layers, {"_id": layer.key}, {"$set": doc}, upsert=True)
+        if new:
+            self._pipe.insert_one(self.layers, doc)
+        else:
+            doc.pop("_id")
+            self._pipe.update_one(self.layers, {"_id": layer.key}, {"$set": doc})
         self._pending += 1
         self.writes += 1
 

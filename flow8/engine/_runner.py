@@ -136,6 +136,7 @@ class PlayRun:
         self.kv = kv
         self.approvals = approvals
         self.journal = Journal(engine.store, play.company_id, play.id)
+        self._stored: set[str] = set(layers)
         self.seq = max((la.seq for la in layers.values()), default=0)
         self.last_output: Any = None
         self._base = {"flowId": play.flow_id, "playId": play.id}
@@ -148,8 +149,15 @@ class PlayRun:
         self.engine.events.publish(ev.Event(type_, p.company_id, p.flow_id, p.id, data))
 
     def _record(self, layer: PlayLayer) -> PlayLayer:
+        key = layer.key
+        self.layers[key] = layer
+        self.journal.layer(layer, new=key not in self._stored)
+        self._stored.add(key)
+        return layer
+
+    def _note(self, layer: PlayLayer) -> PlayLayer:
+        """Keep a layer state in memory only (its final state will be written)."""
         self.layers[layer.key] = layer
-        self.journal.layer(layer)
         return layer
 
     # -- the whole play -------------------------------------------------------------------
@@ -328,10 +336,12 @@ class PlayRun:
             layer = self._record(attrs.evolve(base, state=LayerState.WAIT, args=args))
             raise _Suspended(layer, WaitReason.APPROVAL, None)
         module_args = args if extra_args is None else {**args, **extra_args}
-        try:
-            step.module.check_args(module_args)
-        except InvalidArgs as e:
-            raise self._fail(attrs.evolve(base, args=args), str(e)) from e
+        if not step.args.constant or extra_args is not None:
+            # Constant args were fully validated with the flow; only resolved ones need it.
+            try:
+                step.module.check_args(module_args)
+            except InvalidArgs as e:
+                raise self._fail(attrs.evolve(base, args=args), str(e)) from e
         return await self._attempts(
             step, attrs.evolve(base, args=args), module_args, outputs, it, wake_at
         )
@@ -360,9 +370,10 @@ class PlayRun:
         for number in range(first, first + retry.count + 1):
             started = time.time()
             attempts.append(Attempt(number, started))
-            layer = self._record(
-                attrs.evolve(layer, state=LayerState.RUN, attempts=tuple(attempts))
-            )
+            running = attrs.evolve(layer, state=LayerState.RUN, attempts=tuple(attempts))
+            # An idempotent step's RUN state is only announced (an event), not written: if
+            # the instance dies, it simply runs again. Its end state is written.
+            layer = self._record(running) if not module.idempotent else self._note(running)
             self._publish(ev.LAYER_STARTED, _layer_event(layer))
             if not module.idempotent:
                 # Output commit: everything before a side effect is durable, and so is the

@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 import attrs
-import jsonschema  # type: ignore[import-untyped]
 
 from ._errors import DuplicateModule, InvalidArgs, UnknownModule
+from ._schema import ArgsValidator
 
 
 class KvAccess(Protocol):
@@ -84,9 +84,7 @@ class ModuleSpec:
     _validator: Any = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        cls = jsonschema.validators.validator_for(self.args_schema)
-        cls.check_schema(self.args_schema)
-        object.__setattr__(self, "_validator", cls(self.args_schema))
+        object.__setattr__(self, "_validator", ArgsValidator(self.args_schema))
 
     def arg_problems(self, args: Any, *, static: bool = False) -> list[tuple[str, str]]:
         """(path, message) for every schema violation.
@@ -94,13 +92,16 @@ class ModuleSpec:
         With ``static`` (flow validation, before expressions are evaluated), a value that
         holds an expression is not checked: only its resolved value can be.
         """
-        problems: list[tuple[str, str]] = []
+        if not static:
+            problems: list[tuple[str, str]] = self._validator.problems(args)
+            return problems
+        problems = []
         for err in self._validator.iter_errors(args):
             path = list(err.absolute_path)
-            if static and _under_expression(args, path):
+            if _under_expression(args, path):
                 continue
             problems.append((".".join(str(p) for p in path), err.message))
-        if static and isinstance(args, Mapping):
+        if isinstance(args, Mapping):
             for name in self.literal_args:
                 if _contains_expression(args.get(name)):
                     problems.append((name, "must be literal: expressions are not allowed here"))
