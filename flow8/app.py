@@ -35,6 +35,7 @@ from .services.identity import IdentityService, install_instructions, needs_inst
 from .store import Store, load_keyring, open_store
 
 log = get_logger("flow8.app")
+ADMIN_TREE_CHILD_LIMIT = 200
 
 
 @attrs.define
@@ -50,7 +51,8 @@ class Platform:
     runtime: actors.Runtime | None = None
 
     def actor_tree(self) -> Mapping[str, Any]:
-        return self.runtime.tree() if self.runtime is not None else {}
+        # A dynamic supervisor may hold thousands of plays: list a page, childCount stays exact.
+        return self.runtime.tree(limit=ADMIN_TREE_CHILD_LIMIT) if self.runtime is not None else {}
 
     def ready(self) -> bool:
         return self.runtime is not None
@@ -121,7 +123,9 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
             engine=Engine(store, events),
             identity=IdentityService(store, audit=audit.record),
         )
-        async with actors.open_runtime(build_tree(platform)) as runtime:
+        async with actors.open_runtime(
+            build_tree(platform), shutdown=settings.shutdown_grace_seconds
+        ) as runtime:
             platform.engine.attach(runtime.dynamic_supervisor("engine/plays"))
             platform.runtime = runtime
             try:
@@ -141,11 +145,8 @@ async def serve(settings: Settings) -> None:
             async for received in signals:
                 log.info("flow8_stopping", signal=signal.Signals(received).name)
                 break
-            assert platform.runtime is not None
-            with trio.move_on_after(settings.shutdown_grace_seconds) as bounded:
-                await platform.runtime.stop()
-            if bounded.cancelled_caught:
-                log.warning("flow8_stop_timed_out", grace_seconds=settings.shutdown_grace_seconds)
+            # Leaving open_platform stops the tree in reverse order; open_runtime's shutdown
+            # bound cancels whatever still runs after SHUTDOWN_GRACE_SECONDS.
     log.info("flow8_stopped")
 
 
