@@ -24,6 +24,7 @@ from flow8.store import Store, open_store
 
 from ._engine import Engine
 from ._events import EventBus
+from ._exceptions import EngineError
 from ._settings import EngineSettings
 
 CLI_COMPANY = "local"
@@ -69,17 +70,29 @@ async def _run_one(
     input: Any,
     company_id: str,
     settings: EngineSettings | None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | EngineError | FlowValidationError:
+    """Run one play; bad input comes back as the error (not raised through nurseries,
+    which would wrap it in exception groups)."""
     engine = Engine(store, EventBus(), settings)
+    try:
+        if flow_id is None:
+            flow_id = (await engine.flows.create(company_id, definition)).id
+        else:
+            await engine.flows.get(company_id, flow_id)
+    except (EngineError, FlowValidationError) as e:
+        return e
     async with trio.open_nursery() as nursery:
         await nursery.start(engine.serve)
-        if flow_id is None:
-            flow = await engine.flows.create(company_id, definition)
-            flow_id = flow.id
         play = await engine.start_play(company_id, flow_id, input, trigger=Trigger(TriggerKind.CLI))
         done = await engine.wait_play(company_id, play.id)
         nursery.cancel_scope.cancel()
     return {"playId": done.id, "state": done.state.value, "out": done.output, "error": done.error}
+
+
+def _result(outcome: dict[str, Any] | EngineError | FlowValidationError) -> dict[str, Any]:
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 async def run_flow_file(
@@ -103,7 +116,8 @@ async def run_flow_file(
     definition = parse_flow_definition(data)
     with tempfile.TemporaryDirectory() if data_dir is None else _nullcontext(data_dir) as d:
         async with open_store(_store_url(store_url, d), data_dir=d) as store:
-            return await _run_one(store, None, definition, input, company_id, settings)
+            outcome = await _run_one(store, None, definition, input, company_id, settings)
+    return _result(outcome)
 
 
 async def run_stored_flow(
@@ -115,9 +129,12 @@ async def run_stored_flow(
     company_id: str = CLI_COMPANY,
     settings: EngineSettings | None = None,
 ) -> dict[str, Any]:
-    """``flow8 run --flow ID``: run a stored flow (latest version) in-process."""
+    """``flow8 run --flow ID``: run a stored flow (latest version) in-process.
+
+    Raises :class:`FlowNotFound` when ``flow_id`` is not stored for ``company_id``."""
     async with open_store(_store_url(store_url, data_dir), data_dir=data_dir) as store:
-        return await _run_one(store, flow_id, None, input, company_id, settings)
+        outcome = await _run_one(store, flow_id, None, input, company_id, settings)
+    return _result(outcome)
 
 
 class _nullcontext:

@@ -1,0 +1,106 @@
+"""PlayService: start/run, layers, cancel, approve/reject, retry, idempotency, tenancy."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from flow8.domain import LayerState, PlayState, TriggerKind
+from flow8.engine import Engine, EngineSettings, EventBus, PlayNotFound, PlayStateError
+from flow8.services.flows import FlowService
+from flow8.services.plays import PlayService, layer_to_api, play_to_api
+from flow8.store import open_store
+
+
+@pytest.fixture
+async def services(
+    tmp_path: Path, nursery: trio.Nursery
+) -> AsyncIterator[tuple[FlowService, PlayService]]:
+    async with open_store(f"sqlite:///{tmp_path / 'p.db'}", data_dir=tmp_path) as store:
+        engine = Engine(store, EventBus(), EngineSettings(poll_interval=0.05))
+        await nursery.start(engine.serve)
+        yield FlowService(engine), PlayService(engine)
+
+
+async def _until_waiting(plays: PlayService, play_id: str) -> None:
+    with trio.fail_after(10):
+        while True:
+            if (await plays.get("acme", play_id)).state is PlayState.WAIT:
+                return
+            await trio.sleep(0.02)
+
+
+async def test_run_and_inspect(services: tuple[FlowService, PlayService]) -> None:
+    flows, plays = services
+    flow = await flows.create(
+        "acme",
+        {
+            "name": "d",
+            "flowlets": [{"ref": "x", "appId": "set", "args": {"value": "{{ $prev.args.v * 2 }}"}}],
+        },
+    )
+    play = await plays.run("acme", flow.id, {"v": 4}, timeout=10)
+    assert play.state is PlayState.DONE
+    assert play.output == 8
+    assert play.trigger.kind is TriggerKind.API
+    rendered = play_to_api(play)
+    assert rendered["flowVersion"] == 1
+    assert rendered["state"] == "DONE"
+    layers = await plays.layers("acme", play.id)
+    assert [layer_to_api(la)["state"] for la in layers] == ["DONE"]
+    page, total = await plays.list("acme", flow_id=flow.id, state=PlayState.DONE)
+    assert total == 1
+    assert page[0].id == play.id
+    with pytest.raises(PlayNotFound):
+        await plays.get("globex", play.id)
+    with pytest.raises(PlayNotFound):
+        await plays.layers("globex", play.id)
+
+
+async def test_approve_reject_cancel_retry(services: tuple[FlowService, PlayService]) -> None:
+    flows, plays = services
+    flow = await flows.create(
+        "acme",
+        {
+            "name": "a",
+            "flowlets": [
+                {"ref": "ok", "appId": "noop", "needsApproval": True},
+                {"ref": "bad", "appId": "fail", "args": {"message": "x"}},
+            ],
+        },
+    )
+    first = await plays.start("acme", flow.id, idempotency_key="req-1")
+    again = await plays.start("acme", flow.id, idempotency_key="req-1")
+    assert again.id == first.id
+    await _until_waiting(plays, first.id)
+    await plays.approve("acme", first.id, by="ops")
+    failed = await plays.wait("acme", first.id, timeout=10)
+    assert failed.state is PlayState.FAIL
+    with pytest.raises(PlayStateError):
+        await plays.approve("acme", first.id)
+    second = await plays.start("acme", flow.id)
+    await _until_waiting(plays, second.id)
+    rejected = await plays.reject("acme", second.id, by="ops")
+    assert rejected.error == "rejected by ops"
+    third = await plays.start("acme", flow.id)
+    await _until_waiting(plays, third.id)
+    assert (await plays.cancel("acme", third.id)).state is PlayState.CANCEL
+    await flows.update(
+        "acme",
+        flow.id,
+        {
+            "name": "a",
+            "flowlets": [
+                {"ref": "ok", "appId": "noop", "needsApproval": True},
+                {"ref": "bad", "appId": "noop"},
+            ],
+        },
+    )
+    retried = await plays.retry("acme", first.id, "bad")
+    done = await plays.wait("acme", retried.id, timeout=10)
+    assert done.state is PlayState.DONE  # the approved step was reused, not asked again
+    layers = {la.ref: la for la in await plays.layers("acme", done.id)}
+    assert layers["ok"].state is LayerState.DONE
