@@ -8,6 +8,7 @@ equality on those fields straight from an expression index, as MongoDB would.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
@@ -90,11 +91,7 @@ class CollectionSpec:
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate index names in {self.name!r}")
 
-    @property
-    def ttl(self) -> IndexSpec | None:
-        return next((ix for ix in self.indexes if ix.expire_after_seconds is not None), None)
-
-    @property
+    @functools.cached_property
     def scalar_fields(self) -> frozenset[str]:
         """Paths the store keeps array-free (indexed, not multikey), plus the fixed ones."""
         out = {"_id"}
@@ -105,9 +102,18 @@ class CollectionSpec:
                 out.update(ix.fields)
         return frozenset(out)
 
+    @functools.cached_property
+    def _checked_scalars(self) -> tuple[str, ...]:
+        # _id and company_id are checked to be strings elsewhere
+        return tuple(sorted(self.scalar_fields - {"_id", "company_id"}))
+
+    @functools.cached_property
+    def ttl(self) -> IndexSpec | None:
+        return next((ix for ix in self.indexes if ix.expire_after_seconds is not None), None)
+
     def check_scalar_fields(self, doc: Mapping[str, Any]) -> None:
         """Refuse a document holding an array where an index expects a scalar."""
-        for path in self.scalar_fields:
+        for path in self._checked_scalars:
             cur: Any = doc
             for part in path.split("."):
                 cur = cur.get(part) if isinstance(cur, Mapping) else None

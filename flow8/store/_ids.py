@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: sorts like the integer
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 _lock = threading.Lock()
 _last_ms = -1
 _last_rand = 0
@@ -29,9 +31,6 @@ def new_id() -> str:
         else:
             rand = int.from_bytes(os.urandom(10), "big")
         _last_ms, _last_rand = ms, rand
-    value = (ms << 80) | rand
-    out = []
-    for _ in range(26):
-        out.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+    # 160 bits -> 32 base32 digits, of which the first 6 are always zero.
+    raw = base64.b32encode(((ms << 80) | rand).to_bytes(20, "big"))
+    return raw[6:].translate(_TO_CROCKFORD).decode()

@@ -26,6 +26,7 @@ Sealer = Callable[[str], ParsedUpdate]
 class InsertOp:
     spec: CollectionSpec
     docs: tuple[dict[str, Any], ...]  # normalised, with _id, secrets already encrypted
+    marked: bool | None = None  # whether a string starts with the storage mark (see _values)
 
 
 @attrs.frozen

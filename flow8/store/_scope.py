@@ -33,7 +33,7 @@ from ._ops import DeleteOp, FindAndModifyOp, InsertOp, UpdateOp
 from ._port import Document, Filter, Projection, ReturnDocument, Sort, Update, UpdateResult
 from ._secrets import open_document, seal_document, update_sealer
 from ._updates import ParsedUpdate, parse_update
-from ._values import MARK, normalize_value
+from ._values import MARK, normalize_document
 from .exceptions import InvalidDocument, InvalidQuery, TenancyError
 
 Mode = Literal["tenant", "system", "cross"]
@@ -74,10 +74,10 @@ class ScopedCollection:
             return {"$and": [doc, {"company_id": self.company_id}]}, scoped_node
         return {**doc, "company_id": self.company_id}, scoped_node
 
-    def _prepare_doc(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+    def _prepare_doc(self, doc: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         if not isinstance(doc, Mapping):
             raise InvalidDocument(f"{self.name}: a document must be a mapping")
-        norm: dict[str, Any] = normalize_value(doc, self.name)
+        norm, marked = normalize_document(doc, self.name)
         doc_id = norm.pop("_id", None)
         if doc_id is None:
             doc_id = new_id()
@@ -86,7 +86,7 @@ class ScopedCollection:
         company = self._doc_company(norm)
         out = {"_id": doc_id, **norm}
         self.spec.check_scalar_fields(out)
-        return seal_document(self.keyring, self.spec, company, out)
+        return seal_document(self.keyring, self.spec, company, out), marked
 
     def _doc_company(self, doc: dict[str, Any]) -> str:
         if self.mode == "tenant":
@@ -149,11 +149,12 @@ class ScopedCollection:
     def insert_op(self, docs: Sequence[Mapping[str, Any]]) -> InsertOp:
         if isinstance(docs, Mapping) or not isinstance(docs, Sequence):
             raise InvalidDocument(f"{self.name}: insert_many needs a list of documents")
-        prepared = tuple(self._prepare_doc(d) for d in docs)
-        ids = [d["_id"] for d in prepared]
-        if len(set(ids)) != len(ids):
+        pairs = [self._prepare_doc(d) for d in docs]
+        prepared = tuple(d for d, _ in pairs)
+        ids = {d["_id"] for d in prepared}
+        if len(ids) != len(prepared):
             raise InvalidDocument(f"{self.name}: the batch repeats an _id")
-        return InsertOp(self.spec, prepared)
+        return InsertOp(self.spec, prepared, any(m for _, m in pairs))
 
     def update_op(self, filter: Filter, update: Update, upsert: bool, multi: bool) -> UpdateOp:
         fdoc, node = self._scoped(filter)

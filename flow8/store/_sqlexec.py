@@ -71,15 +71,18 @@ def count(conn: sqlite3.Connection, spec: CollectionSpec, node: Node, now: datet
     return int(conn.execute(sql, comp.params).fetchone()[0])
 
 
-def _encode(spec: CollectionSpec, doc: dict[str, Any]) -> str:
-    text = dumps(doc)
+def _encode(spec: CollectionSpec, doc: dict[str, Any], marked: bool | None = None) -> str:
+    text = dumps(doc, marked=marked)
     check_size(text, f"{spec.name} {doc.get('_id')!r}")
     return text
 
 
-def _insert(conn: sqlite3.Connection, spec: CollectionSpec, doc: dict[str, Any]) -> None:
+def _insert(
+    conn: sqlite3.Connection, spec: CollectionSpec, doc: dict[str, Any], marked: bool | None = None
+) -> None:
     conn.execute(
-        f"INSERT INTO {table(spec)} (id, doc) VALUES (?, ?)", (doc["_id"], _encode(spec, doc))
+        f"INSERT INTO {table(spec)} (id, doc) VALUES (?, ?)",
+        (doc["_id"], _encode(spec, doc, marked)),
     )
 
 
@@ -181,8 +184,11 @@ def _purge(conn: sqlite3.Connection, op: PurgeOp, now: datetime) -> int:
 
 def execute(conn: sqlite3.Connection, op: WriteOp, now: datetime) -> Any:
     if isinstance(op, InsertOp):
-        for doc in op.docs:
-            _insert(conn, op.spec, doc)
+        if len(op.docs) == 1:
+            _insert(conn, op.spec, op.docs[0], op.marked)
+        else:
+            rows = [(d["_id"], _encode(op.spec, d, op.marked)) for d in op.docs]
+            conn.executemany(f"INSERT INTO {table(op.spec)} (id, doc) VALUES (?, ?)", rows)
         return [d["_id"] for d in op.docs]
     if isinstance(op, UpdateOp):
         return _update(conn, op, now)

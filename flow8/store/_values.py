@@ -43,36 +43,93 @@ def check_key(key: object, where: str) -> str:
 def normalize_datetime(value: datetime, where: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidDocument(f"{where}: datetime {value!r} is naive; use a timezone-aware one")
+    if value.tzinfo is UTC and value.microsecond % 1000 == 0:
+        return value
     value = value.astimezone(UTC)
     # MongoDB keeps milliseconds; both backends truncate alike so equality agrees.
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
-def normalize_value(value: Any, where: str, depth: int = 0) -> Any:
-    """Return a normalised copy of ``value``; raise InvalidDocument naming what is wrong."""
-    if depth > MAX_DEPTH:
-        raise InvalidDocument(f"{where}: nested deeper than {MAX_DEPTH} levels")
-    if value is None or isinstance(value, str | bool):
+class _Bad(Exception):
+    """Raised deep inside a value; collects the path on the way out (no cost on success)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path: list[str] = []
+
+
+def _norm(value: Any, marks: list[bool], depth: int) -> Any:
+    t = type(value)
+    if t is str:
+        if value and value[0] == MARK:
+            marks[0] = True
         return value
-    if isinstance(value, int):
+    if t is int:
         if not INT64_MIN <= value <= INT64_MAX:
-            raise InvalidDocument(f"{where}: integer {value} does not fit in 64 bits")
+            raise _Bad(f"integer {value} does not fit in 64 bits")
         return value
-    if isinstance(value, float):
+    if t is float:
         if not math.isfinite(value):
-            raise InvalidDocument(f"{where}: {value} is not a finite number")
+            raise _Bad(f"{value} is not a finite number")
         return value
-    if isinstance(value, datetime):
-        return normalize_datetime(value, where)
-    if isinstance(value, Mapping):
+    if value is None or t is bool:
+        return value
+    if depth > MAX_DEPTH:
+        raise _Bad(f"nested deeper than {MAX_DEPTH} levels")
+    if t is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():
-            key = check_key(k, where)
-            out[key] = normalize_value(v, f"{where}.{key}", depth + 1)
+            if type(k) is not str or not k or k[0] == "$" or "." in k or "\x00" in k:
+                try:
+                    check_key(k, "")
+                except InvalidDocument as e:
+                    raise _Bad(str(e)[2:]) from None
+            try:
+                out[k] = _norm(v, marks, depth + 1)
+            except _Bad as e:
+                e.path.append(f".{k}")
+                raise
         return out
-    if isinstance(value, list | tuple):
-        return [normalize_value(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
-    raise InvalidDocument(f"{where}: unsupported value type {type(value).__name__}")
+    if t is list or t is tuple:
+        items = []
+        for i, v in enumerate(value):
+            try:
+                items.append(_norm(v, marks, depth + 1))
+            except _Bad as e:
+                e.path.append(f"[{i}]")
+                raise
+        return items
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise _Bad(f"datetime {value!r} is naive; use a timezone-aware one")
+        return normalize_datetime(value, "")
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return _norm(str(value), marks, depth)
+    if isinstance(value, int):
+        return _norm(int(value), marks, depth)
+    if isinstance(value, float):
+        return _norm(float(value), marks, depth)
+    raise _Bad(f"unsupported value type {type(value).__name__}")
+
+
+def normalize_document(value: Any, where: str) -> tuple[Any, bool]:
+    """Return (normalised copy, whether some string starts with the storage mark).
+
+    Raises InvalidDocument naming the offending path.
+    """
+    marks = [False]
+    try:
+        return _norm(value, marks, 0), marks[0]
+    except _Bad as e:
+        raise InvalidDocument(f"{where}{''.join(reversed(e.path))}: {e.message}") from None
+
+
+def normalize_value(value: Any, where: str) -> Any:
+    """Return a normalised copy of ``value``; raise InvalidDocument naming what is wrong."""
+    return normalize_document(value, where)[0]
 
 
 def format_datetime(value: datetime) -> str:
@@ -124,13 +181,29 @@ def from_storage(value: Any) -> Any:
     return value
 
 
-def dumps(value: Any) -> str:
-    """Storage JSON of a normalised value (compact, UTF-8, no NaN)."""
+def _date_hook(value: Any) -> str:
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    raise TypeError(f"{type(value).__name__} is not storable")
+
+
+def dumps(value: Any, *, marked: bool | None = None) -> str:
+    """Storage JSON of a normalised value (compact, UTF-8).
+
+    ``marked`` says whether some string starts with the storage mark (None: unknown). Without
+    marked strings, json's C encoder does the whole job, datetimes via a hook.
+    """
+    if not marked:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_date_hook)
+        # control characters are always escaped, so this finds every marked string
+        if marked is False or "\\u0001" not in text:
+            return text
     return json.dumps(to_storage(value), ensure_ascii=False, separators=(",", ":"))
 
 
 def loads(text: str) -> Any:
-    return from_storage(json.loads(text))
+    value = json.loads(text)
+    return from_storage(value) if "\\u0001" in text else value
 
 
 def check_size(text: str, where: str) -> None:
