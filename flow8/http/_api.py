@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from quart import Blueprint, Response, g, request
+from quart import Blueprint, Response, g, has_websocket_context, request, websocket
 from werkzeug.datastructures import Headers
 
 from flow8.services.audit import AuditEntry
@@ -183,22 +183,28 @@ class Routes:
         return decorate
 
 
+def _incoming() -> Any:
+    """The current HTTP request or WebSocket handshake (both carry headers and cookies)."""
+    return websocket if has_websocket_context() else request
+
+
 def client_ip() -> str:
-    return request.remote_addr or "unknown"
+    return _incoming().remote_addr or "unknown"
 
 
 async def authenticate(*, optional: bool) -> Principal | None:
     identity = app().deps.identity
     if identity is None:
         raise NotFound("identity is not configured")
-    auth = request.headers.get("Authorization")
+    incoming = _incoming()
+    auth = incoming.headers.get("Authorization")
     try:
         if auth is not None:
             scheme, _, value = auth.partition(" ")
             if scheme.lower() != "bearer" or not value.strip():
                 raise Unauthenticated("use 'Authorization: Bearer <API key>'")
             return await identity.api_key_principal(value.strip(), scope="api")
-        token = request.cookies.get(SESSION_COOKIE)
+        token = incoming.cookies.get(SESSION_COOKIE)
         if not token:
             if optional:
                 return None
@@ -208,7 +214,8 @@ async def authenticate(*, optional: bool) -> Principal | None:
         if optional and auth is None:
             return None
         raise
-    if request.method not in SAFE_METHODS:
+    # A WebSocket handshake is a GET; its Origin is checked by the /ws handler instead.
+    if not has_websocket_context() and request.method not in SAFE_METHODS:
         sent = request.headers.get("X-CSRF-Token", "")
         expected = principal.csrf_token or ""
         if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):

@@ -17,6 +17,7 @@ from . import (
     _module_routes,
     _play_routes,
     _request_audit,
+    _ws,
 )
 from ._admin_auth import AdminGate
 from ._api import Routes, RouteSpec
@@ -63,6 +64,7 @@ def create_app(deps: HttpDeps) -> Flow8App:
 
     application.add_url_rule("/api/openapi.json", view_func=openapi, methods=["GET"])
     application.add_url_rule("/healthz", view_func=_healthz, methods=["GET"])
+    _ws.install(application)
     return application
 
 

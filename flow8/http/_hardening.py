@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from quart import Response, request
+from quart import Response, has_request_context, request
 from werkzeug.exceptions import HTTPException
 
 from flow8.domain import FlowValidationError
@@ -86,7 +86,8 @@ def install(app: Flow8App) -> None:
     @app.errorhandler(Exception)
     async def _unexpected(error: Exception) -> Response:
         # The message of an unexpected error may carry data; the client gets none of it.
-        log.error("unhandled error on %s %s", request.method, request.path, exc_info=error)
+        where = f"{request.method} {request.path}" if has_request_context() else "websocket"
+        log.error("unhandled error on %s", where, exc_info=error)
         return json_response(
             {"error": "INTERNAL_ERROR", "message": "internal server error", "statusCode": 500},
             status=500,

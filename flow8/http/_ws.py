@@ -1,0 +1,210 @@
+"""`/ws`: live play and layer events for a play, a flow, or the whole company.
+
+Protocol (JSON text frames). Client to server::
+
+    {"action": "subscribe", "playId": "..."}      one play
+    {"action": "subscribe", "flowId": "..."}      every play of a flow
+    {"action": "subscribe", "company": true}      every play of the company
+    {"action": "unsubscribe", "subscription": "s1"}
+
+Server to client: `{"type": "subscribed", "subscription": "s1", ...}`, then each event as
+`{"type": "play:layer:completed", "subscription": "s1", "playId": ..., "data": {...}}`, and
+`{"type": "error", "error": CODE, "message": ...}` for a bad request.
+
+Authenticated like the REST API (session cookie or `Authorization: Bearer <API key>`); a
+browser's Origin must be this server's own or a configured allowed origin. A refused
+connection gets one error frame and close code 4000 + HTTP status (4401, 4403). Each connection has
+a bounded outgoing queue: a client that stops reading is disconnected (close code 1013) rather
+than buffering without bound. Server shutdown closes every socket at once (1001).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+import trio
+from quart import websocket
+
+from flow8.engine import EventFilter
+from flow8.services.identity import Action, IdentityError, Principal
+
+from ._api import authenticate
+from ._context import app
+from ._errors_map import from_identity
+from .exceptions import ApiError, Forbidden
+
+MAX_SUBSCRIPTIONS = 32
+
+
+def _origin_allowed() -> bool:
+    origin = websocket.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser: no ambient cookie to abuse, credentials are explicit
+    parts = urlsplit(origin)
+    own = {f"http://{websocket.host}", f"https://{websocket.host}"}
+    allowed = app().deps.settings.allowed_origins
+    return f"{parts.scheme}://{parts.netloc}" in own or origin in allowed
+
+
+@attrs.define
+class _Connection:
+    principal: Principal
+    out: trio.MemorySendChannel[str]
+    nursery: trio.Nursery
+    subscriptions: dict[str, trio.CancelScope] = attrs.field(factory=dict)
+    counter: int = 0
+
+    def push(self, message: dict[str, Any]) -> None:
+        try:
+            self.out.send_nowait(json.dumps(message, separators=(",", ":"), default=str))
+        except trio.WouldBlock:
+            # The client is not reading: end the connection instead of buffering forever.
+            self.nursery.cancel_scope.cancel()
+            raise _SlowClient from None
+
+    def error(self, code: str, message: str) -> None:
+        self.push({"type": "error", "error": code, "message": message})
+
+    async def handle(self, raw: str | bytes) -> None:
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            self.error("INVALID_JSON", "frames must be JSON objects")
+            return
+        if not isinstance(msg, dict):
+            self.error("INVALID_JSON", "frames must be JSON objects")
+            return
+        action = msg.get("action")
+        if action == "unsubscribe":
+            scope = self.subscriptions.pop(str(msg.get("subscription")), None)
+            if scope is None:
+                self.error("SUBSCRIPTION_NOT_FOUND", "no such subscription")
+                return
+            scope.cancel()
+            self.push({"type": "unsubscribed", "subscription": msg.get("subscription")})
+            return
+        if action != "subscribe":
+            self.error("UNKNOWN_ACTION", "action must be subscribe or unsubscribe")
+            return
+        await self._subscribe(msg)
+
+    async def _subscribe(self, msg: dict[str, Any]) -> None:
+        if len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
+            self.error("TOO_MANY_SUBSCRIPTIONS", f"at most {MAX_SUBSCRIPTIONS} per connection")
+            return
+        company = self.principal.company_id
+        assert company is not None
+        deps = app().deps
+        play_id, flow_id = msg.get("playId"), msg.get("flowId")
+        if play_id is not None:
+            if not isinstance(play_id, str) or deps.plays is None:
+                self.error("VALIDATION_FAILED", "playId must be a string")
+                return
+            try:
+                await deps.plays.get(company, play_id)
+            except Exception:
+                self.error("PLAY_NOT_FOUND", "play not found")
+                return
+            flt = EventFilter(company, play_id=play_id)
+        elif flow_id is not None:
+            if not isinstance(flow_id, str) or deps.flows is None:
+                self.error("VALIDATION_FAILED", "flowId must be a string")
+                return
+            try:
+                await deps.flows.get(company, flow_id)
+            except Exception:
+                self.error("FLOW_NOT_FOUND", "flow not found")
+                return
+            flt = EventFilter(company, flow_id=flow_id)
+        elif msg.get("company") is True:
+            flt = EventFilter(company)
+        else:
+            self.error("VALIDATION_FAILED", "give playId, flowId or company: true")
+            return
+        self.counter += 1
+        sub_id = f"s{self.counter}"
+        scope = trio.CancelScope()
+        self.subscriptions[sub_id] = scope
+        await self.nursery.start(self._pump, sub_id, flt, scope)
+        self.push(
+            {"type": "subscribed", "subscription": sub_id, "playId": play_id, "flowId": flow_id}
+        )
+
+    async def _pump(
+        self,
+        sub_id: str,
+        flt: EventFilter,
+        scope: trio.CancelScope,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        bus = app().deps.events
+        assert bus is not None
+        with scope:
+            async with bus.subscribe(flt, buffer=app().deps.settings.ws_queue_size) as events:
+                task_status.started()
+                async for event in events:
+                    self.push({**event.to_json(), "subscription": sub_id})
+
+
+class _SlowClient(Exception):
+    pass
+
+
+async def _refuse(error: ApiError) -> None:
+    # Hypercorn cannot send an HTTP denial on an HTTP/1.1 upgrade, so the refusal is a
+    # WebSocket close: the error as one frame, then close code 4000 + HTTP status
+    # (4401 unauthenticated, 4403 forbidden). Nothing from the client is read.
+    await websocket.accept()
+    await websocket.send(json.dumps({"type": "error", **error.body()}))
+    await websocket.close(4000 + error.status, error.code)
+
+
+async def ws_endpoint() -> None:
+    try:
+        if not _origin_allowed():
+            raise Forbidden("origin not allowed", code="ORIGIN_REFUSED")
+        principal = await authenticate(optional=False)
+        assert principal is not None
+        if principal.company_id is None or not principal.may(Action.READ):
+            raise Forbidden("select a company first", code="NO_COMPANY")
+        if app().deps.events is None:
+            raise Forbidden("events are not available on this instance", code="NO_EVENTS")
+    except ApiError as e:
+        await _refuse(e)
+        return
+    except IdentityError as e:
+        await _refuse(from_identity(e))
+        return
+    await websocket.accept()
+    closing = app().closing
+    code, reason = 1000, ""
+    send, receive = trio.open_memory_channel[str](app().deps.settings.ws_queue_size)
+    try:
+        async with trio.open_nursery() as nursery:
+            conn = _Connection(principal, send, nursery)
+
+            async def _writer() -> None:
+                async for text in receive:
+                    await websocket.send(text)
+
+            async def _watch_shutdown() -> None:
+                nonlocal code, reason
+                await closing.wait()
+                code, reason = 1001, "server shutting down"
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(_writer)
+            nursery.start_soon(_watch_shutdown)
+            while True:
+                await conn.handle(await websocket.receive())
+    except* _SlowClient:
+        code, reason = 1013, "client too slow"
+    if code != 1000 or closing.is_set():
+        await websocket.close(code, reason)
+
+
+def install(application: Any) -> None:
+    application.add_websocket("/ws", view_func=ws_endpoint)

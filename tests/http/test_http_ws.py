@@ -1,0 +1,134 @@
+"""The /ws endpoint: authentication, Origin, subscriptions scoped to the company, shutdown."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import trio
+from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ApiEnv, start_app
+from trio_websocket import ConnectionClosed, open_websocket_url
+
+from flow8.http import HttpSettings, serve_http
+from flow8.store import Store
+
+FLOW = {"name": "f", "flowlets": [{"ref": "a", "appId": "noop", "args": {"value": 1}}]}
+
+
+async def _key(env: ApiEnv) -> str:
+    async with env.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
+        r = await owner.post("/api/auth/api-keys", json={"name": "ws", "scopes": ["api"]})
+        key: str = r.json()["key"]
+        return key
+
+
+def _ws_url(env: ApiEnv) -> str:
+    return env.url.replace("http://", "ws://") + "/ws"
+
+
+async def _next(ws: Any) -> dict[str, Any]:
+    with trio.fail_after(5):
+        message: dict[str, Any] = json.loads(await ws.get_message())
+        return message
+
+
+async def _refused(env: ApiEnv, headers: list[tuple[bytes, bytes]]) -> tuple[int, str]:
+    async with open_websocket_url(_ws_url(env), extra_headers=headers) as ws:
+        frame = await _next(ws)
+        with pytest.raises(ConnectionClosed) as closed:
+            with trio.fail_after(5):
+                await ws.get_message()
+        await _close_socket(ws)
+        return closed.value.reason.code, frame["error"]
+
+
+async def _close_socket(ws: Any) -> None:
+    # After a server-initiated close, trio-websocket's client never closes its own TCP
+    # stream (aclose() returns early once a close reason is set), leaking the socket.
+    await ws._stream.aclose()
+
+
+async def test_unauthenticated_and_foreign_origin_are_refused(installed: ApiEnv) -> None:
+    key = await _key(installed)
+    assert await _refused(installed, []) == (4401, "UNAUTHENTICATED")
+    bearer = (b"authorization", f"Bearer {key}".encode())
+    bad = [bearer, (b"origin", b"https://evil.example")]
+    assert await _refused(installed, bad) == (4403, "ORIGIN_REFUSED")
+    forged = [(b"authorization", b"Bearer f8k_AAAAAAAA_" + b"a" * 43)]
+    assert (await _refused(installed, forged))[0] == 4401
+    allowed = [bearer, (b"origin", b"https://ui.example")]
+    async with open_websocket_url(_ws_url(installed), extra_headers=allowed) as ws:
+        await ws.send_message(json.dumps({"action": "subscribe", "company": True}))
+        assert (await _next(ws))["type"] == "subscribed"
+
+
+async def test_bad_frames_get_error_frames_and_foreign_plays_are_not_found(
+    installed: ApiEnv,
+) -> None:
+    key = await _key(installed)
+    headers = [(b"authorization", f"Bearer {key}".encode())]
+    async with open_websocket_url(_ws_url(installed), extra_headers=headers) as ws:
+        await ws.send_message("not json")
+        assert (await _next(ws))["error"] == "INVALID_JSON"
+        await ws.send_message(json.dumps({"action": "dance"}))
+        assert (await _next(ws))["error"] == "UNKNOWN_ACTION"
+        await ws.send_message(json.dumps({"action": "subscribe", "playId": "01OTHERCOMPANY"}))
+        assert (await _next(ws))["error"] == "PLAY_NOT_FOUND"
+        await ws.send_message(json.dumps({"action": "unsubscribe", "subscription": "s9"}))
+        assert (await _next(ws))["error"] == "SUBSCRIPTION_NOT_FOUND"
+
+
+async def test_company_subscription_sees_only_own_company(installed: ApiEnv) -> None:
+    key = await _key(installed)
+    headers = [(b"authorization", f"Bearer {key}".encode())]
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
+        other = (await owner.post("/api/companies", json={"name": "Other"})).json()["id"]
+        await owner.post("/api/auth/company", json={"companyId": other})
+        other_flow = (await owner.post("/api/flows", json=FLOW)).json()["id"]
+        async with open_websocket_url(_ws_url(installed), extra_headers=headers) as ws:
+            await ws.send_message(json.dumps({"action": "subscribe", "company": True}))
+            assert (await _next(ws))["type"] == "subscribed"
+            r = await owner.post(f"/api/flows/{other_flow}/run?wait=5", json={})
+            assert r.json()["state"] == "DONE"
+            with trio.move_on_after(0.5):
+                leaked = await ws.get_message()
+                pytest.fail(f"event of another company delivered: {leaked}")
+
+
+async def test_shutdown_closes_open_sockets_promptly(store: Store, nursery: trio.Nursery) -> None:
+    app, identity, _ = await start_app(nursery, store, HttpSettings())
+    await identity.install("Acme", OWNER_EMAIL, OWNER_PASSWORD)
+    result = await identity.login(OWNER_EMAIL, OWNER_PASSWORD, ip="t", user_agent="t")
+    key = (await identity.create_api_key(result.principal, "k", ["api"])).key
+    shutdown = trio.Event()
+    done = trio.Event()
+
+    async def run_server(task_status: trio.TaskStatus[list[str]]) -> None:
+        # graceful_timeout is long on purpose: an open socket must not hold shutdown for it.
+        await serve_http(
+            app,
+            "127.0.0.1",
+            0,
+            shutdown_event=shutdown,
+            graceful_timeout=30,
+            task_status=task_status,
+        )
+        done.set()
+
+    binds = await nursery.start(run_server)
+    url = binds[0].replace("http://", "ws://") + "/ws"
+    headers = [(b"authorization", f"Bearer {key}".encode())]
+    async with open_websocket_url(url, extra_headers=headers) as ws:
+        await ws.send_message(json.dumps({"action": "subscribe", "company": True}))
+        assert (await _next(ws))["type"] == "subscribed"
+        started = trio.current_time()
+        shutdown.set()
+        with pytest.raises(ConnectionClosed) as closed:
+            with trio.fail_after(5):
+                await ws.get_message()
+        assert closed.value.reason.code == 1001
+        await _close_socket(ws)
+        with trio.fail_after(5):
+            await done.wait()
+        assert trio.current_time() - started < 5
