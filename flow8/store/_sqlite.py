@@ -79,6 +79,10 @@ def _index_ddl(spec: CollectionSpec) -> dict[str, tuple[str, str]]:
     return out
 
 
+class _Retry(Exception):
+    """The optimistic (savepoint-free) attempt at a batch hit a failing op."""
+
+
 def _all_failed(results: list[Any]) -> bool:
     return all(isinstance(r, StoreError) for r in results)
 
@@ -242,46 +246,31 @@ class SqliteBackend:
     def lane(self) -> SqliteBackend:
         return self  # the writer's queue is already ordered
 
+    def _run_op(self, conn: sqlite3.Connection, op: WriteOp, now: datetime) -> Any:
+        """Execute one op; a per-op failure comes back as a StoreError, batch-fatal ones raise."""
+        try:
+            return execute(conn, op, now)
+        except sqlite3.IntegrityError as e:
+            err: StoreError = duplicate_from(op.spec, e, self._index_names[op.spec.name])
+            err.__cause__ = e
+            return err
+        except sqlite3.Error as e:
+            if getattr(e, "sqlite_errorcode", None) in _BATCH_FATAL or not conn.in_transaction:
+                raise
+            err = StoreError(f"{op.spec.name}: sqlite refused the operation: {e}")
+            err.__cause__ = e
+            return err
+        except StoreError as e:
+            return e
+
     def _run_batch(self, batch: list[tuple[Pending, WriteOp]], now: datetime) -> list[Any]:
         conn = self._writer
         assert conn is not None
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as e:
-            return [storage_error(e, "starting a write transaction")] * len(batch)
-        results: list[Any] = []
-        try:
-            for _, op in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    value = execute(conn, op, now)
-                except sqlite3.IntegrityError as e:
-                    err: StoreError = duplicate_from(op.spec, e, self._index_names[op.spec.name])
-                    err.__cause__ = e
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    results.append(err)
-                    continue
-                except sqlite3.Error as e:
-                    if (
-                        getattr(e, "sqlite_errorcode", None) in _BATCH_FATAL
-                        or not conn.in_transaction
-                    ):
-                        raise
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    err = StoreError(f"{op.spec.name}: sqlite refused the operation: {e}")
-                    err.__cause__ = e
-                    results.append(err)
-                    continue
-                except StoreError as e:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    results.append(e)
-                    continue
-                conn.execute("RELEASE op")
-                results.append(value)
-            conn.execute("COMMIT")
+            return self._attempt(conn, batch, now, isolated=False)
+        except _Retry:
+            # Some op failed: redo the batch with one savepoint per op so only it is undone.
+            return self._attempt(conn, batch, now, isolated=True)
         except sqlite3.Error as e:
             # Nothing of this batch is committed: every op in it fails alike.
             if conn.in_transaction:
@@ -290,6 +279,34 @@ class SqliteBackend:
             fatal = storage_error(e, f"writing {str(self.path)!r}")
             fatal.__cause__ = e
             return [fatal] * len(batch)
+
+    def _attempt(
+        self,
+        conn: sqlite3.Connection,
+        batch: list[tuple[Pending, WriteOp]],
+        now: datetime,
+        isolated: bool,
+    ) -> list[Any]:
+        conn.execute("BEGIN IMMEDIATE")
+        results: list[Any] = []
+        try:
+            for _, op in batch:
+                if isolated:
+                    conn.execute("SAVEPOINT op")
+                value = self._run_op(conn, op, now)
+                if isinstance(value, StoreError):
+                    if not isolated:
+                        raise _Retry
+                    conn.execute("ROLLBACK TO op")
+                if isolated:
+                    conn.execute("RELEASE op")
+                results.append(value)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
         return results
 
     async def serve_writer(
