@@ -202,12 +202,28 @@ class Engine:
 
         if self._spawn is None:
             raise PlayStateError("the engine is not running plays (no dispatcher)")
-        await self._spawn(play_id, run)
+        # Counted as running from now on: waiters need not read the store, and the cap
+        # on running plays includes those still starting.
+        self._running.setdefault(play_id, trio.CancelScope())
+        try:
+            await self._spawn(play_id, run)
+        except BaseException:
+            self._running.pop(play_id, None)
+            raise
 
     async def run_play(self, company_id: str, play_id: str, fresh: Play | None = None) -> None:
         """The PlayActor body: run a play this instance holds the lease of, to its end or
         its next suspension. ``fresh`` is a play this instance has just created (and
         claimed): it has no layers or approvals to load yet."""
+        cancel = self._running.setdefault(play_id, trio.CancelScope())
+        try:
+            await self._run_play(company_id, play_id, fresh, cancel)
+        finally:
+            self._running.pop(play_id, None)
+
+    async def _run_play(
+        self, company_id: str, play_id: str, fresh: Play | None, cancel: trio.CancelScope
+    ) -> None:
         doc: dict[str, Any] = {}
         if fresh is None:
             found_doc = await self._plays(company_id).find_one({"_id": play_id})
@@ -241,23 +257,19 @@ class Engine:
             run._publish(ev.PLAY_STARTED, {"flowVersion": play.flow_version})
         timeout = flow.definition.execution.timeout_seconds
         deadline = (play.started_at or now) + timeout if timeout else math.inf
-        cancel = trio.CancelScope()
         if doc.get("cancel_requested"):
             cancel.cancel()
-        self._running[play_id] = cancel
         state, output, error, suspended = PlayState.FAIL, None, None, None
-        try:
-            with cancel:
-                with trio.move_on_after(max(0.0, deadline - time.time())) as timer:
-                    state, output, error, suspended = await run.execute()
-                if timer.cancelled_caught:
-                    state, error = PlayState.FAIL, f"play timed out after {timeout:g} s"
-                    self._abort_layers(run, f"play timed out after {timeout:g} s")
-            if cancel.cancelled_caught:
-                state, output, error, suspended = PlayState.CANCEL, None, "cancelled", None
-                self._abort_layers(run, "cancelled")
-        finally:
-            self._running.pop(play_id, None)
+        with cancel:
+            with trio.move_on_after(max(0.0, deadline - time.time())) as timer:
+                state, output, error, suspended = await run.execute()
+            if timer.cancelled_caught:
+                state, error = PlayState.FAIL, f"play timed out after {timeout:g} s"
+                self._abort_layers(run, f"play timed out after {timeout:g} s")
+        if cancel.cancelled_caught:
+            state, output, error, suspended = PlayState.CANCEL, None, "cancelled", None
+            self._abort_layers(run, "cancelled")
+        self._running.pop(play_id, None)
         with trio.CancelScope(shield=True), trio.move_on_after(30):
             if suspended is not None:
                 await self._park(run, suspended.layer, suspended.reason, suspended.wake_at)
@@ -319,20 +331,17 @@ class Engine:
 
     async def _finish(self, run: PlayRun, state: PlayState, output: Any, error: str | None) -> None:
         now = time.time()
-        run.journal.play(
-            {
-                "status": state.value,
-                "output": output,
-                "error": error,
-                "finished_at": now,
-                "wait_reason": None,
-                "wait_ref": None,
-                "wake_at": None,
-                "lease_owner": None,
-                "lease_expires_at": None,
-            },
-            lease_owner=self.owner,
-        )
+        fields: dict[str, Any] = {
+            "status": state.value,
+            "output": output,
+            "error": error,
+            "finished_at": now,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if run.play.wait_reason is not None or run.play.wake_at is not None:
+            fields.update({"wait_reason": None, "wait_ref": None, "wake_at": None})
+        run.journal.play(fields, lease_owner=self.owner)
         await run.journal.barrier()
         play = run.play
         self._finished[play.id] = attrs.evolve(

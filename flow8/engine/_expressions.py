@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -124,6 +125,18 @@ def to_json_value(value: Any, where: str = "value") -> Any:
     raise TypeError(f"{where} is a {type(value).__name__}, not a JSON value")
 
 
+_SIMPLE_PATH = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_]*)*)$")
+_MISSING = object()
+
+
+def _simple_path(source: str) -> tuple[str, tuple[str, ...]] | None:
+    """``$var.a.b`` as (var, (a, b)): such paths over objects are looked up directly."""
+    m = _SIMPLE_PATH.match(source.strip())
+    if m is None:
+        return None
+    return m.group(1), tuple(p for p in m.group(2).split(".") if p)
+
+
 @attrs.define(eq=False)
 class Expression:
     """One compiled JSONata expression; ``evaluate`` is synchronous and bounded."""
@@ -133,6 +146,7 @@ class Expression:
     _compiled: _Sandboxed
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     max_depth: int = DEFAULT_MAX_DEPTH
+    _path: tuple[str, tuple[str, ...]] | None = None
 
     @classmethod
     def compile(cls, source: str, *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Expression:
@@ -146,11 +160,15 @@ class Expression:
         if compiled.errors:
             raise ExpressionError(source, f"does not parse: {compiled.errors[0]}")
         uses_kv = "$kv" in source
-        return cls(source, uses_kv, compiled, timeout_ms=timeout_ms)
+        return cls(source, uses_kv, compiled, timeout_ms=timeout_ms, path=_simple_path(source))
 
     def evaluate(self, bindings: Mapping[str, Any], context: Any = None) -> Any:
         """Evaluate against ``bindings`` (variable name -> value, without ``$``); bare paths
         such as ``n`` read from ``context``."""
+        if self._path is not None and context is None:
+            value = self._lookup(bindings)
+            if value is not _MISSING:
+                return value
         budget = _Budget(self.timeout_ms, self.max_depth)
         frame: dict[str, Any] = dict(bindings)
         frame.update(_REMOVED)
@@ -171,6 +189,28 @@ class Expression:
             return to_json_value(result, "result")
         except TypeError as e:
             raise ExpressionError(self.source, str(e)) from e
+
+    def _lookup(self, bindings: Mapping[str, Any]) -> Any:
+        # Same result as JSONata for a path through objects only; arrays (which JSONata maps
+        # over) and anything unusual take the full evaluator.
+        assert self._path is not None
+        name, keys = self._path
+        value = bindings.get(name, _MISSING)
+        if value is _MISSING:
+            return _MISSING
+        for key in keys:
+            if value is None:
+                return None
+            if not isinstance(value, dict):
+                return _MISSING
+            value = value.get(key)
+        if isinstance(value, dict | list) or (
+            isinstance(value, float) and not math.isfinite(value)
+        ):
+            return _MISSING
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            return int(value)
+        return value
 
 
 def _message(e: BaseException) -> str:

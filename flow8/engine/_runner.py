@@ -8,7 +8,6 @@ are reused instead of re-executed, so resuming is just running again.
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from collections.abc import Mapping
@@ -415,11 +414,14 @@ class PlayRun:
 
     async def _invoke(self, step: Step, ctx: StepContext, args: Any) -> Any:
         timeout = step.flowlet.timeout
-        try:
-            with trio.fail_after(timeout if timeout else math.inf):
-                raw = await step.module.run(ctx, args)
-        except trio.TooSlowError:
-            raise StepTimeout(step.ref, f"timed out after {timeout:g} s") from None
+        if timeout:
+            try:
+                with trio.fail_after(timeout):
+                    raw = await step.module.run(ctx, args)
+            except trio.TooSlowError:
+                raise StepTimeout(step.ref, f"timed out after {timeout:g} s") from None
+        else:
+            raw = await step.module.run(ctx, args)
         try:
             output = to_json_value(raw, "output")
         except TypeError as e:

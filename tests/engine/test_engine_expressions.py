@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flow8.engine import Expression, ExpressionError, compile_value, split_template
 
@@ -138,3 +140,33 @@ def test_functions_do_not_escape_as_values() -> None:
 def test_compile_once_evaluate_many() -> None:
     expr = Expression.compile("$prev.n + 1")
     assert [expr.evaluate({"prev": {"n": i}}) for i in range(3)] == [1, 2, 3]
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.text(max_size=5)
+    | st.floats(allow_nan=False, allow_infinity=False, width=32),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b", "c"]), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=_json, path=st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=3))
+def test_direct_path_lookup_agrees_with_jsonata(data: object, path: list[str]) -> None:
+    source = "$prev." + ".".join(path)
+    fast = Expression.compile(source)
+    slow = Expression.compile(f"({source})")  # not a bare path: always the full evaluator
+    assert fast.evaluate({"prev": data}) == slow.evaluate({"prev": data})
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(max_size=30).map(lambda t: "{{ " + t + " }}"))
+def test_strings_from_data_are_never_evaluated(text: str) -> None:
+    assert resolve("{{ $prev.args.v }}", prev={"args": {"v": text}}) == text
+    assert resolve("<{{ $prev.args.v }}>", prev={"args": {"v": text}}) == f"<{text}>"
