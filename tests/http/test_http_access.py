@@ -24,6 +24,8 @@ class World:
     b_owner: str
     b_key_id: str
     b_member: str
+    b_flow: str
+    b_play: str
 
 
 async def _world(env: ApiEnv) -> World:
@@ -51,7 +53,13 @@ async def _world(env: ApiEnv) -> World:
             json={"email": "member@b.example", "role": "editor", "password": PASSWORD},
         )
         b_member = r.json()["userId"]
-    return World(env, spec, a, b, b_owner, key.json()["id"], b_member)
+        flow = {"name": "b-flow", "flowlets": [{"ref": "b1", "appId": "noop", "args": {}}]}
+        b_flow = (await boss.post("/api/flows", json=flow)).json()["id"]
+        play = await boss.post(f"/api/flows/{b_flow}/run?wait=5", json={"secret": "b-input"})
+        assert play.json()["state"] == "DONE", play.text
+        r = await boss.post("/api/kv", json={"key": "b-kv", "value": "b-value"})
+        assert r.status_code == 200, r.text
+    return World(env, spec, a, b, b_owner, key.json()["id"], b_member, b_flow, play.json()["id"])
 
 
 def _body(op: dict[str, Any], spec: dict[str, Any]) -> Any:
@@ -93,27 +101,54 @@ async def test_every_route_is_in_the_permission_table_and_enforced(installed: Ap
 
 async def test_company_a_cannot_reach_company_b(installed: ApiEnv) -> None:
     world = await _world(installed)
-    b_ids = {"companyId": world.b, "keyId": world.b_key_id, "userId": world.b_member}
+    b_ids = {
+        "companyId": world.b,
+        "keyId": world.b_key_id,
+        "userId": world.b_member,
+        "flowId": world.b_flow,
+        "playId": world.b_play,
+        "layerId": "b1",
+        "version": "1",
+        "key": "b-kv",
+    }
     store = installed.store.system
+    tenant = installed.store.tenant(world.b)
 
     async def b_state() -> Any:
         company = await store.collection("companies").find_one({"_id": world.b})
         members = await store.collection("memberships").find({"company_id": world.b})
         keys = await store.collection("api_keys").find({"company_id": world.b})
-        return company, sorted((m["user_id"], m["role"]) for m in members), keys
+        data = [
+            await tenant.collection(name).find({}, sort=[("_id", 1)])
+            for name in ("flows", "flow_versions", "plays", "play_layers", "kv")
+        ]
+        return company, sorted((m["user_id"], m["role"]) for m in members), keys, data
 
     before = await b_state()
     async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as a_owner:
         for method, path, op in _ordered(world.spec):
-            if "{" not in path:
-                continue
+            if "{" not in path or "{appId}" in path:
+                continue  # the module catalog is the same for every company
             r = await a_owner.request(method, _fill(path, b_ids), json=_body(op, world.spec))
             assert r.status_code == 404, f"{method} {path}: {r.status_code} {r.text}"
         r = await a_owner.post("/api/auth/company", json={"companyId": world.b})
         assert r.status_code == 404
-        for url in ("/api/companies", "/api/auth/api-keys", f"/api/companies/{world.a}/members"):
-            text = (await a_owner.get(url)).text
-            for foreign in (world.b, world.b_key_id, world.b_member, world.b_owner):
+        lists = [
+            "/api/companies",
+            "/api/auth/api-keys",
+            f"/api/companies/{world.a}/members",
+            "/api/flows",
+            "/api/plays",
+            "/api/kv",
+            f"/api/plays?flowId={world.b_flow}",
+        ]
+        for url in lists:
+            r = await a_owner.get(url)
+            assert r.status_code == 200, url
+            text = r.text
+            assert "b-value" not in text
+            assert "b-input" not in text
+            for foreign in (world.b, world.b_key_id, world.b_member, world.b_owner, world.b_flow):
                 assert foreign not in text, f"{url} leaks {foreign}"
         await installed.audit.wait_idle()
         audit = await a_owner.get("/api/audit", params={"size": 100})

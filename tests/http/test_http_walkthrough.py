@@ -21,7 +21,7 @@ FLOW = {
 async def _receive_until(ws: Any, kind: str, seen: list[dict[str, Any]]) -> dict[str, Any]:
     with trio.fail_after(10):
         while True:
-            message = json.loads(await ws.get_message())
+            message: dict[str, Any] = json.loads(await ws.get_message())
             seen.append(message)
             if message["type"] == kind:
                 return message

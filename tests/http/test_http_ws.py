@@ -40,7 +40,9 @@ async def _refused(env: ApiEnv, headers: list[tuple[bytes, bytes]]) -> tuple[int
             with trio.fail_after(5):
                 await ws.get_message()
         await _close_socket(ws)
-        return closed.value.reason.code, frame["error"]
+        reason = closed.value.reason
+        assert reason is not None
+        return reason.code, frame["error"]
 
 
 async def _close_socket(ws: Any) -> None:
@@ -93,7 +95,7 @@ async def test_company_subscription_sees_only_own_company(installed: ApiEnv) -> 
             assert r.json()["state"] == "DONE"
             with trio.move_on_after(0.5):
                 leaked = await ws.get_message()
-                pytest.fail(f"event of another company delivered: {leaked}")
+                pytest.fail(f"event of another company delivered: {leaked!r}")
 
 
 async def test_shutdown_closes_open_sockets_promptly(store: Store, nursery: trio.Nursery) -> None:
@@ -127,6 +129,7 @@ async def test_shutdown_closes_open_sockets_promptly(store: Store, nursery: trio
         with pytest.raises(ConnectionClosed) as closed:
             with trio.fail_after(5):
                 await ws.get_message()
+        assert closed.value.reason is not None
         assert closed.value.reason.code == 1001
         await _close_socket(ws)
         with trio.fail_after(5):
