@@ -449,3 +449,53 @@ async def test_kv_ttl_expires_values(engine: Engine) -> None:
     assert await engine.kv.get(COMPANY, "global", "temp") == (True, "x")
     await trio.sleep(0.2)
     assert await engine.kv.get(COMPANY, "global", "temp") == (False, None)
+
+
+async def test_kv_conflict_parent_prefers_the_parent_value(engine: Engine) -> None:
+    child = await make_flow(
+        engine,
+        {
+            "kvConflict": "parent",
+            "flowlets": [
+                {"ref": "own", "appId": "kv-set", "args": {"key": "k", "value": "child"}},
+                {"ref": "g", "appId": "kv-get", "args": {"key": "k"}},
+            ],
+        },
+    )
+    isolated = await make_flow(
+        engine,
+        {"kvInherit": False, "flowlets": [{"ref": "g", "appId": "kv-get", "args": {"key": "k"}}]},
+    )
+    parent = await make_flow(
+        engine,
+        {
+            "flowlets": [
+                {"ref": "s", "appId": "kv-set", "args": {"key": "k", "value": "parent"}},
+                {"ref": "c", "appId": "subflow", "args": {"flowId": child.id}},
+                {"ref": "i", "appId": "subflow", "args": {"flowId": isolated.id}},
+                {
+                    "ref": "out",
+                    "appId": "set",
+                    "args": {"value": ["{{ $prev.c.out.value }}", "{{ $prev.i.out.found }}"]},
+                },
+            ]
+        },
+    )
+    play = await run(engine, parent)
+    assert play.output == ["parent", False]
+
+
+async def test_waiting_and_failure_events(engine: Engine) -> None:
+    from flow8.engine import EventFilter
+
+    flow = await make_flow(engine, APPROVAL_FLOW)
+    async with engine.events.subscribe(EventFilter(COMPANY, flow_id=flow.id)) as events:
+        play = await engine.start_play(COMPANY, flow.id, {"amount": 1})
+        await wait_state(engine, play.id, PlayState.WAIT)
+        await engine.decide(COMPANY, play.id, approve=False)
+        seen = []
+        with trio.move_on_after(0.5):
+            async for e in events:
+                seen.append((e.type, e.data.get("ref") or e.data.get("state")))
+    assert ("play:waiting", "pay") in seen
+    assert seen[-1] == ("play:failed", "FAIL")
