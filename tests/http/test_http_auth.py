@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
+import httpx
 from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ApiEnv
 
 from flow8.services.identity import Argon2Params, Passwords
@@ -230,3 +233,25 @@ async def test_auth_events_are_audited_with_no_secrets(installed: ApiEnv) -> Non
     everything = str(await logs.find({}))
     assert OWNER_PASSWORD not in everything
     assert "nope-nope" not in everything
+
+
+async def test_chunked_body_over_limit_is_413(serve: Any, store: Any, nursery: Any) -> None:
+    from http_fixtures import start_app
+
+    from flow8.http import HttpSettings
+
+    app, _, _ = await start_app(nursery, store, HttpSettings(max_body_bytes=1000))
+    url = await serve(app)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"email": "'
+        for _ in range(100):
+            yield b"a" * 100
+        yield b'", "password": "x"}'
+
+    async with httpx.AsyncClient(base_url=url) as client:
+        r = await client.post(
+            "/api/auth/login", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+    assert r.status_code == 413
+    assert r.json()["error"] == "PAYLOAD_TOO_LARGE"

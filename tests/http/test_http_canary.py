@@ -1,0 +1,103 @@
+"""Canary secrets (passwords, API keys) never appear in any response, log line, audit entry,
+error or WebSocket frame — in plain, base64 or URL-encoded form."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import httpx
+import pytest
+from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ApiEnv
+from trio_websocket import open_websocket_url
+
+MEMBER_PASSWORD = "canary-member-Pw-7731"
+
+
+def _forms(secret: str) -> list[str]:
+    raw = secret.encode()
+    return [
+        secret,
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        quote(secret, safe=""),
+        quote_plus(secret),
+    ]
+
+
+async def test_secrets_never_leak(installed: ApiEnv, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    seen: list[str] = []
+
+    async def record(response: httpx.Response) -> None:
+        await response.aread()
+        seen.append(json.dumps(dict(response.headers)))
+        seen.append(response.text)
+
+    hooks = {"response": [record]}
+    async with installed.client(event_hooks=hooks) as client:
+        r = await client.post(
+            "/api/auth/login", json={"email": OWNER_EMAIL, "password": OWNER_PASSWORD}
+        )
+        client.headers["X-CSRF-Token"] = r.json()["csrfToken"]
+        company = r.json()["companyId"]
+        r = await client.post(
+            f"/api/companies/{company}/members",
+            json={"email": "m@example.com", "role": "editor", "password": MEMBER_PASSWORD},
+        )
+        assert r.status_code == 201
+        r = await client.post("/api/auth/api-keys", json={"name": "k", "scopes": ["api"]})
+        api_key = r.json()["key"]
+        seen.pop()  # the one response allowed to show the key: its creation
+        seen.pop()
+        # Provoke errors carrying the secrets in every place a client could put them.
+        await client.post("/api/companies", json={"name": "x", "password": MEMBER_PASSWORD})
+        await client.post("/api/auth/login", json={"email": OWNER_EMAIL, "password": api_key})
+        await client.post("/api/auth/login", content=f'{{"password": "{OWNER_PASSWORD}"')
+        await client.get(f"/api/plays/{api_key}")
+        await client.get("/api/auth/me", headers={"Authorization": f"Bearer {api_key}x"})
+        await client.post(
+            "/api/flows",
+            json={"name": "f", "flowlets": [{"ref": "a", "appId": "nope", "args": {}}]},
+        )
+        await client.get("/admin/actors", headers={"Authorization": f"Bearer {api_key}"})
+        listing = await client.get("/api/auth/api-keys")
+        assert listing.status_code == 200
+        await installed.audit.wait_idle()
+        audit = await client.get("/api/audit", params={"size": 100})
+        assert audit.json()["total"] > 5
+    async with installed.client(headers={"Authorization": f"Bearer {api_key}"}) as bot:
+        seen.append((await bot.get("/api/auth/me")).text)
+        ws_url = installed.url.replace("http://", "ws://") + "/ws"
+        async with open_websocket_url(
+            ws_url, extra_headers=[(b"authorization", f"Bearer {api_key}".encode())]
+        ) as ws:
+            await ws.send_message(json.dumps({"action": "subscribe", "playId": api_key}))
+            seen.append(str(await ws.get_message()))
+
+    system = installed.store.system
+    stored_audit: list[Any] = (
+        await installed.store.tenant(company).collection("audit_logs").find({})
+    )
+    stored_audit += await system.collection("system_audit_logs").find({})
+    users = await system.collection("users").find({})
+    keys = await system.collection("api_keys").find({})
+    haystacks = {
+        "responses": "\n".join(seen),
+        # The server's loggers (the test's own httpx/websocket client logs its URLs).
+        "logs": "\n".join(
+            r.getMessage() + str(r.exc_info)
+            for r in caplog.records
+            if r.name.split(".")[0] in ("flow8", "hypercorn", "quart", "actors")
+        ),
+        "audit": json.dumps(stored_audit, default=str),
+        "users": json.dumps(users, default=str),
+        "api_keys": json.dumps(keys, default=str),
+    }
+    for secret in (OWNER_PASSWORD, MEMBER_PASSWORD, api_key):
+        for form in _forms(secret):
+            for where, text in haystacks.items():
+                assert form not in text, f"{secret[:6]}… found in {where} as {form[:12]}…"
