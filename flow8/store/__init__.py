@@ -7,7 +7,7 @@ from ._catalog import CATALOG, Catalog, CollectionSpec, IndexSpec, index
 from ._codec import converter, from_document, to_document
 from ._crypto import Keyring, load_keyring
 from ._ids import new_id
-from ._open import open_store
+from ._open import open_store, serve_store
 from ._port import (
     Collection,
     Document,
@@ -81,5 +81,6 @@ __all__ = [
     "new_id",
     "open_store",
     "rotate_keys",
+    "serve_store",
     "to_document",
 ]

@@ -149,8 +149,12 @@ class MongoBackend:
 
     # -- start-up --------------------------------------------------------------------------
 
-    async def open(self, nursery: trio.Nursery, attempts: int = 5) -> None:
+    def bind(self, nursery: trio.Nursery) -> None:
+        """Give pipelines a nursery to run their ordered lanes in."""
         self._nursery = nursery
+
+    async def open(self, attempts: int = 5) -> None:
+        """Ping with exponential backoff, then ensure every catalog index."""
         delay = 0.25
         for attempt in range(attempts):
             try:

@@ -56,40 +56,70 @@ async def open_store(
     if durability not in ("full", "normal"):
         raise StoreError(f"durability must be 'full' or 'normal', got {durability!r}")
     env_keys = os.environ.get("FLOW8_ENCRYPTION_KEYS")
-    async with trio.open_nursery() as nursery:
-        engine: SqliteBackend | MongoBackend
-        if url.startswith("sqlite:"):
-            path = sqlite_path(url, data_dir)
-            keyring = encryption or load_keyring(env_keys, data_dir or path.parent)
-            engine = SqliteBackend(path, catalog, durability, busy_timeout, read_connections)
-            await engine.open()
-            await nursery.start(engine.serve_writer)
-        elif url.startswith(("mongodb://", "mongodb+srv://")):
-            keyring = encryption or load_keyring(env_keys, None, backend="mongo")
-            match = _MONGO_DB.match(url)
-            client = mongo_client
-            if client is None:
-                client = _mongo_client(url)
-            engine = MongoBackend(client, match.group(1) if match else "flow8", catalog, url=url)
-            await engine.open(nursery)
-        else:
-            raise StoreUnavailable(
-                f"unsupported store URL {redact_url(url)!r}: use sqlite:///path or mongodb://..."
-            )
-        store = StoreImpl(engine, catalog, keyring)
-        ttl_scope = trio.CancelScope()
+    engine: SqliteBackend | MongoBackend
+    # Open (and fail) before any nursery exists, so start-up errors surface unwrapped.
+    if url.startswith("sqlite:"):
+        path = sqlite_path(url, data_dir)
+        keyring = encryption or load_keyring(env_keys, data_dir or path.parent)
+        engine = SqliteBackend(path, catalog, durability, busy_timeout, read_connections)
+        await engine.open()
+    elif url.startswith(("mongodb://", "mongodb+srv://")):
+        keyring = encryption or load_keyring(env_keys, None, backend="mongo")
+        match = _MONGO_DB.match(url)
+        client = mongo_client if mongo_client is not None else _mongo_client(url)
+        engine = MongoBackend(client, match.group(1) if match else "flow8", catalog, url=url)
+        await engine.open()
+    else:
+        raise StoreUnavailable(
+            f"unsupported store URL {redact_url(url)!r}: use sqlite:///path or mongodb://..."
+        )
+    store = StoreImpl(engine, catalog, keyring)
+    try:
+        async with trio.open_nursery() as nursery:
+            if isinstance(engine, SqliteBackend):
+                await nursery.start(engine.serve_writer)
+            else:
+                engine.bind(nursery)
+            ttl_scope = trio.CancelScope()
 
-        async def ttl() -> None:
-            with ttl_scope:
-                await _ttl_loop(store, ttl_interval)
+            async def ttl() -> None:
+                with ttl_scope:
+                    await _ttl_loop(store, ttl_interval)
 
-        if engine.name == "sqlite":
-            nursery.start_soon(ttl)
+            if isinstance(engine, SqliteBackend):
+                nursery.start_soon(ttl)
+            try:
+                yield store
+            finally:
+                ttl_scope.cancel()
+                await engine.aclose()
+    except BaseExceptionGroup as group:
+        # The nursery wraps whatever the caller's block raised; hand that back as it was.
+        if len(group.exceptions) != 1:
+            raise
+        inner = group.exceptions[0]
+        context, cause, suppress = inner.__context__, inner.__cause__, inner.__suppress_context__
         try:
-            yield store
+            raise inner
         finally:
-            ttl_scope.cancel()
-            await engine.aclose()
+            # keep the caller's own chaining exactly as it was raised
+            inner.__context__, inner.__cause__ = context, cause
+            inner.__suppress_context__ = suppress
+
+
+async def serve_store(
+    url: str,
+    *,
+    task_status: trio.TaskStatus[Store] = trio.TASK_STATUS_IGNORED,
+    **options: Any,
+) -> None:
+    """The store as a long-lived service: ``store = await nursery.start(serve_store, url)``.
+
+    Runs until cancelled; pending writes are flushed before it returns.
+    """
+    async with open_store(url, **options) as store:
+        task_status.started(store)
+        await trio.sleep_forever()
 
 
 def _mongo_client(url: str) -> Any:

@@ -1,0 +1,165 @@
+"""Codec, ids, catalog and start-up errors."""
+
+from __future__ import annotations
+
+import enum
+import functools
+from datetime import UTC, datetime
+from pathlib import Path
+
+import attrs
+import pymongo
+import pytest
+import trio
+from conftest import KEYS, TEST_CATALOG
+
+from flow8.store import (
+    CATALOG,
+    CollectionSpec,
+    InvalidDocument,
+    StoreUnavailable,
+    from_document,
+    index,
+    new_id,
+    open_store,
+    to_document,
+)
+
+
+class State(enum.Enum):
+    NEW = "NEW"
+    DONE = "DONE"
+
+
+@attrs.frozen
+class Step:
+    ref: str
+    component_config_ids: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Play:
+    id: str
+    company_id: str
+    state: State
+    created_at: datetime
+    steps: tuple[Step, ...] = ()
+    note: str | None = None
+
+
+async def test_attrs_models_round_trip_through_the_store(tmp_path: Path) -> None:
+    play = Play(
+        id=new_id(),
+        company_id="acme",
+        state=State.NEW,
+        created_at=datetime(2026, 5, 1, 8, 0, tzinfo=UTC),
+        steps=(Step("parse", {"ai": "mistral"}),),
+    )
+    doc = to_document(play)
+    assert doc["_id"] == play.id
+    assert "id" not in doc
+    assert doc["state"] == "NEW"
+    assert doc["steps"] == [{"ref": "parse", "component_config_ids": {"ai": "mistral"}}]
+    async with open_store(
+        f"sqlite://{tmp_path}/c.db", encryption=KEYS, catalog=TEST_CATALOG
+    ) as store:
+        plays = store.tenant("acme").collection("plays")
+        await plays.insert_one(doc)
+        back = from_document(Play, await plays.find_one({"_id": play.id}) or {})
+    assert back == play
+
+
+def test_codec_refuses_naive_datetimes() -> None:
+    with pytest.raises(InvalidDocument, match="naive"):
+        to_document(Play("x", "c", State.NEW, datetime(2026, 1, 1)))
+
+
+def test_new_ids_are_unique_and_sorted() -> None:
+    ids = [new_id() for _ in range(20000)]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert all(len(i) == 26 and i.isalnum() for i in ids[:100])
+
+
+def test_catalog_declares_the_collections_others_rely_on() -> None:
+    system = {"companies", "users", "memberships", "sessions", "api_keys", "instances"}
+    tenant = {
+        "flows", "flow_versions", "plays", "play_layers", "kv", "audit_logs", "schedules",
+        "component_configs", "links", "channels",
+    }  # fmt: skip
+    assert {s.name for s in CATALOG if s.scope == "system"} >= system
+    assert {s.name for s in CATALOG if s.scope == "tenant"} >= tenant
+    assert CATALOG.get("kv").secret_fields == {"value"}
+    assert CATALOG.get("links").secret_fields == {"data"}
+    assert CATALOG.get("component_configs").secret_fields == {"secrets"}
+    ttl = CATALOG.get("sessions").ttl
+    assert ttl is not None
+    assert ttl.expire_after_seconds == 0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: CollectionSpec("Bad-Name", "tenant"),
+        lambda: CollectionSpec("x", "global"),  # type: ignore[arg-type]
+        lambda: CollectionSpec("x", "tenant", (index("a", "b", expire_after_seconds=1),)),
+        lambda: CollectionSpec("x", "tenant", (index("s"),), frozenset({"s"})),
+        lambda: CollectionSpec("x", "tenant", (index("a.$b"),)),
+        lambda: CATALOG.extended(CollectionSpec("flows", "tenant")),
+    ],
+)
+def test_catalog_refuses_bad_declarations(make: object) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
+        make()  # type: ignore[operator]
+
+
+async def test_unreachable_mongodb_names_the_url_without_credentials(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    url = "mongodb://admin:hunter2@127.0.0.1:1/flow8"
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+        url, serverSelectionTimeoutMS=50, connectTimeoutMS=50
+    )
+    try:
+        with pytest.raises(StoreUnavailable) as e:
+            async with open_store(url, mongo_client=client, encryption=KEYS):
+                pass
+    finally:
+        client.close()
+    text = str(e.value)
+    assert "mongodb://***@127.0.0.1:1/flow8" in text
+    assert "hunter2" not in text
+    assert "admin" not in text
+
+
+async def test_bad_store_urls_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable, match="unsupported store URL"):
+        async with open_store("postgres://x", encryption=KEYS):
+            pass
+    with pytest.raises(StoreUnavailable, match="file path"):
+        async with open_store("sqlite://", encryption=KEYS):
+            pass
+
+
+async def test_errors_from_the_callers_block_come_back_unwrapped(tmp_path: Path) -> None:
+    class Boom(Exception):
+        pass
+
+    cause = KeyError("why")
+    with pytest.raises(Boom) as e:
+        async with open_store(f"sqlite://{tmp_path}/u.db", encryption=KEYS):
+            raise Boom from cause
+    assert e.value.__cause__ is cause
+
+
+async def test_serve_store_runs_as_a_service(tmp_path: Path) -> None:
+    from flow8.store import Store, serve_store
+
+    async with trio.open_nursery() as nursery:
+        store: Store = await nursery.start(
+            functools.partial(serve_store, f"sqlite://{tmp_path}/s.db", encryption=KEYS)
+        )
+        await store.system.collection("users").insert_one({"email": "x@y"})
+        nursery.cancel_scope.cancel()
+    async with open_store(f"sqlite://{tmp_path}/s.db", encryption=KEYS) as again:
+        assert await again.system.collection("users").count({"email": "x@y"}) == 1
