@@ -35,6 +35,7 @@ from . import _events as ev
 from ._events import EventBus, EventFilter
 from ._exceptions import PlayNotFound, PlayStateError, StepError
 from ._flows import FlowRepository
+from ._journal import Created
 from ._kv import KvStore, PlayKv
 from ._plan import PlanCache
 from ._records import layer_from_doc, play_doc, play_from_doc
@@ -163,6 +164,26 @@ class Engine:
             doc["lease_owner"] = self.owner
             doc["lease_expires_at"] = now + self.settings.lease_seconds
             doc["started_at"] = now
+        if runnable and stored_key is None:
+            # The play starts while its insert commits (it cannot collide: its key is its
+            # own id). Its first durability barrier waits for the insert, so no effect that
+            # needs durability precedes it; the caller hears back once it is durable.
+            pipe = self.store.pipeline()
+            pipe.insert_one(plays, doc)
+            created = Created()
+            running = attrs.evolve(play, state=PlayState.RUN, started_at=now)
+            await self._launch(company_id, play_id, running, created)
+            self.started_plays += 1
+            error: BaseException | None = RuntimeError("start_play was interrupted")
+            try:
+                await pipe.sync()
+                error = None
+            except BaseException as e:
+                error = e
+                raise
+            finally:
+                created.settle(error)
+            return running
         try:
             await plays.insert_one(doc)
         except DuplicateKey:
@@ -195,10 +216,16 @@ class Engine:
 
     # -- running --------------------------------------------------------------------------
 
-    async def _launch(self, company_id: str, play_id: str, fresh: Play | None = None) -> None:
+    async def _launch(
+        self,
+        company_id: str,
+        play_id: str,
+        fresh: Play | None = None,
+        created: Created | None = None,
+    ) -> None:
         async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
             task_status.started()
-            await self.run_play(company_id, play_id, fresh)
+            await self.run_play(company_id, play_id, fresh, created)
 
         if self._spawn is None:
             raise PlayStateError("the engine is not running plays (no dispatcher)")
@@ -211,18 +238,29 @@ class Engine:
             self._running.pop(play_id, None)
             raise
 
-    async def run_play(self, company_id: str, play_id: str, fresh: Play | None = None) -> None:
+    async def run_play(
+        self,
+        company_id: str,
+        play_id: str,
+        fresh: Play | None = None,
+        created: Created | None = None,
+    ) -> None:
         """The PlayActor body: run a play this instance holds the lease of, to its end or
         its next suspension. ``fresh`` is a play this instance has just created (and
         claimed): it has no layers or approvals to load yet."""
         cancel = self._running.setdefault(play_id, trio.CancelScope())
         try:
-            await self._run_play(company_id, play_id, fresh, cancel)
+            await self._run_play(company_id, play_id, fresh, cancel, created)
         finally:
             self._running.pop(play_id, None)
 
     async def _run_play(
-        self, company_id: str, play_id: str, fresh: Play | None, cancel: trio.CancelScope
+        self,
+        company_id: str,
+        play_id: str,
+        fresh: Play | None,
+        cancel: trio.CancelScope,
+        created: Created | None,
     ) -> None:
         doc: dict[str, Any] = {}
         if fresh is None:
@@ -244,6 +282,7 @@ class Engine:
             layers,
             self._play_kv(flow, play),
             doc.get("approvals") or {},
+            created,
         )
         if play.retry_of and not layers and play.resume_from:
             await self._reuse_layers(run, play.retry_of, play.resume_from)

@@ -4,10 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
+import trio
+
 from flow8.domain import PlayLayer
 from flow8.store import Store
 
 from ._records import layer_doc
+
+
+class Created:
+    """The outcome of a play's insert, awaited by its first durability barrier."""
+
+    def __init__(self) -> None:
+        self._done = trio.Event()
+        self._error: BaseException | None = None
+
+    def settle(self, error: BaseException | None) -> None:
+        self._error = error
+        self._done.set()
+
+    async def wait(self) -> None:
+        await self._done.wait()
+        if self._error is not None:
+            raise RuntimeError("the play's own record could not be stored") from self._error
 
 
 class Journal:
@@ -18,8 +37,11 @@ class Journal:
     step, before WAIT, before reporting the end), so pure steps pipeline.
     """
 
-    def __init__(self, store: Store, company_id: str, play_id: str) -> None:
+    def __init__(
+        self, store: Store, company_id: str, play_id: str, created: Created | None = None
+    ) -> None:
         self._store = store
+        self._created = created
         scope = store.tenant(company_id)
         self.plays = scope.collection("plays")
         self.layers = scope.collection("play_layers")
@@ -51,6 +73,11 @@ class Journal:
 
     async def barrier(self) -> None:
         """Wait until every write enqueued so far is durable (raises the first error)."""
+        if self._created is not None:
+            # The play's own insert is committing concurrently (see Engine.start_play):
+            # nothing of it may be reported durable before the play itself is.
+            await self._created.wait()
+            self._created = None
         if not self._pending:
             return
         pipe = self._pipe

@@ -32,7 +32,7 @@ from . import _events as ev
 from ._exceptions import ExpressionError, Interrupted, OutputTooLarge, StepError, StepTimeout
 from ._expressions import to_json_value
 from ._filters import FilterError, filters_pass
-from ._journal import Journal
+from ._journal import Created, Journal
 from ._kv import PlayKv
 from ._plan import Group, Loop, Node, Plan, Step
 
@@ -127,6 +127,7 @@ class PlayRun:
         layers: dict[str, PlayLayer],
         kv: PlayKv,
         approvals: Mapping[str, Any],
+        created: Created | None = None,
     ) -> None:
         self.engine = engine
         self.plan = plan
@@ -134,7 +135,7 @@ class PlayRun:
         self.layers = layers
         self.kv = kv
         self.approvals = approvals
-        self.journal = Journal(engine.store, play.company_id, play.id)
+        self.journal = Journal(engine.store, play.company_id, play.id, created)
         self._stored: set[str] = set(layers)
         self.seq = max((la.seq for la in layers.values()), default=0)
         self.last_output: Any = None
