@@ -5,12 +5,14 @@ from __future__ import annotations
 from flow8.domain import FlowValidationError
 from flow8.engine import FlowNotFound, KvError, PlayNotFound, PlayStateError
 from flow8.services import identity as ident
+from flow8.store import InvalidDocument, StoreClosed, StoreError, StoreUnavailable
 
 from .exceptions import (
     ApiError,
     Conflict,
     Forbidden,
     NotFound,
+    ServiceUnavailable,
     TooManyRequests,
     Unauthenticated,
     ValidationFailed,
@@ -45,4 +47,15 @@ def from_engine(error: Exception) -> ApiError:
         return Conflict(str(error), code="PLAY_STATE_CONFLICT")
     if isinstance(error, KvError):
         return ValidationFailed([{"field": "(body)", "message": str(error)}], message=str(error))
+    return ApiError("internal server error")
+
+
+def from_store(error: StoreError) -> ApiError:
+    """Store refusals a client can cause (a value the store cannot hold) are the client's
+    problem; an unreachable store is a temporary outage. Messages name the problem only."""
+    if isinstance(error, InvalidDocument) or isinstance(error.__cause__, InvalidDocument):
+        message = f"value cannot be stored: {str(error)[:200]}"
+        return ValidationFailed([{"field": "(body)", "message": message}], message=message)
+    if isinstance(error, StoreUnavailable | StoreClosed):
+        return ServiceUnavailable("the database is unavailable; retry shortly")
     return ApiError("internal server error")

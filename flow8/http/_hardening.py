@@ -10,9 +10,10 @@ from werkzeug.exceptions import HTTPException
 from flow8.domain import FlowValidationError
 from flow8.engine import FlowNotFound, KvError, PlayNotFound, PlayStateError
 from flow8.services.identity import IdentityError
+from flow8.store import StoreError
 
 from ._context import Flow8App
-from ._errors_map import from_engine, from_identity
+from ._errors_map import from_engine, from_identity, from_store
 from ._responses import error_response, json_response
 from .exceptions import ApiError, PayloadTooLarge
 
@@ -73,6 +74,13 @@ def install(app: Flow8App) -> None:
     @app.errorhandler(KvError)
     async def _engine_error(error: Exception) -> Response:
         return error_response(from_engine(error))
+
+    @app.errorhandler(StoreError)
+    async def _store_error(error: StoreError) -> Response:
+        api_error = from_store(error)
+        if api_error.status == 500:
+            log.error("store error on %s", request.path, exc_info=error)
+        return error_response(api_error)
 
     @app.errorhandler(HTTPException)
     async def _http_error(error: HTTPException) -> Response:

@@ -47,11 +47,12 @@ _DESCRIPTIONS = {
     415: "Body is not application/json",
     422: "Validation failed; every bad field is listed",
     429: "Rate limited; see Retry-After",
+    503: "The database is unavailable; retry shortly",
 }
 
 
 def _errors(spec: RouteSpec) -> list[int]:
-    codes = {401, 403, *spec.errors}
+    codes = {401, 403, 503, *spec.errors}
     if spec.body is not None:
         codes |= {400, 413, 415, 422}
     if spec.query is not None:

@@ -11,7 +11,8 @@ Hierarchy::
     ├── Conflict                  409
     ├── PayloadTooLarge           413 (body over the configured limit, refused before parsing)
     ├── UnsupportedMediaType      415 (a JSON route given another content type)
-    └── TooManyRequests           429 (rate limits; carries `retry_after` seconds)
+    ├── TooManyRequests           429 (rate limits; carries `retry_after` seconds)
+    └── ServiceUnavailable        503 (the database cannot be reached)
 """
 
 from __future__ import annotations
@@ -91,3 +92,8 @@ class TooManyRequests(ApiError):
     def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    default_code = "SERVICE_UNAVAILABLE"

@@ -112,7 +112,15 @@ class IdentityService:
     ip_limiter: RateLimiter = attrs.field(
         default=attrs.Factory(lambda s: RateLimiter(50, 900, s.clock), takes_self=True)
     )
+    # Authenticated credentials are cached this long (per process) so a request costs no
+    # store reads for its caller; any change made through this service clears the cache, and
+    # other instances see revocations within this many seconds.
+    auth_cache_seconds: float = 2.0
     _install_lock: trio.Lock = attrs.field(init=False, factory=trio.Lock)
+    _principals: dict[str, tuple[float, datetime | None, Principal]] = attrs.field(
+        init=False, factory=dict
+    )
+    _generation: int = attrs.field(init=False, default=0)
 
     def _c(self, name: str) -> Collection:
         return self.store.system.collection(name)
@@ -266,8 +274,39 @@ class IdentityService:
         doc = await self._c("memberships").find_one({"user_id": user_id, "company_id": company_id})
         return Role(doc["role"]) if doc else None
 
+    def _cached(self, digest: str) -> Principal | None:
+        hit = self._principals.get(digest)
+        if hit is None:
+            return None
+        until, expires_at, principal = hit
+        if until <= self.clock() or (expires_at is not None and expires_at <= _now()):
+            self._principals.pop(digest, None)
+            return None
+        return principal
+
+    def _remember(self, digest: str, principal: Principal, expires_at: datetime | None) -> None:
+        if len(self._principals) >= 10_000:
+            self._principals.clear()
+        self._principals[digest] = (self.clock() + self.auth_cache_seconds, expires_at, principal)
+
+    def forget_credentials(self) -> None:
+        """Drop cached sessions and keys (around any change to sessions, keys or roles)."""
+        self._generation += 1
+        self._principals.clear()
+
     async def session_principal(self, token: str) -> Principal:
-        doc = await self._c("sessions").find_one({"token_hash": _tokens.digest(token)})
+        digest = _tokens.digest(token)
+        cached = self._cached(digest)
+        if cached is not None:
+            return cached
+        generation = self._generation
+        principal, expires_at = await self._load_session(digest)
+        if generation == self._generation:  # nothing changed while we read
+            self._remember(digest, principal, expires_at)
+        return principal
+
+    async def _load_session(self, digest: str) -> tuple[Principal, datetime]:
+        doc = await self._c("sessions").find_one({"token_hash": digest})
         if doc is None or doc["expires_at"] <= _now():
             raise NotAuthenticated("session expired or unknown")
         user_doc = await self._c("users").find_one({"_id": doc["user_id"]})
@@ -278,7 +317,7 @@ class IdentityService:
         if company_id and role is None:
             # Removed from the company since: the session stays valid, the company does not.
             company_id = None
-        return Principal(
+        principal = Principal(
             User.from_doc(user_doc),
             company_id,
             role,
@@ -286,10 +325,13 @@ class IdentityService:
             session_id=doc["_id"],
             csrf_token=doc["csrf_token"],
         )
+        return principal, doc["expires_at"]
 
     async def logout(self, principal: Principal, *, ip: str, user_agent: str) -> None:
+        self.forget_credentials()
         if principal.session_id:
             await self._c("sessions").delete_one({"_id": principal.session_id})
+        self.forget_credentials()  # again: a lookup may have raced the write
         self.audit(
             AuditEntry(
                 "auth_logout",
@@ -302,6 +344,7 @@ class IdentityService:
         )
 
     async def switch_company(self, principal: Principal, company_id: str) -> Principal:
+        self.forget_credentials()
         if principal.via != "session" or principal.session_id is None:
             raise PermissionDenied("an API key is bound to its company")
         role = await self._role(principal.user.id, company_id)
@@ -313,6 +356,7 @@ class IdentityService:
         await self._c("users").update_one(
             {"_id": principal.user.id}, {"$set": {"last_company_id": company_id}}
         )
+        self.forget_credentials()  # again: a lookup may have raced the write
         self.audit(
             AuditEntry(
                 "auth_company_switched",
@@ -364,12 +408,14 @@ class IdentityService:
         return [ApiKey.from_doc(d) for d in docs]
 
     async def delete_api_key(self, principal: Principal, key_id: str) -> None:
+        self.forget_credentials()
         company_id = _company_of(principal)
         keys = self._c("api_keys")
         doc = await keys.find_one({"_id": key_id, "company_id": company_id})
         if doc is None:
             raise NotFound("API key not found", "API_KEY_NOT_FOUND")
         await keys.delete_one({"_id": key_id, "company_id": company_id})
+        self.forget_credentials()  # again: a lookup may have raced the write
         self.audit(
             AuditEntry(
                 "auth_api_key_deleted",
@@ -385,11 +431,21 @@ class IdentityService:
     async def api_key_principal(self, key: str, scope: str = "api") -> Principal:
         if not _tokens.looks_like_api_key(key):
             raise NotAuthenticated("invalid API key")
-        doc = await self._c("api_keys").find_one({"key_hash": _tokens.digest(key)})
+        digest = _tokens.digest(key)
+        principal = self._cached(digest)
+        if principal is None:
+            generation = self._generation
+            principal = await self._load_api_key(digest)
+            if generation == self._generation:
+                self._remember(digest, principal, None)
+        if scope not in principal.scopes:
+            raise PermissionDenied(f"API key lacks the {scope!r} scope")
+        return principal
+
+    async def _load_api_key(self, digest: str) -> Principal:
+        doc = await self._c("api_keys").find_one({"key_hash": digest})
         if doc is None:
             raise NotAuthenticated("invalid API key")
-        if scope not in doc.get("scopes", ()):
-            raise PermissionDenied(f"API key lacks the {scope!r} scope")
         role = await self._role(doc["user_id"], doc["company_id"])
         user_doc = await self._c("users").find_one({"_id": doc["user_id"]})
         if role is None or user_doc is None:
@@ -561,6 +617,7 @@ class IdentityService:
         return int(await self._c("memberships").count({"company_id": company_id, "role": "owner"}))
 
     async def update_member(self, principal: Principal, user_id: str, role: Role) -> Member:
+        self.forget_credentials()
         company_id = _company_of(principal)
         current = await self._membership(company_id, user_id)
         if user_id == principal.user.id:
@@ -574,6 +631,7 @@ class IdentityService:
             {"_id": current["_id"]}, {"$set": {"role": role.value}}
         )
         user = await self.get_user(user_id)
+        self.forget_credentials()  # again: a lookup may have raced the write
         self.audit(
             AuditEntry(
                 "member_updated",
@@ -589,6 +647,7 @@ class IdentityService:
         return Member(user, role, current["created_at"])
 
     async def remove_member(self, principal: Principal, user_id: str) -> None:
+        self.forget_credentials()
         company_id = _company_of(principal)
         current = await self._membership(company_id, user_id)
         old = Role(current["role"])
@@ -597,6 +656,7 @@ class IdentityService:
         if old is Role.OWNER and await self._owners(company_id) <= 1:
             raise Conflict("a company keeps at least one owner", "LAST_OWNER")
         await self._c("memberships").delete_one({"_id": current["_id"]})
+        self.forget_credentials()  # again: a lookup may have raced the write
         self.audit(
             AuditEntry(
                 "member_deleted",
