@@ -33,7 +33,7 @@ from flow8.store import DuplicateKey, ReturnDocument, Store, new_id
 
 from . import _events as ev
 from ._events import EventBus, EventFilter
-from ._exceptions import PlayNotFound, PlayStateError, StepError
+from ._exceptions import InvalidInput, PlayNotFound, PlayStateError, StepError
 from ._flows import FlowRepository
 from ._journal import Created
 from ._kv import KvStore, PlayKv
@@ -118,8 +118,12 @@ class Engine:
         last 24 h is returned instead of starting another.
         """
         flow = await self.flows.get(company_id, flow_id, version)
-        plan = self.plans.get(flow)  # fail early on a flow that does not compile
-        del plan
+        plan = self.plans.get(flow)  # fails early for a flow that does not compile
+        if plan.input_validator is not None:
+            problems = plan.input_validator.problems(input)
+            if problems:
+                text = "; ".join(f"{p or 'input'}: {m}" for p, m in problems)
+                raise InvalidInput(f"input does not match the flow's inputSchema: {text}")
         plays = self._plays(company_id)
         now = time.time()
         stored_key = f"{flow_id}:{idempotency_key}" if idempotency_key else None

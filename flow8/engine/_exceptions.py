@@ -9,6 +9,7 @@ Hierarchy::
     │   ├── StepTimeout          the step ran past its timeout
     │   ├── OutputTooLarge       the step's output exceeds the configured limit
     │   └── Interrupted          a non-idempotent step was cut off by a crash; not re-run
+    ├── InvalidInput             a play's input does not match the flow's inputSchema
     ├── PlayNotFound             no such play for this company
     ├── FlowNotFound             no such flow (or flow version) for this company
     └── PlayStateError           the play is not in a state that allows the request
@@ -52,6 +53,10 @@ class OutputTooLarge(StepError):
 
 
 class Interrupted(StepError):
+    pass
+
+
+class InvalidInput(EngineError):
     pass
 
 

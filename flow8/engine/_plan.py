@@ -22,7 +22,7 @@ from flow8.domain import (
     execution_groups,
 )
 from flow8.domain import FlowValidationError as _FlowValidationError
-from flow8.modules import AGGREGATOR, ITERATOR, ModuleRegistry, ModuleSpec
+from flow8.modules import AGGREGATOR, ITERATOR, ArgsValidator, ModuleRegistry, ModuleSpec
 
 from ._exceptions import ExpressionError
 from ._filters import CompiledFilter, compile_filters
@@ -64,6 +64,7 @@ Node = Group | Loop
 class Plan:
     flow: Flow
     nodes: tuple[Node, ...]
+    input_validator: ArgsValidator | None = None
 
     def steps(self) -> Iterator[Step]:
         """Every step in execution order (loops flattened)."""
@@ -108,7 +109,14 @@ class _Checks:
 
 def validate_definition(definition: FlowDefinition, registry: ModuleRegistry) -> list[Problem]:
     """Every problem of ``definition`` (empty when it is valid)."""
-    return definition_problems(definition, _Checks(registry))
+    problems = definition_problems(definition, _Checks(registry))
+    if definition.input_schema is not None:
+        try:
+            ArgsValidator(definition.input_schema)
+        except Exception as e:  # jsonschema.SchemaError and friends
+            message = str(e).splitlines()[0] if str(e) else type(e).__name__
+            problems.append(Problem("inputSchema", f"is not a valid JSON Schema: {message}"))
+    return problems
 
 
 def check_definition(definition: FlowDefinition, registry: ModuleRegistry) -> None:
@@ -125,7 +133,8 @@ def compile_plan(flow: Flow, registry: ModuleRegistry) -> Plan:
     steps = [[_step(f, registry) for f in g] for g in groups]
     nodes, rest = _nodes(steps, 0, None)
     assert rest == len(steps)
-    return Plan(flow, tuple(nodes))
+    schema = flow.definition.input_schema
+    return Plan(flow, tuple(nodes), ArgsValidator(schema) if schema else None)
 
 
 def _step(f: Flowlet, registry: ModuleRegistry) -> Step:

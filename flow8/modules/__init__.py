@@ -11,6 +11,7 @@ from ._data import data_modules
 from ._errors import DuplicateModule, InvalidArgs, ModuleError, ModuleFailure, UnknownModule
 from ._kv import SCOPES, kv_modules
 from ._registry import KvAccess, ModuleContext, ModuleRegistry, ModuleSpec, RunFn
+from ._schema import ArgsValidator
 from ._utility import utility_modules
 
 
@@ -27,6 +28,7 @@ __all__ = [
     "ITERATOR",
     "SCOPES",
     "SUBFLOW",
+    "ArgsValidator",
     "DuplicateModule",
     "InvalidArgs",
     "KvAccess",

@@ -458,3 +458,24 @@ async def test_events_are_published_in_order(engine: Engine) -> None:
                 continue
             break
     assert seen == ["play:started", "play:layer:started", "play:layer:completed", "play:completed"]
+
+
+async def test_input_is_checked_against_the_input_schema(engine: Engine) -> None:
+    import pytest
+
+    from flow8.engine import InvalidInput
+
+    flow = await make_flow(
+        engine,
+        {
+            "inputSchema": {
+                "type": "object",
+                "properties": {"n": {"type": "integer"}},
+                "required": ["n"],
+            },
+            "flowlets": [{"ref": "a", "appId": "noop"}],
+        },
+    )
+    with pytest.raises(InvalidInput, match="'n' is a required property"):
+        await engine.start_play(COMPANY, flow.id, {"m": 1})
+    assert (await run(engine, flow, {"n": 1})).state is PlayState.DONE

@@ -129,3 +129,10 @@ def test_empty_flow_is_invalid() -> None:
     assert "flowlets" in problems({"name": "x", "flowlets": []})
     with pytest.raises(FlowValidationError):
         parse_flow_definition([1, 2])
+
+
+def test_input_schema_must_be_a_json_schema() -> None:
+    found = problems(
+        {"name": "s", "inputSchema": {"type": 12}, "flowlets": [{"ref": "a", "appId": "noop"}]}
+    )
+    assert "not a valid JSON Schema" in found["inputSchema"]
