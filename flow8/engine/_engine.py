@@ -373,6 +373,7 @@ class Engine:
         )
 
     async def _finish(self, run: PlayRun, state: PlayState, output: Any, error: str | None) -> None:
+        run.skip_unreached()
         now = time.time()
         fields: dict[str, Any] = {
             "status": state.value,

@@ -160,6 +160,29 @@ class PlayRun:
         self.layers[layer.key] = layer
         return layer
 
+    def skip_unreached(self) -> None:
+        """Record SKIP for the steps outside loops that the play never reached (a failed or
+        cancelled play, or steps of a loop whose iterator was filtered)."""
+        for node in self.plan.nodes:
+            steps = node.steps if isinstance(node, Group) else (node.iterator, node.aggregator)
+            for step in steps:
+                if step is None or layer_key(self.play.id, step.ref, ()) in self.layers:
+                    continue
+                self._record(
+                    PlayLayer(
+                        play_id=self.play.id,
+                        company_id=self.play.company_id,
+                        ref=step.ref,
+                        state=LayerState.SKIP,
+                        app_id=step.module.app_id,
+                        seq=self._next_seq(),
+                    )
+                )
+
+    def _next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
     # -- the whole play -------------------------------------------------------------------
 
     async def execute(self) -> tuple[PlayState, Any, str | None, _Suspended | None]:
