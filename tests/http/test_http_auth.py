@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -243,15 +243,17 @@ async def test_chunked_body_over_limit_is_413(serve: Any, store: Any, nursery: A
     app, _, _ = await start_app(nursery, store, HttpSettings(max_body_bytes=1000))
     url = await serve(app)
 
-    async def chunks() -> AsyncIterator[bytes]:
+    async def chunks() -> AsyncGenerator[bytes]:
         yield b'{"email": "'
         for _ in range(100):
             yield b"a" * 100
         yield b'", "password": "x"}'
 
+    body = chunks()
     async with httpx.AsyncClient(base_url=url) as client:
         r = await client.post(
-            "/api/auth/login", content=chunks(), headers={"Content-Type": "application/json"}
+            "/api/auth/login", content=body, headers={"Content-Type": "application/json"}
         )
+    await body.aclose()  # the server answered before reading it all
     assert r.status_code == 413
     assert r.json()["error"] == "PAYLOAD_TOO_LARGE"
