@@ -82,7 +82,7 @@ async def test_long_delay_parks_the_play_and_the_dispatcher_wakes_it(engine: Eng
         engine,
         {
             "flowlets": [
-                {"ref": "wait", "appId": "delay", "args": {"ms": 700}},
+                {"ref": "wait", "appId": "delay", "args": {"ms": 1500}},
                 {"ref": "after", "appId": "set", "args": {"value": "{{ $prev.wait }}"}},
             ]
         },
@@ -95,7 +95,7 @@ async def test_long_delay_parks_the_play_and_the_dispatcher_wakes_it(engine: Eng
     assert engine.running == 0
     done = await engine.wait_play(COMPANY, play.id, timeout=10)
     assert done.state is PlayState.DONE
-    assert done.output == {"delayedMs": 700}
+    assert done.output == {"delayedMs": 1500}
 
 
 async def test_cancel_a_running_play_cancels_its_module(engine: Engine) -> None:
@@ -161,7 +161,11 @@ async def test_lapsed_lease_resumes_from_the_first_unfinished_step(store: Store)
         flow = await make_flow(dying, flow_def)
         play = await dying.start_play(COMPANY, flow.id)
         await entered.wait()
-        await trio.sleep(0.1)  # let the pipelined layer of step a become durable
+        with trio.fail_after(10):  # step a's pipelined layer reaches the store
+            while True:
+                if [la.ref for la in await dying.get_layers(COMPANY, play.id)] == ["a"]:
+                    break
+                await trio.sleep(0.01)
         nursery.cancel_scope.cancel()  # the instance dies mid-step (no clean shutdown)
     assert (await dying.get_play(COMPANY, play.id)).state is PlayState.RUN
     async with trio.open_nursery() as nursery:
@@ -289,7 +293,7 @@ async def test_max_concurrent_defers_plays_beyond_the_limit(engine: Engine) -> N
         nonlocal active, peak
         active += 1
         peak = max(peak, active)
-        await trio.sleep(0.15)
+        await trio.sleep(0.5)
         active -= 1
         return ctx.play_id
 
