@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,20 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
         yield s
 
 
+@asynccontextmanager
+async def running_engine(store: Store, **settings: Any) -> AsyncIterator[Engine]:
+    """An engine with its dispatcher, stopped before the store closes (as in the tree)."""
+    async with trio.open_nursery() as nursery:
+        eng = Engine(store, EventBus(), fast_settings(**settings))
+        await nursery.start(eng.serve)
+        yield eng
+        nursery.cancel_scope.cancel()
+
+
 @pytest.fixture
-async def engine(store: Store, nursery: trio.Nursery) -> Engine:
-    eng = Engine(store, EventBus(), fast_settings())
-    await nursery.start(eng.serve)
-    return eng
+async def engine(store: Store) -> AsyncIterator[Engine]:
+    async with running_engine(store) as eng:
+        yield eng
 
 
 async def make_flow(engine: Engine, data: dict[str, Any], company: str = COMPANY) -> Flow:

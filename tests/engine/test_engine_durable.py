@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import COMPANY, fast_settings, layers_by_ref, make_flow, run
+from conftest import COMPANY, fast_settings, layers_by_ref, make_flow, run, running_engine
 
 from flow8.domain import LayerState, PlayState, TriggerKind
 from flow8.engine import Engine, EventBus, PlayStateError
@@ -272,11 +272,12 @@ async def test_idempotency_key_returns_the_existing_play(engine: Engine) -> None
     assert total == 1
 
 
-async def test_idempotency_key_expires_after_the_window(
-    store: Store, nursery: trio.Nursery
-) -> None:
-    engine = Engine(store, EventBus(), fast_settings(idempotency_window_seconds=0.2))
-    await nursery.start(engine.serve)
+async def test_idempotency_key_expires_after_the_window(store: Store) -> None:
+    async with running_engine(store, idempotency_window_seconds=0.2) as engine:
+        await _idempotency_window(engine)
+
+
+async def _idempotency_window(engine: Engine) -> None:
     flow = await make_flow(engine, {"flowlets": [{"ref": "a", "appId": "noop"}]})
     one = await engine.start_play(COMPANY, flow.id, idempotency_key="k")
     await trio.sleep(0.3)
@@ -356,9 +357,12 @@ async def test_subflow_sync_and_async(engine: Engine) -> None:
     assert bg.parent_play_id == play.id
 
 
-async def test_subflow_recursion_is_depth_limited(store: Store, nursery: trio.Nursery) -> None:
-    engine = Engine(store, EventBus(), fast_settings(max_subflow_depth=3))
-    await nursery.start(engine.serve)
+async def test_subflow_recursion_is_depth_limited(store: Store) -> None:
+    async with running_engine(store, max_subflow_depth=3) as engine:
+        await _recursion_limited(engine)
+
+
+async def _recursion_limited(engine: Engine) -> None:
     flow = await make_flow(engine, {"flowlets": [{"ref": "x", "appId": "noop"}]})
     recursive = {
         "flowlets": [

@@ -16,13 +16,16 @@ from flow8.store import open_store
 
 
 @pytest.fixture
-async def services(
-    tmp_path: Path, nursery: trio.Nursery
-) -> AsyncIterator[tuple[FlowService, PlayService]]:
-    async with open_store(f"sqlite:///{tmp_path / 'p.db'}", data_dir=tmp_path) as store:
+async def services(tmp_path: Path) -> AsyncIterator[tuple[FlowService, PlayService]]:
+    async with (
+        open_store(f"sqlite:///{tmp_path / 'p.db'}", data_dir=tmp_path) as store,
+        trio.open_nursery() as nursery,
+    ):
+        # The dispatcher stops before the store closes, as in the supervision tree.
         engine = Engine(store, EventBus(), EngineSettings(poll_interval=0.05))
         await nursery.start(engine.serve)
         yield FlowService(engine), PlayService(engine)
+        nursery.cancel_scope.cancel()
 
 
 async def _until_waiting(plays: PlayService, play_id: str) -> None:
