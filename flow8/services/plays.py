@@ -8,9 +8,16 @@ from typing import Any
 import attrs
 
 from flow8.domain import Play, PlayLayer, PlayState, Trigger, TriggerKind, api
-from flow8.engine import Engine, PlayNotFound, PlayStateError
+from flow8.engine import Engine, InvalidInput, PlayNotFound, PlayStateError
 
-__all__ = ["PlayNotFound", "PlayService", "PlayStateError", "layer_to_api", "play_to_api"]
+__all__ = [
+    "InvalidInput",
+    "PlayNotFound",
+    "PlayService",
+    "PlayStateError",
+    "layer_to_api",
+    "play_to_api",
+]
 
 
 def play_to_api(play: Play) -> dict[str, Any]:
@@ -29,8 +36,9 @@ class PlayService:
     """Every method is scoped to ``company_id``.
 
     Errors: ``FlowNotFound``, ``PlayNotFound``, ``PlayStateError`` (the play is not in a
-    state that allows the request), ``FlowValidationError`` (a stored flow that no longer
-    compiles).
+    state that allows the request), ``InvalidInput`` (the input does not match the flow's
+    ``inputSchema``; the message lists every problem), ``FlowValidationError`` (a stored
+    flow that no longer compiles, e.g. a module was removed).
     """
 
     engine: Engine
