@@ -281,10 +281,26 @@ class MongoBackend:
         if len(docs) == 1:
             await self._run(lambda: self._coll(op.spec).insert_one(docs[0]), op.spec, "insert")
         else:
-            await self._run(
-                lambda: self._coll(op.spec).insert_many(docs, ordered=True), op.spec, "insert"
-            )
+            await self._run(lambda: self._insert_many(op.spec, docs), op.spec, "insert")
         return [d["_id"] for d in op.docs]
+
+    def _insert_many(self, spec: CollectionSpec, docs: list[dict[str, Any]]) -> None:
+        from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+        coll = self._coll(spec)
+        try:
+            coll.insert_many(docs, ordered=True)
+        except BulkWriteError as e:
+            # An ordered insert stops at the first failure; remove what it did insert so the
+            # batch is all-or-nothing, as on sqlite.
+            done = [d["_id"] for d in docs[: int(e.details.get("nInserted", 0))]]
+            if done:
+                coll.delete_many({"_id": {"$in": done}})
+            errors = e.details.get("writeErrors") or [{}]
+            if errors[0].get("code") == 11000:
+                dup = DuplicateKeyError(errors[0].get("errmsg", "duplicate key"), 11000, errors[0])
+                raise dup from e
+            raise
 
     def _mongo_update(self, op: UpdateOp | FindAndModifyOp, doc_id: str | None) -> dict[str, Any]:
         update = op.sealer(doc_id).doc if (op.sealer and doc_id) else op.update.doc

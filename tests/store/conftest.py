@@ -19,6 +19,10 @@ TEST_CATALOG = CATALOG.extended(
     # unindexed: full MongoDB semantics (arrays, mixed types) on every path
     CollectionSpec("docs", "tenant"),
     CollectionSpec("sys_docs", "system"),
+    # indexed scalar paths: the compiler's index-friendly branch, no array membership
+    CollectionSpec(
+        "scalars", "tenant", (index("company_id", "a"), index("sub.x"), index("b", "a"))
+    ),
     CollectionSpec(
         "things",
         "tenant",

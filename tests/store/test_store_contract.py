@@ -54,6 +54,15 @@ async def test_explicit_id_and_duplicate_id(store: Store) -> None:
     assert (await c.find_one({"_id": "a"})) == {"_id": "a", "x": 1, "company_id": "acme"}
 
 
+async def test_insert_many_is_all_or_nothing(store: Store) -> None:
+    c = docs(store)
+    await c.insert_one({"_id": "taken"})
+    with pytest.raises(DuplicateKey) as e:
+        await c.insert_many([{"_id": "new1"}, {"_id": "taken"}, {"_id": "new2"}])
+    assert e.value.index == "_id_"
+    assert [d["_id"] for d in await c.find()] == ["taken"]
+
+
 async def test_insert_many_and_count(store: Store) -> None:
     c = docs(store)
     ids = await c.insert_many([{"n": i} for i in range(10)])
