@@ -419,7 +419,6 @@ class Engine:
     async def run_subflow(
         self,
         parent: Play,
-        parent_kv: PlayKv,
         flow_id: str,
         args: Any,
         *,
@@ -427,7 +426,10 @@ class Engine:
         wait: bool,
         timeout: float | None,
     ) -> dict[str, Any]:
-        del parent_kv
+        """Start ``flow_id`` as a child of ``parent`` for the step whose layer key is ``key``
+        (also the child's idempotency key: a re-run step finds the same child). With
+        ``wait``, returns ``{state, playId, out, error}`` once the child ends, cancelling it
+        after ``timeout`` seconds; else ``{state, playId, out: None}`` at once."""
         if parent.depth + 1 > self.settings.max_subflow_depth:
             raise StepError(
                 key.split(":")[1],
@@ -464,6 +466,14 @@ class Engine:
         flt = EventFilter(
             company_id, play_id=play_id, types=frozenset({ev.PLAY_COMPLETED, ev.PLAY_FAILED})
         )
+        try:
+            return await self._wait_play(company_id, play_id, flt, timeout)
+        except trio.TooSlowError:
+            raise TimeoutError(f"play {play_id} did not finish in {timeout:g} s") from None
+
+    async def _wait_play(
+        self, company_id: str, play_id: str, flt: EventFilter, timeout: float | None
+    ) -> Play:
         with trio.fail_after(timeout if timeout else math.inf):
             async with self.events.subscribe(flt, buffer=8) as events:
                 while True:

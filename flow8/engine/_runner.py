@@ -107,7 +107,6 @@ class StepContext:
     ) -> dict[str, Any]:
         return await self.run.engine.run_subflow(
             self.run.play,
-            self.run.kv,
             flow_id,
             args,
             key=layer_key(self.run.play.id, self.step.ref, self.iteration),

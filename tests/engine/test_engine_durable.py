@@ -507,3 +507,22 @@ async def test_waiting_and_failure_events(engine: Engine) -> None:
                 seen.append((e.type, e.data.get("ref") or e.data.get("state")))
     assert ("play:waiting", "pay") in seen
     assert seen[-1] == ("play:failed", "FAIL")
+
+
+async def test_subflow_timeout_fails_the_step_and_cancels_the_child(engine: Engine) -> None:
+    child = await make_flow(
+        engine, {"flowlets": [{"ref": "slow", "appId": "delay", "args": {"ms": 5000}}]}
+    )
+    parent = await make_flow(
+        engine,
+        {
+            "flowlets": [
+                {"ref": "sub", "appId": "subflow", "args": {"flowId": child.id, "timeout": 0.4}}
+            ]
+        },
+    )
+    play = await run(engine, parent)
+    assert play.state is PlayState.FAIL
+    assert "did not finish" in (play.error or "")
+    kids, _ = await engine.list_plays(COMPANY, flow_id=child.id)
+    assert [k.state for k in kids] == [PlayState.CANCEL]
