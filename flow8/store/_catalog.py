@@ -184,8 +184,6 @@ CATALOG = Catalog.of(
             index("index", unique=True),
             index("expires_at", expire_after_seconds=0),
         ),
-        # audit entries that belong to no company (e.g. failed logins for unknown accounts)
-        _system("system_audit_logs", index(("created_at", -1)), index("action")),
         # store-internal bookkeeping (key rotation progress)
         _system("store_meta"),
         # [http/identity engineer] audit entries outside any company (failed logins for
