@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import trio
 from quart import Response
 
 from flow8.domain import FlowDefinition, Flowlet, flow_definition_to_api
@@ -17,7 +18,7 @@ from ._engine_models import FlowOut, PlayOut, RunQuery, flow_out
 from ._page import PageQuery, make_page, page_of, slice_page
 from ._responses import json_response
 from ._schema import dump
-from .exceptions import BadRequest, NotFound
+from .exceptions import BadRequest, NotFound, ServiceUnavailable
 
 routes = Routes("flows", "flows")
 
@@ -242,7 +243,12 @@ async def run_flow(req: Req, flowId: str) -> Response:
     key = req.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
         raise BadRequest("Idempotency-Key must be 1 to 200 characters", code="BAD_IDEMPOTENCY_KEY")
-    play = await _plays().start(req.company_id, flowId, req.body, idempotency_key=key)
+    # A client hanging up must not cancel a play half-created: starting is one step.
+    play = None
+    with trio.CancelScope(shield=True), trio.move_on_after(30):
+        play = await _plays().start(req.company_id, flowId, req.body, idempotency_key=key)
+    if play is None:
+        raise ServiceUnavailable("starting the play timed out; retry with the same key")
     audit_change(
         req,
         "play_started",

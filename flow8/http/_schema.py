@@ -8,6 +8,7 @@ Python fields are snake_case; JSON is camelCase. Constraints live in field metad
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import re
 import types
@@ -24,6 +25,7 @@ _META = "flow8_json"
 T = typing.TypeVar("T")
 
 
+@functools.cache
 def camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(p[:1].upper() + p[1:] for p in rest)
@@ -305,14 +307,22 @@ def parse(cls: type[T], value: Any) -> T:
 # -- dumping ---------------------------------------------------------------------------------
 
 
+@functools.cache
+def _dump_plan(cls: type) -> tuple[tuple[str, str], ...]:
+    return tuple((a.name, camel(a.name)) for a in attrs.fields(cls))
+
+
 def dump(value: Any) -> Any:
     """attrs objects -> camelCase JSON data; datetimes as RFC 3339 UTC; enums by value."""
-    if attrs.has(type(value)):
-        return {camel(a.name): dump(getattr(value, a.name)) for a in attrs.fields(type(value))}
-    if isinstance(value, enum.Enum):
-        return value.value
+    if value is None or isinstance(value, str | int | float | bool):
+        return value  # a StrEnum member is a str: json encodes its value
+    cls = type(value)
+    if attrs.has(cls):
+        return {key: dump(getattr(value, name)) for name, key in _dump_plan(cls)}
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, enum.Enum):
+        return value.value
     if isinstance(value, Mapping):
         return {str(k): dump(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
