@@ -99,7 +99,8 @@ async def _wrk(
         script.write('wrk.headers["Content-Type"] = "application/json"\n')
         if auth:
             script.write(f'wrk.headers["Authorization"] = "{auth}"\n')
-    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--latency", "-s", script.name, url]
+    duration = f"-d{max(1, round(seconds))}s"
+    cmd = ["wrk", "-t1", f"-c{conns}", duration, "--latency", "-s", script.name, url]
     proc = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True)
     out = proc.stdout.decode()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
