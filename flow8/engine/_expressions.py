@@ -13,6 +13,7 @@ catastrophic backtracking), and results must be JSON values (no functions escape
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -49,8 +50,9 @@ def _re2_engine(pattern: str, flags: RegexFlags) -> Any:
         raise jexception.JException(f"invalid regular expression /{pattern}/: {e}", 0) from e
 
 
+@functools.lru_cache(maxsize=1024)
 def compile_regex(pattern: str) -> Any:
-    """An RE2 pattern (linear-time) for the ``regex`` filter operator."""
+    """An RE2 pattern (linear-time) for the ``regex`` filter operator (cached)."""
     return re2.compile(pattern, _RE2_OPTIONS)
 
 

@@ -81,12 +81,25 @@ async def _run_one(
             await engine.flows.get(company_id, flow_id)
     except (EngineError, FlowValidationError) as e:
         return e
+    outcome: dict[str, Any] | EngineError
     async with trio.open_nursery() as nursery:
         await nursery.start(engine.serve)
-        play = await engine.start_play(company_id, flow_id, input, trigger=Trigger(TriggerKind.CLI))
-        done = await engine.wait_play(company_id, play.id)
+        try:
+            play = await engine.start_play(
+                company_id, flow_id, input, trigger=Trigger(TriggerKind.CLI)
+            )
+        except EngineError as e:  # e.g. input that does not match the inputSchema
+            outcome = e
+        else:
+            done = await engine.wait_play(company_id, play.id)
+            outcome = {
+                "playId": done.id,
+                "state": done.state.value,
+                "out": done.output,
+                "error": done.error,
+            }
         nursery.cancel_scope.cancel()
-    return {"playId": done.id, "state": done.state.value, "out": done.output, "error": done.error}
+    return outcome
 
 
 def _result(outcome: dict[str, Any] | EngineError | FlowValidationError) -> dict[str, Any]:
@@ -107,7 +120,8 @@ async def run_flow_file(
     """``flow8 run FILE.json``: store the flow file as a new flow and run it in-process.
 
     Returns ``{"playId", "state", "out", "error"}``; the CLI exits 0 when state is DONE.
-    Raises :class:`flow8.domain.FlowValidationError` (every problem listed) for a bad file.
+    Raises :class:`flow8.domain.FlowValidationError` (every problem listed) for a bad file
+    and :class:`InvalidInput` for input that does not match the flow's ``inputSchema``.
     """
     try:
         data = json.loads(await trio.Path(path).read_text(encoding="utf-8"))
@@ -131,7 +145,8 @@ async def run_stored_flow(
 ) -> dict[str, Any]:
     """``flow8 run --flow ID``: run a stored flow (latest version) in-process.
 
-    Raises :class:`FlowNotFound` when ``flow_id`` is not stored for ``company_id``."""
+    Raises :class:`FlowNotFound` when ``flow_id`` is not stored for ``company_id`` and
+    :class:`InvalidInput` for input that does not match the flow's ``inputSchema``."""
     async with open_store(_store_url(store_url, data_dir), data_dir=data_dir) as store:
         outcome = await _run_one(store, flow_id, None, input, company_id, settings)
     return _result(outcome)

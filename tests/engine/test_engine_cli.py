@@ -82,3 +82,20 @@ async def test_run_stored_flow_unknown_id(tmp_path: Path) -> None:
 
     with pytest.raises(FlowNotFound):
         await run_stored_flow("missing", data_dir=tmp_path)
+
+
+async def test_input_not_matching_the_schema_is_reported(tmp_path: Path) -> None:
+    from flow8.engine import InvalidInput
+
+    path = tmp_path / "flow.json"
+    path.write_text(
+        json.dumps(
+            {
+                "name": "s",
+                "inputSchema": {"type": "object", "required": ["n"]},
+                "flowlets": [{"ref": "a", "appId": "noop"}],
+            }
+        )
+    )
+    with pytest.raises(InvalidInput, match="'n' is a required property"):
+        await run_flow_file(path, {}, data_dir=tmp_path)
