@@ -1,0 +1,144 @@
+"""Flows, layers, versions, plays and their commands, KV and modules over the REST API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import trio
+from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ApiEnv
+
+STEP = {"ref": "a", "appId": "set", "args": {"value": "{{ $prev.args.x }}"}}
+
+
+async def _wait_state(client: httpx.AsyncClient, play_id: str, state: str) -> dict[str, Any]:
+    with trio.fail_after(10):
+        while True:
+            play: dict[str, Any] = (await client.get(f"/api/plays/{play_id}")).json()
+            if play["state"] == state:
+                return play
+            await trio.sleep(0.05)
+
+
+async def test_layers_versions_and_restore(installed: ApiEnv) -> None:
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as c:
+        r = await c.post("/api/flows", json={"name": "f", "flowlets": [STEP]})
+        assert r.status_code == 201
+        flow = r.json()
+        fid = flow["id"]
+        assert flow["flowlets"][0]["appId"] == "set"
+        r = await c.post(f"/api/flows/{fid}/layers", json={"ref": "b", "appId": "noop"})
+        assert r.status_code == 201
+        assert [f["ref"] for f in r.json()["flowlets"]] == ["a", "b"]
+        assert r.json()["version"] == 2
+        r = await c.put(
+            f"/api/flows/{fid}/layers/b", json={"ref": "b", "appId": "noop", "name": "Bee"}
+        )
+        assert r.json()["flowlets"][1]["name"] == "Bee"
+        r = await c.delete(f"/api/flows/{fid}/layers/a")
+        assert [f["ref"] for f in r.json()["flowlets"]] == ["b"]
+        assert (await c.delete(f"/api/flows/{fid}/layers/zzz")).json()["error"] == (
+            "LAYER_NOT_FOUND"
+        )
+        versions = (await c.get(f"/api/flows/{fid}/versions")).json()
+        assert [v["version"] for v in versions["data"]] == [4, 3, 2, 1]
+        r = await c.post(f"/api/flows/{fid}/versions/1/restore")
+        assert r.status_code == 200
+        assert r.json()["version"] == 5
+        assert [f["ref"] for f in r.json()["flowlets"]] == ["a"]
+        assert (await c.post(f"/api/flows/{fid}/versions/99/restore")).status_code == 404
+        layers = (await c.get(f"/api/flows/{fid}/layers")).json()
+        assert layers["total"] == 1
+        listing = (await c.get("/api/flows")).json()
+        assert listing["total"] == 1
+        assert (await c.delete(f"/api/flows/{fid}")).status_code == 204
+        assert (await c.get(f"/api/flows/{fid}")).json()["error"] == "FLOW_NOT_FOUND"
+        await installed.audit.wait_idle()
+        audit = (await c.get("/api/audit", params={"targetId": fid, "size": 100})).json()
+        actions = {e["action"] for e in audit["data"]}
+        assert {"flow_created", "flow_updated", "flow_restored", "flow_deleted"} <= actions
+        update = next(e for e in audit["data"] if e["action"] == "flow_restored")
+        assert update["before"]["flowlets"][0]["ref"] == "b"
+        assert update["after"]["flowlets"][0]["ref"] == "a"
+
+
+async def test_invalid_flow_lists_every_problem(installed: ApiEnv) -> None:
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as c:
+        r = await c.post(
+            "/api/flows",
+            json={
+                "name": "bad",
+                "flowlets": [
+                    {"ref": "a", "appId": "no-such-module"},
+                    {"ref": "a", "appId": "noop"},
+                ],
+            },
+        )
+        assert r.status_code == 422
+        assert len(r.json()["fields"]) >= 2
+        r = await c.post("/api/flows", json={"name": "x", "flowlets": "nope", "extra": 1})
+        assert r.status_code == 422
+        assert {f["field"] for f in r.json()["fields"]} == {"flowlets", "extra"}
+
+
+async def test_approve_reject_cancel_and_retry(installed: ApiEnv) -> None:
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as c:
+        gated = {"name": "g", "flowlets": [{**STEP, "needsApproval": True}]}
+        fid = (await c.post("/api/flows", json=gated)).json()["id"]
+        p1 = (await c.post(f"/api/flows/{fid}/run", json={"x": 1})).json()["id"]
+        await _wait_state(c, p1, "WAIT")
+        r = await c.post(f"/api/plays/{p1}/approve")
+        assert r.status_code == 200, r.text
+        assert (await _wait_state(c, p1, "DONE"))["out"] == 1
+        p2 = (await c.post(f"/api/flows/{fid}/run", json={"x": 2})).json()["id"]
+        await _wait_state(c, p2, "WAIT")
+        assert (await c.post(f"/api/plays/{p2}/reject")).status_code == 200
+        await _wait_state(c, p2, "FAIL")
+        p3 = (await c.post(f"/api/flows/{fid}/run", json={"x": 3})).json()["id"]
+        await _wait_state(c, p3, "WAIT")
+        assert (await c.post(f"/api/plays/{p3}/cancel")).json()["state"] == "CANCEL"
+        again = await c.post(f"/api/plays/{p3}/cancel")
+        assert again.status_code == 409
+        assert again.json()["error"] == "PLAY_STATE_CONFLICT"
+
+        failing = {"name": "r", "flowlets": [STEP, {"ref": "b", "appId": "fail"}]}
+        rid = (await c.post("/api/flows", json=failing)).json()["id"]
+        r = await c.post(f"/api/flows/{rid}/run?wait=5", json={"x": 9})
+        failed = r.json()
+        assert failed["state"] == "FAIL"
+        fixed = {"name": "r", "flowlets": [STEP, {"ref": "b", "appId": "noop"}]}
+        await c.put(f"/api/flows/{rid}", json=fixed)
+        r = await c.post(f"/api/plays/{failed['id']}/retry", json={"fromRef": "b"})
+        assert r.status_code == 201, r.text
+        retried = await _wait_state(c, r.json()["id"], "DONE")
+        assert retried["retryOf"] == failed["id"]
+        states = (await c.get("/api/plays", params={"state": "FAIL"})).json()
+        assert {p["id"] for p in states["data"]} == {p2, failed["id"]}
+
+
+async def test_kv_and_modules(installed: ApiEnv) -> None:
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as c:
+        r = await c.post("/api/kv", json={"key": "greeting", "value": {"text": "hi"}})
+        assert r.status_code == 200
+        assert r.json()["value"] == {"text": "hi"}
+        r = await c.post(
+            "/api/kv", json={"key": "k", "value": 1, "scope": "flow", "scopeKey": "F1"}
+        )
+        assert r.status_code == 200
+        no_key = await c.post("/api/kv", json={"key": "k", "value": 1, "scope": "flow"})
+        assert no_key.status_code == 422
+        glob = (await c.get("/api/kv")).json()
+        assert [e["key"] for e in glob["data"]] == ["greeting"]
+        flow_scope = (await c.get("/api/kv", params={"scope": "flow", "scopeKey": "F1"})).json()
+        assert [e["key"] for e in flow_scope["data"]] == ["k"]
+        assert (await c.delete("/api/kv/greeting")).status_code == 204
+        assert (await c.delete("/api/kv/greeting")).status_code == 404
+        modules = (await c.get("/api/modules", params={"size": 100})).json()
+        assert "template" in {m["appId"] for m in modules["data"]}
+        one = (await c.get("/api/modules/template")).json()
+        assert one["argsSchema"]["required"] == ["text"]
+        assert (await c.get("/api/modules/nope")).json()["error"] == "MODULE_NOT_FOUND"
+        await installed.audit.wait_idle()
+        audit = (await c.get("/api/audit", params={"action": "kv_set"})).json()
+        assert audit["total"] == 2
+        assert "hi" not in str(audit)  # KV values are secret at rest: not in the trail
