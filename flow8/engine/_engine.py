@@ -9,7 +9,6 @@ woken and orphaned plays, and promotes DEFERRED plays when their flow has room.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,7 @@ from flow8.domain import (
     TriggerKind,
     WaitReason,
 )
+from flow8.logs import get_logger
 from flow8.modules import ModuleRegistry, default_registry
 from flow8.store import DuplicateKey, ReturnDocument, Store, new_id
 
@@ -42,7 +42,7 @@ from ._records import layer_from_doc, play_doc, play_from_doc
 from ._runner import PlayRun
 from ._settings import EngineSettings
 
-log = logging.getLogger("flow8.engine")
+log = get_logger("flow8.engine")
 
 Spawn = Callable[[str, Callable[[trio.TaskStatus[Any]], Awaitable[None]]], Awaitable[None]]
 _FINAL = [s.value for s in (PlayState.DONE, PlayState.FAIL, PlayState.CANCEL)]
@@ -72,6 +72,7 @@ class Engine:
         self.started_plays = 0
         # Plays this instance finished lately: answers waiters without a read.
         self._finished: dict[str, Play] = {}
+        self._lost: set[str] = set()
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -309,6 +310,10 @@ class Engine:
             if timer.cancelled_caught:
                 state, error = PlayState.FAIL, f"play timed out after {timeout:g} s"
                 self._abort_layers(run, f"play timed out after {timeout:g} s")
+        if play_id in self._lost:
+            self._lost.discard(play_id)
+            log.warning("play_lease_lost", play_id=play_id, owner=self.owner)
+            return
         if cancel.cancelled_caught:
             state, output, error, suspended = PlayState.CANCEL, None, "cancelled", None
             self._abort_layers(run, "cancelled")
@@ -677,7 +682,7 @@ class Engine:
             await run(trio.TASK_STATUS_IGNORED)
         except Exception:
             # As a supervised temporary child would: the play is recovered via its lease.
-            log.exception("play %s crashed; its lease will lapse and it will resume", play_id)
+            log.exception("play_crashed", play_id=play_id, hint="its lease lapses, then it resumes")
 
     async def _dispatch(self) -> None:
         plays = self.store.cross_tenant.collection("plays")
@@ -770,6 +775,25 @@ class Engine:
             ):
                 scope = self._running.get(d["_id"])
                 if scope is not None:
+                    scope.cancel()
+            await self._drop_lost_leases(plays)
+
+    async def _drop_lost_leases(self, plays: Any) -> None:
+        """Stop running plays another instance has claimed (our lease lapsed, e.g. after a
+        long stall): they must not run twice. They end silently; the new owner reports."""
+        ids = list(self._running)
+        for start in range(0, len(ids), 500):
+            for d in await plays.find(
+                {
+                    "_id": {"$in": ids[start : start + 500]},
+                    "status": PlayState.RUN.value,
+                    "lease_owner": {"$ne": self.owner},
+                },
+                projection={"_id": 1},
+            ):
+                scope = self._running.get(d["_id"])
+                if scope is not None:
+                    self._lost.add(d["_id"])
                     scope.cancel()
 
 

@@ -526,3 +526,43 @@ async def test_subflow_timeout_fails_the_step_and_cancels_the_child(engine: Engi
     assert "did not finish" in (play.error or "")
     kids, _ = await engine.list_plays(COMPANY, flow_id=child.id)
     assert [k.state for k in kids] == [PlayState.CANCEL]
+
+
+async def test_a_play_whose_lease_was_taken_stops_without_reporting(store: Store) -> None:
+    from flow8.engine import EventFilter
+
+    stopped = trio.Event()
+
+    async def hang(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+        try:
+            await trio.sleep_forever()
+        finally:
+            stopped.set()
+
+    async with running_engine(store, lease_seconds=0.6) as engine:
+        engine.registry.register(spec("hang", hang))
+        flow = await make_flow(engine, {"flowlets": [{"ref": "h", "appId": "hang"}]})
+        async with engine.events.subscribe(EventFilter(COMPANY, flow_id=flow.id)) as events:
+            play = await engine.start_play(COMPANY, flow.id)
+            await trio.sleep(0.05)
+            # Another instance claims the play (as after a stall past the lease).
+            await (
+                store.tenant(COMPANY)
+                .collection("plays")
+                .update_one({"_id": play.id}, {"$set": {"lease_owner": "other-instance"}})
+            )
+            with trio.fail_after(5):
+                await stopped.wait()
+            await trio.sleep(0.1)
+            types = []
+            while True:
+                try:
+                    types.append(events.receive_nowait().type)
+                except trio.WouldBlock:
+                    break
+        assert "play:failed" not in types
+        assert "play:completed" not in types
+        doc = await store.tenant(COMPANY).collection("plays").find_one({"_id": play.id})
+        assert doc is not None
+        assert doc["status"] == "RUN"
+        assert doc["lease_owner"] == "other-instance"
