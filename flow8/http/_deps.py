@@ -44,7 +44,6 @@ class HttpSettings:
     # Cookies get the Secure flag; set when served over TLS or behind a TLS-terminating proxy.
     secure_cookies: bool = False
     admin_cookie_ttl_seconds: float = 15 * 60
-    session_ttl_seconds: float = 12 * 3600
     ws_queue_size: int = 256
 
 
