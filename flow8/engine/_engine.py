@@ -378,6 +378,9 @@ class Engine:
         )
 
     async def _finish(self, run: PlayRun, state: PlayState, output: Any, error: str | None) -> None:
+        if state is not PlayState.DONE:
+            # e.g. a sibling parked for approval while another step failed the play
+            self._abort_layers(run, f"not finished: the play ended ({state.value})")
         run.skip_unreached()
         now = time.time()
         fields: dict[str, Any] = {

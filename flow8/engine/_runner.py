@@ -349,7 +349,10 @@ class PlayRun:
         )
         try:
             if step.filters and not filters_pass(step.filters, bindings):
-                self._record(attrs.evolve(base, state=LayerState.FILTERED, finished_at=now))
+                filtered = self._record(
+                    attrs.evolve(base, state=LayerState.FILTERED, finished_at=now)
+                )
+                self._publish(ev.LAYER_COMPLETED, _layer_event(filtered))
                 return False
             args = await self._resolve(step, bindings)
         except (ExpressionError, FilterError) as e:
