@@ -10,7 +10,9 @@ server, and says so).
 Measures requests/s and p99 latency at 1, 16 and 64 concurrent connections for:
   bare   GET /bare/ok — a bare Quart-Trio JSON route (no auth, audit, headers), mounted on the
          same Hypercorn server through TrioDispatcherMiddleware
-  get    GET /api/plays/{id} — API key auth, RBAC, store read, audit entry, security headers
+  me     GET /api/auth/me — the middleware alone: API key auth (cached), RBAC, audit entry,
+         security headers, no store read
+  get    GET /api/plays/{id} — the same plus a store read of the play
   run    POST /api/flows/{id}/run — the same plus starting and persisting a 1-step play
 Targets: `get` keeps >= 70% of `bare` throughput (middleware < 30% cost); `run` >= 600/s with
 p99 < 100 ms at 64 connections.
@@ -180,11 +182,12 @@ async def bench(seconds: float, durability: str, only: set[str], conc: tuple[int
             auth = f"Bearer {key}"
             cases = [
                 ("bare", "GET", f"{base}/bare/ok", "", ""),
+                ("me", "GET", f"{base}/api/auth/me", "", auth),
                 ("get", "GET", f"{base}/api/plays/{play.id}", "", auth),
                 ("run", "POST", f"{base}/api/flows/{flow.id}/run", '{"n":1}', auth),
             ]
             results: dict[tuple[str, int], dict[str, float]] = {}
-            await generator(cases[1][2], "GET", "", 4, 1.0, auth)  # warm-up
+            await generator(cases[2][2], "GET", "", 4, 1.0, auth)  # warm-up
             print(f"{'case':<6}{'conns':>6}{'req/s':>10}{'p99 ms':>10}{'non-2xx':>9}")
             for name, method, url, body, case_auth in cases:
                 if only and name not in only:
@@ -199,12 +202,13 @@ async def bench(seconds: float, durability: str, only: set[str], conc: tuple[int
                     )
             print()
             complete = not only and conc == CONCURRENCY
-            for conns in CONCURRENCY if complete else ():
-                share = results[("get", conns)]["rps"] / results[("bare", conns)]["rps"]
-                print(
-                    f"get vs bare at {conns:>2}: {share:.0%} of bare throughput "
-                    f"(middleware cost {1 - share:.0%}; target < 30%)"
-                )
+            for name in ("me", "get") if complete else ():
+                for conns in CONCURRENCY:
+                    share = results[(name, conns)]["rps"] / results[("bare", conns)]["rps"]
+                    print(
+                        f"{name} vs bare at {conns:>2}: {share:.0%} of bare throughput "
+                        f"(cost {1 - share:.0%}; target < 30%)"
+                    )
             run64 = results.get(("run", 64), {"rps": 0.0, "p99_ms": 0.0})
             verdict = "meets" if run64["rps"] >= 600 and run64["p99_ms"] < 100 else "MISSES"
             print(
