@@ -155,7 +155,9 @@ class Catalog:
 
 
 def _tenant(name: str, *indexes: IndexSpec, secrets: Iterable[str] = ()) -> CollectionSpec:
-    return CollectionSpec(name, "tenant", tuple(indexes), frozenset(secrets))
+    # every tenant listing pages in creation order by default: (company_id, _id)
+    by_id = index("company_id", "_id")
+    return CollectionSpec(name, "tenant", (by_id, *indexes), frozenset(secrets))
 
 
 def _system(name: str, *indexes: IndexSpec, secrets: Iterable[str] = ()) -> CollectionSpec:

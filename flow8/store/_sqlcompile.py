@@ -138,7 +138,15 @@ class Compiler:
         scalar_path = path in self.scalar
         direct = self._positive(src, op, v, scalar_path)
         if scalar_path:
-            return direct
+            if path == "_id":
+                return direct
+            # Redundant with the type checks, but it lets sqlite seek the (rank, value)
+            # columns every index holds per field (see index_columns).
+            ranks = sorted({_rank_of(x) for x in (v if op == "in" else [v])})
+            if not ranks:
+                return direct
+            rank = f"= {ranks[0]}" if len(ranks) == 1 else f"IN ({', '.join(map(str, ranks))})"
+            return f"({rank_expr(path)} {rank} AND {direct})"
         # A null equality also matches arrays holding null; a list operand matches whole arrays.
         return f"({direct} OR {self._elements(path, op, v)})"
 
@@ -198,5 +206,27 @@ def order_by(sort: list[tuple[str, int]]) -> str:
     return " ORDER BY " + ", ".join(terms)
 
 
+def _rank_of(value: Any) -> int:
+    if value is None:
+        return 1
+    if isinstance(value, bool):
+        return 8
+    if isinstance(value, int | float):
+        return 2
+    if isinstance(value, str):
+        return 3
+    if isinstance(value, datetime):
+        return 9
+    return 5 if isinstance(value, list) else 4
+
+
 def index_columns(fields: tuple[str, ...]) -> str:
-    return ", ".join(value_expr(f) for f in fields)
+    """Each indexed field contributes (rank, value): the exact ORDER BY terms, so a sorted,
+    limited page walks the index instead of sorting, and equality or range conditions (which
+    state the rank they imply) still seek."""
+    cols = []
+    for f in fields:
+        if f != "_id":
+            cols.append(rank_expr(f))
+        cols.append(value_expr(f))
+    return ", ".join(cols)

@@ -11,7 +11,7 @@ from ._catalog import CollectionSpec
 from ._filters import Node, equality_seed
 from ._ops import DeleteOp, FindAndModifyOp, InsertOp, PurgeOp, UpdateOp, WriteOp
 from ._port import UpdateResult
-from ._sqlcompile import Compiler, order_by, value_expr
+from ._sqlcompile import Compiler, order_by, rank_expr, value_expr
 from ._updates import ParsedUpdate, apply_update, seed_document
 from ._values import DATE_PREFIX, check_size, dumps, format_datetime, loads, ttl_cutoff
 from .exceptions import DuplicateKey, InvalidDocument, StorageFull, StoreError, UpdateFailed
@@ -174,10 +174,10 @@ def _purge(conn: sqlite3.Connection, op: PurgeOp, now: datetime) -> int:
         return 0
     x = value_expr(ttl.fields[0])
     cutoff = format_datetime(ttl_cutoff(now, ttl.expire_after_seconds or 0))
-    t = table(op.spec)
+    t, r = table(op.spec), rank_expr(ttl.fields[0])
     sql = (
-        f"DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} WHERE {x} >= ? AND {x} < ? "
-        f"LIMIT {int(op.limit)})"
+        f"DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} WHERE {r} = 9 "
+        f"AND {x} >= ? AND {x} < ? LIMIT {int(op.limit)})"
     )
     return conn.execute(sql, (DATE_PREFIX, cutoff)).rowcount
 

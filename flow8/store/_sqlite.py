@@ -171,7 +171,12 @@ class SqliteBackend:
             raise
 
     async def open(self) -> None:
-        await trio.to_thread.run_sync(self._open_sync)
+        try:
+            await trio.to_thread.run_sync(self._open_sync)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self._close_sync)
+            raise
         self._limiter = trio.CapacityLimiter(self.read_connections)
 
     async def aclose(self) -> None:

@@ -18,7 +18,7 @@ import pytest
 import trio
 from conftest import open_test_store
 
-from flow8.store import DatabaseLocked, DuplicateKey, StorageFull, Store
+from flow8.store import DatabaseLocked, DuplicateKey, StorageFull, Store, StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -214,3 +214,25 @@ async def test_two_stores_on_one_file_see_each_other(tmp_path: Path) -> None:
         with pytest.raises(DuplicateKey):
             await tb.insert_one({"k": "shared"})
         assert await tb.count() == await ta.count() == 101
+
+
+async def test_changed_index_declarations_are_rebuilt_on_start(tmp_path: Path) -> None:
+    from conftest import TEST_CATALOG
+
+    from flow8.store import CollectionSpec, index
+
+    strict = TEST_CATALOG.extended(
+        CollectionSpec("evolving", "tenant", (index("company_id", "x", unique=True),))
+    )
+    loose = TEST_CATALOG.extended(CollectionSpec("evolving", "tenant", (index("company_id", "x"),)))
+    async with open_test_store("sqlite", tmp_path, catalog=strict) as s:
+        await s.tenant("a").collection("evolving").insert_one({"x": 1})
+        with pytest.raises(DuplicateKey):
+            await s.tenant("a").collection("evolving").insert_one({"x": 1})
+    async with open_test_store("sqlite", tmp_path, catalog=loose) as s:
+        await s.tenant("a").collection("evolving").insert_one({"x": 1})  # no longer unique
+    with pytest.raises(StoreError, match="duplicate values"):
+        async with open_test_store("sqlite", tmp_path, catalog=strict):
+            pass
+    async with open_test_store("sqlite", tmp_path, catalog=loose) as s:
+        assert await s.tenant("a").collection("evolving").count({"x": 1}) == 2
