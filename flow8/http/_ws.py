@@ -29,6 +29,7 @@ import trio
 from quart import websocket
 
 from flow8.engine import EventFilter
+from flow8.services.audit import AuditEntry
 from flow8.services.identity import Action, IdentityError, Principal
 
 from ._api import authenticate
@@ -179,6 +180,7 @@ async def ws_endpoint() -> None:
         await _refuse(from_identity(e))
         return
     await websocket.accept()
+    _audit(principal, "ws_connected")
     closing = app().closing
     code, reason = 1000, ""
     send, receive = trio.open_memory_channel[str](app().deps.settings.ws_queue_size)
@@ -202,8 +204,26 @@ async def ws_endpoint() -> None:
                 await conn.handle(await websocket.receive())
     except* _SlowClient:
         code, reason = 1013, "client too slow"
+    finally:
+        _audit(principal, "ws_closed", {"code": code})
     if code != 1000 or closing.is_set():
         await websocket.close(code, reason)
+
+
+def _audit(principal: Principal, action: str, details: Any = None) -> None:
+    app().deps.audit(
+        AuditEntry(
+            action,
+            company_id=principal.company_id,
+            user_id=principal.user.id,
+            user_email=principal.user.email,
+            ip=websocket.remote_addr,
+            user_agent=websocket.headers.get("User-Agent", "")[:500],
+            method="GET",
+            path="/ws",
+            details=details,
+        )
+    )
 
 
 def install(application: Any) -> None:

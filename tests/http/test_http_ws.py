@@ -63,6 +63,10 @@ async def test_unauthenticated_and_foreign_origin_are_refused(installed: ApiEnv)
     async with open_websocket_url(_ws_url(installed), extra_headers=allowed) as ws:
         await ws.send_message(json.dumps({"action": "subscribe", "company": True}))
         assert (await _next(ws))["type"] == "subscribed"
+    await installed.audit.wait_idle()
+    company = (await installed.store.system.collection("companies").find_one({}) or {})["_id"]
+    logs = installed.store.tenant(company).collection("audit_logs")
+    assert await logs.count({"action": "ws_connected"}) == 1
 
 
 async def test_bad_frames_get_error_frames_and_foreign_plays_are_not_found(
