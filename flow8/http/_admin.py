@@ -10,7 +10,7 @@ from ._admin_auth import COOKIE_NAME
 from ._admin_html import render_login, render_tree
 from ._context import app
 from ._responses import error_response, html_response, json_response
-from .exceptions import ApiError, Forbidden, NotFound, Unauthenticated
+from .exceptions import ApiError, Forbidden, NotFound, TooManyRequests, Unauthenticated
 
 blueprint = Blueprint("admin", __name__)
 
@@ -80,9 +80,14 @@ async def login() -> Response:
         raise NotFound("not found")
     if not _same_origin():
         raise Forbidden("cross-origin admin login refused", code="ORIGIN_REFUSED")
+    ip = request.remote_addr or "unknown"
+    wait = gate.failures.blocked_for(ip)
+    if wait > 0:
+        raise TooManyRequests("too many failed admin sign-ins; try later", retry_after=wait)
     form = await request.form
     next_path = _safe_next(form.get("next"))
     if not gate.token_matches(form.get("token", "")):
+        gate.failures.hit(ip)
         return html_response(render_login(next_path, "Wrong admin token."), status=403)
     headers = _cookie_headers(gate.issue_cookie(), int(gate.ttl_seconds))
     headers["Location"] = next_path

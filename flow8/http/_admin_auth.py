@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import attrs
 
+from flow8.services.identity import RateLimiter
+
 from .exceptions import Forbidden, NotFound, Unauthenticated
 
 COOKIE_NAME = "flow8_admin"
@@ -26,6 +28,10 @@ class AdminGate:
     ttl_seconds: float
     clock: Callable[[], float]
     _secret: bytes = attrs.field(factory=lambda: secrets.token_bytes(32))
+    # Failed sign-ins through the form, per client IP (10 per 15 minutes).
+    failures: RateLimiter = attrs.field(
+        default=attrs.Factory(lambda s: RateLimiter(10, 900, s.clock), takes_self=True)
+    )
 
     @property
     def enabled(self) -> bool:

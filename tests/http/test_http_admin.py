@@ -183,3 +183,14 @@ async def test_serve_http_returns_on_shutdown_event() -> None:
                 assert (await client.get(f"{binds[0]}/healthz")).status_code == 200
             shutdown.set()
     assert app.closing.is_set()
+
+
+async def test_admin_form_sign_in_is_rate_limited(serve: Serve) -> None:
+    url = await serve(_app())
+    async with httpx.AsyncClient(base_url=url) as client:
+        for _ in range(10):
+            r = await client.post("/admin/login", data={"token": "guess"})
+            assert r.status_code == 403
+        r = await client.post("/admin/login", data={"token": TOKEN})
+        assert r.status_code == 429
+        assert "set-cookie" not in r.headers
