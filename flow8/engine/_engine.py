@@ -177,7 +177,26 @@ class Engine:
             pipe.insert_one(plays, doc)
             created = Created()
             running = attrs.evolve(play, state=PlayState.RUN, started_at=now)
-            await self._launch(company_id, play_id, running, created)
+            try:
+                await self._launch(company_id, play_id, running, created)
+            except Exception:
+                # No PlayActor (e.g. the plays supervisor is stopping): leave the play to
+                # any dispatcher instead of to the lapse of a lease nobody holds.
+                created.settle(RuntimeError("the play was not started here"))
+                await pipe.sync()
+                await plays.update_one(
+                    {"_id": play_id, "lease_owner": self.owner},
+                    {
+                        "$set": {
+                            "status": PlayState.NEW.value,
+                            "lease_owner": None,
+                            "lease_expires_at": None,
+                            "started_at": None,
+                        }
+                    },
+                )
+                self._wake.set()
+                return play
             self.started_plays += 1
             error: BaseException | None = RuntimeError("start_play was interrupted")
             try:

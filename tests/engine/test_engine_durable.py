@@ -566,3 +566,22 @@ async def test_a_play_whose_lease_was_taken_stops_without_reporting(store: Store
         assert doc is not None
         assert doc["status"] == "RUN"
         assert doc["lease_owner"] == "other-instance"
+
+
+async def test_a_play_that_cannot_get_an_actor_is_left_to_the_dispatcher(store: Store) -> None:
+    class StoppingSupervisor:
+        async def start_task(self, *args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("supervisor is stopping")
+
+    starter = Engine(store, EventBus(), fast_settings())
+    starter.attach(StoppingSupervisor())
+    flow = await make_flow(
+        starter, {"flowlets": [{"ref": "a", "appId": "set", "args": {"value": 7}}]}
+    )
+    play = await starter.start_play(COMPANY, flow.id)
+    assert play.state is PlayState.NEW
+    assert (await starter.get_play(COMPANY, play.id)).state is PlayState.NEW
+    async with running_engine(store) as other:
+        done = await other.wait_play(COMPANY, play.id, timeout=10)
+    assert done.state is PlayState.DONE
+    assert done.output == 7
