@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from flow8.store import CATALOG, CollectionSpec, Keyring, index, new_id, open_store
+from flow8.store import CATALOG, CollectionSpec, Durability, Keyring, index, new_id, open_store
 
 CATALOG_B = CATALOG.extended(
     CollectionSpec("bench", "tenant", (index("company_id", "key", unique=True),))
@@ -124,12 +124,12 @@ def raw_find_latency(path: Path, total: int, samples: int) -> float:
 # -- flow8 store ------------------------------------------------------------------------------
 
 
-async def store_single(path: Path, durability: str, seconds: float) -> float:
+async def store_single(path: Path, durability: Durability, seconds: float) -> float:
     async with open_store(
         f"sqlite://{path}",
         durability=durability,
         encryption=KEYS,
-        catalog=CATALOG_B,  # type: ignore[arg-type]
+        catalog=CATALOG_B,
     ) as store:
         coll = store.tenant(COMPANY).collection("bench")
         n, start = 0, time.perf_counter()

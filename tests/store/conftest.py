@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import mongomock
 import pytest
@@ -48,6 +48,11 @@ TEST_CATALOG = CATALOG.extended(
 KEYS = Keyring.generate("k1")
 
 
+def engine_of(store: Store) -> Any:
+    """The backend behind a store, for tests that inspect raw storage."""
+    return cast(Any, store).engine
+
+
 def mongo_uri() -> str | None:
     return os.environ.get("MONGO_URI") or None
 
@@ -60,8 +65,8 @@ async def open_test_store(kind: str, tmp_path: Path, **kw: Any) -> AsyncIterator
         async with open_store(f"sqlite://{tmp_path}/flow8.db", data_dir=tmp_path, **kw) as s:
             yield s
     elif kind == "mongomock":
-        client = mongomock.MongoClient(tz_aware=True)
-        async with open_store("mongodb://mock/flow8test", mongo_client=client, **kw) as s:
+        mock: Any = mongomock.MongoClient(tz_aware=True)
+        async with open_store("mongodb://mock/flow8test", mongo_client=mock, **kw) as s:
             yield s
     else:
         uri = mongo_uri()
@@ -69,7 +74,7 @@ async def open_test_store(kind: str, tmp_path: Path, **kw: Any) -> AsyncIterator
         import pymongo
 
         name = f"flow8test_{uuid.uuid4().hex[:8]}"
-        client: Any = pymongo.MongoClient(uri, tz_aware=True)
+        client: Any = pymongo.MongoClient(uri, tz_aware=True)  # the real server
         try:
             base = uri.split("?")[0].rstrip("/")
             async with open_store(f"{base}/{name}", mongo_client=client, **kw) as s:

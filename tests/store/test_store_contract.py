@@ -4,9 +4,11 @@ real MongoDB."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 import trio
+from conftest import engine_of
 
 from flow8.store import (
     Collection,
@@ -21,10 +23,12 @@ from flow8.store import (
 )
 
 
+def ids(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted(str(r["_id"]) for r in rows)
+
+
 def is_mongomock(store: Store) -> bool:
-    return type(getattr(getattr(store, "engine", None), "client", None)).__module__.startswith(
-        "mongomock"
-    )
+    return type(getattr(engine_of(store), "client", None)).__module__.startswith("mongomock")
 
 
 def docs(store: Store, company: str = "acme") -> Collection:
@@ -93,7 +97,6 @@ async def test_equality_matches_array_members_and_dotted_paths(store: Store) -> 
             {"_id": "3", "tags": ["c"], "p": {"q": 5}},
         ]
     )
-    ids = lambda rows: sorted(r["_id"] for r in rows)  # noqa: E731
     assert ids(await c.find({"tags": "a"})) == ["1", "2"]
     assert ids(await c.find({"tags": ["c"]})) == ["3"]
     assert ids(await c.find({"tags": {"$in": ["b", "c"]}})) == ["1", "3"]
@@ -116,7 +119,6 @@ async def test_comparisons_respect_type_brackets(store: Store) -> None:
             {"_id": "d", "v": datetime(2030, 1, 1, tzinfo=UTC)},
         ]
     )
-    ids = lambda rows: sorted(r["_id"] for r in rows)  # noqa: E731
     assert ids(await c.find({"v": {"$gt": 5}})) == ["f", "i"]
     assert ids(await c.find({"v": {"$lt": "z"}})) == ["s"]
     assert ids(await c.find({"v": {"$gte": datetime(2029, 1, 1, tzinfo=UTC)}})) == ["d"]

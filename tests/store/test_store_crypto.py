@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import structlog
-from conftest import KEYS, open_test_store
+from conftest import KEYS, engine_of, open_test_store
 
 from flow8.store import (
     DecryptionFailed,
@@ -28,7 +28,7 @@ SECRET = "canary-7f3a-secret"
 
 
 def raw_docs(store: Store, coll: str) -> list[dict[str, Any]]:
-    engine: Any = store.engine
+    engine: Any = engine_of(store)
     if engine.name == "sqlite":
         with sqlite3.connect(engine.path) as c:
             return [json.loads(d) for (d,) in c.execute(f'SELECT doc FROM "c_{coll}"')]
@@ -36,7 +36,7 @@ def raw_docs(store: Store, coll: str) -> list[dict[str, Any]]:
 
 
 def raw_set(store: Store, coll: str, doc_id: str, field: str, value: Any) -> None:
-    engine: Any = store.engine
+    engine: Any = engine_of(store)
     if engine.name == "sqlite":
         with sqlite3.connect(engine.path) as c:
             c.execute(

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import open_test_store
+from conftest import engine_of, open_test_store
 
 from flow8.store import DatabaseLocked, DuplicateKey, StorageFull, Store, StoreError
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def engine(store: Store) -> Any:
-    return store.engine
+    return engine_of(store)
 
 
 def raw_count(path: Path, coll: str) -> int:
