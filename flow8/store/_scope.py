@@ -159,12 +159,12 @@ class ScopedCollection:
     def update_op(self, filter: Filter, update: Update, upsert: bool, multi: bool) -> UpdateOp:
         fdoc, node = self._scoped(filter)
         parsed, sealer = self._prepare_update(update)
-        self._check_upsert(upsert, node)
+        self._check_upsert(upsert)
         return UpdateOp(
             self.spec, fdoc, node, parsed, bool(upsert), multi, sealer, new_id() if upsert else None
         )
 
-    def _check_upsert(self, upsert: bool, node: Node) -> None:
+    def _check_upsert(self, upsert: bool) -> None:
         if upsert and self.mode == "cross":
             raise TenancyError(f"{self.name}: upsert through the tenant scope, not cross-tenant")
 
@@ -246,7 +246,7 @@ class ScopedCollection:
     ) -> Document | None:
         fdoc, node = self._scoped(filter)
         parsed, sealer = self._prepare_update(update)
-        self._check_upsert(upsert, node)
+        self._check_upsert(upsert)
         if not isinstance(return_document, ReturnDocument):
             raise InvalidQuery("return_document must be ReturnDocument.BEFORE or AFTER")
         op = FindAndModifyOp(

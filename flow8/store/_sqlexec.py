@@ -14,7 +14,14 @@ from ._port import UpdateResult
 from ._sqlcompile import Compiler, order_by, rank_expr, value_expr
 from ._updates import ParsedUpdate, apply_update, seed_document
 from ._values import DATE_PREFIX, check_size, dumps, format_datetime, loads, ttl_cutoff
-from .exceptions import DuplicateKey, InvalidDocument, StorageFull, StoreError, UpdateFailed
+from .exceptions import (
+    DuplicateKey,
+    InvalidDocument,
+    InvalidQuery,
+    StorageFull,
+    StoreError,
+    UpdateFailed,
+)
 
 _UNIQUE = re.compile(r"UNIQUE constraint failed: (?:index '([^']+)'|(\S+))")
 
@@ -205,6 +212,8 @@ def storage_error(err: sqlite3.Error, what: str) -> StoreError:
 
     code = getattr(err, "sqlite_errorcode", None)
     text = str(err)
+    if "too many SQL variables" in text or "too many terms" in text:
+        return InvalidQuery(f"{what}: the filter is too large (too many values)")
     if code == sqlite3.SQLITE_FULL or "database or disk is full" in text:
         return StorageFull(f"{what}: the disk or the database size limit is full ({text})")
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:

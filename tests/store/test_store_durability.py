@@ -141,6 +141,34 @@ def test_sigkill_loses_no_acknowledged_write(tmp_path: Path) -> None:
     assert missing == []
 
 
+@pytest.mark.slow
+def test_two_writing_processes_share_one_file(tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(db), str(ROOT)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    time.sleep(1.5)
+    acked: list[str] = []
+    for proc in procs:
+        proc.send_signal(signal.SIGKILL)
+        out, err = proc.communicate()
+        lines = out.split()
+        assert lines, err
+        acked.extend(line for line in lines if len(line) == 26)
+    with sqlite3.connect(db) as c:
+        stored = {r[0] for r in c.execute('SELECT id FROM "c_flows"')}
+    assert len(acked) > 50
+    assert [i for i in acked if i not in stored] == []
+
+
 async def test_locked_database_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
     async with open_test_store("sqlite", tmp_path, busy_timeout=0.2) as s:
         c = s.tenant("acme").collection("docs")
