@@ -60,6 +60,7 @@ class Compiler:
         self.spec = spec
         self.scalar = spec.scalar_fields
         self.params: list[Any] = []
+        self.aliases = 0
 
     def _p(self, value: Any) -> str:
         self.params.append(value)
@@ -148,7 +149,37 @@ class Compiler:
             rank = f"= {ranks[0]}" if len(ranks) == 1 else f"IN ({', '.join(map(str, ranks))})"
             return f"({rank_expr(path)} {rank} AND {direct})"
         # A null equality also matches arrays holding null; a list operand matches whole arrays.
-        return f"({direct} OR {self._elements(path, op, v)})"
+        elements = self._elements(path, op, v)
+        through = self._through_arrays(path, op, v)
+        return f"({direct} OR {elements}{' OR ' + through if through else ''})"
+
+    def _through_arrays(self, path: str, op: str, v: Any) -> str | None:
+        """Dotted paths reach into arrays of sub-documents one level deep, as MongoDB's do
+        ({"items.sku": "x"} matches items: [{"sku": "x"}]). Only value conditions do this;
+        null equality and $exists look at the plain path."""
+        parts = path.split(".")
+        if len(parts) < 2 or (op == "eq" and v is None):
+            return None
+        if op == "in":
+            v = [x for x in v if x is not None]
+            if not v:
+                return None
+        branches = []
+        for i in range(1, len(parts)):
+            prefix, rest = ".".join(parts[:i]), ".".join(parts[i:])
+            jp_prefix, jp_rest = json_path(prefix), json_path(rest)
+            self.aliases += 1
+            el, sub = f"ja{self.aliases}", f"jb{self.aliases}"
+            at = _Src(f"json_extract({el}.value, {jp_rest})", f"json_type({el}.value, {jp_rest})")
+            inner = self._positive(at, op, v, scalar_path=False)
+            inner_elements = self._positive(_Src(f"{sub}.value", f"{sub}.type"), op, v, False)
+            branches.append(
+                f"({type_expr(prefix)} = 'array' AND EXISTS (SELECT 1 FROM "
+                f"json_each(doc, {jp_prefix}) AS {el} WHERE {el}.type = 'object' AND ({inner} "
+                f"OR ({at.t} = 'array' AND EXISTS (SELECT 1 FROM "
+                f"json_each({el}.value, {jp_rest}) AS {sub} WHERE {inner_elements})))))"
+            )
+        return " OR ".join(branches)
 
     def cond(self, c: Cond) -> str:
         if c.op == "exists":

@@ -106,6 +106,23 @@ async def test_equality_matches_array_members_and_dotted_paths(store: Store) -> 
     assert ids(await c.find({"p.q": {"r": 1}})) == ["1"]
 
 
+async def test_dotted_paths_reach_into_arrays_of_subdocuments(store: Store) -> None:
+    c = docs(store)
+    await c.insert_many(
+        [
+            {"_id": "1", "items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 5}]},
+            {"_id": "2", "items": [{"sku": "c", "qty": 2, "tags": ["x", "y"]}]},
+            {"_id": "3", "order": {"lines": [{"sku": "a"}]}},
+            {"_id": "4", "items": {"sku": "a"}},
+        ]
+    )
+    assert ids(await c.find({"items.sku": "a"})) == ["1", "4"]
+    assert ids(await c.find({"items.qty": {"$gte": 2}})) == ["1", "2"]
+    assert ids(await c.find({"items.tags": "y"})) == ["2"]
+    assert ids(await c.find({"order.lines.sku": {"$in": ["a", "z"]}})) == ["3"]
+    assert ids(await c.find({"items.sku": {"$ne": "a"}})) == ["2", "3"]
+
+
 async def test_comparisons_respect_type_brackets(store: Store) -> None:
     c = docs(store)
     await c.insert_many(

@@ -11,8 +11,9 @@ Generation avoids where mongomock itself departs from real MongoDB:
   mongomock sometimes ignores them, so that one disagreement is tolerated;
 * upserts whose filter puts equalities inside ``$and`` (mongomock does not seed from them);
 * a failing update's effect on the document: mongomock may half-apply it (MongoDB does not);
-* dotted paths through arrays of sub-documents (not supported by the store, refused nowhere but
-  documented; generated paths never traverse arrays).
+* null equality and ``$exists`` on dotted paths through arrays of sub-documents (the store
+  answers those on the plain path only; value conditions do traverse one array level and are
+  generated).
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ def documents(draw: st.DrawFn, indexed: bool = False) -> dict[str, Any]:
         doc["arr"] = draw(st.one_of(arrays, scalars))
     if draw(st.booleans()):
         doc["sub"] = {"x": draw(scalars)} if draw(st.booleans()) else {}
+    if not indexed and draw(st.booleans()):
+        item = st.one_of(
+            st.builds(lambda x: {"x": x}, st.one_of(scalars, arrays)), st.just({"y": 1}), scalars
+        )
+        doc["items"] = draw(st.lists(item, max_size=3))
     return doc
 
 
@@ -64,7 +70,13 @@ comparable = scalars.filter(lambda v: v is not None)
 
 @st.composite
 def conditions(draw: st.DrawFn) -> dict[str, Any]:
-    path = draw(st.sampled_from(FIELDS))
+    path = draw(st.sampled_from([*FIELDS, "items.x"]))
+    if path == "items.x":
+        # through an array of sub-documents: value conditions only (see the store README)
+        op = draw(st.sampled_from(["eq", "$eq", "$ne", *COMPARE, "$in", "$nin"]))
+        if op in ("$in", "$nin"):
+            return {path: {op: draw(st.lists(comparable, max_size=3))}}
+        return {path: {op: draw(comparable)} if op != "eq" else draw(comparable)}
     op = draw(
         st.sampled_from(
             ["eq", "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists"]
