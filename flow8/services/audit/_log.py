@@ -37,6 +37,9 @@ class AuditLog:
     # counted, rather than letting memory grow without bound.
     max_pending: int = 200_000
     flush_timeout: float = 10.0
+    # After the first entry of a quiet spell, wait this long for more before writing, so a
+    # trickle of requests costs one store commit per interval instead of one per request.
+    linger: float = 0.05
     dropped: int = 0
     written: int = 0
     _pending: deque[AuditEntry] = attrs.field(init=False, factory=deque)
@@ -83,6 +86,8 @@ class AuditLog:
     async def _loop(self) -> None:
         while True:
             await self._wakeup.wait()
+            if len(self._pending) < self.batch_size:
+                await trio.sleep(self.linger)
             self._wakeup = trio.Event()
             while self._pending:
                 try:
