@@ -336,9 +336,10 @@ class Engine:
         if cancel.cancelled_caught:
             state, output, error, suspended = PlayState.CANCEL, None, "cancelled", None
             self._abort_layers(run, "cancelled")
-        self._running.pop(play_id, None)
+        # Still listed as running while its end is written: waiters need not read the store.
         with trio.CancelScope(shield=True), trio.move_on_after(30):
             if suspended is not None:
+                self._running.pop(play_id, None)  # a parked play holds nothing here
                 await self._park(run, suspended.layer, suspended.reason, suspended.wake_at)
             else:
                 await self._finish(run, state, output, error)

@@ -58,11 +58,16 @@ class EventFilter:
     types: frozenset[str] | None = None
 
     def matches(self, e: Event) -> bool:
+        return self.accepts(e.type, e.company_id, e.flow_id, e.play_id)
+
+    def accepts(
+        self, type_: str, company_id: str, flow_id: str | None, play_id: str | None
+    ) -> bool:
         return (
-            (self.company_id is None or e.company_id == self.company_id)
-            and (self.flow_id is None or e.flow_id == self.flow_id)
-            and (self.play_id is None or e.play_id == self.play_id)
-            and (self.types is None or e.type in self.types)
+            (self.company_id is None or company_id == self.company_id)
+            and (self.flow_id is None or flow_id == self.flow_id)
+            and (self.play_id is None or play_id == self.play_id)
+            and (self.types is None or type_ in self.types)
         )
 
 
@@ -85,6 +90,17 @@ class EventBus:
     _by_play: dict[str, list[_Subscriber]] = attrs.field(factory=dict)
     published: int = 0
     dropped_subscribers: int = 0
+
+    def wants(self, type_: str, company_id: str, flow_id: str | None, play_id: str) -> bool:
+        """Whether any subscriber would receive such an event: publishers skip building
+        events nobody listens to (the hot path publishes several per step)."""
+        for sub in self._subscribers:
+            if not sub.dropped and sub.filter.accepts(type_, company_id, flow_id, play_id):
+                return True
+        for sub in self._by_play.get(play_id, ()):
+            if not sub.dropped and sub.filter.accepts(type_, company_id, flow_id, play_id):
+                return True
+        return False
 
     def publish(self, event: Event) -> None:
         self.published += 1

@@ -147,6 +147,11 @@ class PlayRun:
         p = self.play
         self.engine.events.publish(ev.Event(type_, p.company_id, p.flow_id, p.id, data))
 
+    def _publish_layer(self, type_: str, layer: PlayLayer) -> None:
+        p = self.play
+        if self.engine.events.wants(type_, p.company_id, p.flow_id, p.id):
+            self._publish(type_, _layer_event(layer))
+
     def _record(self, layer: PlayLayer) -> PlayLayer:
         key = layer.key
         self.layers[key] = layer
@@ -331,7 +336,7 @@ class PlayRun:
                         finished_at=time.time(),
                     )
                 )
-                self._publish(ev.LAYER_FAILED, _layer_event(layer))
+                self._publish_layer(ev.LAYER_FAILED, layer)
                 raise Interrupted(step.ref, layer.error or "interrupted")
         bindings = self._bindings(outputs)
         now = time.time()
@@ -352,7 +357,7 @@ class PlayRun:
                 filtered = self._record(
                     attrs.evolve(base, state=LayerState.FILTERED, finished_at=now)
                 )
-                self._publish(ev.LAYER_COMPLETED, _layer_event(filtered))
+                self._publish_layer(ev.LAYER_COMPLETED, filtered)
                 return False
             args = await self._resolve(step, bindings)
         except (ExpressionError, FilterError) as e:
@@ -375,7 +380,7 @@ class PlayRun:
         failed = self._record(
             attrs.evolve(layer, state=LayerState.FAIL, error=error, finished_at=time.time())
         )
-        self._publish(ev.LAYER_FAILED, _layer_event(failed))
+        self._publish_layer(ev.LAYER_FAILED, failed)
         return StepError(layer.ref, error)
 
     async def _attempts(
@@ -399,7 +404,7 @@ class PlayRun:
             # An idempotent step's RUN state is only announced (an event), not written: if
             # the instance dies, it simply runs again. Its end state is written.
             layer = self._record(running) if not module.idempotent else self._note(running)
-            self._publish(ev.LAYER_STARTED, _layer_event(layer))
+            self._publish_layer(ev.LAYER_STARTED, layer)
             if not module.idempotent:
                 # Output commit: everything before a side effect is durable, and so is the
                 # RUN record that stops it from being silently re-run after a crash.
@@ -430,7 +435,7 @@ class PlayRun:
                     )
                 )
                 outputs[step.ref] = output
-                self._publish(ev.LAYER_COMPLETED, _layer_event(done))
+                self._publish_layer(ev.LAYER_COMPLETED, done)
                 return True
             layer = attrs.evolve(layer, attempts=tuple(attempts), error=error)
             if number < first + retry.count:
