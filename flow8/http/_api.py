@@ -305,7 +305,9 @@ def parse_query(cls: type, args: Mapping[str, str]) -> Any:
 
 async def _run(spec: RouteSpec, params: dict[str, str]) -> Response:
     public = spec.action is Action.PUBLIC
-    principal = await authenticate(optional=public)
+    # Public routes (install, login) ignore any credentials sent: a browser that still holds
+    # a session cookie must be able to log in again without a CSRF token.
+    principal = None if public else await authenticate(optional=False)
     if principal is not None and spec.company_param is not None:
         principal = await _scoped(spec, principal, params)
     g.principal = principal

@@ -51,6 +51,12 @@ async def test_login_me_logout_cycle(installed: ApiEnv) -> None:
         assert r.json()["error"] == "CSRF_INVALID"
         r = await client.post("/api/auth/logout", headers={"X-CSRF-Token": "wrong"})
         assert r.status_code == 403
+        # Logging in again while holding a session cookie works (no CSRF needed to log in).
+        again = await client.post(
+            "/api/auth/login", json={"email": OWNER_EMAIL, "password": OWNER_PASSWORD}
+        )
+        assert again.status_code == 200
+        body = again.json()
         r = await client.post("/api/auth/logout", headers={"X-CSRF-Token": body["csrfToken"]})
         assert r.status_code == 204
         assert (await client.get("/api/auth/me")).status_code == 401
