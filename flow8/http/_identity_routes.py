@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quart import Response
+from quart import Response, request
 
 from flow8.services.identity import Action, IdentityService
 
@@ -81,6 +81,10 @@ async def login(req: Req) -> Response:
     result = await _identity().login(
         body.email, body.password, ip=req.ip, user_agent=req.user_agent
     )
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous:
+        # A new login replaces the browser's old session rather than leaving it alive.
+        await _identity().end_session(previous)
     ttl = int(_identity().session_ttl.total_seconds())
     out = SessionOut.of(result.principal, result.expires_at)
     return json_response(

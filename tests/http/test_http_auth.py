@@ -51,12 +51,17 @@ async def test_login_me_logout_cycle(installed: ApiEnv) -> None:
         assert r.json()["error"] == "CSRF_INVALID"
         r = await client.post("/api/auth/logout", headers={"X-CSRF-Token": "wrong"})
         assert r.status_code == 403
-        # Logging in again while holding a session cookie works (no CSRF needed to log in).
+        # Logging in again while holding a session cookie works (no CSRF needed to log in)
+        # and retires the old session.
+        old = client.cookies["flow8_session"]
         again = await client.post(
             "/api/auth/login", json={"email": OWNER_EMAIL, "password": OWNER_PASSWORD}
         )
         assert again.status_code == 200
         body = again.json()
+        async with installed.client() as other:
+            stale = await other.get("/api/auth/me", headers={"Cookie": f"flow8_session={old}"})
+            assert stale.status_code == 401
         r = await client.post("/api/auth/logout", headers={"X-CSRF-Token": body["csrfToken"]})
         assert r.status_code == 204
         assert (await client.get("/api/auth/me")).status_code == 401

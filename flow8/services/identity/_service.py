@@ -327,6 +327,12 @@ class IdentityService:
         )
         return principal, doc["expires_at"]
 
+    async def end_session(self, token: str) -> None:
+        """Delete the session behind a cookie value, if any (replaced by a new login)."""
+        self.forget_credentials()
+        await self._c("sessions").delete_one({"token_hash": _tokens.digest(token)})
+        self.forget_credentials()
+
     async def logout(self, principal: Principal, *, ip: str, user_agent: str) -> None:
         self.forget_credentials()
         if principal.session_id:
