@@ -53,6 +53,9 @@ def install(app: Flow8App) -> None:
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Referrer-Policy", "no-referrer")
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if request.path.startswith("/api/"):
+            # API answers are per-user and may be sensitive: never kept by shared caches.
+            headers.setdefault("Cache-Control", "no-store")
         html = (response.mimetype or "") == "text/html"
         headers.setdefault("Content-Security-Policy", _HTML_CSP if html else _API_CSP)
         if app.deps.settings.secure_cookies:

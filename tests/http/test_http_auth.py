@@ -44,6 +44,8 @@ async def test_login_me_logout_cycle(installed: ApiEnv) -> None:
         assert body["csrfToken"]
         me = await client.get("/api/auth/me")
         assert me.status_code == 200
+        assert me.headers["cache-control"] == "no-store"
+        assert me.headers["x-frame-options"] == "DENY"
         assert me.json()["user"]["email"] == OWNER_EMAIL
         # Unsafe requests on a cookie session need the CSRF token.
         r = await client.post("/api/auth/logout")
