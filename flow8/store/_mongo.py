@@ -8,11 +8,8 @@ contract suite runs this same code on mongomock.
 
 from __future__ import annotations
 
-import collections
 import functools
-import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import attrs
@@ -20,7 +17,8 @@ import trio
 
 from ._catalog import Catalog, CollectionSpec
 from ._filters import Node, equality_seed
-from ._ops import DeleteOp, FindAndModifyOp, InsertOp, Pending, PurgeOp, UpdateOp, WriteOp
+from ._mongo_support import Lane, aware, map_error, redact_url
+from ._ops import DeleteOp, FindAndModifyOp, InsertOp, PurgeOp, UpdateOp, WriteOp
 from ._port import UpdateResult
 from ._values import MAX_DOCUMENT_BYTES, ttl_cutoff, utcnow
 from .exceptions import (
@@ -29,74 +27,9 @@ from .exceptions import (
     StoreClosed,
     StoreError,
     StoreUnavailable,
-    UpdateFailed,
 )
 
 T = TypeVar("T")
-_CREDENTIALS = re.compile(r"^(mongodb(?:\+srv)?://)[^@/]*@")
-
-
-def redact_url(url: str) -> str:
-    return _CREDENTIALS.sub(r"\1***@", url)
-
-
-def _aware(value: Any) -> Any:
-    if isinstance(value, datetime):
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-    if isinstance(value, dict):
-        return {k: _aware(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_aware(v) for v in value]
-    return value
-
-
-def _map_error(err: Exception, spec: CollectionSpec | None, where: str) -> StoreError:
-    from pymongo import errors as pe
-
-    name = spec.name if spec else "?"
-    if isinstance(err, pe.DuplicateKeyError):
-        return DuplicateKey(name, "?")  # index resolved by the caller, which knows the doc
-    if isinstance(err, pe.ConnectionFailure | pe.ServerSelectionTimeoutError):
-        return StoreUnavailable(f"{where}: MongoDB unreachable: {type(err).__name__}")
-    if isinstance(err, pe.WriteError | pe.OperationFailure):
-        return UpdateFailed(f"{name}: MongoDB refused the write: {err}")
-    if isinstance(err, pe.DocumentTooLarge):
-        return InvalidDocument(f"{name}: document is larger than 16 MB")
-    if isinstance(err, TypeError | ValueError | AttributeError):
-        # mongomock reports an update that cannot apply ($inc on a string) this way
-        return UpdateFailed(f"{name}: the update cannot apply: {err}")
-    if isinstance(err, pe.PyMongoError):
-        return StoreError(f"{name}: MongoDB error: {err}")
-    return StoreError(f"{name}: {type(err).__name__}: {err}")
-
-
-@attrs.define
-class _Lane:
-    """Ordered execution of one pipeline's ops, without making its caller wait."""
-
-    backend: MongoBackend
-    queue: collections.deque[tuple[Pending, WriteOp]] = attrs.field(factory=collections.deque)
-    running: bool = False
-
-    def submit(self, op: WriteOp) -> Pending:
-        pending = Pending()
-        self.queue.append((pending, op))
-        if not self.running:
-            self.running = True
-            self.backend.spawn(self._drain)
-        return pending
-
-    async def _drain(self) -> None:
-        try:
-            while self.queue:
-                pending, op = self.queue.popleft()
-                try:
-                    pending.resolve(await self.backend.write(op))
-                except StoreError as e:
-                    pending.fail(e)
-        finally:
-            self.running = False
 
 
 @attrs.define
@@ -134,7 +67,7 @@ class MongoBackend:
             except StoreError:
                 raise
             except Exception as e:
-                err = _map_error(e, spec, where)
+                err = map_error(e, spec, where)
                 raise err from e
 
         return await trio.to_thread.run_sync(call, limiter=self._limiter)
@@ -223,7 +156,7 @@ class MongoBackend:
                 cursor = cursor.skip(skip)
             if limit:
                 cursor = cursor.limit(limit)
-            return [_aware(d) for d in cursor]
+            return [aware(d) for d in cursor]
 
         return await self._run(run, spec, "find")
 
@@ -234,8 +167,8 @@ class MongoBackend:
 
     # -- writes --------------------------------------------------------------------------
 
-    def lane(self) -> _Lane:
-        return _Lane(self)
+    def lane(self) -> Lane:
+        return Lane(self)
 
     async def write(self, op: WriteOp) -> Any:
         try:
@@ -408,7 +341,7 @@ class MongoBackend:
                 upsert=op.upsert,
                 return_document=after,
             )
-            return None if doc is None else _aware(doc)
+            return None if doc is None else aware(doc)
 
         return await self._run(run, op.spec, "find_one_and_update")
 

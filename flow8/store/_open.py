@@ -13,7 +13,8 @@ import trio
 
 from ._catalog import CATALOG, Catalog
 from ._crypto import Keyring, load_keyring
-from ._mongo import MongoBackend, redact_url
+from ._mongo import MongoBackend
+from ._mongo_support import redact_url
 from ._port import Durability, Store
 from ._sqlite import SqliteBackend, sqlite_path
 from ._store import StoreImpl
