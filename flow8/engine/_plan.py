@@ -160,7 +160,7 @@ def _nodes(groups: list[list[Step]], i: int, closing: str | None) -> tuple[list[
             body, j = _nodes(groups, i + 1, first.ref)
             aggregator = groups[j][0] if j < len(groups) else None
             nodes.append(Loop(first, tuple(body), aggregator))
-            i = j + 1
+            i = j + 1 if aggregator is not None else j
             continue
         nodes.append(Group(tuple(group)))
         i += 1

@@ -253,6 +253,7 @@ class PlayRun:
     async def _loop(self, loop: Loop, outputs: dict[str, Any], it: tuple[int, ...]) -> None:
         if not await self._step(loop.iterator, outputs, it):
             return  # the iterator was filtered: nothing in its body is reached
+        self.last_output = outputs[loop.iterator.ref]
         items = outputs[loop.iterator.ref].get("items") or []
         total = len(items)
         iterations: list[dict[str, Any]] = []

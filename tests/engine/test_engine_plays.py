@@ -479,3 +479,32 @@ async def test_input_is_checked_against_the_input_schema(engine: Engine) -> None
     with pytest.raises(InvalidInput, match="'n' is a required property"):
         await engine.start_play(COMPANY, flow.id, {"m": 1})
     assert (await run(engine, flow, {"n": 1})).state is PlayState.DONE
+
+
+async def test_loops_without_an_aggregator_run_to_the_end(engine: Engine) -> None:
+    tail = await make_flow(
+        engine,
+        {
+            "flowlets": [
+                {"ref": "it", "appId": "iterator", "args": {"items": ["a", "b"]}},
+                {"ref": "up", "appId": "set", "args": {"value": "{{ $uppercase($prev.it.item) }}"}},
+            ]
+        },
+    )
+    play = await run(engine, tail)
+    assert play.state is PlayState.DONE
+    assert play.output == "B"  # the last executed step: the last iteration's
+    alone = await make_flow(
+        engine, {"flowlets": [{"ref": "it", "appId": "iterator", "args": {"items": [1]}}]}
+    )
+    play = await run(engine, alone)
+    assert play.output == {"items": [1], "total": 1}
+
+
+async def test_a_missing_subflow_fails_the_step(engine: Engine) -> None:
+    flow = await make_flow(
+        engine, {"flowlets": [{"ref": "s", "appId": "subflow", "args": {"flowId": "nope"}}]}
+    )
+    play = await run(engine, flow)
+    assert play.state is PlayState.FAIL
+    assert "flow 'nope' not found" in (play.error or "")
