@@ -29,8 +29,9 @@ from flow8.domain import (
 )
 from flow8.logs import get_logger
 from flow8.modules import ModuleRegistry, default_registry
-from flow8.store import DuplicateKey, ReturnDocument, Store, new_id
+from flow8.store import DuplicateKey, Store, new_id
 
+from . import _commands
 from . import _events as ev
 from ._events import EventBus, EventFilter
 from ._exceptions import InvalidInput, PlayNotFound, PlayStateError, StepError
@@ -550,140 +551,22 @@ class Engine:
     async def cancel_play(self, company_id: str, play_id: str) -> Play:
         """Cancel a play that has not finished. A running play is cancelled through its
         cancel scope (here, or by the instance holding it, at its next lease renewal)."""
-        plays = self._plays(company_id)
-        now = time.time()
-        doc = await plays.find_one_and_update(
-            {"_id": play_id, "status": {"$in": ["NEW", "DEFERRED", "WAIT"]}},
-            {
-                "$set": {
-                    "status": PlayState.CANCEL.value,
-                    "error": "cancelled",
-                    "finished_at": now,
-                    "lease_owner": None,
-                }
-            },
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc is not None:
-            play = play_from_doc(doc)
-            for d in await self._layers(company_id).find({"play_id": play_id, "state": "WAIT"}):
-                await self._layers(company_id).update_one(
-                    {"_id": d["_id"]},
-                    {"$set": {"state": LayerState.FAIL.value, "error": "cancelled"}},
-                )
-            self.events.publish(
-                ev.Event(
-                    ev.PLAY_FAILED,
-                    company_id,
-                    play.flow_id,
-                    play.id,
-                    {"state": "CANCEL", "output": None, "error": "cancelled"},
-                )
-            )
-            return play
-        doc = await plays.find_one_and_update(
-            {"_id": play_id, "status": PlayState.RUN.value},
-            {"$set": {"cancel_requested": True}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc is None:
-            play = await self.get_play(company_id, play_id)
-            raise PlayStateError(f"play {play_id!r} is {play.state} and cannot be cancelled")
-        scope = self._running.get(play_id)
-        if scope is not None:
-            scope.cancel()
-        return play_from_doc(doc)
+        return await _commands.cancel_play(self, company_id, play_id)
 
     async def decide(
         self, company_id: str, play_id: str, *, approve: bool, by: str | None = None
     ) -> Play:
         """Approve or reject the step a play waits on. Approval resumes the play (here when
         this instance runs plays, else at any dispatcher); rejection fails it."""
-        plays = self._plays(company_id)
-        play = await self.get_play(company_id, play_id)
-        if play.state is not PlayState.WAIT or play.wait_reason is not WaitReason.APPROVAL:
-            raise PlayStateError(f"play {play_id!r} is not waiting for an approval")
-        waiting = await self._layers(company_id).find(
-            {"play_id": play_id, "state": LayerState.WAIT.value}
-        )
-        keys = [d["_id"] for d in waiting]
-        now = time.time()
-        if approve:
-            fields: dict[str, Any] = {f"approvals.{_field(k)}": "approved" for k in keys}
-            fields.update({"status": PlayState.RUN.value, "wait_reason": None, "wait_ref": None})
-            local = self._spawn is not None
-            fields["lease_owner"] = self.owner if local else None
-            fields["lease_expires_at"] = now + self.settings.lease_seconds if local else 0.0
-            doc = await plays.find_one_and_update(
-                {"_id": play_id, "status": PlayState.WAIT.value},
-                {"$set": fields},
-                return_document=ReturnDocument.AFTER,
-            )
-            if doc is None:
-                raise PlayStateError(f"play {play_id!r} is no longer waiting")
-            if local:
-                await self._launch(company_id, play_id)
-            else:
-                self._wake.set()
-            return play_from_doc(doc)
-        error = f"rejected by {by}" if by else "rejected"
-        doc = await plays.find_one_and_update(
-            {"_id": play_id, "status": PlayState.WAIT.value},
-            {
-                "$set": {
-                    "status": PlayState.FAIL.value,
-                    "error": error,
-                    "finished_at": now,
-                    "wait_reason": None,
-                    "wait_ref": None,
-                }
-            },
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc is None:
-            raise PlayStateError(f"play {play_id!r} is no longer waiting")
-        for k in keys:
-            await self._layers(company_id).update_one(
-                {"_id": k},
-                {"$set": {"state": LayerState.FAIL.value, "error": error, "finished_at": now}},
-            )
-        failed = play_from_doc(doc)
-        self.events.publish(
-            ev.Event(
-                ev.PLAY_FAILED,
-                company_id,
-                failed.flow_id,
-                failed.id,
-                {"state": "FAIL", "output": None, "error": error},
-            )
-        )
-        return failed
+        return await _commands.decide(self, company_id, play_id, approve=approve, by=by)
 
     async def retry_play(self, company_id: str, play_id: str, from_ref: str) -> Play:
         """Start a new play of the latest flow version with the failed play's input,
         reusing the outputs of the steps before ``from_ref``."""
-        old = await self.get_play(company_id, play_id)
-        if old.state not in (PlayState.FAIL, PlayState.CANCEL):
-            raise PlayStateError(f"only failed or cancelled plays can be retried ({old.state})")
-        flow = await self.flows.get(company_id, old.flow_id)
-        if from_ref not in self.plans.get(flow).order():
-            raise PlayStateError(f"the latest version of the flow has no step {from_ref!r}")
-        return await self.start_play(
-            company_id,
-            old.flow_id,
-            old.input,
-            trigger=Trigger(TriggerKind.RETRY, play_id),
-            retry_of=play_id,
-            resume_from=from_ref,
-        )
+        return await _commands.retry_play(self, company_id, play_id, from_ref)
 
     async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The dispatcher (see :class:`Dispatcher`)."""
         from ._dispatcher import Dispatcher
 
         await Dispatcher(self).serve(task_status=task_status)
-
-
-def _field(key: str) -> str:
-    # Layer keys become field names under `approvals`: no dots allowed there.
-    return key.replace(".", "_")
