@@ -75,6 +75,7 @@ async def open_store(
             f"unsupported store URL {redact_url(url)!r}: use sqlite:///path or mongodb://..."
         )
     store = StoreImpl(engine, catalog, keyring)
+    log.info("store_opened", **store.statistics())
     try:
         async with trio.open_nursery() as nursery:
             if isinstance(engine, SqliteBackend):
