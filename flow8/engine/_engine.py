@@ -18,14 +18,11 @@ import attrs
 import trio
 
 from flow8.domain import (
-    Flow,
-    LayerState,
     Play,
     PlayLayer,
     PlayState,
     Trigger,
     TriggerKind,
-    WaitReason,
 )
 from flow8.logs import get_logger
 from flow8.modules import ModuleRegistry, default_registry
@@ -37,10 +34,10 @@ from ._events import EventBus, EventFilter
 from ._exceptions import InvalidInput, PlayNotFound, PlayStateError, StepError
 from ._flows import FlowRepository
 from ._journal import Created
-from ._kv import KvStore, PlayKv
+from ._kv import KvStore
 from ._plan import PlanCache
+from ._play_actor import run_play_body
 from ._records import layer_from_doc, play_doc, play_from_doc
-from ._runner import PlayRun
 from ._settings import EngineSettings
 
 log = get_logger("flow8.engine")
@@ -275,157 +272,9 @@ class Engine:
         claimed): it has no layers or approvals to load yet."""
         cancel = self._running.setdefault(play_id, trio.CancelScope())
         try:
-            await self._run_play(company_id, play_id, fresh, cancel, created)
+            await run_play_body(self, company_id, play_id, fresh, cancel, created)
         finally:
             self._running.pop(play_id, None)
-
-    async def _run_play(
-        self,
-        company_id: str,
-        play_id: str,
-        fresh: Play | None,
-        cancel: trio.CancelScope,
-        created: Created | None,
-    ) -> None:
-        doc: dict[str, Any] = {}
-        if fresh is None:
-            found_doc = await self._plays(company_id).find_one({"_id": play_id})
-            if found_doc is None or found_doc.get("lease_owner") != self.owner:
-                return
-            doc = found_doc
-        play = fresh or play_from_doc(doc)
-        flow = await self.flows.get(company_id, play.flow_id, play.flow_version)
-        plan = self.plans.get(flow)
-        layers: dict[str, PlayLayer] = {}
-        if fresh is None:
-            found = await self._layers(company_id).find({"play_id": play_id})
-            layers = {la.key: la for la in map(layer_from_doc, found)}
-        run = PlayRun(
-            self,
-            plan,
-            play,
-            layers,
-            self._play_kv(flow, play),
-            doc.get("approvals") or {},
-            created,
-        )
-        if play.retry_of and not layers and play.resume_from:
-            await self._reuse_layers(run, play.retry_of, play.resume_from)
-        now = time.time()
-        if play.started_at is None:
-            play = attrs.evolve(play, started_at=now)
-            run.play = play
-            run.journal.play({"started_at": now}, lease_owner=self.owner)
-            run._publish(ev.PLAY_STARTED, {"flowVersion": play.flow_version})
-        elif fresh is not None:
-            run._publish(ev.PLAY_STARTED, {"flowVersion": play.flow_version})
-        timeout = flow.definition.execution.timeout_seconds
-        deadline = (play.started_at or now) + timeout if timeout else math.inf
-        if doc.get("cancel_requested"):
-            cancel.cancel()
-        state, output, error, suspended = PlayState.FAIL, None, None, None
-        with cancel:
-            with trio.move_on_after(max(0.0, deadline - time.time())) as timer:
-                state, output, error, suspended = await run.execute()
-            if timer.cancelled_caught:
-                state, error = PlayState.FAIL, f"play timed out after {timeout:g} s"
-                self._abort_layers(run, f"play timed out after {timeout:g} s")
-        if play_id in self._lost:
-            self._lost.discard(play_id)
-            log.warning("play_lease_lost", play_id=play_id, owner=self.owner)
-            return
-        if cancel.cancelled_caught:
-            state, output, error, suspended = PlayState.CANCEL, None, "cancelled", None
-            self._abort_layers(run, "cancelled")
-        # Still listed as running while its end is written: waiters need not read the store.
-        with trio.CancelScope(shield=True), trio.move_on_after(30):
-            if suspended is not None:
-                self._running.pop(play_id, None)  # a parked play holds nothing here
-                await self._park(run, suspended.layer, suspended.reason, suspended.wake_at)
-            else:
-                await self._finish(run, state, output, error)
-
-    def _abort_layers(self, run: PlayRun, why: str) -> None:
-        for layer in list(run.layers.values()):
-            if layer.state in (LayerState.RUN, LayerState.WAIT):
-                run._record(
-                    attrs.evolve(layer, state=LayerState.FAIL, error=why, finished_at=time.time())
-                )
-
-    def _play_kv(self, flow: Flow, play: Play) -> PlayKv:
-        d = flow.definition
-        return PlayKv(
-            self.kv,
-            play.company_id,
-            play.flow_id,
-            d.group,
-            play.kv_parents,
-            d.kv_inherit,
-            d.kv_conflict,
-        )
-
-    async def _reuse_layers(self, run: PlayRun, old_play_id: str, from_ref: str) -> None:
-        order = run.plan.order()
-        reuse = set(order[: order.index(from_ref)]) if from_ref in order else set()
-        old = await self._layers(run.play.company_id).find({"play_id": old_play_id})
-        for d in old:
-            layer = layer_from_doc(d)
-            if layer.ref in reuse and layer.state in (LayerState.DONE, LayerState.FILTERED):
-                run._record(attrs.evolve(layer, play_id=run.play.id))
-
-    async def _park(
-        self, run: PlayRun, layer: PlayLayer, reason: WaitReason, wake_at: float | None
-    ) -> None:
-        run.journal.play(
-            {
-                "status": PlayState.WAIT.value,
-                "wait_reason": reason.value,
-                "wait_ref": layer.ref,
-                "wake_at": wake_at,
-                "lease_owner": None,
-                "lease_expires_at": None,
-            },
-            lease_owner=self.owner,
-        )
-        await run.journal.barrier()
-        run._publish(
-            ev.PLAY_WAITING,
-            {
-                "ref": layer.ref,
-                "iteration": list(layer.iteration),
-                "reason": reason.value,
-                "wakeAt": wake_at,
-            },
-        )
-
-    async def _finish(self, run: PlayRun, state: PlayState, output: Any, error: str | None) -> None:
-        if state is not PlayState.DONE:
-            # e.g. a sibling parked for approval while another step failed the play
-            self._abort_layers(run, f"not finished: the play ended ({state.value})")
-        run.skip_unreached()
-        now = time.time()
-        fields: dict[str, Any] = {
-            "status": state.value,
-            "output": output,
-            "error": error,
-            "finished_at": now,
-            "lease_owner": None,
-            "lease_expires_at": None,
-        }
-        if run.play.wait_reason is not None or run.play.wake_at is not None:
-            fields.update({"wait_reason": None, "wait_ref": None, "wake_at": None})
-        run.journal.play(fields, lease_owner=self.owner)
-        await run.journal.barrier()
-        play = run.play
-        self._finished[play.id] = attrs.evolve(
-            play, state=state, output=output, error=error, finished_at=now
-        )
-        while len(self._finished) > 4096:
-            del self._finished[next(iter(self._finished))]
-        data = {"state": state.value, "output": output, "error": error}
-        run._publish(ev.PLAY_COMPLETED if state is PlayState.DONE else ev.PLAY_FAILED, data)
-        if run.plan.flow.definition.execution.max_concurrent:
-            await self._promote_deferred(play.company_id, play.flow_id)
 
     async def _promote_deferred(self, company_id: str, flow_id: str) -> None:
         plays = self._plays(company_id)
