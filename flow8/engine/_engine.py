@@ -24,7 +24,6 @@ from flow8.domain import (
     Trigger,
     TriggerKind,
 )
-from flow8.logs import get_logger
 from flow8.modules import ModuleRegistry, default_registry
 from flow8.store import DuplicateKey, Store, new_id
 
@@ -39,8 +38,6 @@ from ._plan import PlanCache
 from ._play_actor import run_play_body
 from ._records import layer_from_doc, play_doc, play_from_doc
 from ._settings import EngineSettings
-
-log = get_logger("flow8.engine")
 
 Spawn = Callable[[str, Callable[[trio.TaskStatus[Any]], Awaitable[None]]], Awaitable[None]]
 _FINAL = [s.value for s in (PlayState.DONE, PlayState.FAIL, PlayState.CANCEL)]
