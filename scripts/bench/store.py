@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import sqlite3
 import statistics
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import structlog
 import trio
 
 from flow8.store import CATALOG, CollectionSpec, Durability, Keyring, index, new_id, open_store
@@ -185,6 +187,7 @@ async def store_bulk_and_find(
 
 
 def main() -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=1_000_000, help="documents for bulk/find")
     ap.add_argument("--seconds", type=float, default=3.0, help="duration of each rate test")
