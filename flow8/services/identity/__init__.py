@@ -14,7 +14,8 @@ from ._models import (
 from ._passwords import Argon2Params, Passwords
 from ._ratelimit import RateLimiter
 from ._rbac import PERMISSIONS, RANK, Action, Role, allowed
-from ._service import MIN_PASSWORD, NON_BLANK, IdentityService, normalize_email
+from ._rules import MIN_PASSWORD, NON_BLANK, normalize_email
+from ._service import IdentityService
 from .exceptions import (
     AlreadyInstalled,
     Conflict,

@@ -1,4 +1,5 @@
-"""Identity use cases: install, login/logout, sessions, API keys, companies and members.
+"""Identity use cases: install, users, login/logout, sessions and API keys (companies and
+members are the `Tenancy` half, in _tenancy.py).
 
 Interfaces (HTTP, MCP, CLI) call these; the service talks to the store's system collections
 and reports auth events to the audit trail.
@@ -6,18 +7,16 @@ and reports auth events to the audit trail.
 
 from __future__ import annotations
 
-import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 import attrs
 import trio
 
 from flow8.services.audit import AuditEntry
-from flow8.store import Collection, DuplicateKey, ReturnDocument, Store, new_id
+from flow8.store import Collection, DuplicateKey, Store, new_id
 
 from . import _tokens
 from ._models import (
@@ -26,13 +25,14 @@ from ._models import (
     Company,
     CreatedApiKey,
     LoginResult,
-    Member,
     Principal,
     User,
 )
 from ._passwords import Passwords
 from ._ratelimit import RateLimiter
-from ._rbac import RANK, Role
+from ._rbac import Role
+from ._rules import check_name, check_password, company_of, normalize_email, utcnow
+from ._tenancy import Tenancy
 from .exceptions import (
     AlreadyInstalled,
     Conflict,
@@ -44,53 +44,6 @@ from .exceptions import (
     RateLimited,
 )
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
-MIN_PASSWORD = 10
-MAX_PASSWORD = 1024
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def normalize_email(email: str) -> str:
-    value = unicodedata.normalize("NFKC", email).strip().lower()
-    if not _EMAIL.match(value) or "." not in value.rsplit("@", 1)[1]:
-        raise InvalidInput("email", "not a valid email address")
-    return value
-
-
-def check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD:
-        raise InvalidInput("password", f"must be at least {MIN_PASSWORD} characters")
-    if len(password) > MAX_PASSWORD:
-        raise InvalidInput("password", f"must be at most {MAX_PASSWORD} characters")
-
-
-# Whitespace by both Python's and ECMAScript's definition, so the API schema's pattern
-# (NON_BLANK) and this check agree exactly on what counts as a blank name.
-BLANK = (
-    "\t\n\x0b\x0c\r \x1c\x1d\x1e\x1f\x85\xa0\u1680"
-    + "".join(chr(c) for c in range(0x2000, 0x200B))
-    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
-NON_BLANK = (
-    r"[^\t\n\x0b\x0c\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
-)
-
-
-def check_name(field: str, name: str) -> str:
-    value = name.strip(BLANK)
-    if not value or len(value) > 200:
-        raise InvalidInput(field, "must be 1 to 200 characters")
-    return value
-
-
-def _slug(name: str) -> str:
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:48] or "company"
-
-
 Recorder = Callable[[AuditEntry], None]
 
 
@@ -99,7 +52,7 @@ def _ignore(_: AuditEntry) -> None:
 
 
 @attrs.define
-class IdentityService:
+class IdentityService(Tenancy):
     store: Store
     passwords: Passwords = attrs.field(factory=Passwords)
     audit: Recorder = _ignore
@@ -156,7 +109,7 @@ class IdentityService:
     # -- users ---------------------------------------------------------------------------
 
     async def _create_user(self, email: str, password: str, name: str) -> User:
-        now = _now()
+        now = utcnow()
         doc = {
             "_id": new_id(),
             "email": email,
@@ -216,7 +169,7 @@ class IdentityService:
         if self.passwords.needs_rehash(doc["password_hash"]):
             new_hash = await self.passwords.hash(password)
             await self._c("users").update_one(
-                {"_id": doc["_id"]}, {"$set": {"password_hash": new_hash, "updated_at": _now()}}
+                {"_id": doc["_id"]}, {"$set": {"password_hash": new_hash, "updated_at": utcnow()}}
             )
         user = User.from_doc(doc)
         company_id = await self._default_company(user.id, doc.get("last_company_id"))
@@ -245,7 +198,7 @@ class IdentityService:
     ) -> LoginResult:
         token = _tokens.new_session_token()
         csrf = _tokens.new_csrf_token()
-        now = _now()
+        now = utcnow()
         expires = now + self.session_ttl
         session_id = new_id()
         await self._c("sessions").insert_one(
@@ -279,7 +232,7 @@ class IdentityService:
         if hit is None:
             return None
         until, expires_at, principal = hit
-        if until <= self.clock() or (expires_at is not None and expires_at <= _now()):
+        if until <= self.clock() or (expires_at is not None and expires_at <= utcnow()):
             self._principals.pop(digest, None)
             return None
         return principal
@@ -307,7 +260,7 @@ class IdentityService:
 
     async def _load_session(self, digest: str) -> tuple[Principal, datetime]:
         doc = await self._c("sessions").find_one({"token_hash": digest})
-        if doc is None or doc["expires_at"] <= _now():
+        if doc is None or doc["expires_at"] <= utcnow():
             raise NotAuthenticated("session expired or unknown")
         user_doc = await self._c("users").find_one({"_id": doc["user_id"]})
         if user_doc is None:
@@ -378,7 +331,7 @@ class IdentityService:
     async def create_api_key(
         self, principal: Principal, name: str, scopes: Iterable[str]
     ) -> CreatedApiKey:
-        company_id = _company_of(principal)
+        company_id = company_of(principal)
         name = check_name("name", name)
         wanted = sorted(set(scopes))
         if not wanted or not set(wanted) <= SCOPES:
@@ -392,7 +345,7 @@ class IdentityService:
             "prefix": prefix,
             "key_hash": _tokens.digest(key),
             "scopes": wanted,
-            "created_at": _now(),
+            "created_at": utcnow(),
         }
         await self._c("api_keys").insert_one(doc)
         api_key = ApiKey.from_doc(doc)
@@ -415,7 +368,7 @@ class IdentityService:
 
     async def delete_api_key(self, principal: Principal, key_id: str) -> None:
         self.forget_credentials()
-        company_id = _company_of(principal)
+        company_id = company_of(principal)
         keys = self._c("api_keys")
         doc = await keys.find_one({"_id": key_id, "company_id": company_id})
         if doc is None:
@@ -465,218 +418,3 @@ class IdentityService:
             api_key_id=doc["_id"],
             scopes=frozenset(doc["scopes"]),
         )
-
-    # -- companies -----------------------------------------------------------------------
-
-    async def _create_company(self, name: str, owner_id: str) -> Company:
-        now = _now()
-        base = _slug(name)
-        companies = self._c("companies")
-        for attempt in range(20):
-            slug = base if attempt == 0 else f"{base}-{new_id()[-6:].lower()}"
-            doc = {
-                "_id": new_id(),
-                "name": name,
-                "slug": slug,
-                "created_by": owner_id,
-                "created_at": now,
-                "updated_at": now,
-            }
-            try:
-                await companies.insert_one(doc)
-            except DuplicateKey:
-                continue
-            await self._c("memberships").insert_one(
-                {
-                    "_id": new_id(),
-                    "company_id": doc["_id"],
-                    "user_id": owner_id,
-                    "role": Role.OWNER.value,
-                    "created_at": now,
-                }
-            )
-            return Company.from_doc(doc)
-        raise Conflict("could not find a free slug for this company name", "SLUG_TAKEN")
-
-    async def create_company(self, principal: Principal, name: str) -> Company:
-        company = await self._create_company(check_name("name", name), principal.user.id)
-        self.audit(
-            AuditEntry(
-                "company_created",
-                company_id=company.id,
-                user_id=principal.user.id,
-                user_email=principal.user.email,
-                target_type="company",
-                target_id=company.id,
-                after={"name": company.name, "slug": company.slug},
-            )
-        )
-        return company
-
-    async def my_companies(self, user_id: str) -> list[tuple[Company, Role]]:
-        memberships = await self._c("memberships").find({"user_id": user_id}, sort=[("_id", 1)])
-        out = []
-        for m in memberships:
-            doc = await self._c("companies").find_one({"_id": m["company_id"]})
-            if doc is not None:
-                out.append((Company.from_doc(doc), Role(m["role"])))
-        return out
-
-    async def get_company(self, company_id: str) -> Company:
-        doc = await self._c("companies").find_one({"_id": company_id})
-        if doc is None:
-            raise NotFound("company not found", "COMPANY_NOT_FOUND")
-        return Company.from_doc(doc)
-
-    async def rename_company(self, principal: Principal, company_id: str, name: str) -> Company:
-        before = await self.get_company(company_id)
-        name = check_name("name", name)
-        doc = await self._c("companies").find_one_and_update(
-            {"_id": company_id},
-            {"$set": {"name": name, "updated_at": _now()}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc is None:
-            raise NotFound("company not found", "COMPANY_NOT_FOUND")
-        after = Company.from_doc(doc)
-        self.audit(
-            AuditEntry(
-                "company_updated",
-                company_id=company_id,
-                user_id=principal.user.id,
-                user_email=principal.user.email,
-                target_type="company",
-                target_id=company_id,
-                before={"name": before.name},
-                after={"name": after.name},
-            )
-        )
-        return after
-
-    # -- members -------------------------------------------------------------------------
-
-    async def list_members(self, company_id: str) -> list[Member]:
-        docs = await self._c("memberships").find({"company_id": company_id}, sort=[("_id", 1)])
-        out = []
-        for m in docs:
-            user = await self._c("users").find_one({"_id": m["user_id"]})
-            if user is not None:
-                out.append(Member(User.from_doc(user), Role(m["role"]), m["created_at"]))
-        return out
-
-    def _may_grant(self, principal: Principal, role: Role) -> None:
-        assert principal.role is not None
-        if RANK[role] > RANK[principal.role]:
-            raise PermissionDenied(f"a {principal.role} cannot grant the {role} role")
-
-    async def add_member(
-        self, principal: Principal, email: str, role: Role, password: str | None
-    ) -> Member:
-        company_id = _company_of(principal)
-        self._may_grant(principal, role)
-        email = normalize_email(email)
-        doc = await self._c("users").find_one({"email": email})
-        if doc is None:
-            if password is None:
-                raise InvalidInput("password", "required to create a new user")
-            check_password(password)
-            user = await self._create_user(email, password, name="")
-        else:
-            # An existing account keeps its own password; never let an admin of one company
-            # reset the password a user holds for every company.
-            user = User.from_doc(doc)
-        now = _now()
-        try:
-            await self._c("memberships").insert_one(
-                {
-                    "_id": new_id(),
-                    "company_id": company_id,
-                    "user_id": user.id,
-                    "role": role.value,
-                    "created_at": now,
-                }
-            )
-        except DuplicateKey as e:
-            raise Conflict("already a member of this company", "MEMBER_EXISTS") from e
-        self.audit(
-            AuditEntry(
-                "member_created",
-                company_id=company_id,
-                user_id=principal.user.id,
-                user_email=principal.user.email,
-                target_type="member",
-                target_id=user.id,
-                after={"email": user.email, "role": role.value},
-            )
-        )
-        return Member(user, role, now)
-
-    async def _membership(self, company_id: str, user_id: str) -> dict[str, Any]:
-        doc: dict[str, Any] | None = await self._c("memberships").find_one(
-            {"company_id": company_id, "user_id": user_id}
-        )
-        if doc is None:
-            raise NotFound("member not found", "MEMBER_NOT_FOUND")
-        return doc
-
-    async def _owners(self, company_id: str) -> int:
-        return int(await self._c("memberships").count({"company_id": company_id, "role": "owner"}))
-
-    async def update_member(self, principal: Principal, user_id: str, role: Role) -> Member:
-        self.forget_credentials()
-        company_id = _company_of(principal)
-        current = await self._membership(company_id, user_id)
-        if user_id == principal.user.id:
-            raise PermissionDenied("you cannot change your own role")
-        old = Role(current["role"])
-        self._may_grant(principal, role)
-        self._may_grant(principal, old)
-        if old is Role.OWNER and role is not Role.OWNER and await self._owners(company_id) <= 1:
-            raise Conflict("a company keeps at least one owner", "LAST_OWNER")
-        await self._c("memberships").update_one(
-            {"_id": current["_id"]}, {"$set": {"role": role.value}}
-        )
-        user = await self.get_user(user_id)
-        self.forget_credentials()  # again: a lookup may have raced the write
-        self.audit(
-            AuditEntry(
-                "member_updated",
-                company_id=company_id,
-                user_id=principal.user.id,
-                user_email=principal.user.email,
-                target_type="member",
-                target_id=user_id,
-                before={"role": old.value},
-                after={"role": role.value},
-            )
-        )
-        return Member(user, role, current["created_at"])
-
-    async def remove_member(self, principal: Principal, user_id: str) -> None:
-        self.forget_credentials()
-        company_id = _company_of(principal)
-        current = await self._membership(company_id, user_id)
-        old = Role(current["role"])
-        if user_id != principal.user.id:
-            self._may_grant(principal, old)
-        if old is Role.OWNER and await self._owners(company_id) <= 1:
-            raise Conflict("a company keeps at least one owner", "LAST_OWNER")
-        await self._c("memberships").delete_one({"_id": current["_id"]})
-        self.forget_credentials()  # again: a lookup may have raced the write
-        self.audit(
-            AuditEntry(
-                "member_deleted",
-                company_id=company_id,
-                user_id=principal.user.id,
-                user_email=principal.user.email,
-                target_type="member",
-                target_id=user_id,
-                before={"role": old.value},
-            )
-        )
-
-
-def _company_of(principal: Principal) -> str:
-    if principal.company_id is None:
-        raise PermissionDenied("select a company first")
-    return principal.company_id
