@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-import trio
+from engine_testkit import running_engine
 
-from flow8.domain import Flow, Play, parse_flow_definition
-from flow8.engine import Engine, EngineSettings, EventBus
+from flow8.engine import Engine
 from flow8.store import Store, open_store
-
-COMPANY = "acme"
-
-
-def fast_settings(**overrides: Any) -> EngineSettings:
-    base: dict[str, Any] = {
-        "lease_seconds": 2.0,
-        "poll_interval": 0.05,
-        "hold_delay_seconds": 0.3,
-    }
-    base.update(overrides)
-    return EngineSettings(**base)
 
 
 @pytest.fixture
@@ -35,36 +20,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
         yield s
 
 
-@asynccontextmanager
-async def running_engine(store: Store, **settings: Any) -> AsyncIterator[Engine]:
-    """An engine with its dispatcher, stopped before the store closes (as in the tree)."""
-    async with trio.open_nursery() as nursery:
-        eng = Engine(store, EventBus(), fast_settings(**settings))
-        await nursery.start(eng.serve)
-        yield eng
-        nursery.cancel_scope.cancel()
-
-
 @pytest.fixture
 async def engine(store: Store) -> AsyncIterator[Engine]:
     async with running_engine(store) as eng:
         yield eng
-
-
-async def make_flow(engine: Engine, data: dict[str, Any], company: str = COMPANY) -> Flow:
-    data = {"name": "test", **data}
-    return await engine.flows.create(company, parse_flow_definition(data))
-
-
-async def run(
-    engine: Engine, flow: Flow, input: Any = None, timeout: float = 20, **kw: Any
-) -> Play:
-    play = await engine.start_play(flow.company_id, flow.id, input, **kw)
-    return await engine.wait_play(flow.company_id, play.id, timeout=timeout)
-
-
-async def layers_by_ref(engine: Engine, play: Play) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for layer in await engine.get_layers(play.company_id, play.id):
-        out[layer.ref if not layer.iteration else f"{layer.ref}{list(layer.iteration)}"] = layer
-    return out

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import COMPANY, fast_settings, layers_by_ref, make_flow, run, running_engine
+from engine_testkit import COMPANY, fast_settings, layers_by_ref, make_flow, run, running_engine
 
 from flow8.domain import LayerState, PlayState, TriggerKind
 from flow8.engine import Engine, EventBus, PlayStateError

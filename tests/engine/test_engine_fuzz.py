@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from conftest import COMPANY, run
+from engine_testkit import COMPANY, run
 
 from flow8.domain import FlowValidationError, LayerState, PlayState, parse_flow_definition
 from flow8.engine import Engine, validate_definition

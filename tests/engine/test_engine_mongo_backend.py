@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mongomock
 import trio
-from conftest import COMPANY, fast_settings, make_flow
+from engine_testkit import COMPANY, fast_settings, make_flow
 
 from flow8.domain import PlayState
 from flow8.engine import Engine, EventBus

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import trio
-from conftest import COMPANY, layers_by_ref, make_flow, run
+from engine_testkit import COMPANY, layers_by_ref, make_flow, run
 
 from flow8.domain import LayerState, PlayState
 from flow8.engine import Engine, EventFilter

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import trio
-from conftest import COMPANY, fast_settings, make_flow
+from engine_testkit import COMPANY, fast_settings, make_flow
 
 import actors
 from flow8.domain import PlayState
