@@ -57,14 +57,15 @@ class _Connection:
     nursery: trio.Nursery
     subscriptions: dict[str, trio.CancelScope] = attrs.field(factory=dict)
     counter: int = 0
+    too_slow: bool = False
 
     def push(self, message: dict[str, Any]) -> None:
         try:
             self.out.send_nowait(json.dumps(message, separators=(",", ":"), default=str))
         except trio.WouldBlock:
             # The client is not reading: end the connection instead of buffering forever.
+            self.too_slow = True
             self.nursery.cancel_scope.cancel()
-            raise _SlowClient from None
 
     def error(self, code: str, message: str) -> None:
         self.push({"type": "error", "error": code, "message": message})
@@ -144,14 +145,15 @@ class _Connection:
         bus = app().deps.events
         assert bus is not None
         with scope:
-            async with bus.subscribe(flt, buffer=app().deps.settings.ws_queue_size) as events:
+            # The bus buffer is roomier than the connection's queue, so a client that stops
+            # reading fills the queue (and is disconnected with 1013) before the bus drops it.
+            buffer = 4 * app().deps.settings.ws_queue_size
+            async with bus.subscribe(flt, buffer=buffer) as events:
                 task_status.started()
                 async for event in events:
                     self.push({**event.to_json(), "subscription": sub_id})
-
-
-class _SlowClient(Exception):
-    pass
+                    if self.too_slow:
+                        return
 
 
 async def _refuse(error: ApiError) -> None:
@@ -184,6 +186,7 @@ async def ws_endpoint() -> None:
     closing = app().closing
     code, reason = 1000, ""
     send, receive = trio.open_memory_channel[str](app().deps.settings.ws_queue_size)
+    conn: _Connection | None = None
     try:
         async with trio.open_nursery() as nursery:
             conn = _Connection(principal, send, nursery)
@@ -200,11 +203,11 @@ async def ws_endpoint() -> None:
 
             nursery.start_soon(_writer)
             nursery.start_soon(_watch_shutdown)
-            while True:
+            while not conn.too_slow:
                 await conn.handle(await websocket.receive())
-    except* _SlowClient:
-        code, reason = 1013, "client too slow"
     finally:
+        if conn is not None and conn.too_slow:
+            code, reason = 1013, "client too slow"
         _audit(principal, "ws_closed", {"code": code})
     if code != 1000 or closing.is_set():
         await websocket.close(code, reason)

@@ -10,6 +10,7 @@ import trio
 from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ApiEnv, start_app
 from trio_websocket import ConnectionClosed, open_websocket_url
 
+from flow8.engine import Event
 from flow8.http import HttpSettings, serve_http
 from flow8.store import Store
 
@@ -43,6 +44,11 @@ async def _refused(env: ApiEnv, headers: list[tuple[bytes, bytes]]) -> tuple[int
         reason = closed.value.reason
         assert reason is not None
         return reason.code, frame["error"]
+
+
+async def _drain(ws: Any) -> None:
+    while True:
+        await ws.get_message()
 
 
 async def _close_socket(ws: Any) -> None:
@@ -139,3 +145,33 @@ async def test_shutdown_closes_open_sockets_promptly(store: Store, nursery: trio
         with trio.fail_after(5):
             await done.wait()
         assert trio.current_time() - started < 5
+
+
+async def test_client_that_stops_reading_is_disconnected(
+    store: Store, nursery: trio.Nursery, serve: Any
+) -> None:
+    app, identity, _ = await start_app(nursery, store, HttpSettings(ws_queue_size=4))
+    await identity.install("Acme", OWNER_EMAIL, OWNER_PASSWORD)
+    result = await identity.login(OWNER_EMAIL, OWNER_PASSWORD, ip="t", user_agent="t")
+    key = (await identity.create_api_key(result.principal, "k", ["api"])).key
+    company = result.principal.company_id
+    assert company is not None
+    url = (await serve(app)).replace("http://", "ws://") + "/ws"
+    bus = app.deps.events
+    assert bus is not None
+    headers = [(b"authorization", f"Bearer {key}".encode())]
+    async with open_websocket_url(
+        url, extra_headers=headers, message_queue_size=1, max_message_size=2**24
+    ) as ws:
+        await ws.send_message(json.dumps({"action": "subscribe", "company": True}))
+        assert (await _next(ws))["type"] == "subscribed"
+        # Stop reading; the server keeps publishing large events until buffers fill up.
+        with trio.fail_after(10):
+            while bus.subscriber_count:
+                bus.publish(Event("play:started", company, None, "p", {"blob": "x" * 200_000}))
+                await trio.sleep(0.001)
+        with pytest.raises(ConnectionClosed) as closed, trio.fail_after(10):
+            await _drain(ws)
+        await _close_socket(ws)
+    assert closed.value.reason is not None
+    assert closed.value.reason.code == 1013
