@@ -75,12 +75,16 @@ class CollectionSpec:
     scope: Scope
     indexes: tuple[IndexSpec, ...] = ()
     secret_fields: frozenset[str] = frozenset()
+    # tenant collections that jobs spanning companies may reach via store.cross_tenant
+    cross_tenant: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ValueError(f"invalid collection name {self.name!r}")
         if self.scope not in ("tenant", "system"):
             raise ValueError(f"scope must be 'tenant' or 'system', got {self.scope!r}")
+        if self.cross_tenant and self.scope != "tenant":
+            raise ValueError(f"{self.name}: only tenant collections can be cross-tenant")
         for field in self.secret_fields:
             if "." in field or not _FIELD.match(field):
                 raise ValueError(f"secret fields are top-level field names, got {field!r}")
@@ -154,10 +158,12 @@ class Catalog:
         return Catalog.of([*self.specs.values(), *specs])
 
 
-def _tenant(name: str, *indexes: IndexSpec, secrets: Iterable[str] = ()) -> CollectionSpec:
+def _tenant(
+    name: str, *indexes: IndexSpec, secrets: Iterable[str] = (), cross_tenant: bool = False
+) -> CollectionSpec:
     # every tenant listing pages in creation order by default: (company_id, _id)
     by_id = index("company_id", "_id")
-    return CollectionSpec(name, "tenant", (by_id, *indexes), frozenset(secrets))
+    return CollectionSpec(name, "tenant", (by_id, *indexes), frozenset(secrets), cross_tenant)
 
 
 def _system(name: str, *indexes: IndexSpec, secrets: Iterable[str] = ()) -> CollectionSpec:
@@ -206,11 +212,16 @@ CATALOG = Catalog.of(
             index("company_id", "flow_id", ("created_at", -1)),
             index("company_id", "status"),
             index("status", "lease_expires_at"),
+            index("status", "wake_at"),
+            index("status", "created_at"),
+            index("lease_owner", "status"),
             index("company_id", "idempotency_key", unique=True),
+            cross_tenant=True,  # dispatcher claims, retention
         ),
         _tenant(
             "play_layers",
             index("company_id", "play_id", "layer_id", unique=True),
+            cross_tenant=True,  # retention
         ),
         _tenant(
             "kv",
@@ -222,16 +233,19 @@ CATALOG = Catalog.of(
             "audit_logs",
             index("company_id", ("created_at", -1)),
             index("company_id", "action"),
+            cross_tenant=True,  # retention
         ),
         _tenant(
             "schedules",
             index("company_id", "flow_id"),
             index("enabled", "next_fire_at"),
+            cross_tenant=True,  # scheduler
         ),
         _tenant(
             "schedule_ticks",
             index("company_id", "schedule_id", "fire_at", unique=True),
             index("expires_at", expire_after_seconds=0),
+            cross_tenant=True,  # scheduler
         ),
         _tenant(
             "component_configs",
@@ -239,6 +253,11 @@ CATALOG = Catalog.of(
             secrets=["secrets"],
         ),
         _tenant("links", index("company_id", "name", unique=True), secrets=["data"]),
-        _tenant("channels", index("company_id", "name", unique=True), index("port")),
+        _tenant(
+            "channels",
+            index("company_id", "name", unique=True),
+            index("port"),
+            cross_tenant=True,  # the channel supervisor starts every enabled channel
+        ),
     ]
 )

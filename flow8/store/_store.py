@@ -29,6 +29,11 @@ class _Scope:
             )
         if self.mode != "system" and spec.scope != "tenant":
             raise TenancyError(f"{name!r} is a system collection: reach it through store.system")
+        if self.mode == "cross" and not spec.cross_tenant:
+            raise TenancyError(
+                f"{name!r} is not open to cross-tenant jobs (catalog cross_tenant=False): "
+                "reach it through store.tenant(company_id)"
+            )
         return ScopedCollection(
             spec, self.mode, self.company_id, self.store.engine, self.store.keyring
         )

@@ -17,7 +17,7 @@ from flow8.store import CATALOG, CollectionSpec, Keyring, Store, index, open_sto
 
 TEST_CATALOG = CATALOG.extended(
     # unindexed: full MongoDB semantics (arrays, mixed types) on every path
-    CollectionSpec("docs", "tenant"),
+    CollectionSpec("docs", "tenant", cross_tenant=True),
     CollectionSpec("sys_docs", "system"),
     # indexed scalar paths: the compiler's index-friendly branch, no array membership
     CollectionSpec(
@@ -42,6 +42,7 @@ TEST_CATALOG = CATALOG.extended(
         "tenant",
         (index("company_id", "name", unique=True),),
         frozenset({"secret", "other"}),
+        cross_tenant=True,
     ),
 )
 

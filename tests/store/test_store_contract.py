@@ -436,6 +436,10 @@ async def test_tenancy_refusals(store: Store) -> None:
         store.tenant("a").collection("nope")
     with pytest.raises(TenancyError):
         await store.cross_tenant.collection("docs").insert_one({"v": 1})
+    with pytest.raises(TenancyError, match="cross_tenant=False"):
+        store.cross_tenant.collection("links")  # credentials: never outside a tenant scope
+    with pytest.raises(TenancyError):
+        store.cross_tenant.collection("users")
 
 
 async def test_system_and_cross_tenant_paths(store: Store) -> None:
