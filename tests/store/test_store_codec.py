@@ -6,6 +6,7 @@ import enum
 import functools
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pymongo
@@ -163,3 +164,23 @@ async def test_serve_store_runs_as_a_service(tmp_path: Path) -> None:
         nursery.cancel_scope.cancel()
     async with open_store(f"sqlite://{tmp_path}/s.db", encryption=KEYS) as again:
         assert await again.system.collection("users").count({"email": "x@y"}) == 1
+
+
+async def test_mongodb_without_configured_keys_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import mongomock
+
+    from flow8.store import KeyringError
+
+    monkeypatch.delenv("FLOW8_ENCRYPTION_KEYS", raising=False)
+    client: Any = mongomock.MongoClient()
+    with pytest.raises(KeyringError, match="FLOW8_ENCRYPTION_KEYS"):
+        async with open_store("mongodb://u:secretpw@db/flow8", mongo_client=client):
+            pass
+    async with open_store(
+        "mongodb://u:secretpw@db/flow8", mongo_client=client, encryption=KEYS
+    ) as store:
+        stats = store.statistics()
+    assert stats["backend"] == "mongo"
+    assert "secretpw" not in repr(stats)
