@@ -208,7 +208,8 @@ def loads(text: str) -> Any:
 
 def check_size(text: str, where: str) -> None:
     # JSON length is a close, conservative stand-in for BSON size for the 16 MB limit.
-    if len(text) > MAX_DOCUMENT_BYTES and len(text.encode()) > MAX_DOCUMENT_BYTES:
+    # a character is at most 4 bytes in UTF-8: only long texts need encoding to measure
+    if len(text) > MAX_DOCUMENT_BYTES // 4 and len(text.encode()) > MAX_DOCUMENT_BYTES:
         raise InvalidDocument(f"{where}: document is larger than 16 MB")
 
 

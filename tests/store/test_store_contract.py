@@ -401,6 +401,8 @@ async def test_documents_over_16_mb_are_refused(store: Store) -> None:
     c = docs(store)
     with pytest.raises(InvalidDocument, match="16 MB"):
         await c.insert_one({"blob": "x" * (16 * 1024 * 1024 + 10)})
+    with pytest.raises(InvalidDocument, match="16 MB"):  # 9 M characters, 18 MB of UTF-8
+        await c.insert_one({"blob": "é" * (9 * 1024 * 1024)})
     assert await c.count() == 0
 
 
