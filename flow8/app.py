@@ -31,7 +31,10 @@ from .engine import Engine, EventBus, engine_child, events_child
 from .http import HttpDeps, HttpSettings, create_app, http_child
 from .logs import get_logger
 from .services.audit import AuditLog, StoreAuditSink, audit_child
+from .services.flows import FlowService
 from .services.identity import IdentityService, install_instructions, needs_install
+from .services.kv import KvService
+from .services.plays import PlayService
 from .store import Store, load_keyring, open_store
 
 log = get_logger("flow8.app")
@@ -71,6 +74,11 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         ready=platform.ready,
         identity=platform.identity,
         store=platform.store,
+        flows=FlowService(platform.engine),
+        plays=PlayService(platform.engine),
+        kv=KvService(platform.engine.kv),
+        events=platform.events,
+        modules=platform.engine.registry,
         audit=platform.audit.record,
     )
     app = create_app(deps)

@@ -209,3 +209,31 @@ def test_render_tree_draws_nested_children() -> None:
         "└── engine  [supervisor one_for_one]  restarting",
         "    └── plays  [dynamic_supervisor]  running",
     ]
+
+
+def test_served_api_runs_a_flow_end_to_end(server: tuple[subprocess.Popen[str], str]) -> None:
+    """The composition root wires identity, flows, plays and the engine into the real server."""
+    process, base = server
+    with httpx.Client(base_url=base, timeout=10) as client:
+        owner = {"company": "Acme", "email": "ops@example.com", "password": "a-long-password"}
+        assert client.post("/api/install", json=owner).status_code in (200, 201)
+        assert client.post("/api/install", json=owner).status_code == 409
+        login = client.post("/api/auth/login", json={k: owner[k] for k in ("email", "password")})
+        csrf = {"X-CSRF-Token": login.json()["csrfToken"]}
+        flow = {
+            "name": "hello",
+            "flowlets": [{"ref": "greet", "appId": "template",
+                          "args": {"text": "Hello {{ $prev.args.name }}!"}}],
+        }  # fmt: skip
+        created = client.post("/api/flows", json=flow, headers=csrf)
+        assert created.status_code == 201, created.text
+        run = client.post(
+            f"/api/flows/{created.json()['id']}/run?wait=10", json={"name": "Ada"}, headers=csrf
+        )
+        assert run.json()["state"] == "DONE", run.text
+        assert run.json()["out"] == {"text": "Hello Ada!"}
+        layers = client.get(f"/api/plays/{run.json()['id']}/layers").json()["data"]
+        assert [(layer["ref"], layer["state"]) for layer in layers] == [("greet", "DONE")]
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=15)
+    assert process.returncode == 0
