@@ -205,16 +205,20 @@ class MongoBackend:
         return DuplicateKey(spec.name, uniques[0].name if len(uniques) == 1 else "_id_")
 
     async def _insert(self, op: InsertOp) -> list[str]:
-        import bson
-
         docs = [dict(d) for d in op.docs]
-        for d in docs:  # checked before anything is sent, so a batch is refused whole
-            if len(bson.encode(d)) > MAX_DOCUMENT_BYTES:
-                raise InvalidDocument(f"{op.spec.name} {d['_id']!r}: document is larger than 16 MB")
-        if len(docs) == 1:
-            await self._run(lambda: self._coll(op.spec).insert_one(docs[0]), op.spec, "insert")
-        else:
-            await self._run(lambda: self._insert_many(op.spec, docs), op.spec, "insert")
+
+        def run() -> None:
+            import bson
+
+            for d in docs:  # checked before anything is sent, so a batch is refused whole
+                if len(bson.encode(d)) > MAX_DOCUMENT_BYTES:
+                    raise InvalidDocument(f"{op.spec.name} {d['_id']!r}: larger than 16 MB")
+            if len(docs) == 1:
+                self._coll(op.spec).insert_one(docs[0])
+            else:
+                self._insert_many(op.spec, docs)
+
+        await self._run(run, op.spec, "insert")
         return [d["_id"] for d in op.docs]
 
     def _insert_many(self, spec: CollectionSpec, docs: list[dict[str, Any]]) -> None:
