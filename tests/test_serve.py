@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -109,6 +110,8 @@ def test_serve_answers_health_and_admin_tree_then_stops_on_sigterm(
     assert process.returncode == 0, err
     assert time.monotonic() - started < 5 + 2
     assert '"event": "flow8_stopped"' in err
+    for line in err.splitlines():  # every log line, Hypercorn's included, is one JSON object
+        assert json.loads(line)["level"], line
     assert "flow8 init" in out  # a fresh data dir tells the user how to create the owner
 
 

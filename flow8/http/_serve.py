@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
@@ -14,7 +16,9 @@ def hypercorn_config(host: str, port: int, graceful_timeout: float) -> Config:
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.graceful_timeout = graceful_timeout
     config.accesslog = None  # the audit trail records every request; no second access log
-    config.errorlog = "-"
+    # A Logger (not "-") makes Hypercorn log through the root handler: one JSON format, no
+    # second plain-text copy of every line on stderr.
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.keep_alive_timeout = 75
     config.websocket_max_message_size = 1 * 1024 * 1024
     return config
