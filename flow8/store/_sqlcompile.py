@@ -233,7 +233,8 @@ def order_by(sort: list[tuple[str, int]]) -> str:
         if path != "_id":
             terms.append(f"{rank_expr(path)} {d}")
         terms.append(f"{value_expr(path)} {d}")
-    terms.append("rowid ASC")  # ties keep insertion order, like MongoDB's natural order
+    if not any(path == "_id" for path, _ in sort):  # _id is unique: no ties left
+        terms.append("rowid ASC")  # ties keep insertion order, like MongoDB's natural order
     return " ORDER BY " + ", ".join(terms)
 
 
