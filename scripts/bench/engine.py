@@ -32,6 +32,7 @@ import trio  # noqa: E402
 
 from flow8.domain import PlayState, parse_flow_definition  # noqa: E402
 from flow8.engine import Engine, EngineSettings, EventBus, compile_value  # noqa: E402
+from flow8.logs import configure_logging  # noqa: E402
 from flow8.store import Durability, Store, open_store  # noqa: E402
 
 COMPANY = "bench"
@@ -208,6 +209,8 @@ async def bench_c(held: bool) -> tuple[float, float, int]:
 
 
 async def main() -> None:
+    # Figures only: store/engine logs go to stderr, warnings and above.
+    configure_logging("warning", "console")
     print(f"engine benchmarks (sqlite, one process){' [quick]' if QUICK else ''}")
     base = baseline_a()
     for durability in ("full", "normal"):
