@@ -14,6 +14,8 @@ Usage: .venv/bin/python scripts/bench/engine.py [--quick]
 
 from __future__ import annotations
 
+import base64
+import os
 import resource
 import statistics
 import sys
@@ -33,9 +35,10 @@ import trio  # noqa: E402
 from flow8.domain import PlayState, parse_flow_definition  # noqa: E402
 from flow8.engine import Engine, EngineSettings, EventBus, compile_value  # noqa: E402
 from flow8.logs import configure_logging  # noqa: E402
-from flow8.store import Durability, Store, open_store  # noqa: E402
+from flow8.store import Durability, Keyring, Store, open_store  # noqa: E402
 
 COMPANY = "bench"
+KEYS = Keyring.parse("bench:" + base64.b64encode(os.urandom(32)).decode())
 QUICK = "--quick" in sys.argv
 
 
@@ -77,7 +80,7 @@ async def with_engine(
 ) -> Any:
     with tempfile.TemporaryDirectory() as d:
         async with open_store(
-            f"sqlite:///{Path(d) / 'bench.db'}", data_dir=d, durability=durability
+            f"sqlite:///{Path(d) / 'bench.db'}", data_dir=d, durability=durability, encryption=KEYS
         ) as store:
             engine = Engine(store, EventBus(), settings or EngineSettings())
             async with trio.open_nursery() as nursery:
@@ -149,7 +152,7 @@ async def baseline_b(durability: Durability) -> float:
     count = 1000 if QUICK else 3000
     with tempfile.TemporaryDirectory() as d:
         async with open_store(
-            f"sqlite:///{Path(d) / 'raw.db'}", data_dir=d, durability=durability
+            f"sqlite:///{Path(d) / 'raw.db'}", data_dir=d, durability=durability, encryption=KEYS
         ) as store:
             coll = store.tenant(COMPANY).collection("play_layers")
             # per play: insert play + 3 layers x2 writes + 1 final update ~ 8 docs; measure docs/s
