@@ -1,6 +1,7 @@
 """Composition root: builds the platform's objects and declares the supervision tree.
 
     root                 rest_for_one: a child may depend on every child before it
+    ├── store            group-commit writer and TTL purge of the opened store (restartable)
     ├── events           pub/sub of play and system events
     ├── audit            batches audit entries into the store; flushes on stop
     ├── engine           one_for_one
@@ -9,8 +10,10 @@
     └── http             Hypercorn serving the Quart-Trio app on SERVER_PORT
 
 Start-up order: ``flow8.cli`` has loaded ``.env``, configured logging and checked the settings;
-:func:`open_platform` then opens the store and starts the tree in order (each child is started
-once it says it is ready, so ``/healthz`` answers only when everything before http is up).
+:func:`open_platform` then opens the store (connections, indexes) and starts the tree in order
+(each child is started once it says it is ready, so ``/healthz`` answers only when everything
+before http is up). The ``store`` actor runs the store's writer: a crash of it restarts every
+child after it (rest_for_one), and queued writes wait for its next incarnation.
 Stop runs in reverse order, bounded by ``SHUTDOWN_GRACE_SECONDS``.
 """
 
@@ -84,6 +87,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
     app = create_app(deps)
     return actors.SupervisorSpec(
         [
+            actors.task("store", platform.store.serve, shutdown=5.0),
             events_child(platform.events),
             audit_child(platform.audit),
             engine_child(platform.engine),
@@ -101,8 +105,11 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
 
 
 @asynccontextmanager
-async def open_configured_store(settings: Settings) -> AsyncIterator[Store]:
-    """The store the settings describe, with its key ring (used by serve and the CLI)."""
+async def open_configured_store(settings: Settings, *, serve: bool = True) -> AsyncIterator[Store]:
+    """The store the settings describe, with its key ring (used by serve and the CLI).
+
+    ``serve=False`` leaves the writer to the ``store`` actor of the tree.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     on_mongo = settings.store_url.startswith("mongodb")
     keyring = load_keyring(
@@ -113,6 +120,7 @@ async def open_configured_store(settings: Settings) -> AsyncIterator[Store]:
         data_dir=settings.data_dir,
         durability=settings.store_durability,
         encryption=keyring,
+        serve=serve,
     ) as store:
         yield store
 
@@ -120,7 +128,7 @@ async def open_configured_store(settings: Settings) -> AsyncIterator[Store]:
 @asynccontextmanager
 async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
     """Open the store, build the tree and start it; yields once every child is running."""
-    async with open_configured_store(settings) as store:
+    async with open_configured_store(settings, serve=False) as store:
         events = EventBus()
         audit = AuditLog(StoreAuditSink(store))
         platform = Platform(

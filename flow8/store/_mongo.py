@@ -42,6 +42,9 @@ class MongoBackend:
     name: str = "mongo"
     _limiter: trio.CapacityLimiter = attrs.field(init=False)
     _nursery: trio.Nursery | None = None
+    _stopping: trio.Event = attrs.field(factory=trio.Event)
+    _lanes_done: trio.Event = attrs.field(factory=trio.Event)
+    _serving: bool = False
     _closed: bool = False
 
     def __attrs_post_init__(self) -> None:
@@ -82,9 +85,27 @@ class MongoBackend:
 
     # -- start-up --------------------------------------------------------------------------
 
-    def bind(self, nursery: trio.Nursery) -> None:
-        """Give pipelines a nursery to run their ordered lanes in."""
-        self._nursery = nursery
+    async def serve_lanes(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Host the pipelines' ordered write lanes until :meth:`aclose`; restartable.
+
+        Lanes still running when it is asked to end finish first (each write is bounded by
+        the driver's timeouts), so a pipelined write is never abandoned half-way.
+        """
+        self._stopping = trio.Event()
+        self._lanes_done = trio.Event()
+        self._serving = True
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await self._stopping.wait()
+                self._nursery = None  # no new lanes; the nursery waits for running ones
+        finally:
+            self._nursery = None
+            self._serving = False
+            self._lanes_done.set()
 
     async def open(self, attempts: int = 5) -> None:
         """Ping with exponential backoff, then ensure every catalog index."""
@@ -125,8 +146,10 @@ class MongoBackend:
                 coll.create_index(list(ix.keys), **opts)
 
     async def aclose(self) -> None:
+        self._stopping.set()
+        if self._serving:
+            await self._lanes_done.wait()
         self._closed = True
-        self._nursery = None
 
     # -- reads ---------------------------------------------------------------------------
 

@@ -24,15 +24,6 @@ log = structlog.get_logger("flow8.store")
 _MONGO_DB = re.compile(r"^mongodb(?:\+srv)?://[^/]*/([^?]+)")
 
 
-async def _ttl_loop(store: StoreImpl, interval: float) -> None:
-    while True:
-        await trio.sleep(interval)
-        try:
-            await store.purge_expired()
-        except StoreError as e:  # a locked or full database must not kill the store
-            log.warning("ttl_purge_failed", error=str(e))
-
-
 @asynccontextmanager
 async def open_store(
     url: str,
@@ -45,6 +36,7 @@ async def open_store(
     read_connections: int = 4,
     busy_timeout: float = 5.0,
     ttl_interval: float = 60.0,
+    serve: bool = True,
 ) -> AsyncIterator[Store]:
     """Open the store at ``url`` (``sqlite:///abs/path.db`` or ``mongodb://...``).
 
@@ -53,6 +45,11 @@ async def open_store(
     ``mongo_client`` injects a ready pymongo-compatible client (tests pass mongomock).
     Indexes in ``catalog`` are ensured before the store is yielded; on sqlite a background
     task purges expired (TTL) documents every ``ttl_interval`` seconds.
+
+    With ``serve=False`` the store's own work (group-commit writer, TTL purge, write lanes)
+    is left to the caller, who runs ``store.serve`` as a supervised child (the ``store``
+    actor of the tree); writes wait until it runs. Leaving the block drains queued writes
+    and closes the store either way.
     """
     if durability not in ("full", "normal"):
         raise StoreError(f"durability must be 'full' or 'normal', got {durability!r}")
@@ -74,27 +71,17 @@ async def open_store(
         raise StoreUnavailable(
             f"unsupported store URL {redact_url(url)!r}: use sqlite:///path or mongodb://..."
         )
-    store = StoreImpl(engine, catalog, keyring)
+    store = StoreImpl(engine, catalog, keyring, ttl_interval)
     log.info("store_opened", **store.statistics())
     try:
         async with trio.open_nursery() as nursery:
-            if isinstance(engine, SqliteBackend):
-                await nursery.start(engine.serve_writer)
-            else:
-                engine.bind(nursery)
-            ttl_scope = trio.CancelScope()
-
-            async def ttl() -> None:
-                with ttl_scope:
-                    await _ttl_loop(store, ttl_interval)
-
-            if isinstance(engine, SqliteBackend):
-                nursery.start_soon(ttl)
+            if serve:
+                await nursery.start(store.serve)
             try:
                 yield store
             finally:
-                ttl_scope.cancel()
-                await engine.aclose()
+                with trio.CancelScope(shield=True):  # bounded: the queue drains, then closes
+                    await engine.aclose()
     except BaseExceptionGroup as group:
         # The nursery wraps whatever the caller's block raised; hand that back as it was.
         if len(group.exceptions) != 1:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 import attrs
+import trio
 
 from ._catalog import Catalog
 
@@ -140,5 +141,10 @@ class Store(Protocol):
     def pipeline(self) -> Pipeline: ...
 
     async def purge_expired(self) -> int: ...
+
+    async def serve(self, task_status: trio.TaskStatus[None] = ...) -> None:
+        """The store's own work (group-commit writer, TTL purge / write lanes) as a service,
+        for a store opened with ``open_store(..., serve=False)``; restartable."""
+        ...
 
     def statistics(self) -> dict[str, Any]: ...

@@ -103,6 +103,7 @@ class SqliteBackend:
     _wake: trio.Event = attrs.field(factory=trio.Event)
     _closing: bool = False
     _closed: bool = False
+    _writer_running: bool = False
     _index_names: dict[str, dict[str, str]] = attrs.field(factory=dict)
     commits: int = 0  # write transactions committed (one per group-commit batch)
     committed_ops: int = 0
@@ -180,8 +181,15 @@ class SqliteBackend:
         self._limiter = trio.CapacityLimiter(self.read_connections)
 
     async def aclose(self) -> None:
+        """Stop taking writes, let the queue drain, close every connection.
+
+        A running writer drains and closes by itself; with none running (its actor already
+        stopped) a last writer runs here, so no queued write is dropped.
+        """
         self._closing = True
         self._wake.set()
+        if not self._writer_running:
+            await self.serve_writer()
 
     def _close_sync(self) -> None:
         for conn in self._all:
@@ -317,6 +325,14 @@ class SqliteBackend:
     async def serve_writer(
         self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
+        """The group-commit writer: runs queued writes in batches, one transaction each.
+
+        Restartable: a writer that is cancelled (its actor stopped) or crashes leaves the
+        queue to the next one; only :meth:`aclose` ends the backend, after the queue drained.
+        """
+        if self._writer_running:
+            raise StoreError("the sqlite writer is already running")
+        self._writer_running = True
         task_status.started()
         try:
             while True:
@@ -329,7 +345,16 @@ class SqliteBackend:
                 batch: list[tuple[Pending, WriteOp]] = []
                 while self._queue and len(batch) < MAX_BATCH:
                     batch.append(self._queue.popleft())
-                results = await trio.to_thread.run_sync(self._run_batch, batch, utcnow())
+                try:
+                    # Shielded: a batch handed to SQLite finishes and is answered even when
+                    # the writer is being stopped; it is bounded by the busy timeout.
+                    with trio.CancelScope(shield=True):
+                        results = await trio.to_thread.run_sync(self._run_batch, batch, utcnow())
+                except BaseException as e:
+                    failure = StoreError(f"the write batch could not run: {e!r}")
+                    for pending, _ in batch:
+                        pending.fail(failure)
+                    raise
                 if not _all_failed(results):
                     self.commits += 1
                     self.committed_ops += len(batch)
@@ -339,12 +364,19 @@ class SqliteBackend:
                     else:
                         pending.resolve(result)
         finally:
-            self._closed = True
-            closed = StoreClosed("the store closed before this write was executed")
-            while self._queue:
-                self._queue.popleft()[0].fail(closed)
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(self._close_sync)
+            self._writer_running = False
+            if self._closing:
+                await self._close_now()
+
+    async def _close_now(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        closed = StoreClosed("the store closed before this write was executed")
+        while self._queue:
+            self._queue.popleft()[0].fail(closed)
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(self._close_sync)
 
     async def purge_expired(self) -> int:
         total = 0

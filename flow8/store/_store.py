@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+import structlog
+import trio
 
 from ._catalog import Catalog
 from ._crypto import Keyring
@@ -13,6 +15,8 @@ from ._ops import Pending
 from ._port import Collection, Filter, Update
 from ._scope import Mode, ScopedCollection, check_company_id
 from .exceptions import StoreError, TenancyError
+
+log = structlog.get_logger("flow8.store")
 
 
 @attrs.define
@@ -90,11 +94,38 @@ class PipelineImpl:
             raise first
 
 
+async def _purge_expired_forever(store: StoreImpl, interval: float) -> None:
+    while True:
+        await trio.sleep(interval)
+        try:
+            await store.purge_expired()
+        except StoreError as e:  # a locked or full database must not stop the writer
+            log.warning("ttl_purge_failed", error=str(e))
+
+
 @attrs.define
 class StoreImpl:
     engine: Any  # SqliteBackend | MongoBackend
     catalog: Catalog
     keyring: Keyring | None
+    ttl_interval: float = 60.0
+
+    async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The store's own work, run by the ``store`` actor of the supervision tree.
+
+        On sqlite: the group-commit writer and the batched purge of expired (TTL) documents;
+        on MongoDB: the pipelines' ordered write lanes (TTL is native there). Returns once the
+        store is closed; cancelled, it leaves queued writes to the next run (restartable).
+        """
+        if self.engine.name != "sqlite":
+            await self.engine.serve_lanes(task_status=task_status)
+            return
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_purge_expired_forever, self, self.ttl_interval)
+            try:
+                await self.engine.serve_writer(task_status=task_status)
+            finally:
+                nursery.cancel_scope.cancel()
 
     @property
     def backend(self) -> str:
