@@ -17,6 +17,7 @@ import hashlib
 import os
 import queue
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -128,7 +129,7 @@ class SqliteBackend:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
         try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._enable_wal(conn)
             if str(mode).lower() != "wal":
                 raise StoreUnavailable(f"{str(self.path)!r}: cannot switch to WAL (got {mode})")
             sync = "FULL" if self.durability == "full" else "NORMAL"
@@ -137,6 +138,24 @@ class SqliteBackend:
             self._ensure_schema(conn)
         except sqlite3.Error as e:
             raise storage_error(e, f"opening {str(self.path)!r}") from e
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> str:
+        """Switch to WAL, retrying while another process holds the file.
+
+        Changing the journal mode takes a lock that SQLite's busy handler does not wait for,
+        so two processes opening one new file at the same moment would otherwise see
+        'database is locked' at once instead of after the busy timeout.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.005
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)  # in a worker thread (open runs via to_thread)
+                delay = min(delay * 2, 0.1)
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
