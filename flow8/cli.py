@@ -164,7 +164,7 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from .domain import FlowValidationError
-    from .engine import CLI_COMPANY, run_flow_file, run_stored_flow
+    from .engine import CLI_COMPANY, EngineError, run_flow_file, run_stored_flow
 
     try:
         play_input = json.loads(args.input)
@@ -184,7 +184,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             )
         else:
             result = _trio_run(lambda: run_flow_file(args.file, play_input))
-    except FlowValidationError as error:
+    except (FlowValidationError, EngineError) as error:  # bad flow, bad input, unknown flow id
         print(f"flow8: {error}", file=sys.stderr)
         return EXIT_FAILED
     print(json.dumps(result, default=str))

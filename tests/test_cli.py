@@ -81,6 +81,17 @@ def test_run_rejects_bad_input_and_invalid_flows(env: dict[str, str], tmp_path: 
     assert "nope" in invalid.stderr
     assert "Traceback" not in invalid.stderr
 
+    typed = {"name": "typed", "inputSchema": {"type": "object", "required": ["n"]},
+             "flowlets": [{"ref": "a", "appId": "noop"}]}  # fmt: skip
+    path.write_text(json.dumps(typed))
+    wrong_input = flow8(env, tmp_path, "run", str(path), "--input", '{"m": 1}')
+    assert wrong_input.returncode == 1
+    assert "n" in wrong_input.stderr
+    assert "Traceback" not in wrong_input.stderr
+    unknown = flow8(env, tmp_path, "run", "--flow", "no-such-flow")
+    assert unknown.returncode == 1
+    assert "Traceback" not in unknown.stderr
+
 
 def test_modules_list(env: dict[str, str], tmp_path: Path) -> None:
     listed = flow8(env, tmp_path, "modules", "list")
