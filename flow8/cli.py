@@ -33,14 +33,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "command"):
         parser.print_help()
         return EXIT_USAGE
+    command: Command = args.command
     load_env_file()
     try:
-        configure_logging(os.environ.get("LOG_LEVEL", "info"), _log_format())
+        # One-shot commands speak through stdout; their logs default to warnings and errors.
+        default_level = "info" if command is _serve else "warning"
+        configure_logging(os.environ.get("LOG_LEVEL", default_level), _log_format())
         settings = load_settings()
     except (ConfigError, ValueError) as error:
         print(f"flow8: {error}", file=sys.stderr)
         return EXIT_USAGE
-    command: Command = args.command
     return command(args, settings)
 
 

@@ -20,7 +20,7 @@ from flow8.domain import (
     parse_flow_definition,
 )
 from flow8.modules import ModuleRegistry, default_registry
-from flow8.store import Store, open_store
+from flow8.store import Keyring, Store, open_store
 
 from ._engine import Engine
 from ._events import EventBus
@@ -128,8 +128,11 @@ async def run_flow_file(
     except (OSError, json.JSONDecodeError) as e:
         raise FlowValidationError([Problem("", f"cannot read flow file {path}: {e}")]) from e
     definition = parse_flow_definition(data)
+    # A throwaway store gets a throwaway key: nothing outlives the run, so no key file (and
+    # no warning about one) is written.
+    keys = Keyring.generate("run") if data_dir is None and store_url is None else None
     with tempfile.TemporaryDirectory() if data_dir is None else _nullcontext(data_dir) as d:
-        async with open_store(_store_url(store_url, d), data_dir=d) as store:
+        async with open_store(_store_url(store_url, d), data_dir=d, encryption=keys) as store:
             outcome = await _run_one(store, None, definition, input, company_id, settings)
     return _result(outcome)
 
