@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -377,14 +378,24 @@ class Engine:
         *,
         flow_id: str | None = None,
         state: PlayState | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
         skip: int = 0,
         limit: int = 25,
     ) -> tuple[list[Play], int]:
+        """Plays newest first; ``created_from`` is inclusive, ``created_before`` exclusive."""
         flt: dict[str, Any] = {}
         if flow_id:
             flt["flow_id"] = flow_id
         if state:
             flt["status"] = state.value
+        window: dict[str, datetime] = {}
+        if created_from is not None:
+            window["$gte"] = created_from
+        if created_before is not None:
+            window["$lt"] = created_before
+        if window:
+            flt["created_at"] = window
         coll = self._plays(company_id)
         docs = await coll.find(flt, sort=[("created_at", -1)], skip=skip, limit=limit)
         return [play_from_doc(d) for d in docs], await coll.count(flt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -91,13 +92,22 @@ class PlayService:
         *,
         flow_id: str | None = None,
         state: PlayState | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
         page: int = 0,
         size: int = 25,
     ) -> tuple[builtins.list[Play], int]:
-        """One page, newest first, and the total count."""
+        """One page, newest first, and the total count; the time window is on creation
+        (``created_from`` inclusive, ``created_before`` exclusive)."""
         size = max(1, min(size, 100))
         return await self.engine.list_plays(
-            company_id, flow_id=flow_id, state=state, skip=page * size, limit=size
+            company_id,
+            flow_id=flow_id,
+            state=state,
+            created_from=created_from,
+            created_before=created_before,
+            skip=page * size,
+            limit=size,
         )
 
     async def layers(self, company_id: str, play_id: str) -> builtins.list[PlayLayer]:

@@ -107,3 +107,24 @@ async def test_approve_reject_cancel_retry(services: tuple[FlowService, PlayServ
     assert done.state is PlayState.DONE  # the approved step was reused, not asked again
     layers = {la.ref: la for la in await plays.layers("acme", done.id)}
     assert layers["ok"].state is LayerState.DONE
+
+
+async def test_list_filters_by_creation_time_window(
+    services: tuple[FlowService, PlayService],
+) -> None:
+    flows, plays = services
+    flow = await flows.create("acme", {"name": "t", "flowlets": [{"ref": "a", "appId": "noop"}]})
+    first = await plays.run("acme", flow.id, {}, timeout=10)
+    await trio.sleep(0.005)  # the store keeps millisecond timestamps: keep the two apart
+    second = await plays.run("acme", flow.id, {}, timeout=10)
+    assert first.created_at < second.created_at
+    page, total = await plays.list("acme", created_from=second.created_at)
+    assert (total, [p.id for p in page]) == (1, [second.id])
+    page, total = await plays.list("acme", created_before=second.created_at)
+    assert (total, [p.id for p in page]) == (1, [first.id])
+    page, total = await plays.list(
+        "acme", created_from=first.created_at, created_before=second.created_at
+    )
+    assert [p.id for p in page] == [first.id]
+    page, total = await plays.list("acme")
+    assert [p.id for p in page] == [second.id, first.id]  # newest first
