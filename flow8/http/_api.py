@@ -5,6 +5,7 @@ the response shape and the OpenAPI document, so none of them can drift from the 
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import re
@@ -22,8 +23,9 @@ from flow8.services.identity import Action, Principal
 from flow8.services.identity import NotAuthenticated as IdentityUnauthenticated
 
 from ._context import app
+from ._dump import dump
 from ._responses import empty_response, json_response
-from ._schema import _Errors, camel, dump, parse
+from ._schema import _Errors, camel, parse
 from .exceptions import (
     BadRequest,
     Forbidden,
@@ -267,34 +269,41 @@ async def _read_json(*, optional: bool = False) -> Any:
         raise BadRequest(f"invalid JSON: {e}", code="INVALID_JSON") from e
 
 
-def parse_query(cls: type, args: Mapping[str, str]) -> Any:
+@functools.cache
+def _query_plan(cls: type) -> tuple[tuple[str, str, type], ...]:
+    """(attribute, query name, target type) per field of a query model, resolved once."""
     hints = typing.get_type_hints(cls)
+    plan = []
+    for a in attrs.fields(cls):
+        tp = hints[a.name]
+        inner = [t for t in typing.get_args(tp) if t is not type(None)] or [tp]
+        plan.append((a.name, camel(a.name), inner[0]))
+    return tuple(plan)
+
+
+def parse_query(cls: type, args: Mapping[str, str]) -> Any:
     errors = _Errors()
     values: dict[str, Any] = {}
-    for a in attrs.fields(cls):
-        key = camel(a.name)
+    for name, key, target in _query_plan(cls):
         raw = args.get(key)
         if raw is None:
             continue
-        tp = hints[a.name]
-        inner = [t for t in typing.get_args(tp) if t is not type(None)] or [tp]
-        target = inner[0]
         try:
             if target is int:
-                values[a.name] = int(raw)
+                values[name] = int(raw)
             elif target is bool:
                 if raw.lower() not in ("true", "false", "1", "0"):
                     raise ValueError
-                values[a.name] = raw.lower() in ("true", "1")
+                values[name] = raw.lower() in ("true", "1")
             elif target is float:
-                values[a.name] = float(raw)
+                values[name] = float(raw)
             elif target is datetime:
                 moment = datetime.fromisoformat(raw)
                 if moment.tzinfo is None:
                     raise ValueError
-                values[a.name] = moment
+                values[name] = moment
             else:
-                values[a.name] = raw
+                values[name] = raw
         except ValueError:
             kind = "an RFC 3339 date-time with offset" if target is datetime else target.__name__
             errors.add(key, f"must be {kind}")

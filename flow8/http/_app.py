@@ -9,14 +9,13 @@ from . import (
     _admin,
     _audit_routes,
     _company_routes,
-    _cors,
     _flow_routes,
     _hardening,
     _identity_routes,
     _kv_routes,
+    _middleware,
     _module_routes,
     _play_routes,
-    _request_audit,
     _ws,
 )
 from ._admin_auth import AdminGate
@@ -51,9 +50,8 @@ def create_app(deps: HttpDeps) -> Flow8App:
         ttl_seconds=deps.settings.admin_cookie_ttl_seconds,
         clock=deps.clock,
     )
-    _request_audit.install(application)
+    _middleware.install(application)
     _hardening.install(application)
-    _cors.install(application)
     application.register_blueprint(_admin.blueprint)
     for group in ROUTE_GROUPS:
         application.register_blueprint(group.blueprint)

@@ -14,10 +14,10 @@ from flow8.services.plays import PlayService
 
 from ._api import Req, Routes, audit_change
 from ._context import app
+from ._dump import dump
 from ._engine_models import FlowOut, PlayOut, RunQuery, flow_out
 from ._page import PageQuery, make_page, page_of, slice_page
 from ._responses import json_response
-from ._schema import dump
 from .exceptions import BadRequest, NotFound, ServiceUnavailable
 
 routes = Routes("flows", "flows")

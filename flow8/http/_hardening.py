@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
+import attrs
 from quart import Response, has_request_context, request
+from quart.wrappers import Request
 from werkzeug.exceptions import HTTPException
 
 from flow8.domain import FlowValidationError
@@ -13,6 +15,7 @@ from flow8.services.identity import IdentityError
 from flow8.store import StoreError
 
 from ._context import Flow8App
+from ._deps import HttpSettings
 from ._errors_map import from_engine, from_identity, from_store
 from ._responses import error_response, json_response
 from .exceptions import ApiError, PayloadTooLarge
@@ -34,33 +37,64 @@ _HTTP_CODES = {
 }
 
 
+_HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
+
+def _defaults(*, api: bool, html: bool, hsts: bool) -> tuple[tuple[str, str, str], ...]:
+    """(lower-case name, name, value) of every header an answer gets unless it set its own."""
+    pairs = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+    ]
+    if api:
+        # API answers are per-user and may be sensitive: never kept by shared caches.
+        pairs.append(("Cache-Control", "no-store"))
+    pairs.append(("Content-Security-Policy", _HTML_CSP if html else _API_CSP))
+    if hsts:
+        pairs.append(_HSTS)
+    return tuple((name.lower(), name, value) for name, value in pairs)
+
+
+@attrs.frozen
+class Hardening:
+    """The body limit (checked before anything reads the body) and the security headers,
+    precomputed per kind of answer so a response pays one pass over its own headers."""
+
+    limit: int
+    _headers: dict[tuple[bool, bool], tuple[tuple[str, str, str], ...]]
+
+    @classmethod
+    def of(cls, settings: HttpSettings) -> Hardening:
+        hsts = settings.secure_cookies
+        table = {
+            (api, html): _defaults(api=api, html=html, hsts=hsts)
+            for api in (False, True)
+            for html in (False, True)
+        }
+        return cls(settings.max_body_bytes, table)
+
+    def check_body(self, request: Request) -> None:
+        length = request.content_length
+        if length is not None and length > self.limit:
+            raise PayloadTooLarge(f"request body exceeds {self.limit} bytes")
+
+    def add_headers(self, request: Request, response: Response) -> None:
+        headers = response.headers
+        present = set(headers.keys(lower=True))
+        html = (response.mimetype or "") == "text/html"
+        for lower, name, value in self._headers[(request.path.startswith("/api/"), html)]:
+            if lower not in present:
+                headers.add(name, value)
+
+
 def install(app: Flow8App) -> None:
+    """The error handlers; the body limit and headers run from `_middleware`."""
     limit = app.deps.settings.max_body_bytes
     # Quart enforces this while streaming bodies without a Content-Length.
     app.config["MAX_CONTENT_LENGTH"] = limit
     app.config["MAX_FORM_MEMORY_SIZE"] = limit
-
-    @app.before_request
-    async def _body_limit() -> None:
-        length = request.content_length
-        if length is not None and length > limit:
-            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-
-    @app.after_request
-    async def _security_headers(response: Response) -> Response:
-        headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if request.path.startswith("/api/"):
-            # API answers are per-user and may be sensitive: never kept by shared caches.
-            headers.setdefault("Cache-Control", "no-store")
-        html = (response.mimetype or "") == "text/html"
-        headers.setdefault("Content-Security-Policy", _HTML_CSP if html else _API_CSP)
-        if app.deps.settings.secure_cookies:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        return response
 
     @app.errorhandler(ApiError)
     async def _api_error(error: ApiError) -> Response:

@@ -8,6 +8,7 @@ from flow8.services.identity import Action, IdentityService
 
 from ._api import SESSION_COOKIE, Req, Routes
 from ._context import app
+from ._dump import dump
 from ._identity_models import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -23,7 +24,6 @@ from ._identity_models import (
 )
 from ._page import PageQuery, page_of, slice_page
 from ._responses import empty_response, json_response
-from ._schema import dump
 
 routes = Routes("identity", "auth")
 

@@ -62,7 +62,9 @@ def field(
     return attrs.field(default=default, metadata=meta)
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
+    # Resolving string annotations compiles them: once per class, not once per request.
     return typing.get_type_hints(cls)
 
 
@@ -269,12 +271,17 @@ def _convert(tp: Any, value: Any, path: str, errors: _Errors) -> Any:
     raise TypeError(f"cannot validate {tp!r}")
 
 
+@functools.cache
+def _by_json_name(cls: type) -> dict[str, attrs.Attribute[Any]]:
+    return {camel(a.name): a for a in attrs.fields(cls)}
+
+
 def _build(cls: type, value: Any, path: str, errors: _Errors) -> Any:
     if not isinstance(value, dict):
         errors.add(path, "must be an object")
         return None
     hints = _hints(cls)
-    fields = {camel(a.name): a for a in attrs.fields(cls)}
+    fields = _by_json_name(cls)
     for key in value:
         if key not in fields:
             errors.add(_join(path, key), "unknown field")
@@ -302,29 +309,3 @@ def parse(cls: type[T], value: Any) -> T:
     if errors.items:
         raise ValidationFailed(errors.items)
     return typing.cast(T, result)
-
-
-# -- dumping ---------------------------------------------------------------------------------
-
-
-@functools.cache
-def _dump_plan(cls: type) -> tuple[tuple[str, str], ...]:
-    return tuple((a.name, camel(a.name)) for a in attrs.fields(cls))
-
-
-def dump(value: Any) -> Any:
-    """attrs objects -> camelCase JSON data; datetimes as RFC 3339 UTC; enums by value."""
-    if value is None or isinstance(value, str | int | float | bool):
-        return value  # a StrEnum member is a str: json encodes its value
-    cls = type(value)
-    if attrs.has(cls):
-        return {key: dump(getattr(value, name)) for name, key in _dump_plan(cls)}
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {str(k): dump(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [dump(v) for v in value]
-    return value

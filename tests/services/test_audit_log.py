@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
 import trio
 from audit_support import MemorySink
 
@@ -76,3 +80,16 @@ def test_secrets_are_masked_in_entries() -> None:
     assert key not in str(doc)
     assert "company_id" not in doc  # the tenant scope adds it
     assert mask({"csrfToken": "t", "name": "n"}) == {"csrfToken": MASK, "name": "n"}
+
+
+def test_every_field_set_is_stored() -> None:
+    values: dict[str, Any] = {
+        a.name: f"v-{a.name}" for a in attrs.fields(AuditEntry) if a.name not in ("action",)
+    }
+    values["status"], values["duration_ms"] = 201, 1.5
+    values["created_at"] = datetime(2026, 1, 1, tzinfo=UTC)
+    doc = AuditEntry("thing_updated", **values).to_doc()
+    expected = {k: v for k, v in values.items() if k != "company_id"}
+    assert doc == {"action": "thing_updated", **expected}
+    bare = AuditEntry("auth_logout").to_doc()
+    assert set(bare) == {"action", "created_at"}  # unset fields are left out

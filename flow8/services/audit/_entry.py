@@ -38,10 +38,32 @@ class AuditEntry:
 
     def to_doc(self) -> dict[str, Any]:
         """The stored form; every free-form part is masked here, so nothing unmasked is
-        ever handed to the store."""
-        doc = attrs.asdict(self, recurse=False)
-        for part in ("before", "after", "details"):
-            doc[part] = mask(doc[part])
-        if doc["path"] is not None:
-            doc["path"] = mask(doc["path"])
-        return {k: v for k, v in doc.items() if v is not None and k != "company_id"}
+        ever handed to the store. Unset (None) fields are left out."""
+        doc: dict[str, Any] = {"action": self.action}
+        for name in _PLAIN:
+            value = getattr(self, name)
+            if value is not None:
+                doc[name] = value
+        for name in _FREE_FORM:
+            value = getattr(self, name)
+            if value is not None:
+                doc[name] = mask(value)
+        doc["created_at"] = self.created_at
+        return doc
+
+
+# Fields stored as given, and free-form ones that may carry secrets (masked); `company_id`
+# is not stored in the document: the tenant scope adds it.
+_PLAIN = (
+    "user_id",
+    "user_email",
+    "ip",
+    "user_agent",
+    "correlation_id",
+    "method",
+    "status",
+    "duration_ms",
+    "target_type",
+    "target_id",
+)
+_FREE_FORM = ("path", "before", "after", "details")

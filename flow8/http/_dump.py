@@ -1,0 +1,78 @@
+"""Rendering answers: attrs objects -> camelCase JSON data; datetimes as RFC 3339 UTC; enums by
+value; mappings and sequences element by element.
+
+Every type is looked at once: its dumper is chosen (for an attrs class, a function generated
+with one line per field) and cached, so rendering an answer costs one dict lookup and one call
+per value instead of walking `attrs.fields` and an `isinstance` chain each time.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ._schema import camel
+
+Dumper = Callable[[Any], Any]
+
+_DUMPERS: dict[type, Dumper] = {}
+
+
+def dump(value: Any) -> Any:
+    """attrs objects -> camelCase JSON data; datetimes as RFC 3339 UTC; enums by value."""
+    cls = value.__class__
+    dumper = _DUMPERS.get(cls)
+    if dumper is None:
+        dumper = _DUMPERS[cls] = _dumper_for(cls)
+    return dumper(value)
+
+
+def _same(value: Any) -> Any:
+    # A StrEnum/IntEnum member is a str/int: the JSON encoder writes its value.
+    return value
+
+
+def _datetime(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _enum(value: enum.Enum) -> Any:
+    return value.value
+
+
+def _mapping(value: Mapping[Any, Any]) -> dict[str, Any]:
+    return {str(k): dump(v) for k, v in value.items()}
+
+
+def _sequence(value: Any) -> list[Any]:
+    return [dump(v) for v in value]
+
+
+def _dumper_for(cls: type) -> Dumper:
+    if cls is type(None) or issubclass(cls, str | int | float | bool):
+        return _same
+    if attrs.has(cls):
+        return _attrs_dumper(cls)
+    if issubclass(cls, datetime):
+        return _datetime
+    if issubclass(cls, enum.Enum):
+        return _enum
+    if issubclass(cls, Mapping):
+        return _mapping
+    if issubclass(cls, list | tuple | set | frozenset):
+        return _sequence
+    return _same
+
+
+def _attrs_dumper(cls: type) -> Dumper:
+    """`def dump_X(v): return {"fieldName": dump(v.field_name), ...}`, compiled once."""
+    entries = "".join(f"{camel(a.name)!r}: dump(v.{a.name}), " for a in attrs.fields(cls))
+    source = f"def dump_attrs(v):\n    return {{{entries}}}\n"
+    namespace: dict[str, Any] = {"dump": dump}
+    exec(compile(source, f"<flow8 dumper for {cls.__qualname__}>", "exec"), namespace)
+    dumper: Dumper = namespace["dump_attrs"]
+    return dumper

@@ -1,0 +1,74 @@
+"""The answer renderer: camelCase keys, RFC 3339 UTC datetimes, enums by value, nested
+models, lists and mappings; what a client parses out of every JSON answer."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import attrs
+
+from flow8.http._dump import dump
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+class Mood(enum.StrEnum):
+    CALM = "calm"
+
+
+@attrs.frozen
+class Inner:
+    seen_at: datetime
+    tags: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Outer:
+    play_id: str
+    count: int
+    ratio: float
+    done: bool
+    colour: Colour
+    mood: Mood
+    inner: Inner
+    items: list[Inner]
+    extra: Any = None
+    nothing: str | None = None
+
+
+def test_models_render_as_camel_case_json() -> None:
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    value = Outer(
+        "p1",
+        3,
+        0.5,
+        True,
+        Colour.RED,
+        Mood.CALM,
+        Inner(moment, ("a", "b")),
+        [Inner(moment.astimezone(timezone(timedelta(hours=2))))],
+        extra={"k": [moment, {"deep": Colour.RED}], 7: frozenset({1})},
+    )
+    assert dump(value) == {
+        "playId": "p1",
+        "count": 3,
+        "ratio": 0.5,
+        "done": True,
+        "colour": "red",
+        "mood": "calm",
+        "inner": {"seenAt": "2026-01-02T03:04:05.678000Z", "tags": ["a", "b"]},
+        "items": [{"seenAt": "2026-01-02T05:04:05.678000+02:00", "tags": []}],
+        "extra": {"k": ["2026-01-02T03:04:05.678000Z", {"deep": "red"}], "7": [1]},
+        "nothing": None,
+    }
+
+
+def test_plain_json_passes_through_unchanged() -> None:
+    data = {"a": [1, 2.5, "x", None, True, {"b": []}]}
+    assert dump(data) == data
+    assert dump("text") == "text"
+    assert dump(None) is None
