@@ -19,6 +19,7 @@ from flow8.services.audit import AuditEntry
 from flow8.store import Collection, DuplicateKey, Store, new_id
 
 from . import _tokens
+from ._install import InstallGate
 from ._models import (
     SCOPES,
     ApiKey,
@@ -34,7 +35,6 @@ from ._rbac import Role
 from ._rules import check_name, check_password, company_of, normalize_email, utcnow
 from ._tenancy import Tenancy
 from .exceptions import (
-    AlreadyInstalled,
     Conflict,
     InvalidCredentials,
     InvalidInput,
@@ -69,7 +69,9 @@ class IdentityService(Tenancy):
     # store reads for its caller; any change made through this service clears the cache, and
     # other instances see revocations within this many seconds.
     auth_cache_seconds: float = 2.0
-    _install_lock: trio.Lock = attrs.field(init=False, factory=trio.Lock)
+    install_gate: InstallGate = attrs.field(
+        default=attrs.Factory(lambda s: InstallGate(s.store), takes_self=True)
+    )
     _principals: dict[str, tuple[float, datetime | None, Principal]] = attrs.field(
         init=False, factory=dict
     )
@@ -84,15 +86,25 @@ class IdentityService(Tenancy):
         return await self._c("users").count({}) > 0
 
     async def install(self, company: str, email: str, password: str) -> tuple[User, Company]:
-        """Create the first company and its owner; refused once any user exists."""
+        """Create the first company and its owner; refused once any user exists, and to all
+        but one of several installs racing (see `InstallGate`)."""
         email = normalize_email(email)
         check_password(password)
         company = check_name("company", company)
-        async with self._install_lock:
-            if await self.installed():
-                raise AlreadyInstalled("flow8 is already installed")
-            user = await self._create_user(email, password, name="")
+        token = await self.install_gate.claim()
+        user_id = new_id()
+        try:
+            user = await self._create_user(email, password, name="", user_id=user_id)
             created = await self._create_company(company, user.id)
+        except BaseException:
+            # Nothing half-written: undo what was created and reopen the gate for a retry.
+            with trio.CancelScope(shield=True), trio.move_on_after(10):
+                await self._c("memberships").delete_many({"user_id": user_id})
+                await self._c("companies").delete_many({"created_by": user_id})
+                await self._c("users").delete_one({"_id": user_id})
+                await self.install_gate.release(token)
+            raise
+        await self.install_gate.complete(token)
         self.audit(
             AuditEntry(
                 "install",
@@ -108,10 +120,12 @@ class IdentityService(Tenancy):
 
     # -- users ---------------------------------------------------------------------------
 
-    async def _create_user(self, email: str, password: str, name: str) -> User:
+    async def _create_user(
+        self, email: str, password: str, name: str, *, user_id: str | None = None
+    ) -> User:
         now = utcnow()
         doc = {
-            "_id": new_id(),
+            "_id": user_id or new_id(),
             "email": email,
             "name": name,
             "password_hash": await self.passwords.hash(password),
