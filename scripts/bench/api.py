@@ -132,7 +132,8 @@ async def _wrk(url: str, method: str, body: str, conns: int, seconds: float, aut
         os.unlink(script.name)
     out = proc.stdout.decode()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    # The distribution line, not a "+/- Stdev" column that happens to end in 99%.
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = int(non2xx.group(1)) if non2xx else 0
     return {"rps": rps, "p99_ms": p99, "errors": errors}
