@@ -45,7 +45,9 @@ def record(request: Request, response: Response, audit: Callable[[AuditEntry], N
         company_id, user = principal.company_id, principal.user
         user_id, user_email = user.id, user.email
         key_id = principal.api_key_id
-        details = {"apiKeyId": key_id} if key_id else None
+        # "keyId", not "apiKeyId": the masking rules treat any "api key" field as a secret,
+        # and the id (listed by GET /api/auth/api-keys) is what tells requests apart.
+        details = {"keyId": key_id} if key_id else None
     audit(
         AuditEntry(
             "http_request",

@@ -93,3 +93,19 @@ async def test_cors_headers_on_answers_to_allowed_origins_only(installed: ApiEnv
         foreign = await client.get("/api/install", headers={"Origin": "https://evil.x"})
         assert "access-control-allow-origin" not in foreign.headers
         assert "access-control-expose-headers" not in foreign.headers
+
+
+async def test_requests_made_with_an_api_key_record_which_key(installed: ApiEnv) -> None:
+    async with installed.session("owner@example.com", "owner-password-1") as owner:
+        created = await owner.post("/api/auth/api-keys", json={"name": "ci", "scopes": ["api"]})
+        key, key_id = created.json()["key"], created.json()["id"]
+        company = (await owner.get("/api/auth/me")).json()["companyId"]
+    async with installed.client(headers={"Authorization": f"Bearer {key}"}) as client:
+        r = await client.get("/api/auth/me", headers={"X-Request-Id": "by-key-1"})
+        assert r.status_code == 200
+    await installed.audit.wait_idle()
+    logs = installed.store.tenant(company).collection("audit_logs")
+    entry = await logs.find_one({"correlation_id": "by-key-1"})
+    assert entry is not None
+    assert entry["details"] == {"keyId": key_id}
+    assert key not in str(await logs.find({}))  # the key itself never
