@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from quart import Blueprint, Response, g, has_websocket_context, request, websocket
+from quart import Quart, Response, g, has_websocket_context, request, websocket
 from werkzeug.datastructures import Headers
 
 from flow8.services.audit import AuditEntry
@@ -136,9 +136,21 @@ class Routes:
     """A group of routes (one module's worth), mounted into the app by `create_app`."""
 
     def __init__(self, name: str, tag: str) -> None:
-        self.blueprint = Blueprint(name, __name__)
+        self.name = name
         self.tag = tag
         self.specs: list[RouteSpec] = []
+        self._views: list[tuple[RouteSpec, Callable[..., Awaitable[Response]]]] = []
+
+    def mount(self, application: Quart) -> None:
+        """Add the group's routes to the app itself, not through a Blueprint: Quart works out
+        a request's blueprint chain several times per request, and these routes have no
+        blueprint-level hooks or error handlers to find. The endpoint (no dot, so no
+        blueprint) keeps the group's name."""
+        for spec, view in self._views:
+            endpoint = f"{self.name}:{view.__name__}"
+            application.add_url_rule(
+                spec.quart_path, endpoint=endpoint, view_func=view, methods=[spec.method]
+            )
 
     def route(
         self,
@@ -179,7 +191,7 @@ class Routes:
                 return await _run(spec, params)
 
             view.__name__ = handler.__name__
-            self.blueprint.add_url_rule(spec.quart_path, view_func=view, methods=[method])
+            self._views.append((spec, view))
             return handler
 
         return decorate

@@ -54,7 +54,7 @@ def create_app(deps: HttpDeps) -> Flow8App:
     _hardening.install(application)
     application.register_blueprint(_admin.blueprint)
     for group in ROUTE_GROUPS:
-        application.register_blueprint(group.blueprint)
+        group.mount(application)
     document = build_openapi(route_specs())
 
     async def openapi() -> Response:
