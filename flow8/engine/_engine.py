@@ -389,11 +389,11 @@ class Engine:
             flt["flow_id"] = flow_id
         if state:
             flt["status"] = state.value
-        window: dict[str, datetime] = {}
+        window: dict[str, float] = {}  # plays keep epoch seconds
         if created_from is not None:
-            window["$gte"] = created_from
+            window["$gte"] = created_from.timestamp()
         if created_before is not None:
-            window["$lt"] = created_before
+            window["$lt"] = created_before.timestamp()
         if window:
             flt["created_at"] = window
         coll = self._plays(company_id)

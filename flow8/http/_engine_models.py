@@ -163,6 +163,9 @@ class PlayListQuery:
     size: int = field(default=25, minimum=1, maximum=100)
     flow_id: str | None = field(default=None, max_length=64)
     state: PlayState | None = None
+    # Creation time window, as on /api/audit: since inclusive, until exclusive.
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 @attrs.frozen

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flow8.domain import FlowValidationError
-from flow8.engine import FlowNotFound, KvError, PlayNotFound, PlayStateError
+from flow8.engine import FlowNotFound, InvalidInput, KvError, PlayNotFound, PlayStateError
 from flow8.services import identity as ident
 from flow8.store import InvalidDocument, StoreClosed, StoreError, StoreUnavailable
 
@@ -45,6 +45,8 @@ def from_engine(error: Exception) -> ApiError:
         return NotFound("play not found", code="PLAY_NOT_FOUND")
     if isinstance(error, PlayStateError):
         return Conflict(str(error), code="PLAY_STATE_CONFLICT")
+    if isinstance(error, InvalidInput):  # the play input fails the flow's inputSchema
+        return ValidationFailed([{"field": "(body)", "message": str(error)}], message=str(error))
     if isinstance(error, KvError):
         return ValidationFailed([{"field": "(body)", "message": str(error)}], message=str(error))
     return ApiError("internal server error")

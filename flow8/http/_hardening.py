@@ -10,7 +10,7 @@ from quart.wrappers import Request
 from werkzeug.exceptions import HTTPException
 
 from flow8.domain import FlowValidationError
-from flow8.engine import FlowNotFound, KvError, PlayNotFound, PlayStateError
+from flow8.engine import EngineError, KvError
 from flow8.services.identity import IdentityError
 from flow8.store import StoreError
 
@@ -105,9 +105,7 @@ def install(app: Flow8App) -> None:
         return error_response(from_identity(error))
 
     @app.errorhandler(FlowValidationError)
-    @app.errorhandler(FlowNotFound)
-    @app.errorhandler(PlayNotFound)
-    @app.errorhandler(PlayStateError)
+    @app.errorhandler(EngineError)  # FlowNotFound, PlayNotFound, InvalidInput, ...
     @app.errorhandler(KvError)
     async def _engine_error(error: Exception) -> Response:
         return error_response(from_engine(error))

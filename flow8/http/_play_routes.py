@@ -25,14 +25,20 @@ def _plays() -> PlayService:
     "GET",
     "/api/plays",
     action=Action.READ,
-    summary="Plays, newest first, by flow and state",
+    summary="Plays, newest first, by flow, state and creation time",
     query=PlayListQuery,
     response=page_of(PlayOut),
 )
 async def list_plays(req: Req) -> object:
     q: PlayListQuery = req.query
     plays, total = await _plays().list(
-        req.company_id, flow_id=q.flow_id, state=q.state, page=q.page, size=q.size
+        req.company_id,
+        flow_id=q.flow_id,
+        state=q.state,
+        created_from=q.since,
+        created_before=q.until,
+        page=q.page,
+        size=q.size,
     )
     return make_page(PlayOut, [PlayOut.of(p) for p in plays], total, PageQuery(q.page, q.size))
 

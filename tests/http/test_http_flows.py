@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -142,3 +143,29 @@ async def test_kv_and_modules(installed: ApiEnv) -> None:
         audit = (await c.get("/api/audit", params={"action": "kv_set"})).json()
         assert audit["total"] == 2
         assert "hi" not in str(audit)  # KV values are secret at rest: not in the trail
+
+
+async def test_plays_filter_by_creation_time_and_bad_input_is_422(installed: ApiEnv) -> None:
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as c:
+        flow = {"name": "typed", "inputSchema": {"type": "object", "required": ["x"]},
+                "flowlets": [STEP]}  # fmt: skip
+        fid = (await c.post("/api/flows", json=flow)).json()["id"]
+        refused = await c.post(f"/api/flows/{fid}/run", json={"y": 1})
+        assert refused.status_code == 422
+        assert refused.json()["error"] == "VALIDATION_FAILED"
+        first = (await c.post(f"/api/flows/{fid}/run?wait=10", json={"x": 1})).json()
+        await trio.sleep(0.005)  # millisecond timestamps: keep the plays apart
+        second = (await c.post(f"/api/flows/{fid}/run?wait=10", json={"x": 2})).json()
+
+        async def ids(**params: str) -> list[str]:
+            page = (await c.get("/api/plays", params={"flowId": fid, **params})).json()
+            return [play["id"] for play in page["data"]]
+
+        assert await ids() == [second["id"], first["id"]]
+        moments = [datetime.fromisoformat(p["createdAt"]) for p in (first, second)]
+        between = (moments[0] + (moments[1] - moments[0]) / 2).isoformat()
+        assert await ids(since=between) == [second["id"]]
+        assert await ids(until=between) == [first["id"]]
+        bad = await c.get("/api/plays", params={"since": "yesterday"})
+        assert bad.status_code == 422
+        assert bad.json()["fields"][0]["field"] == "since"

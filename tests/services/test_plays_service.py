@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -118,13 +119,13 @@ async def test_list_filters_by_creation_time_window(
     await trio.sleep(0.005)  # the store keeps millisecond timestamps: keep the two apart
     second = await plays.run("acme", flow.id, {}, timeout=10)
     assert first.created_at < second.created_at
-    page, total = await plays.list("acme", created_from=second.created_at)
+    between = datetime.fromtimestamp((first.created_at + second.created_at) / 2, UTC)
+    page, total = await plays.list("acme", created_from=between)
     assert (total, [p.id for p in page]) == (1, [second.id])
-    page, total = await plays.list("acme", created_before=second.created_at)
+    page, total = await plays.list("acme", created_before=between)
     assert (total, [p.id for p in page]) == (1, [first.id])
-    page, total = await plays.list(
-        "acme", created_from=first.created_at, created_before=second.created_at
-    )
+    before_first = datetime.fromtimestamp(first.created_at - 1, UTC)
+    page, total = await plays.list("acme", created_from=before_first, created_before=between)
     assert [p.id for p in page] == [first.id]
     page, total = await plays.list("acme")
     assert [p.id for p in page] == [second.id, first.id]  # newest first
