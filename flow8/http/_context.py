@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TypeVar, cast
 
 import trio
 from quart import current_app
 from quart_trio import QuartTrio
 
+from flow8.services.flows import FlowService
+from flow8.services.kv import KvService
+from flow8.services.plays import PlayService
+
 from ._admin_auth import AdminGate
 from ._deps import HttpDeps
+from .exceptions import NotFound
+
+S = TypeVar("S")
 
 
 class Flow8App(QuartTrio):
@@ -26,3 +33,23 @@ class Flow8App(QuartTrio):
 
 def app() -> Flow8App:
     return cast(Flow8App, current_app)
+
+
+def _provided(service: S | None, unavailable: str) -> S:
+    # An app built without a service (tests of one area, or a trimmed instance) answers its
+    # routes with 404 rather than failing.
+    if service is None:
+        raise NotFound(unavailable)
+    return service
+
+
+def flow_service() -> FlowService:
+    return _provided(app().deps.flows, "flows are not available on this instance")
+
+
+def play_service() -> PlayService:
+    return _provided(app().deps.plays, "plays are not available on this instance")
+
+
+def kv_service() -> KvService:
+    return _provided(app().deps.kv, "KV is not available on this instance")

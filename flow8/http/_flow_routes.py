@@ -8,12 +8,10 @@ import trio
 from quart import Response
 
 from flow8.domain import FlowDefinition, Flowlet, flow_definition_to_api
-from flow8.services.flows import FlowService
 from flow8.services.identity import Action
-from flow8.services.plays import PlayService
 
 from ._api import Req, Routes, audit_change
-from ._context import app
+from ._context import flow_service, play_service
 from ._dump import dump
 from ._engine_models import FlowOut, PlayOut, RunQuery, flow_out
 from ._page import PageQuery, make_page, page_of, slice_page
@@ -21,20 +19,6 @@ from ._responses import json_response
 from .exceptions import BadRequest, NotFound, ServiceUnavailable
 
 routes = Routes("flows", "flows")
-
-
-def _flows() -> FlowService:
-    service = app().deps.flows
-    if service is None:
-        raise NotFound("flows are not available on this instance")
-    return service
-
-
-def _plays() -> PlayService:
-    service = app().deps.plays
-    if service is None:
-        raise NotFound("plays are not available on this instance")
-    return service
 
 
 @routes.route(
@@ -47,7 +31,7 @@ def _plays() -> PlayService:
 )
 async def list_flows(req: Req) -> object:
     q: PageQuery = req.query
-    flows, total = await _flows().list(req.company_id, page=q.page, size=q.size)
+    flows, total = await flow_service().list(req.company_id, page=q.page, size=q.size)
     return make_page(FlowOut, [flow_out(f) for f in flows], total, q)
 
 
@@ -61,7 +45,7 @@ async def list_flows(req: Req) -> object:
     status=201,
 )
 async def create_flow(req: Req) -> object:
-    flow = await _flows().create(req.company_id, req.raw_body)
+    flow = await flow_service().create(req.company_id, req.raw_body)
     audit_change(req, "flow_created", "flow", flow.id, after=req.raw_body)
     return flow_out(flow)
 
@@ -75,12 +59,12 @@ async def create_flow(req: Req) -> object:
     errors=(404,),
 )
 async def get_flow(req: Req, flowId: str) -> object:
-    return flow_out(await _flows().get(req.company_id, flowId))
+    return flow_out(await flow_service().get(req.company_id, flowId))
 
 
 async def _save(req: Req, flow_id: str, data: Any, action: str) -> object:
-    before = await _flows().get(req.company_id, flow_id)
-    flow = await _flows().update(req.company_id, flow_id, data)
+    before = await flow_service().get(req.company_id, flow_id)
+    flow = await flow_service().update(req.company_id, flow_id, data)
     audit_change(
         req,
         action,
@@ -115,8 +99,8 @@ async def update_flow(req: Req, flowId: str) -> object:
     errors=(404,),
 )
 async def delete_flow(req: Req, flowId: str) -> None:
-    before = await _flows().get(req.company_id, flowId)
-    await _flows().delete(req.company_id, flowId)
+    before = await flow_service().get(req.company_id, flowId)
+    await flow_service().delete(req.company_id, flowId)
     audit_change(
         req, "flow_deleted", "flow", flowId, before=flow_definition_to_api(before.definition)
     )
@@ -132,7 +116,7 @@ async def delete_flow(req: Req, flowId: str) -> None:
     errors=(404,),
 )
 async def list_flow_layers(req: Req, flowId: str) -> object:
-    flow = await _flows().get(req.company_id, flowId)
+    flow = await flow_service().get(req.company_id, flowId)
     return slice_page(Flowlet, list(flow.definition.flowlets), req.query)
 
 
@@ -153,7 +137,7 @@ def _definition_json(flow: Any) -> dict[str, Any]:
     errors=(404,),
 )
 async def add_flow_layer(req: Req, flowId: str) -> object:
-    data = _definition_json(await _flows().get(req.company_id, flowId))
+    data = _definition_json(await flow_service().get(req.company_id, flowId))
     data["flowlets"].append(req.raw_body)
     return await _save(req, flowId, data, "flow_updated")
 
@@ -175,7 +159,7 @@ def _layer_index(data: dict[str, Any], layer_id: str) -> int:
     errors=(404,),
 )
 async def update_flow_layer(req: Req, flowId: str, layerId: str) -> object:
-    data = _definition_json(await _flows().get(req.company_id, flowId))
+    data = _definition_json(await flow_service().get(req.company_id, flowId))
     data["flowlets"][_layer_index(data, layerId)] = req.raw_body
     return await _save(req, flowId, data, "flow_updated")
 
@@ -189,7 +173,7 @@ async def update_flow_layer(req: Req, flowId: str, layerId: str) -> object:
     errors=(404,),
 )
 async def delete_flow_layer(req: Req, flowId: str, layerId: str) -> object:
-    data = _definition_json(await _flows().get(req.company_id, flowId))
+    data = _definition_json(await flow_service().get(req.company_id, flowId))
     del data["flowlets"][_layer_index(data, layerId)]
     return await _save(req, flowId, data, "flow_updated")
 
@@ -204,7 +188,7 @@ async def delete_flow_layer(req: Req, flowId: str, layerId: str) -> object:
     errors=(404,),
 )
 async def list_flow_versions(req: Req, flowId: str) -> object:
-    versions = await _flows().versions(req.company_id, flowId)
+    versions = await flow_service().versions(req.company_id, flowId)
     return slice_page(FlowOut, [flow_out(f) for f in versions], req.query)
 
 
@@ -219,7 +203,7 @@ async def list_flow_versions(req: Req, flowId: str) -> object:
 async def restore_flow_version(req: Req, flowId: str, version: str) -> object:
     if not version.isdigit() or int(version) < 1 or len(version) > 9:
         raise NotFound("flow version not found", code="FLOW_VERSION_NOT_FOUND")
-    old = await _flows().get(req.company_id, flowId, int(version))
+    old = await flow_service().get(req.company_id, flowId, int(version))
     if old.version != int(version):
         raise NotFound("flow version not found", code="FLOW_VERSION_NOT_FOUND")
     return await _save(req, flowId, _definition_json(old), "flow_restored")
@@ -246,7 +230,7 @@ async def run_flow(req: Req, flowId: str) -> Response:
     # A client hanging up must not cancel a play half-created: starting is one step.
     play = None
     with trio.CancelScope(shield=True), trio.move_on_after(30):
-        play = await _plays().start(req.company_id, flowId, req.body, idempotency_key=key)
+        play = await play_service().start(req.company_id, flowId, req.body, idempotency_key=key)
     if play is None:
         raise ServiceUnavailable("starting the play timed out; retry with the same key")
     audit_change(
@@ -258,8 +242,8 @@ async def run_flow(req: Req, flowId: str) -> Response:
     )
     if q.wait:
         try:
-            play = await _plays().wait(req.company_id, play.id, timeout=q.wait)
+            play = await play_service().wait(req.company_id, play.id, timeout=q.wait)
         except TimeoutError:
-            play = await _plays().get(req.company_id, play.id)
+            play = await play_service().get(req.company_id, play.id)
     status = 200 if play.state.final else 202
     return json_response(dump(PlayOut.of(play)), status=status)

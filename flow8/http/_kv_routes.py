@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from flow8.services.identity import Action
-from flow8.services.kv import KvService
 
 from ._api import Req, Routes, audit_change
-from ._context import app
+from ._context import kv_service
 from ._engine_models import KvEntryOut, KvQuery, KvScopeQuery, KvSet
 from ._page import PageQuery, page_of, slice_page
 from .exceptions import NotFound, ValidationFailed
 
 routes = Routes("kv", "kv")
-
-
-def _kv() -> KvService:
-    service = app().deps.kv
-    if service is None:
-        raise NotFound("KV is not available on this instance")
-    return service
 
 
 def _scope_args(scope: str, scope_key: str | None) -> dict[str, str | None] | None:
@@ -44,7 +36,7 @@ def _scope_args(scope: str, scope_key: str | None) -> dict[str, str | None] | No
 async def list_kv(req: Req) -> object:
     q: KvQuery = req.query
     scope = _scope_args(q.scope, q.scope_key)
-    rows = [] if scope is None else await _kv().list(req.company_id, **scope)  # type: ignore[arg-type]
+    rows = [] if scope is None else await kv_service().list(req.company_id, **scope)  # type: ignore[arg-type]
     items = [
         KvEntryOut(r["key"], r["value"], q.scope, q.scope_key, r.get("expiresAt")) for r in rows
     ]
@@ -65,7 +57,7 @@ async def set_kv(req: Req) -> KvEntryOut:
     if scope is None:
         problem = {"field": "scopeKey", "message": f"required for scope {body.scope}"}
         raise ValidationFailed([problem])
-    await _kv().set(
+    await kv_service().set(
         req.company_id,
         body.key,
         body.value,
@@ -76,8 +68,8 @@ async def set_kv(req: Req) -> KvEntryOut:
     audit_change(
         req, "kv_set", "kv", body.key, details={"scope": body.scope, "scopeKey": body.scope_key}
     )
-    found, value = await _kv().get(req.company_id, body.key, **scope)  # type: ignore[arg-type]
-    entries = await _kv().list(req.company_id, **scope)  # type: ignore[arg-type]
+    found, value = await kv_service().get(req.company_id, body.key, **scope)  # type: ignore[arg-type]
+    entries = await kv_service().list(req.company_id, **scope)  # type: ignore[arg-type]
     expires = next((e["expiresAt"] for e in entries if e["key"] == body.key), None)
     return KvEntryOut(body.key, value if found else body.value, body.scope, body.scope_key, expires)
 
@@ -94,7 +86,7 @@ async def set_kv(req: Req) -> KvEntryOut:
 async def delete_kv(req: Req, key: str) -> None:
     q: KvScopeQuery = req.query
     scope = _scope_args(q.scope, q.scope_key)
-    deleted = scope is not None and await _kv().delete(req.company_id, key, **scope)  # type: ignore[arg-type]
+    deleted = scope is not None and await kv_service().delete(req.company_id, key, **scope)  # type: ignore[arg-type]
     if not deleted:
         raise NotFound("KV entry not found", code="KV_NOT_FOUND")
     audit_change(req, "kv_deleted", "kv", key, details={"scope": q.scope, "scopeKey": q.scope_key})

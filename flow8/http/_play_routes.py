@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 from flow8.services.identity import Action
-from flow8.services.plays import PlayService
 
 from ._api import Req, Routes, audit_change
-from ._context import app
+from ._context import play_service
 from ._engine_models import LayerOut, PlayListQuery, PlayOut, RetryRequest
 from ._page import PageQuery, make_page, page_of, slice_page
-from .exceptions import NotFound
 
 routes = Routes("plays", "plays")
-
-
-def _plays() -> PlayService:
-    service = app().deps.plays
-    if service is None:
-        raise NotFound("plays are not available on this instance")
-    return service
 
 
 @routes.route(
@@ -31,7 +22,7 @@ def _plays() -> PlayService:
 )
 async def list_plays(req: Req) -> object:
     q: PlayListQuery = req.query
-    plays, total = await _plays().list(
+    plays, total = await play_service().list(
         req.company_id,
         flow_id=q.flow_id,
         state=q.state,
@@ -52,7 +43,7 @@ async def list_plays(req: Req) -> object:
     errors=(404,),
 )
 async def get_play(req: Req, playId: str) -> PlayOut:
-    return PlayOut.of(await _plays().get(req.company_id, playId))
+    return PlayOut.of(await play_service().get(req.company_id, playId))
 
 
 @routes.route(
@@ -65,7 +56,7 @@ async def get_play(req: Req, playId: str) -> PlayOut:
     errors=(404,),
 )
 async def list_play_layers(req: Req, playId: str) -> object:
-    layers = await _plays().layers(req.company_id, playId)
+    layers = await play_service().layers(req.company_id, playId)
     return slice_page(LayerOut, [LayerOut.of(la) for la in layers], req.query)
 
 
@@ -78,7 +69,7 @@ async def list_play_layers(req: Req, playId: str) -> object:
     errors=(404, 409),
 )
 async def cancel_play(req: Req, playId: str) -> PlayOut:
-    play = await _plays().cancel(req.company_id, playId)
+    play = await play_service().cancel(req.company_id, playId)
     audit_change(req, "play_cancelled", "play", playId, after={"state": play.state.value})
     return PlayOut.of(play)
 
@@ -92,7 +83,7 @@ async def cancel_play(req: Req, playId: str) -> PlayOut:
     errors=(404, 409),
 )
 async def approve_play(req: Req, playId: str) -> PlayOut:
-    play = await _plays().approve(req.company_id, playId, by=req.user.user.id)
+    play = await play_service().approve(req.company_id, playId, by=req.user.user.id)
     audit_change(req, "play_approved", "play", playId, after={"state": play.state.value})
     return PlayOut.of(play)
 
@@ -106,7 +97,7 @@ async def approve_play(req: Req, playId: str) -> PlayOut:
     errors=(404, 409),
 )
 async def reject_play(req: Req, playId: str) -> PlayOut:
-    play = await _plays().reject(req.company_id, playId, by=req.user.user.id)
+    play = await play_service().reject(req.company_id, playId, by=req.user.user.id)
     audit_change(req, "play_rejected", "play", playId, after={"state": play.state.value})
     return PlayOut.of(play)
 
@@ -123,7 +114,7 @@ async def reject_play(req: Req, playId: str) -> PlayOut:
 )
 async def retry_play(req: Req, playId: str) -> PlayOut:
     body: RetryRequest = req.body
-    play = await _plays().retry(req.company_id, playId, body.from_ref)
+    play = await play_service().retry(req.company_id, playId, body.from_ref)
     audit_change(
         req, "play_retried", "play", play.id, details={"retryOf": playId, "fromRef": body.from_ref}
     )

@@ -90,7 +90,7 @@ class Components:
     def ref(self, cls: type) -> dict[str, Any]:
         name = cls.__name__
         if name not in self.schemas:
-            self.schemas[name] = {}  # placeholder breaks recursion
+            self.schemas[name] = {}  # reserve the name first: a self-referencing model ends here
             self.schemas[name] = object_schema(cls, self)
         return {"$ref": f"#/components/schemas/{name}"}
 
