@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import UTC, datetime
+from typing import Any
+
+from flow8.services.audit import AuditEntry
 
 from ._models import Principal
 from .exceptions import InvalidInput, PermissionDenied
@@ -60,3 +63,8 @@ def company_of(principal: Principal) -> str:
     if principal.company_id is None:
         raise PermissionDenied("select a company first")
     return principal.company_id
+
+
+def audit_by(principal: Principal, action: str, **fields: Any) -> AuditEntry:
+    """The audit entry of something ``principal`` (a signed-in user or API key) did."""
+    return AuditEntry(action, user_id=principal.user.id, user_email=principal.user.email, **fields)

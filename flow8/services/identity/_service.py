@@ -32,7 +32,7 @@ from ._models import (
 from ._passwords import Passwords
 from ._ratelimit import RateLimiter
 from ._rbac import Role
-from ._rules import check_name, check_password, company_of, normalize_email, utcnow
+from ._rules import audit_by, check_name, check_password, company_of, normalize_email, utcnow
 from ._tenancy import Tenancy
 from .exceptions import (
     Conflict,
@@ -306,11 +306,10 @@ class IdentityService(Tenancy):
             await self._c("sessions").delete_one({"_id": principal.session_id})
         self.forget_credentials()  # again: a lookup may have raced the write
         self.audit(
-            AuditEntry(
+            audit_by(
+                principal,
                 "auth_logout",
                 company_id=principal.company_id,
-                user_id=principal.user.id,
-                user_email=principal.user.email,
                 ip=ip,
                 user_agent=user_agent,
             )
@@ -331,11 +330,10 @@ class IdentityService(Tenancy):
         )
         self.forget_credentials()  # again: a lookup may have raced the write
         self.audit(
-            AuditEntry(
+            audit_by(
+                principal,
                 "auth_company_switched",
                 company_id=company_id,
-                user_id=principal.user.id,
-                user_email=principal.user.email,
             )
         )
         return attrs.evolve(principal, company_id=company_id, role=role)
@@ -364,11 +362,10 @@ class IdentityService(Tenancy):
         await self._c("api_keys").insert_one(doc)
         api_key = ApiKey.from_doc(doc)
         self.audit(
-            AuditEntry(
+            audit_by(
+                principal,
                 "auth_api_key_created",
                 company_id=company_id,
-                user_id=principal.user.id,
-                user_email=principal.user.email,
                 target_type="api_key",
                 target_id=api_key.id,
                 after={"name": name, "prefix": prefix, "scopes": wanted},
@@ -390,11 +387,10 @@ class IdentityService(Tenancy):
         await keys.delete_one({"_id": key_id, "company_id": company_id})
         self.forget_credentials()  # again: a lookup may have raced the write
         self.audit(
-            AuditEntry(
+            audit_by(
+                principal,
                 "auth_api_key_deleted",
                 company_id=company_id,
-                user_id=principal.user.id,
-                user_email=principal.user.email,
                 target_type="api_key",
                 target_id=key_id,
                 before={"name": doc["name"], "prefix": doc["prefix"], "scopes": doc["scopes"]},

@@ -11,7 +11,15 @@ from flow8.store import Collection, DuplicateKey, ReturnDocument, new_id
 
 from ._models import Company, Member, Principal, User
 from ._rbac import RANK, Role
-from ._rules import check_name, check_password, company_of, normalize_email, slugify, utcnow
+from ._rules import (
+    audit_by,
+    check_name,
+    check_password,
+    company_of,
+    normalize_email,
+    slugify,
+    utcnow,
+)
 from .exceptions import Conflict, InvalidInput, NotFound, PermissionDenied
 
 
@@ -67,11 +75,10 @@ class Tenancy(abc.ABC):
     async def create_company(self, principal: Principal, name: str) -> Company:
         company = await self._create_company(check_name("name", name), principal.user.id)
         self.audit(
-            AuditEntry(
+            audit_by(
+                principal,
                 "company_created",
                 company_id=company.id,
-                user_id=principal.user.id,
-                user_email=principal.user.email,
                 target_type="company",
                 target_id=company.id,
                 after={"name": company.name, "slug": company.slug},
@@ -106,11 +113,10 @@ class Tenancy(abc.ABC):
             raise NotFound("company not found", "COMPANY_NOT_FOUND")
         after = Company.from_doc(doc)
         self.audit(
-            AuditEntry(
+            audit_by(
+                principal,
                 "company_updated",
                 company_id=company_id,
-                user_id=principal.user.id,
-                user_email=principal.user.email,
                 target_type="company",
                 target_id=company_id,
                 before={"name": before.name},
@@ -165,11 +171,10 @@ class Tenancy(abc.ABC):
         except DuplicateKey as e:
             raise Conflict("already a member of this company", "MEMBER_EXISTS") from e
         self.audit(
-            AuditEntry(
+            audit_by(
+                principal,
                 "member_created",
                 company_id=company_id,
-                user_id=principal.user.id,
-                user_email=principal.user.email,
                 target_type="member",
                 target_id=user.id,
                 after={"email": user.email, "role": role.value},
@@ -205,11 +210,10 @@ class Tenancy(abc.ABC):
         user = await self.get_user(user_id)
         self.forget_credentials()  # again: a lookup may have raced the write
         self.audit(
-            AuditEntry(
+            audit_by(
+                principal,
                 "member_updated",
                 company_id=company_id,
-                user_id=principal.user.id,
-                user_email=principal.user.email,
                 target_type="member",
                 target_id=user_id,
                 before={"role": old.value},
@@ -230,11 +234,10 @@ class Tenancy(abc.ABC):
         await self._c("memberships").delete_one({"_id": current["_id"]})
         self.forget_credentials()  # again: a lookup may have raced the write
         self.audit(
-            AuditEntry(
+            audit_by(
+                principal,
                 "member_deleted",
                 company_id=company_id,
-                user_id=principal.user.id,
-                user_email=principal.user.email,
                 target_type="member",
                 target_id=user_id,
                 before={"role": old.value},
