@@ -277,3 +277,16 @@ async def test_chunked_body_over_limit_is_413(serve: Any, store: Any, nursery: A
                 answer += data
     assert answer.startswith(b"HTTP/1.1 413")
     assert b"PAYLOAD_TOO_LARGE" in answer
+
+
+async def test_an_api_key_is_not_a_session_cookie(installed: ApiEnv) -> None:
+    # Credentials are cached by digest: a key the REST API just refused for its scope (and
+    # so cached) must not come back as a session when sent as the cookie instead.
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
+        r = await owner.post("/api/auth/api-keys", json={"name": "m", "scopes": ["mcp"]})
+        mcp_only = r.json()["key"]
+    async with installed.client(headers={"Authorization": f"Bearer {mcp_only}"}) as mcp:
+        assert (await mcp.get("/api/flows")).status_code == 403
+    async with installed.client(headers={"Cookie": f"flow8_session={mcp_only}"}) as client:
+        r = await client.get("/api/flows")
+        assert r.status_code == 401, r.text

@@ -264,7 +264,8 @@ class IdentityService(Tenancy):
     async def session_principal(self, token: str) -> Principal:
         digest = _tokens.digest(token)
         cached = self._cached(digest)
-        if cached is not None:
+        # The cache also holds API keys by digest: a key sent as the cookie is no session.
+        if cached is not None and cached.via == "session":
             return cached
         generation = self._generation
         principal, expires_at = await self._load_session(digest)
@@ -402,7 +403,7 @@ class IdentityService(Tenancy):
             raise NotAuthenticated("invalid API key")
         digest = _tokens.digest(key)
         principal = self._cached(digest)
-        if principal is None:
+        if principal is None or principal.via != "api_key":
             generation = self._generation
             principal = await self._load_api_key(digest)
             if generation == self._generation:
