@@ -290,3 +290,20 @@ async def test_an_api_key_is_not_a_session_cookie(installed: ApiEnv) -> None:
     async with installed.client(headers={"Cookie": f"flow8_session={mcp_only}"}) as client:
         r = await client.get("/api/flows")
         assert r.status_code == 401, r.text
+
+
+async def test_concurrent_logins_do_not_outrun_the_account_limit(installed: ApiEnv) -> None:
+    # Attempts racing each other must each count before their (slow) password check, or a
+    # burst gets as many guesses as it sends.
+    statuses: list[int] = []
+    async with installed.client() as client:
+
+        async def guess(i: int) -> None:
+            body = {"email": OWNER_EMAIL, "password": f"bad-password-{i}"}
+            statuses.append((await client.post("/api/auth/login", json=body)).status_code)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(12):
+                nursery.start_soon(guess, i)
+    assert sorted(set(statuses)) == [401, 429]
+    assert statuses.count(401) == 5

@@ -26,3 +26,17 @@ def test_memory_is_bounded_by_max_keys() -> None:
         rl.hit(f"k{i}")
     assert len(rl._hits) <= 101
     assert rl.blocked_for("k999") > 0
+
+
+def test_undo_takes_back_one_hit() -> None:
+    rl = RateLimiter(limit=2, window=60, clock=lambda: 0.0)
+    rl.hit("a")
+    rl.hit("a")
+    assert rl.blocked_for("a") > 0
+    rl.undo("a")
+    assert rl.blocked_for("a") == 0
+    rl.undo("a")
+    rl.undo("a")  # nothing left to take back, and no key: no error
+    rl.undo("never-seen")
+    rl.hit("a")
+    assert rl.blocked_for("a") == 0

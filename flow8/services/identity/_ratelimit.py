@@ -46,5 +46,11 @@ class RateLimiter:
     def hit(self, key: str) -> None:
         self._recent(key).append(self.clock())
 
+    def undo(self, key: str) -> None:
+        """Take back one hit (an attempt counted up front that turned out fine)."""
+        hits = self._hits.get(key)
+        if hits:
+            hits.pop()
+
     def reset(self, key: str) -> None:
         self._hits.pop(key, None)

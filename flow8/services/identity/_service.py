@@ -155,6 +155,10 @@ class IdentityService(Tenancy):
         """Same error, and about the same time, for an unknown email and a wrong password."""
         key = unicodedata.normalize("NFKC", email).strip().lower()
         self._check_limits(key, ip)
+        # Counted as failures before the slow check, so racing attempts cannot all get past
+        # the limit; a success takes its count back below.
+        self.account_limiter.hit(key)
+        self.ip_limiter.hit(ip)
         doc = await self._c("users").find_one({"email": key})
         ok = False
         if doc is None:
@@ -162,8 +166,6 @@ class IdentityService(Tenancy):
         else:
             ok = await self.passwords.verify(doc["password_hash"], password)
         if not ok:
-            self.account_limiter.hit(key)
-            self.ip_limiter.hit(ip)
             # A known account's failures belong in its company's trail, where its admins
             # look; unknown accounts go to the system trail.
             company = await self._default_company(doc["_id"], None) if doc else None
@@ -180,6 +182,7 @@ class IdentityService(Tenancy):
             raise InvalidCredentials("invalid email or password")
         assert doc is not None
         self.account_limiter.reset(key)
+        self.ip_limiter.undo(ip)
         if self.passwords.needs_rehash(doc["password_hash"]):
             new_hash = await self.passwords.hash(password)
             await self._c("users").update_one(
