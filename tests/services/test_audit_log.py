@@ -93,3 +93,11 @@ def test_every_field_set_is_stored() -> None:
     assert doc == {"action": "thing_updated", **expected}
     bare = AuditEntry("auth_logout").to_doc()
     assert set(bare) == {"action", "created_at"}  # unset fields are left out
+
+
+def test_kebab_case_secret_names_are_masked() -> None:
+    # HTTP header names in a flow's arguments reach the trail with a flow's before/after.
+    headers = {"X-Api-Key": "k1", "api-key": "k2", "Private-Key": "k3", "Accept": "a"}
+    doc = AuditEntry("flow_created", after={"args": {"headers": headers}}).to_doc()
+    masked = {"X-Api-Key": MASK, "api-key": MASK, "Private-Key": MASK, "Accept": "a"}
+    assert doc["after"] == {"args": {"headers": masked}}

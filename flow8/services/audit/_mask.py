@@ -8,10 +8,11 @@ from typing import Any
 
 MASK = "***"
 
-# Field names whose values are secrets wherever they appear (camelCase or snake_case).
+# Field names whose values are secrets wherever they appear (camelCase, snake_case or
+# kebab-case, as HTTP headers such as X-Api-Key in a flow's arguments are).
 _SECRET_KEY = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|authorization|cookie|credential|api_?key|"
-    r"private_?key|key_?hash|csrf|password_?hash",
+    r"pass(word|wd|phrase)?|secret|token|authorization|cookie|credential|api[_-]?key|"
+    r"private[_-]?key|key[_-]?hash|csrf|password[_-]?hash",
     re.IGNORECASE,
 )
 # Values shaped like flow8 API keys are masked even under innocent field names.
