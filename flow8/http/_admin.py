@@ -52,8 +52,17 @@ def _cookie_headers(value: str, max_age: int) -> dict[str, str]:
 async def actors() -> Response:
     gate = app().admin_gate
     html = _prefers_html()
+    authorization = request.headers.get("Authorization")
+    # A bearer token is a guess at the admin token like the form's: the same limit applies.
+    ip = request.remote_addr or "unknown"
+    wait = gate.failures.blocked_for(ip) if authorization and gate.enabled else 0.0
+    if wait > 0:
+        raise TooManyRequests("too many failed admin sign-ins; try later", retry_after=wait)
     try:
-        gate.check(request.headers.get("Authorization"), request.cookies.get(COOKIE_NAME))
+        gate.check(authorization, request.cookies.get(COOKIE_NAME))
+    except Forbidden:
+        gate.failures.hit(ip)
+        raise
     except Unauthenticated as e:
         if html:
             page = render_login(request.full_path.rstrip("?"))

@@ -194,3 +194,16 @@ async def test_admin_form_sign_in_is_rate_limited(serve: Serve) -> None:
         r = await client.post("/admin/login", data={"token": TOKEN})
         assert r.status_code == 429
         assert "set-cookie" not in r.headers
+
+
+async def test_admin_bearer_guesses_share_the_sign_in_limit(serve: Serve) -> None:
+    url = await serve(_app())
+    async with httpx.AsyncClient(base_url=url) as client:
+        for _ in range(10):
+            r = await client.get("/admin/actors", headers={"Authorization": "Bearer guess"})
+            assert r.status_code == 403
+        r = await client.get("/admin/actors", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 429
+        assert int(r.headers["retry-after"]) > 0
+        r = await client.post("/admin/login", data={"token": TOKEN})
+        assert r.status_code == 429
