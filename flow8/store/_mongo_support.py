@@ -23,7 +23,9 @@ _AUTH_CODES = frozenset({13, 18})  # Unauthorized, AuthenticationFailed
 _TOO_LARGE = frozenset({10334, 17419})  # BSONObjectTooLarge, document too large after update
 # BadValue, FailedToParse, TypeMismatch, ImmutableField, ConflictingUpdateOperators
 _UPDATE_CODES = frozenset({2, 9, 14, 66, 40})
-_CREDENTIALS = re.compile(r"^(mongodb(?:\+srv)?://)[^@/]*@")
+# Up to the last "@": a password with an unescaped "@" or "/" (the very mistake pymongo
+# reports as an invalid URL) must not show through in part.
+_CREDENTIALS = re.compile(r"^(mongodb(?:\+srv)?://).*@")
 
 
 def redact_url(url: str) -> str:

@@ -133,6 +133,17 @@ async def test_unreachable_mongodb_names_the_url_without_credentials(
     assert "admin" not in text
 
 
+@pytest.mark.parametrize(
+    "url", ["mongodb://admin:pa@ss-canary@db/flow8", "mongodb://admin:pa/ss-canary@db/flow8"]
+)
+async def test_a_password_needing_escapes_does_not_show_in_the_url_error(url: str) -> None:
+    with pytest.raises(StoreUnavailable) as e:
+        async with open_store(url, encryption=KEYS):
+            pass
+    assert "invalid MongoDB URL mongodb://***@db/flow8" in str(e.value)
+    assert "canary" not in str(e.value)
+
+
 async def test_bad_store_urls_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="unsupported store URL"):
         async with open_store("postgres://x", encryption=KEYS):
