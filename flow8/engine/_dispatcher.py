@@ -134,10 +134,20 @@ class Dispatcher:
             await trio.sleep(interval)
             if not self.engine._running:
                 continue
-            await plays.update_many(
-                {"lease_owner": self.engine.owner, "status": PlayState.RUN.value},
-                {"$set": {"lease_expires_at": time.time() + self.engine.settings.lease_seconds}},
-            )
+            # Only plays with an actor here: one whose actor is gone (crashed, or its end
+            # could not be written) must lapse to a dispatcher, not be held while others run.
+            ids = list(self.engine._running)
+            expires = time.time() + self.engine.settings.lease_seconds
+            renewed = {"$set": {"lease_expires_at": expires}}
+            for start in range(0, len(ids), 500):
+                await plays.update_many(
+                    {
+                        "_id": {"$in": ids[start : start + 500]},
+                        "lease_owner": self.engine.owner,
+                        "status": PlayState.RUN.value,
+                    },
+                    renewed,
+                )
             # Cancel requests made through another instance reach us here.
             for d in await plays.find(
                 {"lease_owner": self.engine.owner, "cancel_requested": True},

@@ -3,6 +3,7 @@ a step, idempotency keys, maxConcurrent, subflows and KV."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -585,3 +586,40 @@ async def test_a_play_that_cannot_get_an_actor_is_left_to_the_dispatcher(store: 
         done = await other.wait_play(COMPANY, play.id, timeout=10)
     assert done.state is PlayState.DONE
     assert done.output == 7
+
+
+async def test_a_play_without_an_actor_here_is_not_kept_alive_by_lease_renewal(
+    store: Store,
+) -> None:
+    # A play whose actor is gone (it crashed, or its end could not be written) must lapse to
+    # another instance; renewing every lease this instance ever took would hold it forever
+    # while any other play runs here.
+    async def hang(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+        await trio.sleep_forever()
+
+    plays = store.tenant(COMPANY).collection("plays")
+    async with running_engine(store, lease_seconds=0.6, poll_interval=60) as engine:
+        engine.registry.register(spec("hang", hang))
+        busy = await make_flow(engine, {"flowlets": [{"ref": "h", "appId": "hang"}]})
+        await engine.start_play(COMPANY, busy.id)  # keeps a play running here
+        flow = await make_flow(engine, {"flowlets": [{"ref": "n", "appId": "noop"}]})
+        idle = Engine(store, EventBus(), fast_settings())  # no dispatcher: its play stays NEW
+        orphan = await idle.start_play(COMPANY, flow.id)
+        await plays.update_one(
+            {"_id": orphan.id},
+            {
+                "$set": {
+                    "status": "RUN",
+                    "lease_owner": engine.owner,
+                    "lease_expires_at": time.time() + 0.6,
+                }
+            },
+        )
+        await trio.sleep(1.5)
+        assert engine.running == 1
+        doc = await plays.find_one({"_id": orphan.id})
+        assert doc is not None
+        assert doc["lease_expires_at"] < time.time()
+    async with running_engine(store) as heir:
+        done = await heir.wait_play(COMPANY, orphan.id, timeout=10)
+    assert done.state is PlayState.DONE
