@@ -72,6 +72,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
             admin_token=settings.admin_token,
             allowed_origins=settings.allowed_origins,
             max_body_bytes=settings.max_body_bytes,
+            secure_cookies=settings.secure_cookies,
         ),
         actor_tree=platform.actor_tree,
         ready=platform.ready,

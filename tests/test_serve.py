@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -42,6 +43,29 @@ def server_env(tmp_path: Path) -> dict[str, str]:
         FLOW8_CONFIG=str(Path(__file__).parents[1] / "conf" / "config.yml"),
     )
     return env
+
+
+@contextlib.contextmanager
+def running(env: dict[str, str], cwd: Path) -> Iterator[str]:
+    """A `flow8 serve` that is up (answers /healthz); stopped with SIGINT, which must exit 0."""
+    process = subprocess.Popen(
+        _flow8("serve"), env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{env['SERVER_PORT']}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=15)
+    assert process.returncode == 0
 
 
 @pytest.fixture
@@ -135,25 +159,9 @@ def test_without_admin_token_the_admin_endpoint_is_off(
     server_env: dict[str, str], tmp_path: Path
 ) -> None:
     server_env.pop("FLOW8_ADMIN_TOKEN")
-    process = subprocess.Popen(
-        _flow8("serve"), env=server_env, cwd=tmp_path, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{server_env['SERVER_PORT']}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with running(server_env, tmp_path) as base:
         response = httpx.get(f"{base}/admin/actors", headers={"Authorization": "Bearer x"})
         assert response.status_code == 404
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=15)
-    assert process.returncode == 0
 
 
 @pytest.mark.parametrize(
@@ -239,3 +247,18 @@ def test_served_api_runs_a_flow_end_to_end(server: tuple[subprocess.Popen[str], 
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=15)
     assert process.returncode == 0
+
+
+def test_secure_cookies_setting_reaches_the_served_app(
+    server_env: dict[str, str], tmp_path: Path
+) -> None:
+    server_env["SECURE_COOKIES"] = "true"  # as behind a TLS-terminating proxy
+    with running(server_env, tmp_path) as base:
+        owner = {"company": "Acme", "email": "ops@example.com", "password": "a-long-password"}
+        httpx.post(f"{base}/api/install", json=owner)
+        credentials = {k: owner[k] for k in ("email", "password")}
+        login = httpx.post(f"{base}/api/auth/login", json=credentials)
+        cookie = login.headers["set-cookie"]
+        assert "HttpOnly" in cookie
+        assert "Secure" in cookie
+        assert "strict-transport-security" in login.headers

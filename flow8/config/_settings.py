@@ -45,6 +45,7 @@ class Settings:
     shutdown_grace_seconds: float
     allowed_origins: tuple[str, ...]
     max_body_bytes: int
+    secure_cookies: bool
     mcp_port: int
     channel_port_range: PortRange
     data_dir: Path
@@ -139,6 +140,15 @@ def _origins(value: Any) -> tuple[str, ...]:
     return origins
 
 
+def _flag(value: Any) -> bool:
+    text = _text(value).lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
 def _durability(value: Any) -> Durability:
     text = _text(value).lower()
     if text == "full":
@@ -181,6 +191,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Comma-separated browser origins allowed for CORS and WebSocket."),
     Setting("server.max_body_bytes", "MAX_BODY_BYTES", "10485760", "max_body_bytes",
             _positive_int, "Largest request body accepted (413 beyond it)."),
+    Setting("server.secure_cookies", "SECURE_COOKIES", "false", "secure_cookies", _flag,
+            "true when clients reach flow8 over HTTPS (e.g. behind a TLS proxy): Secure "
+            "cookies and HSTS."),
     Setting("mcp.port", "MCP_PORT", "4445", "mcp_port", _port,
             "Port of the MCP (Streamable HTTP) endpoint."),
     Setting("channels.port_range", "CHANNEL_PORT_RANGE", "7701-7799", "channel_port_range",

@@ -60,6 +60,8 @@ def test_environment_overrides_and_empty_means_default(tmp_path: Path) -> None:
     assert settings.allowed_origins == ("https://a.example.com", "https://b.example.com")
     assert settings.store_durability == "normal"
     assert settings.store_url == f"sqlite:///{tmp_path / 'flow8.db'}"
+    assert settings.secure_cookies is False
+    assert load_settings(SHIPPED, env={"SECURE_COOKIES": "true"}).secure_cookies is True
 
 
 def test_file_values_with_substitution_and_partial_file(tmp_path: Path) -> None:
@@ -93,6 +95,7 @@ def test_substituted_values_cannot_inject_yaml(tmp_path: Path) -> None:
         ({"FLOW8_STORE_URL": "postgres://x"}, "store.url (FLOW8_STORE_URL): expected sqlite"),
         ({"SHUTDOWN_GRACE_SECONDS": "-1"}, "expected a positive number of seconds"),
         ({"ALLOWED_ORIGINS": "ftp://x"}, "server.allowed_origins (ALLOWED_ORIGINS)"),
+        ({"SECURE_COOKIES": "maybe"}, "server.secure_cookies (SECURE_COOKIES): expected true"),
     ],
 )
 def test_bad_values_name_the_key_in_one_line(env: dict[str, str], message: str) -> None:
