@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 import re2  # type: ignore[import-untyped]
 from jsonata import jexception
+from jsonata.functions import Functions
 from jsonata.jsonata import Jsonata
 from jsonata.regex_engine import RegexFlags
 from jsonata.utils import Utils
@@ -33,6 +34,9 @@ from ._exceptions import ExpressionError
 DEFAULT_TIMEOUT_MS = 250
 DEFAULT_MAX_DEPTH = 150
 MAX_RANGE = 100_000
+# Longest string an expression may build. The time budget alone does not bound memory: one
+# $pad or a few doublings with & allocate hundreds of MB within a single step.
+MAX_STRING = 10_000_000
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
@@ -57,7 +61,16 @@ def compile_regex(pattern: str) -> Any:
 
 
 class _Sandboxed(Jsonata):  # type: ignore[misc]
-    """Jsonata with a range cap far below the library's 10 million entries."""
+    """Jsonata with a range cap far below the library's 10 million entries, and a cap on the
+    length of strings built with ``&``."""
+
+    def evaluate_string_concat(self, lhs: Any, rhs: Any) -> Any:
+        result = super().evaluate_string_concat(lhs, rhs)
+        if len(result) > MAX_STRING:
+            raise jexception.JException(
+                f"a string of {len(result)} characters is longer than the {MAX_STRING} allowed", -1
+            )
+        return result
 
     def evaluate_range_expression(self, lhs: Any, rhs: Any) -> Any:
         if (
@@ -80,7 +93,15 @@ def _removed(name: str) -> Jsonata.JLambda:
     return Jsonata.JLambda(fail)
 
 
-_REMOVED = {"eval": _removed("eval")}
+def _capped_pad(string: Any = None, width: Any = None, char: Any = None) -> Any:
+    if isinstance(width, int | float) and not isinstance(width, bool) and abs(width) > MAX_STRING:
+        raise jexception.JException(
+            f"$pad to {int(width)} characters is longer than the {MAX_STRING} allowed", -1
+        )
+    return Functions.pad(string, width, char)
+
+
+_REMOVED = {"eval": _removed("eval"), "pad": Jsonata.JLambda(_capped_pad)}
 
 
 class _Budget:

@@ -108,6 +108,26 @@ def test_huge_ranges_are_refused_fast() -> None:
     assert time.perf_counter() - started < 1.0
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        '$pad("x", 300000000)',
+        '$pad("x", -300000000, "#")',
+        '($f := function($s, $n){ $n = 0 ? $s : $f($s & $s, $n - 1) }; $f("x", 40))',
+    ],
+)
+def test_strings_cannot_grow_past_the_cap(source: str) -> None:
+    # The time budget does not bound memory: each of these would allocate hundreds of MB.
+    with pytest.raises(ExpressionError, match="10000000 allowed"):
+        Expression.compile(source).evaluate({})
+
+
+def test_capped_pad_keeps_its_meaning() -> None:
+    assert Expression.compile('$pad("ab", -5, "#")').evaluate({}) == "###ab"
+    assert Expression.compile('"ab" ~> $pad(4, "-")').evaluate({}) == "ab--"
+    assert Expression.compile("$pad($prev, 3)").evaluate({"prev": "x"}) == "x  "
+
+
 def test_infinite_recursion_is_bounded() -> None:
     expr = Expression.compile("($f := function($n){ $f($n + 1) }; $f(0))")
     with pytest.raises(ExpressionError):
