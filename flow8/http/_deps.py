@@ -45,6 +45,9 @@ class HttpSettings:
     secure_cookies: bool = False
     admin_cookie_ttl_seconds: float = 15 * 60
     ws_queue_size: int = 256
+    # An open WebSocket re-checks its credential this often and closes (4401) once the
+    # session or key is gone, the member removed, or the session switched company.
+    ws_recheck_seconds: float = 15.0
 
 
 @attrs.define

@@ -201,16 +201,39 @@ async def ws_endpoint() -> None:
                 code, reason = 1001, "server shutting down"
                 nursery.cancel_scope.cancel()
 
+            async def _recheck_credentials() -> None:
+                nonlocal code, reason
+                while True:
+                    await trio.sleep(app().deps.settings.ws_recheck_seconds)
+                    if not await _still_allowed(principal):
+                        code, reason = 4401, "credentials revoked"
+                        nursery.cancel_scope.cancel()
+                        return
+
             nursery.start_soon(_writer)
             nursery.start_soon(_watch_shutdown)
+            nursery.start_soon(_recheck_credentials)
             while not conn.too_slow:
                 await conn.handle(await websocket.receive())
     finally:
         if conn is not None and conn.too_slow:
             code, reason = 1013, "client too slow"
         _audit(principal, "ws_closed", {"code": code})
-    if code != 1000 or closing.is_set():
+    if code != 1000 or closing.is_set():  # 1001 shutdown, 1013 too slow, 4401 revoked
         await websocket.close(code, reason)
+
+
+async def _still_allowed(principal: Principal) -> bool:
+    """Whether the socket's credential still grants what it granted at connect time."""
+    try:
+        current = await authenticate(optional=False)
+    except (ApiError, IdentityError):
+        return False
+    return (
+        current is not None
+        and current.company_id == principal.company_id
+        and current.may(Action.READ)
+    )
 
 
 def _audit(principal: Principal, action: str, details: Any = None) -> None:

@@ -175,3 +175,26 @@ async def test_client_that_stops_reading_is_disconnected(
         await _close_socket(ws)
     assert closed.value.reason is not None
     assert closed.value.reason.code == 1013
+
+
+async def test_a_socket_closes_once_its_key_is_revoked(
+    store: Store, nursery: trio.Nursery, serve: Any
+) -> None:
+    app, identity, _ = await start_app(nursery, store, HttpSettings(ws_recheck_seconds=0.1))
+    await identity.install("Acme", OWNER_EMAIL, OWNER_PASSWORD)
+    result = await identity.login(OWNER_EMAIL, OWNER_PASSWORD, ip="t", user_agent="t")
+    created = await identity.create_api_key(result.principal, "k", ["api"])
+    url = (await serve(app)).replace("http://", "ws://") + "/ws"
+    headers = [(b"authorization", f"Bearer {created.key}".encode())]
+    async with open_websocket_url(url, extra_headers=headers) as ws:
+        await ws.send_message(json.dumps({"action": "subscribe", "company": True}))
+        assert (await _next(ws))["type"] == "subscribed"
+        await trio.sleep(0.5)  # several re-checks pass while the key is valid
+        await ws.send_message(json.dumps({"action": "subscribe", "company": True}))
+        assert (await _next(ws))["type"] == "subscribed"
+        await identity.delete_api_key(result.principal, created.api_key.id)
+        with pytest.raises(ConnectionClosed) as closed, trio.fail_after(5):
+            await _drain(ws)
+        await _close_socket(ws)
+    assert closed.value.reason is not None
+    assert closed.value.reason.code == 4401
