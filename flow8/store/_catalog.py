@@ -252,7 +252,13 @@ CATALOG = Catalog.of(
             index("company_id", "kind", "name", unique=True),
             secrets=["secrets"],
         ),
-        _tenant("links", index("company_id", "name", unique=True), secrets=["data"]),
+        # credentials (flow8.services.credentials): data encrypted; listed by name, by type
+        _tenant(
+            "links",
+            index("company_id", "name", unique=True),
+            index("company_id", "type", "name"),
+            secrets=["data"],
+        ),
         _tenant(
             "channels",
             index("company_id", "name", unique=True),

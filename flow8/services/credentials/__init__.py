@@ -1,0 +1,44 @@
+"""Credentials ("links"): API keys, basic and bearer auth, OAuth2 clients and generic secret
+maps of a company, stored encrypted. Interfaces see names and field names only; modules and
+components get the data through `CredentialService.reveal`."""
+
+from ._models import Credential, CredentialChange
+from ._service import KEEP, CredentialService, Keep
+from ._types import (
+    MAX_DATA_CHARS,
+    RULES,
+    TYPES,
+    CredentialType,
+    FieldRule,
+    data_schema,
+    patch_schema,
+)
+from .exceptions import (
+    CredentialConflict,
+    CredentialError,
+    CredentialNameTaken,
+    CredentialNotFound,
+    InvalidCredential,
+    Problem,
+)
+
+__all__ = [
+    "KEEP",
+    "MAX_DATA_CHARS",
+    "RULES",
+    "TYPES",
+    "Credential",
+    "CredentialChange",
+    "CredentialConflict",
+    "CredentialError",
+    "CredentialNameTaken",
+    "CredentialNotFound",
+    "CredentialService",
+    "CredentialType",
+    "FieldRule",
+    "InvalidCredential",
+    "Keep",
+    "Problem",
+    "data_schema",
+    "patch_schema",
+]

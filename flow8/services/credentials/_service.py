@@ -1,0 +1,188 @@
+"""The credential service: a company's credentials in the `links` collection.
+
+The data of a credential is the collection's secret field: the store encrypts it (AES-256-GCM,
+bound to company, collection, document and field) before it reaches the database. Everything
+else (name, type, description, the names of the data fields) is plain, so listings never
+decrypt anything. Only `reveal` hands the data out, to modules and components; no interface
+route calls it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from flow8.store import Collection, DuplicateKey, Store
+
+from ._models import Credential, CredentialChange
+from ._types import check_data, check_description, check_name, check_type, merge_data
+from .exceptions import CredentialConflict, CredentialNameTaken, CredentialNotFound
+
+COLLECTION = "links"
+_UPDATE_ATTEMPTS = 5
+_WITHOUT_DATA = {"data": 0}
+
+
+class Keep(enum.Enum):
+    """`update(description=KEEP)`: leave the description as it is (None clears it)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+def utcnow() -> datetime:
+    # The store keeps milliseconds; trimming here makes what create returns equal what a
+    # later read returns.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+@attrs.define
+class CredentialService:
+    """Every method is scoped to `company_id`: another company's credential is not found.
+
+    Errors (see `exceptions`): `CredentialNotFound`, `CredentialNameTaken`,
+    `CredentialConflict`, `InvalidCredential` (every problem, naming fields, never values);
+    store errors propagate unchanged.
+    """
+
+    store: Store
+    clock: Callable[[], datetime] = utcnow
+
+    def _links(self, company_id: str) -> Collection:
+        return self.store.tenant(company_id).collection(COLLECTION)
+
+    async def create(
+        self,
+        company_id: str,
+        name: str,
+        type: str,
+        data: Any,
+        *,
+        description: str | None = None,
+        created_by: str | None = None,
+    ) -> Credential:
+        doc_name = check_name(name)
+        doc_type = check_type(type)
+        clean = check_data(doc_type, data)
+        now = self.clock()
+        doc = {
+            "name": doc_name,
+            "type": doc_type,
+            "description": check_description(description),
+            "data": clean,
+            "fields": sorted(clean),
+            "rev": 1,
+            "created_at": now,
+            "updated_at": now,
+            "created_by": created_by,
+            "updated_by": created_by,
+        }
+        try:
+            doc["_id"] = await self._links(company_id).insert_one(doc)
+        except DuplicateKey as e:
+            raise CredentialNameTaken(f"a credential named {doc_name!r} exists") from e
+        return Credential.from_doc(doc)
+
+    async def get(self, company_id: str, credential_id: str) -> Credential:
+        doc = await self._links(company_id).find_one(
+            {"_id": credential_id}, projection=_WITHOUT_DATA
+        )
+        if doc is None:
+            raise CredentialNotFound("credential not found")
+        return Credential.from_doc(doc)
+
+    async def list(
+        self, company_id: str, *, page: int = 0, size: int = 25, type: str | None = None
+    ) -> tuple[builtins.list[Credential], int]:
+        """One page ordered by name, and the total count; `type` narrows to one type."""
+        size = max(1, min(size, 100))
+        page = max(0, page)
+        query: dict[str, Any] = {} if type is None else {"type": check_type(type)}
+        links = self._links(company_id)
+        total = await links.count(query)
+        docs = await links.find(
+            query,
+            sort=[("name", 1), ("_id", 1)],
+            skip=page * size,
+            limit=size,
+            projection=_WITHOUT_DATA,
+        )
+        return [Credential.from_doc(d) for d in docs], total
+
+    async def update(
+        self,
+        company_id: str,
+        credential_id: str,
+        *,
+        name: str | None = None,
+        description: str | Keep | None = KEEP,
+        data: Mapping[str, Any] | None = None,
+        updated_by: str | None = None,
+    ) -> CredentialChange:
+        """Rename, redescribe and patch the data: in `data` a value replaces the field, null
+        removes it and an absent field keeps its stored value, so a client never resends a
+        secret it does not change. The type never changes. Nothing is written when nothing
+        changes."""
+        new_name = check_name(name) if name is not None else None
+        new_description = check_description(description) if description is not KEEP else KEEP
+        links = self._links(company_id)
+        for _ in range(_UPDATE_ATTEMPTS):
+            doc = await links.find_one({"_id": credential_id})
+            if doc is None:
+                raise CredentialNotFound("credential not found")
+            before = Credential.from_doc(doc)
+            stored: dict[str, Any] = doc.get("data") or {}
+            merged = stored if data is None else merge_data(before.type, stored, data)
+            changed = sorted(
+                k for k in stored.keys() | merged.keys() if stored.get(k) != merged.get(k)
+            )
+            sets: dict[str, Any] = {}
+            if new_name is not None and new_name != before.name:
+                sets["name"] = new_name
+            if new_description is not KEEP and new_description != before.description:
+                sets["description"] = new_description
+            if changed:
+                sets["data"] = merged
+                sets["fields"] = sorted(merged)
+            if not sets:
+                return CredentialChange(before, before, ())
+            sets["updated_at"] = self.clock()
+            sets["updated_by"] = updated_by
+            # Optimistic concurrency: a data patch is a read-modify-write, so a concurrent
+            # update in between must not be overwritten with the stale data read here.
+            try:
+                result = await links.update_one(
+                    {"_id": credential_id, "rev": doc.get("rev")},
+                    {"$set": sets, "$inc": {"rev": 1}},
+                )
+            except DuplicateKey as e:
+                raise CredentialNameTaken(f"a credential named {new_name!r} exists") from e
+            if result.matched_count == 1:
+                after = Credential.from_doc({**doc, **sets})
+                return CredentialChange(before, after, tuple(changed))
+        raise CredentialConflict("the credential kept changing concurrently; retry")
+
+    async def delete(self, company_id: str, credential_id: str) -> Credential:
+        """Delete and return what was deleted (without its data)."""
+        links = self._links(company_id)
+        doc = await links.find_one({"_id": credential_id}, projection=_WITHOUT_DATA)
+        if doc is None or await links.delete_one({"_id": credential_id}) == 0:
+            raise CredentialNotFound("credential not found")
+        return Credential.from_doc(doc)
+
+    async def reveal(self, company_id: str, credential_id: str) -> dict[str, Any]:
+        """The decrypted data, for modules and components acting for `company_id`. Never
+        answer it over an interface."""
+        doc = await self._links(company_id).find_one({"_id": credential_id}, projection={"data": 1})
+        if doc is None:
+            raise CredentialNotFound("credential not found")
+        data: dict[str, Any] = doc.get("data") or {}
+        return {k: list(v) if isinstance(v, list) else v for k, v in data.items()}

@@ -1,0 +1,51 @@
+"""Credential errors; the HTTP layer maps each to a status and a machine-readable code.
+
+No message ever carries a stored or submitted secret value: problems name the field only.
+
+Hierarchy::
+
+    CredentialError
+    ├── CredentialNotFound        no such credential in the company (404)
+    ├── CredentialNameTaken       another credential of the company has the name (409)
+    ├── CredentialConflict        concurrent updates kept colliding; retry (409)
+    └── InvalidCredential         bad name, type or data (422); `problems` lists every one
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+
+@attrs.frozen
+class Problem:
+    """One bad field: `field` is its camelCase path (`data.password`), `message` says what is
+    wrong without repeating the value."""
+
+    field: str
+    message: str
+
+
+class CredentialError(Exception):
+    code = "CREDENTIAL_ERROR"
+
+
+class CredentialNotFound(CredentialError):
+    code = "CREDENTIAL_NOT_FOUND"
+
+
+class CredentialNameTaken(CredentialError):
+    code = "CREDENTIAL_NAME_TAKEN"
+
+
+class CredentialConflict(CredentialError):
+    code = "CREDENTIAL_CONFLICT"
+
+
+class InvalidCredential(CredentialError):
+    code = "VALIDATION_FAILED"
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in self.problems))
