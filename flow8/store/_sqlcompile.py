@@ -212,6 +212,50 @@ class Compiler:
         return f"{self.node(node)} AND {self.not_expired(now)}"
 
 
+# Compiled WHERE clauses of equality-on-strings filters, the shape of every lookup by id,
+# token hash or name: compiling one costs several times the lookup itself. Only the SQL text
+# is kept; the values are bound as parameters on every call, so the key is the filter's shape
+# (collection spec, which paths, And or one condition), never its values.
+_WHERE_CACHE: dict[tuple[int, bool, tuple[str, ...]], tuple[CollectionSpec, str]] = {}
+_WHERE_CACHE_MAX = 512
+
+
+def _string_equalities(node: Node) -> tuple[bool, tuple[Cond, ...]] | None:
+    items = node.items if isinstance(node, And) else (node,)
+    for c in items:
+        if not (isinstance(c, Cond) and c.op == "eq" and isinstance(c.value, str)):
+            return None
+    return isinstance(node, And), items  # type: ignore[return-value]
+
+
+def compile_where(spec: CollectionSpec, node: Node, now: datetime) -> tuple[str, list[Any]]:
+    """The WHERE clause (live documents matching ``node``) and its parameters."""
+    shape = _string_equalities(node)
+    if shape is not None:
+        is_and, conds = shape
+        key = (id(spec), is_and, tuple(c.path for c in conds))
+        cached = _WHERE_CACHE.get(key)
+        if cached is not None and cached[0] is spec:
+            params: list[Any] = [to_storage(c.value) for c in conds]
+            ttl = spec.ttl
+            if ttl is not None:
+                params.append(format_datetime(ttl_cutoff(now, ttl.expire_after_seconds or 0)))
+            return cached[1], params
+    comp = Compiler(spec)
+    sql = comp.where(node, now)
+    if shape is not None:
+        # Cache only when the compiler bound exactly one parameter per condition, in order
+        # (then the cached text binds the same way for any other values of this shape).
+        expected = [to_storage(c.value) for c in shape[1]]
+        if comp.params[: len(expected)] == expected and len(comp.params) == len(expected) + (
+            spec.ttl is not None
+        ):
+            if len(_WHERE_CACHE) >= _WHERE_CACHE_MAX:
+                _WHERE_CACHE.clear()
+            _WHERE_CACHE[(id(spec), shape[0], tuple(c.path for c in shape[1]))] = (spec, sql)
+    return sql, comp.params
+
+
 def rank_expr(path: str) -> str:
     """MongoDB's cross-type sort order: null/missing < numbers < strings < objects < arrays
     < booleans < dates."""

@@ -11,7 +11,7 @@ from ._catalog import CollectionSpec
 from ._filters import Node, equality_seed
 from ._ops import DeleteOp, FindAndModifyOp, InsertOp, PurgeOp, UpdateOp, WriteOp
 from ._port import UpdateResult
-from ._sqlcompile import Compiler, order_by, rank_expr, value_expr
+from ._sqlcompile import compile_where, order_by, rank_expr, value_expr
 from ._updates import ParsedUpdate, apply_update, seed_document
 from ._values import DATE_PREFIX, check_size, dumps, format_datetime, loads, ttl_cutoff
 from .exceptions import (
@@ -51,13 +51,13 @@ def _select(
     skip: int = 0,
     limit: int = 0,
 ) -> list[tuple[int, str]]:
-    comp = Compiler(spec)
-    sql = f"SELECT rowid, doc FROM {table(spec)} WHERE {comp.where(node, now)}"
+    where, params = compile_where(spec, node, now)
+    sql = f"SELECT rowid, doc FROM {table(spec)} WHERE {where}"
     if sort:
         sql += order_by(list(sort))
     if limit or skip:
         sql += f" LIMIT {int(limit) if limit else -1} OFFSET {int(skip)}"
-    return conn.execute(sql, comp.params).fetchall()
+    return conn.execute(sql, params).fetchall()
 
 
 def find(
@@ -73,9 +73,9 @@ def find(
 
 
 def count(conn: sqlite3.Connection, spec: CollectionSpec, node: Node, now: datetime) -> int:
-    comp = Compiler(spec)
-    sql = f"SELECT count(*) FROM {table(spec)} WHERE {comp.where(node, now)}"
-    return int(conn.execute(sql, comp.params).fetchone()[0])
+    where, params = compile_where(spec, node, now)
+    sql = f"SELECT count(*) FROM {table(spec)} WHERE {where}"
+    return int(conn.execute(sql, params).fetchone()[0])
 
 
 def _encode(spec: CollectionSpec, doc: dict[str, Any], marked: bool | None = None) -> str:
@@ -166,13 +166,13 @@ def _find_and_modify(
 
 
 def _delete(conn: sqlite3.Connection, op: DeleteOp, now: datetime) -> int:
-    comp = Compiler(op.spec)
+    where, params = compile_where(op.spec, op.node, now)
     limit = "" if op.multi else " LIMIT 1"
     sql = (
         f"DELETE FROM {table(op.spec)} WHERE rowid IN (SELECT rowid FROM {table(op.spec)} "
-        f"WHERE {comp.where(op.node, now)}{limit})"
+        f"WHERE {where}{limit})"
     )
-    return conn.execute(sql, comp.params).rowcount
+    return conn.execute(sql, params).rowcount
 
 
 def _purge(conn: sqlite3.Connection, op: PurgeOp, now: datetime) -> int:
