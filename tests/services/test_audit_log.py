@@ -26,6 +26,31 @@ async def test_records_are_batched_per_company(autojump_clock: trio.abc.Clock) -
     assert [d["path"] for d in sink.docs if d["path"].endswith("0")][:2] == ["/0", "/10"]
 
 
+async def test_a_steady_stream_is_written_in_batches_not_per_request(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """One request per millisecond for a second, each commit taking 2 ms: the writer lingers
+    before every partial batch, so a commit carries tens of entries, not the few that arrived
+    while the previous commit ran."""
+
+    class SlowSink(MemorySink):
+        async def write(self, company_id: str | None, docs: Any) -> None:
+            await trio.sleep(0.002)
+            await super().write(company_id, docs)
+
+    sink = SlowSink()
+    log = AuditLog(sink, linger=0.05)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(log.serve)
+        for i in range(1000):
+            log.record(AuditEntry("http_request", company_id="c", path=f"/{i}"))
+            await trio.sleep(0.001)
+        await log.wait_idle()
+        nursery.cancel_scope.cancel()
+    assert len(sink.docs) == 1000
+    assert len(sink.batches) <= 25  # about one per 52 ms; per-commit writing gave ~330
+
+
 async def test_nothing_lost_on_shutdown_while_a_write_is_in_flight(
     autojump_clock: trio.abc.Clock,
 ) -> None:
