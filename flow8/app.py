@@ -34,6 +34,7 @@ from .engine import Engine, EventBus, engine_child, events_child
 from .http import HttpDeps, HttpSettings, create_app, http_child
 from .logs import get_logger
 from .services.audit import AuditLog, StoreAuditSink, audit_child
+from .services.credentials import CredentialService
 from .services.flows import FlowService
 from .services.identity import IdentityService, install_instructions, needs_install
 from .services.kv import KvService
@@ -81,6 +82,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         flows=FlowService(platform.engine),
         plays=PlayService(platform.engine),
         kv=KvService(platform.engine.kv),
+        credentials=CredentialService(platform.store),
         events=platform.events,
         modules=platform.engine.registry,
         audit=platform.audit.record,

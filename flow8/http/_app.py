@@ -9,6 +9,7 @@ from . import (
     _admin,
     _audit_routes,
     _company_routes,
+    _credential_routes,
     _flow_routes,
     _hardening,
     _identity_routes,
@@ -32,6 +33,7 @@ ROUTE_GROUPS: tuple[Routes, ...] = (
     _flow_routes.routes,
     _play_routes.routes,
     _kv_routes.routes,
+    _credential_routes.routes,
     _module_routes.routes,
 )
 

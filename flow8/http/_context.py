@@ -8,6 +8,7 @@ import trio
 from quart import current_app
 from quart_trio import QuartTrio
 
+from flow8.services.credentials import CredentialService
 from flow8.services.flows import FlowService
 from flow8.services.kv import KvService
 from flow8.services.plays import PlayService
@@ -53,3 +54,7 @@ def play_service() -> PlayService:
 
 def kv_service() -> KvService:
     return _provided(app().deps.kv, "KV is not available on this instance")
+
+
+def credential_service() -> CredentialService:
+    return _provided(app().deps.credentials, "credentials are not available on this instance")

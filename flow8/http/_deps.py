@@ -11,6 +11,7 @@ import attrs
 from flow8.engine import EventBus
 from flow8.modules import ModuleRegistry
 from flow8.services.audit import AuditEntry
+from flow8.services.credentials import CredentialService
 from flow8.services.flows import FlowService
 from flow8.services.identity import IdentityService
 from flow8.services.kv import KvService
@@ -68,6 +69,7 @@ class HttpDeps:
     flows: FlowService | None = None
     plays: PlayService | None = None
     kv: KvService | None = None
+    credentials: CredentialService | None = None
     events: EventBus | None = None
     modules: ModuleRegistry | None = None
     # Non-blocking: AuditLog.record. Every request and change is reported here.

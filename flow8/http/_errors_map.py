@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flow8.domain import FlowValidationError
 from flow8.engine import FlowNotFound, InvalidInput, KvError, PlayNotFound, PlayStateError
+from flow8.services import credentials as cred
 from flow8.services import identity as ident
 from flow8.store import InvalidDocument, StoreClosed, StoreError, StoreUnavailable
 
@@ -60,4 +61,16 @@ def from_store(error: StoreError) -> ApiError:
         return ValidationFailed([{"field": "(body)", "message": message}], message=message)
     if isinstance(error, StoreUnavailable | StoreClosed):
         return ServiceUnavailable("the database is unavailable; retry shortly")
+    return ApiError("internal server error")
+
+
+def from_credentials(error: cred.CredentialError) -> ApiError:
+    """Problems name fields only: the service never puts a secret value in an error."""
+    if isinstance(error, cred.InvalidCredential):
+        fields = [{"field": p.field, "message": p.message} for p in error.problems]
+        return ValidationFailed(fields)
+    if isinstance(error, cred.CredentialNotFound):
+        return NotFound("credential not found", code=error.code)
+    if isinstance(error, cred.CredentialNameTaken | cred.CredentialConflict):
+        return Conflict(str(error), code=error.code)
     return ApiError("internal server error")

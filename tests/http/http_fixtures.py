@@ -13,6 +13,7 @@ import trio
 from flow8.engine import Engine, EventBus
 from flow8.http import Flow8App, HttpDeps, HttpSettings, create_app
 from flow8.services.audit import AuditLog, StoreAuditSink
+from flow8.services.credentials import CredentialService
 from flow8.services.flows import FlowService
 from flow8.services.identity import IdentityService
 from flow8.services.kv import KvService
@@ -103,6 +104,7 @@ async def start_app(
         flows=FlowService(engine),
         plays=PlayService(engine),
         kv=KvService(engine.kv),
+        credentials=CredentialService(store),
         events=bus,
         modules=engine.registry,
         audit=audit.record,

@@ -26,6 +26,7 @@ class World:
     b_member: str
     b_flow: str
     b_play: str
+    b_credential: str
 
 
 async def _world(env: ApiEnv) -> World:
@@ -59,7 +60,24 @@ async def _world(env: ApiEnv) -> World:
         assert play.json()["state"] == "DONE", play.text
         r = await boss.post("/api/kv", json={"key": "b-kv", "value": "b-value"})
         assert r.status_code == 200, r.text
-    return World(env, spec, a, b, b_owner, key.json()["id"], b_member, b_flow, play.json()["id"])
+        r = await boss.post(
+            "/api/credentials",
+            json={"name": "b-cred", "type": "bearer", "data": {"token": "b-token-value"}},
+        )
+        assert r.status_code == 201, r.text
+        b_credential = r.json()["id"]
+    return World(
+        env,
+        spec,
+        a,
+        b,
+        b_owner,
+        key.json()["id"],
+        b_member,
+        b_flow,
+        play.json()["id"],
+        b_credential,
+    )
 
 
 def _body(op: dict[str, Any], spec: dict[str, Any]) -> Any:
@@ -110,6 +128,7 @@ async def test_company_a_cannot_reach_company_b(installed: ApiEnv) -> None:
         "layerId": "b1",
         "version": "1",
         "key": "b-kv",
+        "credentialId": world.b_credential,
     }
     store = installed.store.system
     tenant = installed.store.tenant(world.b)
@@ -120,7 +139,7 @@ async def test_company_a_cannot_reach_company_b(installed: ApiEnv) -> None:
         keys = await store.collection("api_keys").find({"company_id": world.b})
         data = [
             await tenant.collection(name).find({}, sort=[("_id", 1)])
-            for name in ("flows", "flow_versions", "plays", "play_layers", "kv")
+            for name in ("flows", "flow_versions", "plays", "play_layers", "kv", "links")
         ]
         return company, sorted((m["user_id"], m["role"]) for m in members), keys, data
 
@@ -131,6 +150,8 @@ async def test_company_a_cannot_reach_company_b(installed: ApiEnv) -> None:
                 continue  # the module catalog is the same for every company
             r = await a_owner.request(method, _fill(path, b_ids), json=_body(op, world.spec))
             assert r.status_code == 404, f"{method} {path}: {r.status_code} {r.text}"
+            if "{credentialId}" in path:  # answered by the service, not a missing route
+                assert r.json()["error"] == "CREDENTIAL_NOT_FOUND", r.text
         r = await a_owner.post("/api/auth/company", json={"companyId": world.b})
         assert r.status_code == 404
         lists = [
@@ -141,6 +162,8 @@ async def test_company_a_cannot_reach_company_b(installed: ApiEnv) -> None:
             "/api/plays",
             "/api/kv",
             f"/api/plays?flowId={world.b_flow}",
+            "/api/credentials",
+            "/api/credentials?type=bearer",
         ]
         for url in lists:
             r = await a_owner.get(url)
@@ -148,7 +171,10 @@ async def test_company_a_cannot_reach_company_b(installed: ApiEnv) -> None:
             text = r.text
             assert "b-value" not in text
             assert "b-input" not in text
-            for foreign in (world.b, world.b_key_id, world.b_member, world.b_owner, world.b_flow):
+            assert "b-cred" not in text
+            assert "b-token-value" not in text
+            foreign_ids = (world.b, world.b_key_id, world.b_member, world.b_owner, world.b_flow)
+            for foreign in (*foreign_ids, world.b_credential):
                 assert foreign not in text, f"{url} leaks {foreign}"
         await installed.audit.wait_idle()
         audit = await a_owner.get("/api/audit", params={"size": 100})
@@ -157,6 +183,7 @@ async def test_company_a_cannot_reach_company_b(installed: ApiEnv) -> None:
         assert "b-key" not in audit.text
         assert "member@b.example" not in audit.text
         assert "Beta" not in audit.text
+        assert "b-token-value" not in audit.text
     assert await b_state() == before
 
 

@@ -1,11 +1,13 @@
-"""Canary secrets (passwords, API keys) never appear in any response, log line, audit entry,
-error or WebSocket frame — in plain, base64 or URL-encoded form."""
+"""Canary secrets (passwords, API keys, credential data) never appear in any response, log
+line, audit entry, error or WebSocket frame — in plain, base64 or URL-encoded form."""
 
 from __future__ import annotations
 
 import base64
 import json
 import logging
+import sqlite3
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -15,6 +17,8 @@ from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ApiEnv
 from trio_websocket import open_websocket_url
 
 MEMBER_PASSWORD = "canary-member-Pw-7731"
+CREDENTIAL_SECRET = "canary-cred-Sx81-planted"  # stored on create
+ROTATED_SECRET = "canary-rot-Qv27-planted"  # stored by an update
 
 
 def _forms(secret: str) -> list[str]:
@@ -28,7 +32,53 @@ def _forms(secret: str) -> list[str]:
     ]
 
 
-async def test_secrets_never_leak(installed: ApiEnv, caplog: pytest.LogCaptureFixture) -> None:
+def _raw_links(database: Path) -> list[str]:
+    """The credential rows as the database file holds them (ciphertext expected)."""
+    with sqlite3.connect(database) as db:
+        return [row[0] for row in db.execute('SELECT doc FROM "c_links"')]
+
+
+async def _plant_credential_secrets(client: httpx.AsyncClient) -> None:
+    """Store a credential, rotate its secret, and provoke every credential error with the
+    secrets in the body: bad data, unknown fields, a duplicate name, an unknown id."""
+    secret = CREDENTIAL_SECRET
+    r = await client.post(
+        "/api/credentials",
+        json={"name": "vault", "type": "basic", "data": {"username": "svc", "password": secret}},
+    )
+    assert r.status_code == 201, r.text
+    cid = r.json()["id"]
+    r = await client.put(f"/api/credentials/{cid}", json={"data": {"password": ROTATED_SECRET}})
+    assert r.status_code == 200, r.text
+    bad_bodies: list[Any] = [
+        {"name": "vault", "type": "basic", "data": {"username": "u", "password": secret}},
+        {"name": "x", "type": "bearer", "data": {"token": secret, "extra": ROTATED_SECRET}},
+        {"name": "x", "type": "apiKey", "data": {"key": secret, "header": f"X {secret}"}},
+        {"name": "x", "type": "generic", "data": {f"{secret} ": ROTATED_SECRET}},
+        {"name": "x", "type": f"t-{secret}", "data": {"token": secret}},
+        {"name": "x", "type": "oauth2", "data": {"clientId": secret, "tokenUrl": secret}},
+        {"name": "x", "type": "basic", "data": {"username": "u", "password": 7}, "k": secret},
+    ]
+    for body in bad_bodies:
+        assert (await client.post("/api/credentials", json=body)).status_code in (409, 422)
+    for body in (
+        {"data": {"password": None, "username": secret}},
+        {"data": {secret: ROTATED_SECRET}},
+        {"type": "bearer", "data": {"token": secret}},
+    ):
+        assert (await client.put(f"/api/credentials/{cid}", json=body)).status_code == 422
+    r = await client.put("/api/credentials/01UNKNOWN", json={"data": {"password": secret}})
+    assert r.status_code == 404
+    # (Not in URLs: the request trail records paths, and a server cannot tell a secret a
+    # client typed into a URL from an id.)
+    assert (await client.get("/api/credentials/01UNKNOWN")).status_code == 404
+    assert (await client.get(f"/api/credentials/{cid}")).status_code == 200
+    assert (await client.get("/api/credentials")).json()["total"] == 1
+
+
+async def test_secrets_never_leak(
+    installed: ApiEnv, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
     caplog.set_level(logging.DEBUG)
     seen: list[str] = []
 
@@ -53,6 +103,7 @@ async def test_secrets_never_leak(installed: ApiEnv, caplog: pytest.LogCaptureFi
         api_key = r.json()["key"]
         seen.pop()  # the one response allowed to show the key: its creation
         seen.pop()
+        await _plant_credential_secrets(client)
         # Provoke errors carrying the secrets in every place a client could put them.
         await client.post("/api/companies", json={"name": "x", "password": MEMBER_PASSWORD})
         await client.post("/api/auth/login", json={"email": OWNER_EMAIL, "password": api_key})
@@ -96,8 +147,9 @@ async def test_secrets_never_leak(installed: ApiEnv, caplog: pytest.LogCaptureFi
         "audit": json.dumps(stored_audit, default=str),
         "users": json.dumps(users, default=str),
         "api_keys": json.dumps(keys, default=str),
+        "links (on disk)": "\n".join(_raw_links(tmp_path / "flow8.db")),
     }
-    for secret in (OWNER_PASSWORD, MEMBER_PASSWORD, api_key):
+    for secret in (OWNER_PASSWORD, MEMBER_PASSWORD, api_key, CREDENTIAL_SECRET, ROTATED_SECRET):
         for form in _forms(secret):
             for where, text in haystacks.items():
                 assert form not in text, f"{secret[:6]}… found in {where} as {form[:12]}…"

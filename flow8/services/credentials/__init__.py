@@ -5,7 +5,9 @@ components get the data through `CredentialService.reveal`."""
 from ._models import Credential, CredentialChange
 from ._service import KEEP, CredentialService, Keep
 from ._types import (
+    DESCRIPTION_MAX,
     MAX_DATA_CHARS,
+    NAME_MAX,
     RULES,
     TYPES,
     CredentialType,
@@ -23,8 +25,10 @@ from .exceptions import (
 )
 
 __all__ = [
+    "DESCRIPTION_MAX",
     "KEEP",
     "MAX_DATA_CHARS",
+    "NAME_MAX",
     "RULES",
     "TYPES",
     "Credential",

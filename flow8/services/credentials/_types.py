@@ -5,7 +5,9 @@ the schema accepts is a body the service accepts. Patterns are applied with Pyth
 `re.search`, as JSON Schema validators and schemathesis apply them; `END` stands for the true
 end of the string because `$` also matches before a final newline.
 
-Every problem names the field and never repeats the value: these values are secrets.
+Every problem names the field and never repeats the value: these values are secrets. Keys a
+type does not have are not repeated either (a secret pasted as a key); generic field names are
+names, shown in every answer, so they are.
 """
 
 from __future__ import annotations
@@ -126,10 +128,12 @@ def _rule_problem(rule: FieldRule, value: Any) -> str | None:
 def _typed_problems(type_: str, data: Mapping[Any, Any]) -> list[Problem]:
     rules = {r.name: r for r in RULES[type_]}
     problems: list[Problem] = []
-    for key in data:
-        if key not in rules:
-            allowed = ", ".join(rules)
-            problems.append(Problem(_path(key), f"not a field of {type_} ({allowed})"))
+    # A key the type does not have is not named: it may be a secret pasted in the wrong place.
+    unknown = sum(1 for key in data if key not in rules)
+    if unknown:
+        allowed = ", ".join(rules)
+        message = f"{unknown} field(s) that {type_} does not have (its fields: {allowed})"
+        problems.append(Problem("data", message))
     for rule in rules.values():
         if rule.name not in data:
             if rule.required:
