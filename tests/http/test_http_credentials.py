@@ -4,6 +4,9 @@ tenant isolation, name conflicts, validation, and an audit trail without values.
 from __future__ import annotations
 
 import base64
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -264,3 +267,28 @@ async def test_audit_records_changes_with_field_names_only(env: ApiEnv) -> None:
     assert entries["credential_deleted"]["before"]["type"] == "basic"
     assert not _leaks(r.text)
     assert SECRET + "2" not in r.text
+
+
+def _doc_bodies(path: Path, start: str, end: str) -> list[Any]:
+    """The JSON bodies (`-d '...'`) of the curl examples between two headings of a doc."""
+    text = path.read_text()
+    section = text[text.index(start) : text.index(end, text.index(start))]
+    return [json.loads(b) for b in re.findall(r"-d '(\{.*?\})'", section, re.DOTALL)]
+
+
+async def test_the_documented_curl_examples_work(env: ApiEnv) -> None:
+    root = Path(__file__).parents[2]
+    create, patch = _doc_bodies(root / "docs/api.md", "## Credentials", "## Routes")
+    (readme,) = _doc_bodies(root / "README.md", "## Credentials", "## Architecture")
+    async with env.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
+        r = await owner.post("/api/credentials", json=create)
+        assert r.status_code == 201, r.text
+        assert r.json()["fields"] == ["header", "key"]
+        r = await owner.put(f"/api/credentials/{r.json()['id']}", json=patch)
+        assert r.status_code == 200, r.text
+        assert (r.json()["name"], r.json()["fields"]) == ("github-ci", ["key"])
+        r = await owner.get("/api/credentials", params={"type": "apiKey"})
+        assert r.json()["total"] == 1
+        r = await owner.post("/api/credentials", json=readme)
+        assert r.status_code == 201, r.text
+        assert r.json()["fields"] == ["password", "username"]
