@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
+import mongomock
 import pytest
 import trio
 from hypothesis import given, settings
@@ -40,13 +41,20 @@ ACME = "acme"
 GLOBEX = "globex"
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
+@pytest.fixture(params=["sqlite", "mongomock"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        async with open_store(
+            f"sqlite:///{tmp_path / 'cred.db'}",
+            data_dir=tmp_path,
+            durability="normal",
+            encryption=Keyring.generate(),
+        ) as s:
+            yield s
+        return
+    client: Any = mongomock.MongoClient(tz_aware=True)
     async with open_store(
-        f"sqlite:///{tmp_path / 'cred.db'}",
-        data_dir=tmp_path,
-        durability="normal",
-        encryption=Keyring.generate(),
+        "mongodb://mock/flow8test", mongo_client=client, encryption=Keyring.generate()
     ) as s:
         yield s
 
@@ -89,21 +97,38 @@ async def test_create_answers_field_names_and_reveal_gives_the_data(
     assert await creds.reveal(ACME, made.id) == {"key": CANARY, "header": "X-Api-Key"}
 
 
-async def test_data_is_ciphertext_on_disk(
-    tmp_path: Path, store: Store, creds: CredentialService
-) -> None:
-    made = await creds.create(ACME, "db", "basic", {"username": "svc", "password": CANARY})
-    await creds.update(ACME, made.id, data={"password": CANARY + "-2"})
-    rows = _raw_rows(tmp_path / "cred.db")
-    assert len(rows) == 1
-    stored = json.loads(rows[0])
-    assert stored["name"] == "db"
-    assert isinstance(stored["data"], str)  # the sealed token, not a document
-    raw = _database_bytes(tmp_path)
-    for form in _forms(CANARY) + _forms(CANARY + "-2"):
-        assert form not in rows[0]
-        assert form.encode() not in raw
-    assert await creds.reveal(ACME, made.id) == {"username": "svc", "password": CANARY + "-2"}
+async def test_data_is_ciphertext_on_disk(tmp_path: Path) -> None:
+    async with open_store(
+        f"sqlite:///{tmp_path / 'cred.db'}", data_dir=tmp_path, encryption=Keyring.generate()
+    ) as store:
+        creds = CredentialService(store)
+        made = await creds.create(ACME, "db", "basic", {"username": "svc", "password": CANARY})
+        await creds.update(ACME, made.id, data={"password": CANARY + "-2"})
+        rows = _raw_rows(tmp_path / "cred.db")
+        assert len(rows) == 1
+        stored = json.loads(rows[0])
+        assert stored["name"] == "db"
+        assert isinstance(stored["data"], str)  # the sealed token, not a document
+        raw = _database_bytes(tmp_path)
+        for form in _forms(CANARY) + _forms(CANARY + "-2"):
+            assert form not in rows[0]
+            assert form.encode() not in raw
+        assert await creds.reveal(ACME, made.id) == {"username": "svc", "password": CANARY + "-2"}
+
+
+async def test_data_is_ciphertext_in_mongodb() -> None:
+    client: Any = mongomock.MongoClient(tz_aware=True)
+    async with open_store(
+        "mongodb://mock/flow8test", mongo_client=client, encryption=Keyring.generate()
+    ) as store:
+        creds = CredentialService(store)
+        made = await creds.create(ACME, "tok", "bearer", {"token": CANARY})
+        await creds.update(ACME, made.id, data={"token": CANARY + "-2"})
+        raw = client["flow8test"]["links"].find_one({"_id": made.id})
+        assert isinstance(raw["data"], str)
+        for form in _forms(CANARY) + _forms(CANARY + "-2"):
+            assert form not in json.dumps(raw, default=str)
+        assert await creds.reveal(ACME, made.id) == {"token": CANARY + "-2"}
 
 
 async def test_update_replaces_removes_and_keeps_fields(creds: CredentialService) -> None:
