@@ -3,27 +3,15 @@ fields, never their values; nothing here reveals a credential's data."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
-from flow8.services.credentials import KEEP, CredentialError
+from flow8.services.credentials import KEEP
 from flow8.services.identity import Action
 
 from ._api import Req, Routes, audit_change
 from ._context import credential_service
 from ._credential_models import CredentialCreate, CredentialOut, CredentialQuery, CredentialUpdate
-from ._errors_map import from_credentials
 from ._page import PageQuery, make_page, page_of
 
 routes = Routes("credentials", "credentials")
-
-
-@contextlib.contextmanager
-def _answered() -> Iterator[None]:
-    try:
-        yield
-    except CredentialError as e:
-        raise from_credentials(e) from e
 
 
 @routes.route(
@@ -36,10 +24,9 @@ def _answered() -> Iterator[None]:
 )
 async def list_credentials(req: Req) -> object:
     q: CredentialQuery = req.query
-    with _answered():
-        rows, total = await credential_service().list(
-            req.company_id, page=q.page, size=q.size, type=q.type
-        )
+    rows, total = await credential_service().list(
+        req.company_id, page=q.page, size=q.size, type=q.type
+    )
     items = [CredentialOut.of(c) for c in rows]
     return make_page(CredentialOut, items, total, PageQuery(q.page, q.size))
 
@@ -56,15 +43,14 @@ async def list_credentials(req: Req) -> object:
 )
 async def create_credential(req: Req) -> CredentialOut:
     body: CredentialCreate = req.body
-    with _answered():
-        made = await credential_service().create(
-            req.company_id,
-            body.name,
-            body.type,
-            body.data,
-            description=body.description,
-            created_by=req.user.user.id,
-        )
+    made = await credential_service().create(
+        req.company_id,
+        body.name,
+        body.type,
+        body.data,
+        description=body.description,
+        created_by=req.user.user.id,
+    )
     audit_change(req, "credential_created", "credential", made.id, after=made.summary())
     return CredentialOut.of(made)
 
@@ -78,8 +64,7 @@ async def create_credential(req: Req) -> CredentialOut:
     errors=(404,),
 )
 async def get_credential(req: Req, credentialId: str) -> CredentialOut:
-    with _answered():
-        return CredentialOut.of(await credential_service().get(req.company_id, credentialId))
+    return CredentialOut.of(await credential_service().get(req.company_id, credentialId))
 
 
 @routes.route(
@@ -96,15 +81,14 @@ async def update_credential(req: Req, credentialId: str) -> CredentialOut:
     body: CredentialUpdate = req.body
     # Absent and null differ for the description: absent keeps it, null clears it.
     described = isinstance(req.raw_body, dict) and "description" in req.raw_body
-    with _answered():
-        change = await credential_service().update(
-            req.company_id,
-            credentialId,
-            name=body.name,
-            description=body.description if described else KEEP,
-            data=body.data,
-            updated_by=req.user.user.id,
-        )
+    change = await credential_service().update(
+        req.company_id,
+        credentialId,
+        name=body.name,
+        description=body.description if described else KEEP,
+        data=body.data,
+        updated_by=req.user.user.id,
+    )
     if change.changed:
         audit_change(
             req,
@@ -127,6 +111,5 @@ async def update_credential(req: Req, credentialId: str) -> CredentialOut:
     errors=(404,),
 )
 async def delete_credential(req: Req, credentialId: str) -> None:
-    with _answered():
-        gone = await credential_service().delete(req.company_id, credentialId)
+    gone = await credential_service().delete(req.company_id, credentialId)
     audit_change(req, "credential_deleted", "credential", credentialId, before=gone.summary())

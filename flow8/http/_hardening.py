@@ -11,12 +11,13 @@ from werkzeug.exceptions import HTTPException
 
 from flow8.domain import FlowValidationError
 from flow8.engine import EngineError, KvError
+from flow8.services.credentials import CredentialError
 from flow8.services.identity import IdentityError
 from flow8.store import StoreError
 
 from ._context import Flow8App
 from ._deps import HttpSettings
-from ._errors_map import from_engine, from_identity, from_store
+from ._errors_map import from_credentials, from_engine, from_identity, from_store
 from ._responses import error_response, json_response
 from .exceptions import ApiError, PayloadTooLarge
 
@@ -103,6 +104,10 @@ def install(app: Flow8App) -> None:
     @app.errorhandler(IdentityError)
     async def _identity_error(error: IdentityError) -> Response:
         return error_response(from_identity(error))
+
+    @app.errorhandler(CredentialError)
+    async def _credential_error(error: CredentialError) -> Response:
+        return error_response(from_credentials(error))
 
     @app.errorhandler(FlowValidationError)
     @app.errorhandler(EngineError)  # FlowNotFound, PlayNotFound, InvalidInput, ...
