@@ -101,7 +101,75 @@ def _capped_pad(string: Any = None, width: Any = None, char: Any = None) -> Any:
     return Functions.pad(string, width, char)
 
 
-_REMOVED = {"eval": _removed("eval"), "pad": Jsonata.JLambda(_capped_pad)}
+def _too_long(what: str, length: int) -> Any:
+    return jexception.JException(
+        f"{what} would build a string of {length} characters, longer than the {MAX_STRING} allowed",
+        -1,
+    )
+
+
+def _capped_join(strs: Any = None, separator: Any = None) -> Any:
+    """$join, refusing before it allocates a result longer than MAX_STRING."""
+    if isinstance(strs, list) and all(isinstance(s, str) for s in strs):
+        sep = separator if isinstance(separator, str) else ""
+        length = sum(map(len, strs)) + len(sep) * max(0, len(strs) - 1)
+        if length > MAX_STRING:
+            raise _too_long("$join", length)
+    return Functions.join(strs, separator)
+
+
+def _capped_replace(
+    string: Any = None, pattern: Any = None, replacement: Any = None, limit: Any = None
+) -> Any:
+    """$replace, refusing before it allocates a result longer than MAX_STRING.
+
+    Each match adds at most the replacement's length, plus (for ``$0``..``$9`` references)
+    the text of the match itself; matches do not overlap, so all references together add at
+    most the input's length once per reference in the replacement. A function replacement
+    is checked as its results come in.
+    """
+    if not isinstance(string, str) or pattern is None or pattern == "":
+        return Functions.replace(string, pattern, replacement, limit)
+    if isinstance(replacement, str):
+        matches = (
+            string.count(pattern)
+            if isinstance(pattern, str)
+            else sum(1 for _ in pattern.finditer(string))
+        )
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0:
+            matches = min(matches, limit)
+        if matches:
+            length = len(string) + matches * len(replacement)
+            length += replacement.count("$") * len(string)
+            if length > MAX_STRING:
+                raise _too_long("$replace", length)
+        return Functions.replace(string, pattern, replacement, limit)
+    if not isinstance(pattern, str) and limit is None and replacement is not None:
+        # A function replacement (as the library applies it), counting what it produces.
+        produced = [len(string)]
+
+        def replace_fn(match: Any) -> str:
+            out = Functions.func_apply(replacement, [Functions.to_jsonata_match(match)])
+            if not isinstance(out, str):
+                raise jexception.JException("D3012", -1)
+            produced[0] += len(out)
+            if produced[0] > MAX_STRING:
+                raise _too_long("$replace", produced[0])
+            return out
+
+        return pattern.sub(replace_fn, string)
+    result = Functions.replace(string, pattern, replacement, limit)
+    if isinstance(result, str) and len(result) > MAX_STRING:
+        raise _too_long("$replace", len(result))
+    return result
+
+
+_REMOVED = {
+    "eval": _removed("eval"),
+    "pad": Jsonata.JFunction(Jsonata.JLambda(_capped_pad), "<s-ns?:s>"),
+    "join": Jsonata.JFunction(Jsonata.JLambda(_capped_join), "<a<s>s?:s>"),
+    "replace": Jsonata.JFunction(Jsonata.JLambda(_capped_replace), "<s-(sf)(sf)n?:s>"),
+}
 
 
 class _Budget:

@@ -114,6 +114,10 @@ def test_huge_ranges_are_refused_fast() -> None:
         '$pad("x", 300000000)',
         '$pad("x", -300000000, "#")',
         '($f := function($s, $n){ $n = 0 ? $s : $f($s & $s, $n - 1) }; $f("x", 40))',
+        '$replace($pad("", 5000000, "a"), "a", "aaaa")',
+        '$replace($pad("", 1000000, "a"), /a/, "aaaaaaaaaaaaaa")',
+        '$replace($pad("", 1000, "a"), /a/, function($m){ $pad("", 20000, "b") })',
+        '$join([$pad("a", 6000000), $pad("b", 6000000)])',
     ],
 )
 def test_strings_cannot_grow_past_the_cap(source: str) -> None:
@@ -126,6 +130,28 @@ def test_capped_pad_keeps_its_meaning() -> None:
     assert Expression.compile('$pad("ab", -5, "#")').evaluate({}) == "###ab"
     assert Expression.compile('"ab" ~> $pad(4, "-")').evaluate({}) == "ab--"
     assert Expression.compile("$pad($prev, 3)").evaluate({"prev": "x"}) == "x  "
+    # the context form: the signature lets the path's value stand in as the first argument
+    assert Expression.compile('name.$pad(5, "-")').evaluate({}, {"name": "abc"}) == "abc--"
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('$replace("a-b-c", "-", "+")', "a+b+c"),
+        ('"a-b-c" ~> $replace("-", "+")', "a+b+c"),
+        ('$replace("abcabc", "b", "X", 1)', "aXcabc"),
+        ('$replace("abcb", /b/, "X", 1)', "aXcb"),
+        ('$replace("abc", /b/, "[$0]")', "a[b]c"),
+        ('$replace("John Smith", /(\\w+)\\s(\\w+)/, "$2, $1")', "Smith, John"),
+        ('$replace("abc", /(b)/, function($m){ $uppercase($m.match) })', "aBc"),
+        ('$join(["a", "b"], ",")', "a,b"),
+        ('["x", "y"] ~> $join("-")', "x-y"),
+        ("$join([])", ""),
+    ],
+)
+def test_capped_replace_and_join_keep_their_meaning(source: str, expected: str) -> None:
+    assert Expression.compile(source).evaluate({}) == expected
+    assert Expression.compile('name.$replace("a", "b")').evaluate({}, {"name": "aa"}) == "bb"
 
 
 def test_infinite_recursion_is_bounded() -> None:
