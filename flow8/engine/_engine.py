@@ -176,23 +176,9 @@ class Engine:
             try:
                 await self._launch(company_id, play_id, running, created)
             except Exception:
-                # No PlayActor (e.g. the plays supervisor is stopping): leave the play to
-                # any dispatcher instead of to the lapse of a lease nobody holds.
                 created.settle(RuntimeError("the play was not started here"))
                 await pipe.sync()
-                await plays.update_one(
-                    {"_id": play_id, "lease_owner": self.owner},
-                    {
-                        "$set": {
-                            "status": PlayState.NEW.value,
-                            "lease_owner": None,
-                            "lease_expires_at": None,
-                            "started_at": None,
-                        }
-                    },
-                )
-                self._wake.set()
-                return play
+                return await self._hand_back(plays, play)
             self.started_plays += 1
             error: BaseException | None = RuntimeError("start_play was interrupted")
             try:
@@ -216,8 +202,29 @@ class Engine:
         self.started_plays += 1
         if runnable:
             running = attrs.evolve(play, state=PlayState.RUN, started_at=now)
-            await self._launch(company_id, play_id, running)
+            try:
+                await self._launch(company_id, play_id, running)
+            except Exception:
+                return await self._hand_back(plays, play)
             return running
+        self._wake.set()
+        return play
+
+    async def _hand_back(self, plays: Any, play: Play) -> Play:
+        """A play claimed at birth whose PlayActor could not start (e.g. the plays
+        supervisor is stopping): release it to any dispatcher now, instead of leaving it to
+        the lapse of a lease nobody holds."""
+        await plays.update_one(
+            {"_id": play.id, "lease_owner": self.owner},
+            {
+                "$set": {
+                    "status": PlayState.NEW.value,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "started_at": None,
+                }
+            },
+        )
         self._wake.set()
         return play
 

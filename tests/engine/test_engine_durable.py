@@ -569,7 +569,11 @@ async def test_a_play_whose_lease_was_taken_stops_without_reporting(store: Store
         assert doc["lease_owner"] == "other-instance"
 
 
-async def test_a_play_that_cannot_get_an_actor_is_left_to_the_dispatcher(store: Store) -> None:
+@pytest.mark.parametrize("key", [None, "order-17"])
+async def test_a_play_that_cannot_get_an_actor_is_left_to_the_dispatcher(
+    store: Store, key: str | None
+) -> None:
+    # With or without an idempotency key (two code paths), the play is released at once.
     class StoppingSupervisor:
         async def start_task(self, *args: Any, **kwargs: Any) -> None:
             raise RuntimeError("supervisor is stopping")
@@ -579,9 +583,11 @@ async def test_a_play_that_cannot_get_an_actor_is_left_to_the_dispatcher(store: 
     flow = await make_flow(
         starter, {"flowlets": [{"ref": "a", "appId": "set", "args": {"value": 7}}]}
     )
-    play = await starter.start_play(COMPANY, flow.id)
+    play = await starter.start_play(COMPANY, flow.id, idempotency_key=key)
     assert play.state is PlayState.NEW
     assert (await starter.get_play(COMPANY, play.id)).state is PlayState.NEW
+    if key is not None:  # the key still names this play
+        assert (await starter.start_play(COMPANY, flow.id, idempotency_key=key)).id == play.id
     async with running_engine(store) as other:
         done = await other.wait_play(COMPANY, play.id, timeout=10)
     assert done.state is PlayState.DONE
