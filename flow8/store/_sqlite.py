@@ -35,10 +35,18 @@ import trio
 
 from ._catalog import Catalog, CollectionSpec
 from ._filters import And, Cond, Node
-from ._ops import Pending, PurgeOp, WriteOp
+from ._ops import InsertOp, Pending, PurgeOp, WriteOp
 from ._port import Durability
 from ._sqlcompile import index_columns
-from ._sqlexec import count, duplicate_from, execute, find, storage_error, table
+from ._sqlexec import (
+    count,
+    duplicate_from,
+    execute,
+    find,
+    insert_together,
+    storage_error,
+    table,
+)
 from ._values import utcnow
 from .exceptions import StoreClosed, StoreError, StoreUnavailable
 
@@ -102,6 +110,19 @@ def is_point_read(node: Node) -> bool:
         isinstance(c, Cond) and c.path == "_id" and c.op == "eq" and isinstance(c.value, str)
         for c in items
     )
+
+
+def _insert_run(batch: list[tuple[Pending, WriteOp]], start: int) -> list[InsertOp]:
+    """The inserts into one collection that follow each other in ``batch`` from ``start``."""
+    first = batch[start][1]
+    if not isinstance(first, InsertOp):
+        return []
+    run = [first]
+    for _, op in batch[start + 1 :]:
+        if not isinstance(op, InsertOp) or op.spec is not first.spec:
+            break
+        run.append(op)
+    return run
 
 
 class _Retry(Exception):
@@ -371,19 +392,11 @@ class SqliteBackend:
         isolated: bool,
     ) -> list[Any]:
         conn.execute("BEGIN IMMEDIATE")
-        results: list[Any] = []
         try:
-            for _, op in batch:
-                if isolated:
-                    conn.execute("SAVEPOINT op")
-                value = self._run_op(conn, op, now)
-                if isinstance(value, StoreError):
-                    if not isolated:
-                        raise _Retry
-                    conn.execute("ROLLBACK TO op")
-                if isolated:
-                    conn.execute("RELEASE op")
-                results.append(value)
+            if isolated:
+                results = self._one_by_one(conn, batch, now)
+            else:
+                results = self._all_at_once(conn, batch, now)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -391,6 +404,51 @@ class SqliteBackend:
                     conn.execute("ROLLBACK")
             raise
         return results
+
+    def _all_at_once(
+        self, conn: sqlite3.Connection, batch: list[tuple[Pending, WriteOp]], now: datetime
+    ) -> list[Any]:
+        """The optimistic pass: no savepoints; any failing op raises _Retry. Consecutive
+        inserts into one collection (plays, layers, audit entries of many requests) go in as
+        one statement (see _ROWS_PER_INSERT in _sqlexec)."""
+        results: list[Any] = []
+        i = 0
+        while i < len(batch):
+            run = _insert_run(batch, i)
+            if len(run) > 1:
+                results.extend(self._insert_run(conn, run))
+                i += len(run)
+                continue
+            value = self._run_op(conn, batch[i][1], now)
+            if isinstance(value, StoreError):
+                raise _Retry
+            results.append(value)
+            i += 1
+        return results
+
+    def _one_by_one(
+        self, conn: sqlite3.Connection, batch: list[tuple[Pending, WriteOp]], now: datetime
+    ) -> list[Any]:
+        """After a failure: each op in its own savepoint, so only a failing op is undone."""
+        results: list[Any] = []
+        for _, op in batch:
+            conn.execute("SAVEPOINT op")
+            value = self._run_op(conn, op, now)
+            if isinstance(value, StoreError):
+                conn.execute("ROLLBACK TO op")
+            conn.execute("RELEASE op")
+            results.append(value)
+        return results
+
+    def _insert_run(self, conn: sqlite3.Connection, run: list[InsertOp]) -> list[list[str]]:
+        try:
+            return insert_together(conn, run)
+        except sqlite3.Error as e:
+            if getattr(e, "sqlite_errorcode", None) in _BATCH_FATAL or not conn.in_transaction:
+                raise
+            raise _Retry from e  # e.g. a duplicate: one by one finds the op it belongs to
+        except StoreError as e:
+            raise _Retry from e
 
     async def serve_writer(
         self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
