@@ -31,6 +31,7 @@ import actors
 
 from .config import Settings
 from .engine import Engine, EventBus, engine_child, events_child
+from .heap import settle_after_startup
 from .http import HttpDeps, HttpSettings, create_app, http_child
 from .logs import get_logger
 from .services.audit import AuditLog, StoreAuditSink, audit_child
@@ -158,6 +159,7 @@ async def serve(settings: Settings) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_platform(settings) as platform:
             base_url = f"http://{_display_host(settings.server_host)}:{settings.server_port}"
+            settle_after_startup()
             log.info("flow8_started", url=base_url, store=_store_kind(settings.store_url))
             if await needs_install(platform.store):
                 print(install_instructions(base_url), flush=True)

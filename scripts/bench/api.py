@@ -60,6 +60,7 @@ from quart import Response
 from quart_trio import QuartTrio
 
 from flow8.engine import Engine, EventBus
+from flow8.heap import settle_after_startup
 from flow8.http import HttpDeps, HttpSettings, create_app
 from flow8.http._dump import dump
 from flow8.http._engine_models import PlayOut
@@ -364,6 +365,7 @@ async def bench(
             config.errorlog = None
             both = TrioDispatcherMiddleware({"/bare": bare, "": app})
             binds = await nursery.start(partial(serve, both, config))
+            settle_after_startup()  # as `flow8 serve` does once it is up
             base = binds[0]
             generator: Generator = _wrk if shutil.which("wrk") else _httpx
             print(f"load generator: {'wrk' if generator is _wrk else 'httpx subprocess (no wrk)'}")
