@@ -53,9 +53,6 @@ from .exceptions import StoreClosed, StoreError, StoreUnavailable
 T = TypeVar("T")
 
 MAX_BATCH = 1024
-# Batches of at most this many rows run their statements on the event loop (see
-# _commit_batch); more go to a worker thread whole.
-INLINE_ROWS = 256
 PURGE_BATCH = 1000
 _BATCH_FATAL = frozenset(
     {
@@ -113,16 +110,6 @@ def is_point_read(node: Node) -> bool:
         isinstance(c, Cond) and c.path == "_id" and c.op == "eq" and isinstance(c.value, str)
         for c in items
     )
-
-
-def _rows(batch: list[tuple[Pending, WriteOp]]) -> int:
-    """Rows a batch writes, roughly: what its statements cost (a purge is always large)."""
-    total = 0
-    for _, op in batch:
-        if isinstance(op, PurgeOp):
-            return INLINE_ROWS + 1
-        total += len(op.docs) if isinstance(op, InsertOp) else 1
-    return total
 
 
 def _insert_run(batch: list[tuple[Pending, WriteOp]], start: int) -> list[InsertOp]:
@@ -381,93 +368,47 @@ class SqliteBackend:
             return e
 
     def _run_batch(self, batch: list[tuple[Pending, WriteOp]], now: datetime) -> list[Any]:
-        """A whole batch in one call, for a worker thread: begin, statements, commit."""
         conn = self._writer
         assert conn is not None
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            results = self._statements(conn, batch, now)
-            conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            return self._failed(conn, batch, e)
-        except BaseException:
-            self._rollback(conn)
-            raise
-        return results
-
-    async def _commit_batch(self, batch: list[tuple[Pending, WriteOp]], now: datetime) -> list[Any]:
-        """One batch as one transaction.
-
-        A batch of a few hundred rows runs its statements here, on the event loop, and only
-        the COMMIT (the fsync) in a worker thread. Running the statements in the thread made
-        it take the GIL back after every statement while the loop was busy: a batch of 60
-        writes took 16-27 ms instead of 2, and every acknowledged write waited for it. Taking
-        the write lock may wait for another process, so that too goes to a thread when it
-        cannot be had at once. Larger batches (bulk inserts) run whole in a thread so that
-        they do not hold up the loop.
-        """
-        conn = self._writer
-        assert conn is not None
-        if _rows(batch) > INLINE_ROWS:
-            return await trio.to_thread.run_sync(self._run_batch, batch, now)
-        try:
-            if not self._begin_now(conn):
-                await trio.to_thread.run_sync(conn.execute, "BEGIN IMMEDIATE")
-            results = self._statements(conn, batch, now)
-            await trio.to_thread.run_sync(conn.execute, "COMMIT")
-        except sqlite3.Error as e:
-            return self._failed(conn, batch, e)
-        except BaseException:
-            self._rollback(conn)
-            raise
-        return results
-
-    def _begin_now(self, conn: sqlite3.Connection) -> bool:
-        """Take the write lock if no other process holds it; never waits."""
-        conn.execute("PRAGMA busy_timeout = 0")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            return True
-        except sqlite3.OperationalError as e:
-            if getattr(e, "sqlite_errorcode", None) in _WOULD_WAIT:
-                return False
-            raise
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-
-    def _statements(
-        self, conn: sqlite3.Connection, batch: list[tuple[Pending, WriteOp]], now: datetime
-    ) -> list[Any]:
-        """Every op of the batch inside the open transaction: all at once, and when some op
-        fails, again one by one so that only the failing op is undone."""
-        conn.execute("SAVEPOINT batch")
-        try:
-            results = self._all_at_once(conn, batch, now)
+            return self._attempt(conn, batch, now, isolated=False)
         except _Retry:
-            conn.execute("ROLLBACK TO batch")
-            results = self._one_by_one(conn, batch, now)
-        conn.execute("RELEASE batch")
-        return results
+            # Some op failed: redo the batch with one savepoint per op so only it is undone.
+            return self._attempt(conn, batch, now, isolated=True)
+        except sqlite3.Error as e:
+            # Nothing of this batch is committed: every op in it fails alike.
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            fatal = storage_error(e, f"writing {str(self.path)!r}")
+            fatal.__cause__ = e
+            return [fatal] * len(batch)
 
-    def _failed(
-        self, conn: sqlite3.Connection, batch: list[tuple[Pending, WriteOp]], e: sqlite3.Error
+    def _attempt(
+        self,
+        conn: sqlite3.Connection,
+        batch: list[tuple[Pending, WriteOp]],
+        now: datetime,
+        isolated: bool,
     ) -> list[Any]:
-        """Nothing of this batch is committed: every op in it fails alike."""
-        self._rollback(conn)
-        fatal = storage_error(e, f"writing {str(self.path)!r}")
-        fatal.__cause__ = e
-        return [fatal] * len(batch)
-
-    @staticmethod
-    def _rollback(conn: sqlite3.Connection) -> None:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if isolated:
+                results = self._one_by_one(conn, batch, now)
+            else:
+                results = self._all_at_once(conn, batch, now)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        return results
 
     def _all_at_once(
         self, conn: sqlite3.Connection, batch: list[tuple[Pending, WriteOp]], now: datetime
     ) -> list[Any]:
-        """The optimistic pass: no savepoint per op; a failing op raises _Retry. Consecutive
+        """The optimistic pass: no savepoints; any failing op raises _Retry. Consecutive
         inserts into one collection (plays, layers, audit entries of many requests) go in as
         one statement (see _ROWS_PER_INSERT in _sqlexec)."""
         results: list[Any] = []
@@ -536,7 +477,7 @@ class SqliteBackend:
                     # Shielded: a batch handed to SQLite finishes and is answered even when
                     # the writer is being stopped; it is bounded by the busy timeout.
                     with trio.CancelScope(shield=True):
-                        results = await self._commit_batch(batch, utcnow())
+                        results = await trio.to_thread.run_sync(self._run_batch, batch, utcnow())
                 except BaseException as e:
                     failure = StoreError(f"the write batch could not run: {e!r}")
                     for pending, _ in batch:
