@@ -194,7 +194,7 @@ async def _breakdown(store: Store, plays: PlayService, company: str, play_id: st
 
     print("where the time goes on the get path (in-process, CPU us per call, median of 3):")
     figures = [
-        ("trio.to_thread.run_sync hop (no work)", await _per_call(hop)),
+        ("worker-thread hop, no work (point reads skip it)", await _per_call(hop)),
         ("store find_one of the play (store)", await _per_call(find_one)),
         ("PlayService.get = find_one + play_from_doc (engine)", await _per_call(get_play)),
         ("PlayOut + dump + json_response (http)", await _per_call(render)),
