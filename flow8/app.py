@@ -73,6 +73,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         settings=HttpSettings(
             admin_token=settings.admin_token,
             allowed_origins=settings.allowed_origins,
+            trusted_proxies=settings.trusted_proxies,
             max_body_bytes=settings.max_body_bytes,
             secure_cookies=settings.secure_cookies,
         ),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Callable, Mapping
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -44,6 +45,7 @@ class Settings:
     server_port: int
     shutdown_grace_seconds: float
     allowed_origins: tuple[str, ...]
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...]
     max_body_bytes: int
     secure_cookies: bool
     mcp_port: int
@@ -140,6 +142,30 @@ def _origins(value: Any) -> tuple[str, ...]:
     return origins
 
 
+def _networks(value: Any) -> tuple[IPv4Network | IPv6Network, ...]:
+    items = value if isinstance(value, list) else _text(value).split(",")
+    networks: list[IPv4Network | IPv6Network] = []
+    for entry in (_text(item) for item in items):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry))
+        except ValueError:
+            raise ValueError(_bad_network(entry)) from None
+    return tuple(networks)
+
+
+def _bad_network(entry: str) -> str:
+    try:
+        loose = ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return (
+            "expected IP addresses or CIDR networks like 10.0.0.1, 10.0.0.0/8 or fd00::/8, "
+            f"got {entry!r}"
+        )
+    return f"{entry!r} has host bits set: write the network ({loose}) or the address alone"
+
+
 def _flag(value: Any) -> bool:
     text = _text(value).lower()
     if text in ("true", "yes", "on", "1"):
@@ -189,6 +215,9 @@ SETTINGS: tuple[Setting, ...] = (
             "On SIGINT/SIGTERM the tree stops within this many seconds."),
     Setting("server.allowed_origins", "ALLOWED_ORIGINS", "", "allowed_origins", _origins,
             "Comma-separated browser origins allowed for CORS and WebSocket."),
+    Setting("server.trusted_proxies", "TRUSTED_PROXIES", "", "trusted_proxies", _networks,
+            "Comma-separated addresses or CIDR networks of reverse proxies whose "
+            "X-Forwarded-For names the client; empty = the socket peer is the client."),
     Setting("server.max_body_bytes", "MAX_BODY_BYTES", "10485760", "max_body_bytes",
             _positive_int, "Largest request body accepted (413 beyond it)."),
     Setting("server.secure_cookies", "SECURE_COOKIES", "false", "secure_cookies", _flag,

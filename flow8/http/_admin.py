@@ -8,6 +8,7 @@ from quart import Blueprint, Response, request
 
 from ._admin_auth import COOKIE_NAME
 from ._admin_html import render_login, render_tree
+from ._api import client_ip
 from ._context import app
 from ._responses import error_response, html_response, json_response
 from .exceptions import ApiError, Forbidden, NotFound, TooManyRequests, Unauthenticated
@@ -54,7 +55,7 @@ async def actors() -> Response:
     html = _prefers_html()
     authorization = request.headers.get("Authorization")
     # A bearer token is a guess at the admin token like the form's: the same limit applies.
-    ip = request.remote_addr or "unknown"
+    ip = client_ip()
     wait = gate.failures.blocked_for(ip) if authorization and gate.enabled else 0.0
     if wait > 0:
         raise TooManyRequests("too many failed admin sign-ins; try later", retry_after=wait)
@@ -89,7 +90,7 @@ async def login() -> Response:
         raise NotFound("not found")
     if not _same_origin():
         raise Forbidden("cross-origin admin login refused", code="ORIGIN_REFUSED")
-    ip = request.remote_addr or "unknown"
+    ip = client_ip()
     wait = gate.failures.blocked_for(ip)
     if wait > 0:
         raise TooManyRequests("too many failed admin sign-ins; try later", retry_after=wait)

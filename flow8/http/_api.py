@@ -22,6 +22,7 @@ from flow8.services.audit import AuditEntry
 from flow8.services.identity import Action, Principal
 from flow8.services.identity import NotAuthenticated as IdentityUnauthenticated
 
+from ._client_ip import client_address
 from ._context import app
 from ._dump import dump
 from ._responses import empty_response, json_response
@@ -203,7 +204,10 @@ def _incoming() -> Any:
 
 
 def client_ip() -> str:
-    return _incoming().remote_addr or "unknown"
+    """The caller's address for rate limits and the audit trail (see `_client_ip`)."""
+    incoming = _incoming()
+    trusted = app().deps.settings.trusted_proxies
+    return client_address(incoming.remote_addr, incoming.headers, trusted) or "unknown"
 
 
 async def authenticate(*, optional: bool) -> Principal | None:

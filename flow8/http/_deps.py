@@ -18,6 +18,8 @@ from flow8.services.kv import KvService
 from flow8.services.plays import PlayService
 from flow8.store import Store
 
+from ._client_ip import IPNetwork, trusted_networks
+
 
 def _no_tree() -> Mapping[str, Any]:
     return {}
@@ -37,6 +39,10 @@ class HttpSettings:
 
     `admin_token` None (or empty) switches `/admin/*` off entirely (404), so an instance
     without a configured token exposes nothing.
+
+    `trusted_proxies` (networks, or address/CIDR strings parsed here once) are the reverse
+    proxies whose `X-Forwarded-For` names the client; empty means the socket peer is the
+    client and the header is ignored.
     """
 
     admin_token: str | None = None
@@ -49,6 +55,7 @@ class HttpSettings:
     # An open WebSocket re-checks its credential this often and closes (4401) once the
     # session or key is gone, the member removed, or the session switched company.
     ws_recheck_seconds: float = 15.0
+    trusted_proxies: tuple[IPNetwork, ...] = attrs.field(default=(), converter=trusted_networks)
 
 
 @attrs.define

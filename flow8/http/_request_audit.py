@@ -17,6 +17,9 @@ from quart.wrappers import Request
 
 from flow8.services.audit import AuditEntry
 
+from ._client_ip import client_address
+from ._context import app
+
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # Probes would drown the trail; they carry no user and change nothing.
 _UNAUDITED = frozenset({"/healthz", "/metrics"})
@@ -54,7 +57,9 @@ def record(request: Request, response: Response, audit: Callable[[AuditEntry], N
             company_id=company_id,
             user_id=user_id,
             user_email=user_email,
-            ip=request.remote_addr,
+            ip=client_address(
+                request.remote_addr, request.headers, app().deps.settings.trusted_proxies
+            ),
             user_agent=request.headers.get("User-Agent", "")[:500],
             correlation_id=correlation_id or None,
             method=request.method,

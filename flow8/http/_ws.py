@@ -32,7 +32,7 @@ from flow8.engine import EventFilter
 from flow8.services.audit import AuditEntry
 from flow8.services.identity import Action, IdentityError, Principal
 
-from ._api import authenticate
+from ._api import authenticate, client_ip
 from ._context import app
 from ._errors_map import from_identity
 from .exceptions import ApiError, Forbidden
@@ -243,7 +243,7 @@ def _audit(principal: Principal, action: str, details: Any = None) -> None:
             company_id=principal.company_id,
             user_id=principal.user.id,
             user_email=principal.user.email,
-            ip=websocket.remote_addr,
+            ip=client_ip(),
             user_agent=websocket.headers.get("User-Agent", "")[:500],
             method="GET",
             path="/ws",

@@ -1,3 +1,7 @@
+import ipaddress
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,6 +44,7 @@ def test_defaults_without_any_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert len(settings.channel_port_range) == 99
     assert settings.store_durability == "full"
     assert settings.admin_token is None
+    assert settings.trusted_proxies == ()
     assert settings.data_dir == Path("./data").resolve()
     assert settings.store_url == f"sqlite:///{Path('./data').resolve() / 'flow8.db'}"
 
@@ -96,6 +101,17 @@ def test_substituted_values_cannot_inject_yaml(tmp_path: Path) -> None:
         ({"SHUTDOWN_GRACE_SECONDS": "-1"}, "expected a positive number of seconds"),
         ({"ALLOWED_ORIGINS": "ftp://x"}, "server.allowed_origins (ALLOWED_ORIGINS)"),
         ({"SECURE_COOKIES": "maybe"}, "server.secure_cookies (SECURE_COOKIES): expected true"),
+        (
+            {"TRUSTED_PROXIES": "10.0.0.1, 10.0.0.0/33"},
+            "server.trusted_proxies (TRUSTED_PROXIES): expected IP addresses or CIDR networks "
+            "like 10.0.0.1, 10.0.0.0/8 or fd00::/8, got '10.0.0.0/33'",
+        ),
+        ({"TRUSTED_PROXIES": "proxy.internal"}, "got 'proxy.internal'"),
+        ({"TRUSTED_PROXIES": "fd00::/129"}, "(TRUSTED_PROXIES): expected IP addresses"),
+        (
+            {"TRUSTED_PROXIES": "10.0.0.1/8"},
+            "(TRUSTED_PROXIES): '10.0.0.1/8' has host bits set: write the network (10.0.0.0/8)",
+        ),
     ],
 )
 def test_bad_values_name_the_key_in_one_line(env: dict[str, str], message: str) -> None:
@@ -137,3 +153,45 @@ def test_readme_configuration_table_lists_every_setting_with_its_default() -> No
         default = f"`{setting.default}`" if setting.default else "(empty)"
         row = f"| `{setting.env}` | `{setting.key}` | {default} |"
         assert row in readme, f"README configuration table is missing or wrong for {setting.env}"
+
+
+def test_trusted_proxies_parse_addresses_and_networks_of_both_versions(tmp_path: Path) -> None:
+    settings = load_settings(
+        SHIPPED, env={"TRUSTED_PROXIES": " 10.0.0.5, 192.168.0.0/16,,2001:db8::/32 , ::1"}
+    )
+    assert settings.trusted_proxies == (
+        ipaddress.ip_network("10.0.0.5/32"),
+        ipaddress.ip_network("192.168.0.0/16"),
+        ipaddress.ip_network("2001:db8::/32"),
+        ipaddress.ip_network("::1/128"),
+    )
+    config = tmp_path / "c.yml"  # a YAML list is accepted as well as one string
+    config.write_text("server:\n  trusted_proxies: [10.1.0.0/16, 'fd00::/8']\n")
+    listed = load_settings(config, env={})
+    assert listed.trusted_proxies == (
+        ipaddress.ip_network("10.1.0.0/16"),
+        ipaddress.ip_network("fd00::/8"),
+    )
+
+
+def test_serve_refuses_a_bad_trusted_proxy_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOW8_", "SERVER_"))}
+    env.update(
+        FLOW8_DATA_DIR=str(tmp_path / "data"),
+        FLOW8_CONFIG=str(SHIPPED),
+        TRUSTED_PROXIES="10.0.0.0/8,10.300.0.0/16",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "flow8.cli", "serve"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "config error: server.trusted_proxies (TRUSTED_PROXIES):" in result.stderr
+    assert "'10.300.0.0/16'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()  # stopped before opening anything
