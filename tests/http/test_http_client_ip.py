@@ -182,13 +182,13 @@ def test_the_answer_is_always_the_peer_or_a_plain_address(values: list[str]) -> 
 # -- the real app ----------------------------------------------------------------------------
 
 
-async def _proxied_app(nursery: trio.Nursery, store: Store, trusted: tuple[str, ...]) -> ApiEnv:
+async def _proxied_app(
+    nursery: trio.Nursery, store: Store, trusted: tuple[str, ...], host: str = "127.0.0.1"
+) -> ApiEnv:
     settings = HttpSettings(admin_token="admin-token-for-tests", trusted_proxies=trusted)
     app, identity, audit = await start_app(nursery, store, settings)
     binds: list[str] = await nursery.start(
-        lambda task_status: serve_http(
-            app, "127.0.0.1", 0, graceful_timeout=1.0, task_status=task_status
-        )
+        lambda task_status: serve_http(app, host, 0, graceful_timeout=1.0, task_status=task_status)
     )
     env = ApiEnv(binds[0], store, identity, audit, app)
     async with env.client() as client:
@@ -387,3 +387,21 @@ async def test_admin_sign_in_limit_is_per_forwarded_client_behind_a_proxy(
             headers={"Authorization": "Bearer admin-token-for-tests", XFF: "198.51.100.2"},
         )
         assert r.status_code == 200
+
+
+async def test_an_ipv6_proxy_forwards_ipv4_and_ipv6_clients(
+    nursery: trio.Nursery, store: Store
+) -> None:
+    env = await _proxied_app(nursery, store, ("::1",), host="::1")
+    assert env.url.startswith("http://[::1]:")
+    async with env.client() as client:
+        for correlation_id, header in [
+            ("v6-client", "2001:DB8::0:7"),
+            ("v4-client", "203.0.113.7"),
+            ("v6-chain-untrusted", "2001:db8::7, 2001:db8::66, ::1"),
+        ]:
+            headers = {XFF: header, "X-Request-Id": correlation_id}
+            assert (await client.get("/api/install", headers=headers)).status_code == 200
+    assert await _audited_ip(env, "v6-client") == "2001:db8::7"
+    assert await _audited_ip(env, "v4-client") == "203.0.113.7"
+    assert await _audited_ip(env, "v6-chain-untrusted") == "2001:db8::66"
