@@ -63,6 +63,7 @@ class Engine:
         self.kv = KvStore(store)
         self.owner = self.settings.instance_id
         self._running: dict[str, trio.CancelScope] = {}
+        self._starting = trio.Semaphore(self.settings.max_starting)  # FIFO: fair under load
         self._spawn: Spawn | None = None
         self._wake = trio.Event()
         self.started_plays = 0
@@ -113,7 +114,36 @@ class Engine:
 
         With ``idempotency_key``, a play of the same flow started with the same key in the
         last 24 h is returned instead of starting another.
+
+        At most ``settings.max_starting`` starts are in progress at once; later ones wait
+        their turn in arrival order (see :class:`EngineSettings`).
         """
+        async with self._starting:
+            return await self._start_play(
+                company_id,
+                flow_id,
+                input,
+                trigger=trigger,
+                idempotency_key=idempotency_key,
+                version=version,
+                parent=parent,
+                retry_of=retry_of,
+                resume_from=resume_from,
+            )
+
+    async def _start_play(
+        self,
+        company_id: str,
+        flow_id: str,
+        input: Any,
+        *,
+        trigger: Trigger | None,
+        idempotency_key: str | None,
+        version: int | None,
+        parent: Play | None,
+        retry_of: str | None,
+        resume_from: str | None,
+    ) -> Play:
         flow = await self.flows.get(company_id, flow_id, version)
         plan = self.plans.get(flow)  # fails early for a flow that does not compile
         if plan.input_validator is not None:

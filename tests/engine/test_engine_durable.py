@@ -629,3 +629,51 @@ async def test_a_play_without_an_actor_here_is_not_kept_alive_by_lease_renewal(
     async with running_engine(store) as heir:
         done = await heir.wait_play(COMPANY, orphan.id, timeout=10)
     assert done.state is PlayState.DONE
+
+
+async def test_starts_beyond_max_starting_wait_their_turn_in_arrival_order(store: Store) -> None:
+    # A supervisor twin that starts each play task only when told: every start in progress
+    # is then visibly stuck inside it, and the gate decides who gets in next.
+    class GatedSupervisor:
+        def __init__(self, nursery: trio.Nursery) -> None:
+            self.nursery = nursery
+            self.entered: list[str] = []
+            self.release = [trio.Event() for _ in range(5)]
+            self.changed = trio.Event()
+
+        async def start_task(self, id: str, run: Any, **_: Any) -> None:
+            turn = len(self.entered)
+            self.entered.append(id)
+            self.changed.set()
+            await self.release[turn].wait()
+            await self.nursery.start(run)
+
+        async def wait_entered(self, count: int) -> None:
+            with trio.fail_after(5):
+                while len(self.entered) < count:
+                    self.changed = trio.Event()
+                    await self.changed.wait()
+
+    engine = Engine(store, EventBus(), fast_settings(max_starting=2))
+    flow = await make_flow(engine, {"flowlets": [{"ref": "a", "appId": "noop"}]})
+    started: dict[str, int] = {}  # play id -> arrival number
+    async with trio.open_nursery() as nursery:
+        supervisor = GatedSupervisor(nursery)
+        engine.attach(supervisor)
+
+        async def start(n: int) -> None:
+            play = await engine.start_play(COMPANY, flow.id, {"n": n})
+            started[play.id] = n
+
+        for n in range(5):
+            nursery.start_soon(start, n)
+            await trio.sleep(0.01)  # arrival order 0, 1, 2, 3, 4
+        await supervisor.wait_entered(2)
+        await trio.sleep(0.2)
+        assert len(supervisor.entered) == 2  # the other three wait at the gate
+        for turn in range(5):  # each finished start lets exactly one more in
+            supervisor.release[turn].set()
+            await supervisor.wait_entered(min(5, turn + 3))
+            await trio.sleep(0.05)
+            assert len(supervisor.entered) == min(5, turn + 3)
+    assert [started[e.removeprefix("play-")] for e in supervisor.entered] == [0, 1, 2, 3, 4]
