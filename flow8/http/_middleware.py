@@ -23,6 +23,7 @@ def install(app: Flow8App) -> None:
     hardening = Hardening.of(app.deps.settings)
     cors = Cors(frozenset(app.deps.settings.allowed_origins))
     audit = app.deps.audit
+    trusted_proxies = app.deps.settings.trusted_proxies
 
     async def _before() -> Response | None:
         request = request_ctx.request  # one context lookup for the whole hook
@@ -34,7 +35,7 @@ def install(app: Flow8App) -> None:
         request = request_ctx.request
         cors.add_headers(request, response)
         hardening.add_headers(request, response)
-        _request_audit.record(request, response, audit)
+        _request_audit.record(request, response, audit, trusted_proxies)
         return response
 
     app.before_request(_before)

@@ -17,8 +17,7 @@ from quart.wrappers import Request
 
 from flow8.services.audit import AuditEntry
 
-from ._client_ip import client_address
-from ._context import app
+from ._client_ip import IPNetwork, client_address
 
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # Probes would drown the trail; they carry no user and change nothing.
@@ -32,7 +31,12 @@ def begin(request: Request) -> None:
     g.correlation_id = sent if sent and _CORRELATION.match(sent) else secrets.token_hex(8)
 
 
-def record(request: Request, response: Response, audit: Callable[[AuditEntry], None]) -> None:
+def record(
+    request: Request,
+    response: Response,
+    audit: Callable[[AuditEntry], None],
+    trusted_proxies: tuple[IPNetwork, ...] = (),
+) -> None:
     """Answer with the correlation id and report the request to the audit trail."""
     correlation_id = g.get("correlation_id", "")
     response.headers["X-Request-Id"] = correlation_id
@@ -57,9 +61,7 @@ def record(request: Request, response: Response, audit: Callable[[AuditEntry], N
             company_id=company_id,
             user_id=user_id,
             user_email=user_email,
-            ip=client_address(
-                request.remote_addr, request.headers, app().deps.settings.trusted_proxies
-            ),
+            ip=client_address(request.remote_addr, request.headers, trusted_proxies),
             user_agent=request.headers.get("User-Agent", "")[:500],
             correlation_id=correlation_id or None,
             method=request.method,
