@@ -104,12 +104,11 @@ _WOULD_WAIT = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 
 def is_point_read(node: Node) -> bool:
-    """True when the filter pins ``_id`` to one string: at most one row, by primary key."""
-    items = node.items if isinstance(node, And) else (node,)
-    return any(
-        isinstance(c, Cond) and c.path == "_id" and c.op == "eq" and isinstance(c.value, str)
-        for c in items
-    )
+    """True when the filter pins ``_id`` to one string (in a condition every match must meet,
+    however deep the ``$and``s nest): at most one row, found by primary key."""
+    if isinstance(node, Cond):
+        return node.path == "_id" and node.op == "eq" and isinstance(node.value, str)
+    return isinstance(node, And) and any(is_point_read(item) for item in node.items)
 
 
 def _insert_run(batch: list[tuple[Pending, WriteOp]], start: int) -> list[InsertOp]:
@@ -416,7 +415,7 @@ class SqliteBackend:
         while i < len(batch):
             run = _insert_run(batch, i)
             if len(run) > 1:
-                results.extend(self._insert_run(conn, run))
+                results.extend(self._insert_together(conn, run))
                 i += len(run)
                 continue
             value = self._run_op(conn, batch[i][1], now)
@@ -440,7 +439,7 @@ class SqliteBackend:
             results.append(value)
         return results
 
-    def _insert_run(self, conn: sqlite3.Connection, run: list[InsertOp]) -> list[list[str]]:
+    def _insert_together(self, conn: sqlite3.Connection, run: list[InsertOp]) -> list[list[str]]:
         try:
             return insert_together(conn, run)
         except sqlite3.Error as e:

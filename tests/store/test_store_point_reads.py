@@ -27,9 +27,11 @@ def point(flt: dict[str, Any]) -> bool:
 def test_only_an_id_equality_is_a_point_read() -> None:
     assert point({"_id": "p1"})
     assert point({"_id": "p1", "company_id": "acme"})
+    assert point({"$and": [{"status": "RUN"}, {"$and": [{"_id": "p1"}]}]})
     assert not point({"company_id": "acme"})
     assert not point({"_id": {"$in": ["a", "b"]}})
     assert not point({"$or": [{"_id": "a"}, {"_id": "b"}]})
+    assert not point({"$or": [{"_id": "a", "n": 1}, {"n": 2}]})
 
 
 async def one(c: Any, flt: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +55,9 @@ async def test_point_reads_use_no_worker_thread(tmp_path: Path) -> None:
             with trio.fail_after(5):
                 assert (await one(c, {"_id": doc_id}))["n"] == 1
                 assert await c.find_one({"_id": "missing"}) is None
+                # more conditions beside the id (nested under the tenant scope's $and)
+                assert (await one(c, {"_id": doc_id, "n": 1}))["n"] == 1
+                assert await c.find_one({"_id": doc_id, "n": 2}) is None
         finally:
             for t in tokens:
                 limiter.release_on_behalf_of(t)
