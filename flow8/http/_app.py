@@ -44,7 +44,7 @@ def route_specs() -> list[RouteSpec]:
 
 
 def create_app(deps: HttpDeps) -> Flow8App:
-    application = Flow8App("flow8")
+    application = Flow8App("flow8", static_folder=None)  # nothing static is served
     application.deps = deps
     application.closing = trio.Event()
     application.admin_gate = AdminGate(

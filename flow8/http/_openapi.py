@@ -121,9 +121,47 @@ def _operation(spec: RouteSpec, comps: Components) -> dict[str, Any]:
     return op
 
 
+_HEALTH = {
+    "type": "object",
+    "properties": {"status": {"type": "string", "enum": ["ok", "starting"]}},
+    "required": ["status"],
+}
+
+
+def _plain_routes() -> dict[str, dict[str, Any]]:
+    """Routes served outside the API's route table (no auth, no audit): documented by hand.
+    `/ws` (a WebSocket) and `/admin/*` (its own token) are described in docs/api.md."""
+
+    def json_answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+    public = {"security": [{}], "x-flow8-action": Action.PUBLIC.value, "tags": ["ops"]}
+    return {
+        "/healthz": {
+            "get": {
+                "operationId": "health",
+                "summary": "Readiness: 200 once every part of the server runs, 503 before",
+                **public,
+                "responses": {
+                    "200": json_answer("Ready", _HEALTH),
+                    "503": json_answer("Starting", _HEALTH),
+                },
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                **public,
+                "responses": {"200": json_answer("OpenAPI 3.1", {"type": "object"})},
+            }
+        },
+    }
+
+
 def build_openapi(specs: Iterable[RouteSpec], version: str = "0.1.0") -> dict[str, Any]:
     comps = Components()
-    paths: dict[str, dict[str, Any]] = {}
+    paths: dict[str, dict[str, Any]] = _plain_routes()
     for spec in specs:
         paths.setdefault(spec.path, {})[spec.method.lower()] = _operation(spec, comps)
     schemas = dict(sorted(comps.schemas.items()))
