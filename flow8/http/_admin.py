@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 
 from quart import Blueprint, Response, request
 
+from flow8.services.identity import address_key
+
 from ._admin_auth import COOKIE_NAME
 from ._admin_html import render_login, render_tree
 from ._api import client_ip
@@ -56,13 +58,13 @@ async def actors() -> Response:
     authorization = request.headers.get("Authorization")
     # A bearer token is a guess at the admin token like the form's: the same limit applies.
     ip = client_ip()
-    wait = gate.failures.blocked_for(ip) if authorization and gate.enabled else 0.0
+    wait = gate.failures.blocked_for(address_key(ip)) if authorization and gate.enabled else 0.0
     if wait > 0:
         raise TooManyRequests("too many failed admin sign-ins; try later", retry_after=wait)
     try:
         gate.check(authorization, request.cookies.get(COOKIE_NAME))
     except Forbidden:
-        gate.failures.hit(ip)
+        gate.failures.hit(address_key(ip))
         raise
     except Unauthenticated as e:
         if html:
@@ -91,13 +93,13 @@ async def login() -> Response:
     if not _same_origin():
         raise Forbidden("cross-origin admin login refused", code="ORIGIN_REFUSED")
     ip = client_ip()
-    wait = gate.failures.blocked_for(ip)
+    wait = gate.failures.blocked_for(address_key(ip))
     if wait > 0:
         raise TooManyRequests("too many failed admin sign-ins; try later", retry_after=wait)
     form = await request.form
     next_path = _safe_next(form.get("next"))
     if not gate.token_matches(form.get("token", "")):
-        gate.failures.hit(ip)
+        gate.failures.hit(address_key(ip))
         return html_response(render_login(next_path, "Wrong admin token."), status=403)
     headers = _cookie_headers(gate.issue_cookie(), int(gate.ttl_seconds))
     headers["Location"] = next_path

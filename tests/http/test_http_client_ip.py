@@ -328,6 +328,27 @@ async def test_behind_a_trusted_proxy_the_login_limit_applies_per_forwarded_clie
     assert sorted(entry["ip"] for entry in failures) == sorted([a, a, a, b])
 
 
+async def test_ipv6_clients_are_limited_per_64_network(behind_proxy: ApiEnv) -> None:
+    # One subscriber usually holds a whole /64: rotating through it must not reset the count.
+    _small_ip_limit(behind_proxy)
+    async with behind_proxy.client() as client:
+        for n in range(3):
+            assert await _failed_login(client, n, f"2001:db8:1:2::{n + 1:x}") == 401
+        assert await _failed_login(client, 3, "2001:db8:1:2:ffff::9") == 429
+        assert await _failed_login(client, 4, "2001:db8:1:3::1") == 401  # the next /64
+    await behind_proxy.audit.wait_idle()
+    failures = await behind_proxy.store.system.collection("system_audit_logs").find(
+        {"action": "auth_login_failure"}
+    )
+    # the audit trail keeps each full address
+    assert sorted(e["ip"] for e in failures) == [
+        "2001:db8:1:2::1",
+        "2001:db8:1:2::2",
+        "2001:db8:1:2::3",
+        "2001:db8:1:3::1",
+    ]
+
+
 async def test_the_websocket_audit_records_the_forwarded_client(behind_proxy: ApiEnv) -> None:
     async with behind_proxy.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
         r = await owner.post("/api/auth/api-keys", json={"name": "ws", "scopes": ["api"]})

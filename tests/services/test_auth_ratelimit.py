@@ -40,3 +40,14 @@ def test_undo_takes_back_one_hit() -> None:
     rl.undo("never-seen")
     rl.hit("a")
     assert rl.blocked_for("a") == 0
+
+
+def test_per_address_limits_count_ipv6_by_64_network() -> None:
+    from flow8.services.identity import address_key
+
+    assert address_key("203.0.113.7") == "203.0.113.7"
+    assert address_key("2001:db8:1:2::1") == address_key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+    assert address_key("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
+    assert address_key("::ffff:203.0.113.7") == "203.0.113.7"
+    assert address_key("unknown") == "unknown"  # no peer address: one shared bucket

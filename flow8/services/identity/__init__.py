@@ -12,7 +12,7 @@ from ._models import (
     User,
 )
 from ._passwords import Argon2Params, Passwords
-from ._ratelimit import RateLimiter
+from ._ratelimit import RateLimiter, address_key
 from ._rbac import PERMISSIONS, RANK, Action, Role, allowed
 from ._rules import MIN_PASSWORD, NON_BLANK, normalize_email
 from ._service import IdentityService
@@ -56,6 +56,7 @@ __all__ = [
     "RateLimiter",
     "Role",
     "User",
+    "address_key",
     "allowed",
     "init_owner",
     "install_instructions",

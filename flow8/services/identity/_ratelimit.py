@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
 import attrs
+
+IPV6_PREFIX = 64
+
+
+def address_key(ip: str) -> str:
+    """The key a per-address limit counts an IP under: an IPv4 address as it is, an IPv6
+    address by its /64 network. One IPv6 subscriber is routinely given a whole /64, so counting
+    full addresses would let one client rotate through 2**64 of them past the limit."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False))
+    return str(address)
 
 
 @attrs.define

@@ -30,7 +30,7 @@ from ._models import (
     User,
 )
 from ._passwords import Passwords
-from ._ratelimit import RateLimiter
+from ._ratelimit import RateLimiter, address_key
 from ._rbac import Role
 from ._rules import audit_by, check_name, check_password, company_of, normalize_email, utcnow
 from ._tenancy import Tenancy
@@ -147,7 +147,10 @@ class IdentityService(Tenancy):
     # -- login / sessions ----------------------------------------------------------------
 
     def _check_limits(self, email: str, ip: str) -> None:
-        wait = max(self.account_limiter.blocked_for(email), self.ip_limiter.blocked_for(ip))
+        wait = max(
+            self.account_limiter.blocked_for(email),
+            self.ip_limiter.blocked_for(address_key(ip)),
+        )
         if wait > 0:
             raise RateLimited("too many login attempts; try again later", wait)
 
@@ -158,7 +161,7 @@ class IdentityService(Tenancy):
         # Counted as failures before the slow check, so racing attempts cannot all get past
         # the limit; a success takes its count back below.
         self.account_limiter.hit(key)
-        self.ip_limiter.hit(ip)
+        self.ip_limiter.hit(address_key(ip))
         doc = await self._c("users").find_one({"email": key})
         ok = False
         if doc is None:
@@ -182,7 +185,7 @@ class IdentityService(Tenancy):
             raise InvalidCredentials("invalid email or password")
         assert doc is not None
         self.account_limiter.reset(key)
-        self.ip_limiter.undo(ip)
+        self.ip_limiter.undo(address_key(ip))
         if self.passwords.needs_rehash(doc["password_hash"]):
             new_hash = await self.passwords.hash(password)
             await self._c("users").update_one(
