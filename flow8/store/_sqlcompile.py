@@ -220,39 +220,41 @@ _WHERE_CACHE: dict[tuple[int, bool, tuple[str, ...]], tuple[CollectionSpec, str]
 _WHERE_CACHE_MAX = 512
 
 
-def _string_equalities(node: Node) -> tuple[bool, tuple[Cond, ...]] | None:
+def _string_equalities(node: Node) -> tuple[Cond, ...] | None:
     items = node.items if isinstance(node, And) else (node,)
     for c in items:
         if not (isinstance(c, Cond) and c.op == "eq" and isinstance(c.value, str)):
             return None
-    return isinstance(node, And), items  # type: ignore[return-value]
+    return items  # type: ignore[return-value]
+
+
+def _bound(spec: CollectionSpec, conds: tuple[Cond, ...], now: datetime) -> list[Any]:
+    """The parameters the compiler binds for such a filter: one per condition, in order, then
+    the TTL cutoff (see `Compiler.not_expired`)."""
+    params: list[Any] = [to_storage(c.value) for c in conds]
+    if spec.ttl is not None:
+        params.append(format_datetime(ttl_cutoff(now, spec.ttl.expire_after_seconds or 0)))
+    return params
 
 
 def compile_where(spec: CollectionSpec, node: Node, now: datetime) -> tuple[str, list[Any]]:
     """The WHERE clause (live documents matching ``node``) and its parameters."""
-    shape = _string_equalities(node)
-    if shape is not None:
-        is_and, conds = shape
-        key = (id(spec), is_and, tuple(c.path for c in conds))
-        cached = _WHERE_CACHE.get(key)
-        if cached is not None and cached[0] is spec:
-            params: list[Any] = [to_storage(c.value) for c in conds]
-            ttl = spec.ttl
-            if ttl is not None:
-                params.append(format_datetime(ttl_cutoff(now, ttl.expire_after_seconds or 0)))
-            return cached[1], params
+    conds = _string_equalities(node)
+    if conds is None:
+        comp = Compiler(spec)
+        return comp.where(node, now), comp.params
+    key = (id(spec), isinstance(node, And), tuple(c.path for c in conds))
+    cached = _WHERE_CACHE.get(key)
+    if cached is not None and cached[0] is spec:
+        return cached[1], _bound(spec, conds, now)
     comp = Compiler(spec)
     sql = comp.where(node, now)
-    if shape is not None:
-        # Cache only when the compiler bound exactly one parameter per condition, in order
-        # (then the cached text binds the same way for any other values of this shape).
-        expected = [to_storage(c.value) for c in shape[1]]
-        if comp.params[: len(expected)] == expected and len(comp.params) == len(expected) + (
-            spec.ttl is not None
-        ):
-            if len(_WHERE_CACHE) >= _WHERE_CACHE_MAX:
-                _WHERE_CACHE.clear()
-            _WHERE_CACHE[(id(spec), shape[0], tuple(c.path for c in shape[1]))] = (spec, sql)
+    # Kept only when the compiler bound exactly what `_bound` binds: then the text serves
+    # any other values of this shape.
+    if comp.params == _bound(spec, conds, now):
+        if len(_WHERE_CACHE) >= _WHERE_CACHE_MAX:
+            _WHERE_CACHE.clear()
+        _WHERE_CACHE[key] = (spec, sql)
     return sql, comp.params
 
 
