@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from quart import Quart, Response, g, has_websocket_context, request, websocket
+from quart import Quart, Response, has_websocket_context, request, websocket
 from werkzeug.datastructures import Headers
 
 from flow8.services.audit import AuditEntry
@@ -25,6 +25,7 @@ from flow8.services.identity import NotAuthenticated as IdentityUnauthenticated
 from ._client_ip import client_address
 from ._context import app
 from ._dump import dump
+from ._request_audit import TRAIL_KEY, Trail
 from ._responses import empty_response, json_response
 from ._schema import _Errors, camel, parse
 from .exceptions import (
@@ -203,8 +204,18 @@ def _incoming() -> Any:
     return websocket if has_websocket_context() else request
 
 
+def trail() -> Trail | None:
+    """The audit trail `_middleware` opened for the current HTTP request (None for a
+    WebSocket handshake, or an app called without the middleware)."""
+    found: Trail | None = _incoming().scope.get(TRAIL_KEY)
+    return found
+
+
 def client_ip() -> str:
     """The caller's address for rate limits and the audit trail (see `_client_ip`)."""
+    opened = trail()
+    if opened is not None:
+        return opened.ip or "unknown"  # worked out once, by the middleware
     incoming = _incoming()
     trusted = app().deps.settings.trusted_proxies
     return client_address(incoming.remote_addr, incoming.headers, trusted) or "unknown"
@@ -335,7 +346,9 @@ async def _run(spec: RouteSpec, params: dict[str, str]) -> Response:
     principal = None if public else await authenticate(optional=False)
     if principal is not None and spec.company_param is not None:
         principal = await _scoped(spec, principal, params)
-    g.principal = principal
+    opened = trail()
+    if opened is not None:
+        opened.principal = principal  # the request's audit entry names the caller
     if not public:
         assert principal is not None
         if spec.action is not Action.SIGNED_IN:
@@ -357,8 +370,8 @@ async def _run(spec: RouteSpec, params: dict[str, str]) -> Response:
         body,
         query,
         client_ip(),
-        request.headers.get("User-Agent", "")[:500],
-        g.get("correlation_id", ""),
+        opened.user_agent if opened is not None else request.headers.get("User-Agent", "")[:500],
+        opened.correlation_id if opened is not None else "",
         request.headers,
         raw,
     )

@@ -1,52 +1,54 @@
 """CORS for the origins the configuration allows, and nothing else.
 
 Credentials (the session cookie) are allowed for those origins, so the allow-list must be exact
-origins: no wildcard is ever echoed.
+origins: no wildcard is ever echoed. Works on raw ASGI header pairs (`_middleware` calls it).
 """
 
 from __future__ import annotations
 
 import attrs
-from quart import Response
-from quart.wrappers import Request
 
-from ._responses import empty_response
+Pair = tuple[bytes, bytes]
 
-_ALLOWED_HEADERS = "Content-Type, Authorization, X-CSRF-Token, Idempotency-Key, X-Request-Id"
-_ALLOWED_METHODS = "GET, POST, PUT, DELETE"
-
-
-def _headers(origin: str) -> dict[str, str]:
-    return {
-        "Access-Control-Allow-Origin": origin,
-        "Access-Control-Allow-Credentials": "true",
-        "Vary": "Origin",
-    }
+_ALLOWED_HEADERS = b"Content-Type, Authorization, X-CSRF-Token, Idempotency-Key, X-Request-Id"
+_ALLOWED_METHODS = b"GET, POST, PUT, DELETE"
+_VARY = (b"vary", b"Origin")
 
 
 @attrs.frozen
 class Cors:
-    """Runs from `_middleware`: `preflight` before routing, `add_headers` on every answer."""
+    """`preflight` answers an OPTIONS preflight before routing; `headers` are added to every
+    other answer."""
 
-    allowed: frozenset[str]
+    allowed: frozenset[bytes]
 
-    def preflight(self, request: Request) -> Response | None:
-        if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
-            return None
-        origin = request.headers.get("Origin", "")
+    @classmethod
+    def of(cls, origins: list[str] | tuple[str, ...]) -> Cors:
+        return cls(frozenset(o.encode("latin-1") for o in origins))
+
+    def preflight(self, origin: bytes) -> list[Pair]:
+        """The headers of the 204 answering a preflight from `origin`."""
         if origin not in self.allowed:
-            return empty_response(204, headers={"Vary": "Origin"})
-        headers = _headers(origin)
-        headers["Access-Control-Allow-Methods"] = _ALLOWED_METHODS
-        headers["Access-Control-Allow-Headers"] = _ALLOWED_HEADERS
-        headers["Access-Control-Max-Age"] = "600"
-        return empty_response(204, headers=headers)
+            return [_VARY]
+        return [
+            *self._granted(origin),
+            (b"access-control-allow-methods", _ALLOWED_METHODS),
+            (b"access-control-allow-headers", _ALLOWED_HEADERS),
+            (b"access-control-max-age", b"600"),
+        ]
 
-    def add_headers(self, request: Request, response: Response) -> None:
-        if not self.allowed:
-            return  # nothing could match: skip the header lookup
-        origin = request.headers.get("Origin")
-        if origin and origin in self.allowed:
-            for key, value in _headers(origin).items():
-                response.headers[key] = value
-            response.headers["Access-Control-Expose-Headers"] = "X-Request-Id, Retry-After"
+    def headers(self, origin: bytes | None) -> list[Pair]:
+        if not origin or origin not in self.allowed:
+            return []
+        return [
+            *self._granted(origin),
+            (b"access-control-expose-headers", b"X-Request-Id, Retry-After"),
+        ]
+
+    @staticmethod
+    def _granted(origin: bytes) -> list[Pair]:
+        return [
+            (b"access-control-allow-origin", origin),
+            (b"access-control-allow-credentials", b"true"),
+            _VARY,
+        ]

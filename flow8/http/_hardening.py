@@ -6,7 +6,6 @@ import logging
 
 import attrs
 from quart import Response, has_request_context, request
-from quart.wrappers import Request
 from werkzeug.exceptions import HTTPException
 
 from flow8.domain import FlowValidationError
@@ -41,8 +40,8 @@ _HTTP_CODES = {
 _HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 
-def _defaults(*, api: bool, html: bool, hsts: bool) -> tuple[tuple[str, str, str], ...]:
-    """(lower-case name, name, value) of every header an answer gets unless it set its own."""
+def _defaults(*, api: bool, html: bool, hsts: bool) -> tuple[tuple[bytes, bytes], ...]:
+    """(lower-case name, value) of every header an answer gets unless it set its own."""
     pairs = [
         ("X-Content-Type-Options", "nosniff"),
         ("X-Frame-Options", "DENY"),
@@ -55,16 +54,16 @@ def _defaults(*, api: bool, html: bool, hsts: bool) -> tuple[tuple[str, str, str
     pairs.append(("Content-Security-Policy", _HTML_CSP if html else _API_CSP))
     if hsts:
         pairs.append(_HSTS)
-    return tuple((name.lower(), name, value) for name, value in pairs)
+    return tuple((name.lower().encode(), value.encode()) for name, value in pairs)
 
 
 @attrs.frozen
 class Hardening:
     """The body limit (checked before anything reads the body) and the security headers,
-    precomputed per kind of answer so a response pays one pass over its own headers."""
+    precomputed as ASGI byte pairs per kind of answer (`_middleware` applies both)."""
 
     limit: int
-    _headers: dict[tuple[bool, bool], tuple[tuple[str, str, str], ...]]
+    _headers: dict[tuple[bool, bool], tuple[tuple[bytes, bytes], ...]]
 
     @classmethod
     def of(cls, settings: HttpSettings) -> Hardening:
@@ -76,18 +75,17 @@ class Hardening:
         }
         return cls(settings.max_body_bytes, table)
 
-    def check_body(self, request: Request) -> None:
-        length = request.content_length
-        if length is not None and length > self.limit:
-            raise PayloadTooLarge(f"request body exceeds {self.limit} bytes")
+    def too_large(self, content_length: bytes | None) -> PayloadTooLarge | None:
+        """The 413 for a declared body over the limit; bodies without a length (chunked) are
+        cut off by Quart's MAX_CONTENT_LENGTH while they stream."""
+        if content_length is None or not content_length.isdigit():
+            return None  # absent, or malformed (the HTTP parser refuses that one)
+        if int(content_length) > self.limit:
+            return PayloadTooLarge(f"request body exceeds {self.limit} bytes")
+        return None
 
-    def add_headers(self, request: Request, response: Response) -> None:
-        headers = response.headers
-        present = set(headers.keys(lower=True))
-        html = (response.mimetype or "") == "text/html"
-        for lower, name, value in self._headers[(request.path.startswith("/api/"), html)]:
-            if lower not in present:
-                headers.add(name, value)
+    def headers(self, *, api: bool, html: bool) -> tuple[tuple[bytes, bytes], ...]:
+        return self._headers[(api, html)]
 
 
 def install(app: Flow8App) -> None:
