@@ -15,7 +15,6 @@ pairs, read in one pass, and the answer's headers are extended with precomputed 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -27,6 +26,7 @@ from ._context import Flow8App
 from ._cors import Cors, Pair
 from ._hardening import Hardening
 from ._request_audit import TRAIL_KEY, UNAUDITED, Trail, correlation_id
+from ._responses import json_bytes
 from .exceptions import ApiError
 
 Scope = MutableMapping[str, Any]
@@ -136,7 +136,7 @@ async def _empty(send: Send, status: int, headers: list[Pair]) -> None:
 
 
 async def _error(send: Send, error: ApiError) -> None:
-    body = json.dumps(error.body(), separators=(",", ":")).encode()
+    body = json_bytes(error.body())
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})

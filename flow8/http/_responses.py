@@ -5,14 +5,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from quart import Response
 
 from .exceptions import ApiError, TooManyRequests
 
 
+def json_bytes(data: Any) -> bytes:
+    """Compact UTF-8 JSON. orjson writes it about 10x faster than `json` (every API answer
+    pays this); `json` takes over for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
-    return Response(body, status=status, headers=headers, content_type="application/json")
+    return Response(
+        json_bytes(data), status=status, headers=headers, content_type="application/json"
+    )
 
 
 def html_response(page: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from .exceptions import InvalidDocument
 
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
@@ -202,7 +204,10 @@ def dumps(value: Any, *, marked: bool | None = None) -> str:
 
 
 def loads(text: str) -> Any:
-    value = json.loads(text)
+    # orjson parses about 3x faster than `json` (every read pays this). Safe here, unlike on
+    # input from outside: what `dumps` wrote holds no integer beyond 64 bits (which orjson
+    # would turn into a float) and no non-finite number.
+    value = orjson.loads(text)
     return from_storage(value) if "\\u0001" in text else value
 
 
