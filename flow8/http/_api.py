@@ -25,7 +25,7 @@ from flow8.services.identity import NotAuthenticated as IdentityUnauthenticated
 from ._client_ip import client_address
 from ._context import app
 from ._dump import dump
-from ._request_audit import TRAIL_KEY, Trail
+from ._request_audit import Trail, trail_of
 from ._responses import empty_response, json_response
 from ._schema import _Errors, camel, parse
 from .exceptions import (
@@ -207,13 +207,12 @@ def _incoming() -> Any:
 def trail() -> Trail | None:
     """The audit trail `_middleware` opened for the current HTTP request (None for a
     WebSocket handshake, or an app called without the middleware)."""
-    found: Trail | None = _incoming().scope.get(TRAIL_KEY)
-    return found
+    return trail_of(_incoming().scope)
 
 
-def client_ip() -> str:
+def client_ip(opened: Trail | None = None) -> str:
     """The caller's address for rate limits and the audit trail (see `_client_ip`)."""
-    opened = trail()
+    opened = opened or trail()
     if opened is not None:
         return opened.ip or "unknown"  # worked out once, by the middleware
     incoming = _incoming()
@@ -346,7 +345,7 @@ async def _run(spec: RouteSpec, params: dict[str, str]) -> Response:
     principal = None if public else await authenticate(optional=False)
     if principal is not None and spec.company_param is not None:
         principal = await _scoped(spec, principal, params)
-    opened = trail()
+    opened = trail_of(request.scope)  # routes serve HTTP requests, never WebSockets
     if opened is not None:
         opened.principal = principal  # the request's audit entry names the caller
     if not public:
@@ -369,7 +368,7 @@ async def _run(spec: RouteSpec, params: dict[str, str]) -> Response:
         principal,
         body,
         query,
-        client_ip(),
+        client_ip(opened),
         opened.user_agent if opened is not None else request.headers.get("User-Agent", "")[:500],
         opened.correlation_id if opened is not None else "",
         request.headers,

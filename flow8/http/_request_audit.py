@@ -8,7 +8,10 @@ audit entry, which the audit log masks and stores in its batch writer, off the r
 from __future__ import annotations
 
 import os
+import random
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from flow8.services.audit import AuditEntry
 from flow8.services.identity import Principal
@@ -19,11 +22,22 @@ UNAUDITED = frozenset({"/healthz", "/metrics"})
 TRAIL_KEY = "flow8.trail"  # where the trail sits in the ASGI scope (Quart's `request.scope`)
 
 
+# Correlation ids tell requests apart in logs; they guard nothing, so they come from a
+# generator seeded once from the OS rather than a getrandom() syscall per request.
+_ids = random.Random(os.urandom(32))
+
+
 def correlation_id(sent: bytes | None) -> str:
     """The client's `X-Request-Id` when well formed, otherwise a fresh random one."""
     if sent and _CORRELATION.match(sent):
         return sent.decode("ascii")
-    return os.urandom(8).hex()
+    return f"{_ids.getrandbits(64):016x}"
+
+
+def trail_of(scope: Mapping[str, Any]) -> Trail | None:
+    """The trail `_middleware` put in an ASGI scope, if it did."""
+    found = scope.get(TRAIL_KEY)
+    return found if isinstance(found, Trail) else None
 
 
 class Trail:
