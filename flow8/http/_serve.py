@@ -20,6 +20,8 @@ def hypercorn_config(host: str, port: int, graceful_timeout: float) -> Config:
     # second plain-text copy of every line on stderr.
     config.errorlog = logging.getLogger("hypercorn.error")
     config.keep_alive_timeout = 75
+    # No "server: hypercorn-h11" on every answer: it tells a scanner what to try, nobody else.
+    config.include_server_header = False
     config.websocket_max_message_size = 1 * 1024 * 1024
     return config
 

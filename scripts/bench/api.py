@@ -53,7 +53,6 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import structlog
 import trio
-from hypercorn.config import Config
 from hypercorn.middleware.dispatcher import TrioDispatcherMiddleware
 from hypercorn.trio import serve
 from quart import Response
@@ -65,6 +64,7 @@ from flow8.http import HttpDeps, HttpSettings, create_app
 from flow8.http._dump import dump
 from flow8.http._engine_models import PlayOut
 from flow8.http._responses import json_response
+from flow8.http._serve import hypercorn_config
 from flow8.services.audit import AuditLog, StoreAuditSink
 from flow8.services.flows import FlowService
 from flow8.services.identity import IdentityService
@@ -359,9 +359,7 @@ async def bench(
                 return Response(b'{"ok":true}', content_type="application/json")
 
             bare.add_url_rule("/ok", view_func=ok, methods=["GET"])
-            config = Config()
-            config.bind = ["127.0.0.1:0"]
-            config.accesslog = None
+            config = hypercorn_config("127.0.0.1", 0, graceful_timeout=1.0)  # as served
             config.errorlog = None
             both = TrioDispatcherMiddleware({"/bare": bare, "": app})
             binds = await nursery.start(partial(serve, both, config))

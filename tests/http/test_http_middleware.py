@@ -49,6 +49,8 @@ async def test_hsts_only_when_served_over_tls(
     async with httpx.AsyncClient(base_url=url) as client:
         r = await client.get("/api/install")
     assert r.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+    # the server does not name its software to whoever asks
+    assert "server" not in r.headers
 
 
 async def test_correlation_id_is_echoed_or_made_and_lands_in_the_audit_trail(
