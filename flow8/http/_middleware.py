@@ -36,6 +36,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _REQUEST_ID = b"x-request-id"
+CLIENT_CLOSED = 499
 # Headers this layer owns on every answer; a value the app set for one of them is replaced.
 _OURS = frozenset({_REQUEST_ID})
 
@@ -80,29 +81,42 @@ class Middleware:
         scope[TRAIL_KEY] = trail
         path: str = scope["path"]
         api = path.startswith("/api/")
-        status = 500  # what the trail records if the app dies without answering
-        finished = 0.0
+        method: str = scope["method"]
+        answered = False
+
+        def audit(status: int) -> None:
+            if path not in UNAUDITED:
+                self.audit(trail.entry(method, path, status, time.perf_counter()))
 
         async def answer(message: Message) -> None:
-            nonlocal status, finished
+            nonlocal answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                answered = True
                 message["headers"] = self._headers(message["headers"], trail, origin, api)
-                finished = time.perf_counter()
+                # Recorded before the answer leaves, so whoever got the answer can find the
+                # entry once the audit log has written what it holds.
+                audit(message["status"])
             await send(message)
 
         try:
             too_large = self.hardening.too_large(length)
             if too_large is not None:
                 await _error(answer, too_large)
-            elif scope["method"] == "OPTIONS" and preflight is not None:
+            elif method == "OPTIONS" and preflight is not None:
                 await _empty(answer, 204, self.cors.preflight(origin or b""))
             else:
                 await self.inner(scope, receive, answer)
+        except Exception:
+            if not answered:
+                answered = True
+                audit(500)  # the app itself failed before answering
+            raise
         finally:
-            if path not in UNAUDITED:
-                done = finished or time.perf_counter()
-                self.audit(trail.entry(scope["method"], path, status, done))
+            if not answered:
+                # Quart answers every error itself (500 included), so the app returns without
+                # answering only when the client hung up first and quart-trio cancelled the
+                # route: recorded as nginx's 499, "client closed request".
+                audit(CLIENT_CLOSED)
 
     def _client_ip(self, scope: Scope, forwarded: list[str]) -> str | None:
         client = scope.get("client")

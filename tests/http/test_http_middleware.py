@@ -4,6 +4,7 @@ CORS for allowed origins only, and one audit entry per request."""
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
 import httpx
@@ -111,3 +112,99 @@ async def test_requests_made_with_an_api_key_record_which_key(installed: ApiEnv)
     assert entry is not None
     assert entry["details"] == {"keyId": key_id}
     assert key not in str(await logs.find({}))  # the key itself never
+
+
+async def _audited(store: Any, audit: Any, correlation_id: str) -> dict[str, Any]:
+    await audit.wait_idle()
+    entry = await store.system.collection("system_audit_logs").find_one(
+        {"correlation_id": correlation_id}
+    )
+    assert entry is not None, correlation_id
+    return dict(entry)
+
+
+async def test_answers_given_before_routing_carry_the_headers_and_are_audited(
+    serve: Any, store: Any, nursery: trio.Nursery
+) -> None:
+    settings = HttpSettings(max_body_bytes=1000, allowed_origins=("https://ui.example",))
+    app, _, audit = await start_app(nursery, store, settings)
+    url = await serve(app)
+    async with httpx.AsyncClient(base_url=url) as client:
+        big = await client.post(
+            "/api/auth/login",
+            content=b"{" + b" " * 2000 + b"}",
+            headers={"Content-Type": "application/json", "X-Request-Id": "big-1"},
+        )
+        preflight = await client.options(
+            "/api/flows",
+            headers={
+                "Origin": "https://ui.example",
+                "Access-Control-Request-Method": "POST",
+                "X-Request-Id": "pre-1",
+            },
+        )
+    assert big.status_code == 413
+    assert big.json() == {
+        "error": "PAYLOAD_TOO_LARGE",
+        "message": "request body exceeds 1000 bytes",
+        "statusCode": 413,
+    }
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "https://ui.example"
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    for r, correlation_id in ((big, "big-1"), (preflight, "pre-1")):
+        for name, value in _EVERY_ANSWER.items():
+            assert r.headers[name] == value, (r.request.method, name)
+        assert r.headers["x-request-id"] == correlation_id
+    assert (await _audited(store, audit, "big-1"))["status"] == 413
+    assert (await _audited(store, audit, "pre-1"))["method"] == "OPTIONS"
+
+
+async def test_an_unexpected_error_is_a_bare_500_with_the_headers_and_an_audit_entry(
+    serve: Any, store: Any, nursery: trio.Nursery
+) -> None:
+    app, _, audit = await start_app(nursery, store, HttpSettings())
+
+    async def broken() -> None:
+        raise RuntimeError("detail only the log may see")
+
+    app.add_url_rule("/api/broken", view_func=broken, methods=["GET"])
+    url = await serve(app)
+    async with httpx.AsyncClient(base_url=url) as client:
+        r = await client.get("/api/broken", headers={"X-Request-Id": "broken-1"})
+    assert r.status_code == 500
+    assert r.json()["error"] == "INTERNAL_ERROR"
+    assert "detail" not in r.text
+    for name, value in _EVERY_ANSWER.items():
+        assert r.headers[name] == value
+    assert r.headers["x-request-id"] == "broken-1"
+    entry = await _audited(store, audit, "broken-1")
+    assert (entry["path"], entry["status"]) == ("/api/broken", 500)
+
+
+async def test_a_request_the_client_gives_up_on_is_audited_as_499(
+    serve: Any, store: Any, nursery: trio.Nursery
+) -> None:
+    app, _, audit = await start_app(nursery, store, HttpSettings())
+    entered = trio.Event()
+
+    async def slow() -> None:
+        entered.set()
+        await trio.sleep_forever()
+
+    app.add_url_rule("/api/slow", view_func=slow, methods=["GET"])
+    url = await serve(app)
+    async with httpx.AsyncClient(base_url=url) as client, trio.open_nursery() as inner:
+        inner.start_soon(partial(client.get, "/api/slow", headers={"X-Request-Id": "gone-1"}))
+        await entered.wait()
+        inner.cancel_scope.cancel()  # the client hangs up mid-request
+    with trio.fail_after(5):
+        while True:
+            await audit.wait_idle()
+            found = await store.system.collection("system_audit_logs").find_one(
+                {"correlation_id": "gone-1"}
+            )
+            if found is not None:
+                break
+            await trio.sleep(0.05)
+    assert (found["path"], found["status"]) == ("/api/slow", 499)
