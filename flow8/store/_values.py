@@ -61,6 +61,17 @@ class _Bad(Exception):
         self.path: list[str] = []
 
 
+# Field names repeat from document to document: one set lookup replaces the five checks.
+_GOOD_KEYS: set[str] = set()
+_GOOD_KEYS_MAX = 50_000
+
+
+def _remember_good_key(key: str) -> None:
+    if len(_GOOD_KEYS) >= _GOOD_KEYS_MAX:  # free-form keys (user data) must not grow it forever
+        _GOOD_KEYS.clear()
+    _GOOD_KEYS.add(key)
+
+
 def _norm(value: Any, marks: list[bool], depth: int) -> Any:
     t = type(value)
     if t is str:
@@ -82,16 +93,27 @@ def _norm(value: Any, marks: list[bool], depth: int) -> Any:
     if t is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():
-            if type(k) is not str or not k or k[0] == "$" or "." in k or "\x00" in k:
+            if k not in _GOOD_KEYS:
+                if type(k) is not str or not k or k[0] == "$" or "." in k or "\x00" in k:
+                    try:
+                        check_key(k, "")
+                    except InvalidDocument as e:
+                        raise _Bad(str(e)[2:]) from None
+                _remember_good_key(k)
+            # Strings, nulls and booleans are most of a document: taken here, without a call.
+            tv = type(v)
+            if tv is str:
+                if v and v[0] == MARK:
+                    marks[0] = True
+                out[k] = v
+            elif v is None or tv is bool:
+                out[k] = v
+            else:
                 try:
-                    check_key(k, "")
-                except InvalidDocument as e:
-                    raise _Bad(str(e)[2:]) from None
-            try:
-                out[k] = _norm(v, marks, depth + 1)
-            except _Bad as e:
-                e.path.append(f".{k}")
-                raise
+                    out[k] = _norm(v, marks, depth + 1)
+                except _Bad as e:
+                    e.path.append(f".{k}")
+                    raise
         return out
     if t is list or t is tuple:
         items = []
