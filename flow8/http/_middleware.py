@@ -3,8 +3,9 @@
 Before Quart sees the request: the clock and correlation id (`_request_audit`), the body limit
 (413 before anything reads the body, `_hardening`), CORS preflights (`_cors`). On the first
 message of every answer, whichever part of Quart produced it (route, error handler, routing
-404): CORS headers, security headers and `X-Request-Id`. Once the answer is sent: the request's
-audit entry. WebSockets have their own handshake checks in `_ws`.
+404): CORS headers, security headers, `X-Request-Id`, and the request's audit entry (a request
+whose client hangs up before any answer is audited too, as 499). WebSockets have their own
+handshake checks in `_ws`.
 
 Why ASGI and not Quart's before/after-request hooks: this sits on every request's path, and
 the hooks cost a context lookup and an `ensure_async` each, plus werkzeug header objects whose
