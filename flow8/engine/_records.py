@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
 from flow8.domain import Flow, FlowDefinition, Play, PlayLayer, storage
 
-PLAY_RUNTIME_FIELDS = (
-    "lease_owner",
-    "lease_expires_at",
-    "max_concurrent",
-    "cancel_requested",
-    "approvals",
+# A stored play names its id `_id` and its state `status`; every other field is the attribute.
+# The runtime fields the engine keeps beside them (lease, approvals, cancel request) are not
+# part of `Play` and are simply not read. Generated once: reading a play (every GET of one)
+# copies no dictionary.
+_play_to_doc = make_dict_unstructure_fn(
+    Play, storage, id=override(rename="_id"), state=override(rename="status")
+)
+_play_from_doc = make_dict_structure_fn(
+    Play, storage, id=override(rename="_id"), state=override(rename="status")
 )
 
 
@@ -32,18 +37,13 @@ def flow_from_doc(doc: dict[str, Any]) -> Flow:
 
 
 def play_doc(play: Play) -> dict[str, Any]:
-    doc: dict[str, Any] = storage.unstructure(play)
-    doc["_id"] = doc.pop("id")
-    doc["status"] = doc.pop("state")
+    doc: dict[str, Any] = _play_to_doc(play)
     return doc
 
 
 def play_from_doc(doc: dict[str, Any]) -> Play:
-    data = {k: v for k, v in doc.items() if k not in PLAY_RUNTIME_FIELDS}
-    data["id"] = data.pop("_id")
-    data["state"] = data.pop("status")
-    data.pop("company_id_", None)
-    return storage.structure(data, Play)
+    play: Play = _play_from_doc(doc, Play)
+    return play
 
 
 def layer_doc(layer: PlayLayer) -> dict[str, Any]:
