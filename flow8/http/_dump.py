@@ -9,6 +9,7 @@ per value instead of walking `attrs.fields` and an `isinstance` chain each time.
 from __future__ import annotations
 
 import enum
+import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -69,10 +70,36 @@ def _dumper_for(cls: type) -> Dumper:
 
 
 def _attrs_dumper(cls: type) -> Dumper:
-    """`def dump_X(v): return {"fieldName": dump(v.field_name), ...}`, compiled once."""
-    entries = "".join(f"{camel(a.name)!r}: dump(v.{a.name}), " for a in attrs.fields(cls))
+    """`def dump_X(v): return {"fieldName": <v.field_name, rendered>, ...}`, compiled once.
+
+    A field whose declared type JSON writes as it is (str, int, float, bool, a str/int enum,
+    or None of those) is read as it is, without a call; a datetime field is formatted
+    inline; anything else goes through `dump`.
+    """
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError):  # unresolvable annotations: every field goes through dump
+        hints = {}
+    entries = "".join(
+        f"{camel(a.name)!r}: {_render(hints.get(a.name, a.type), f'v.{a.name}')}, "
+        for a in attrs.fields(cls)
+    )
     source = f"def dump_attrs(v):\n    return {{{entries}}}\n"
-    namespace: dict[str, Any] = {"dump": dump}
+    namespace: dict[str, Any] = {"dump": dump, "_datetime": _datetime}
     exec(compile(source, f"<flow8 dumper for {cls.__qualname__}>", "exec"), namespace)
     dumper: Dumper = namespace["dump_attrs"]
     return dumper
+
+
+def _render(tp: Any, expr: str) -> str:
+    """The expression rendering `expr`, a value declared as `tp`."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    optional = len(args) < len(typing.get_args(tp))
+    inner = args[0] if optional and len(args) == 1 else tp
+    if isinstance(inner, type) and issubclass(inner, str | int | float | bool):
+        return expr  # JSON writes it as it is (StrEnum and IntEnum members included)
+    if inner is datetime:
+        if optional:
+            return f"(None if {expr} is None else _datetime({expr}))"
+        return f"_datetime({expr})"
+    return f"dump({expr})"

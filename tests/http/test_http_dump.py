@@ -4,12 +4,14 @@ models, lists and mappings; what a client parses out of every JSON answer."""
 from __future__ import annotations
 
 import enum
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import attrs
 
 from flow8.http._dump import dump
+from flow8.http._responses import json_bytes
 
 
 class Colour(enum.Enum):
@@ -24,6 +26,7 @@ class Mood(enum.StrEnum):
 class Inner:
     seen_at: datetime
     tags: tuple[str, ...] = ()
+    ended_at: datetime | None = None
 
 
 @attrs.frozen
@@ -49,7 +52,7 @@ def test_models_render_as_camel_case_json() -> None:
         True,
         Colour.RED,
         Mood.CALM,
-        Inner(moment, ("a", "b")),
+        Inner(moment, ("a", "b"), ended_at=moment),
         [Inner(moment.astimezone(timezone(timedelta(hours=2))))],
         extra={"k": [moment, {"deep": Colour.RED}], 7: frozenset({1})},
     )
@@ -60,9 +63,30 @@ def test_models_render_as_camel_case_json() -> None:
         "done": True,
         "colour": "red",
         "mood": "calm",
-        "inner": {"seenAt": "2026-01-02T03:04:05.678000Z", "tags": ["a", "b"]},
-        "items": [{"seenAt": "2026-01-02T05:04:05.678000+02:00", "tags": []}],
+        "inner": {
+            "seenAt": "2026-01-02T03:04:05.678000Z",
+            "tags": ["a", "b"],
+            "endedAt": "2026-01-02T03:04:05.678000Z",
+        },
+        "items": [{"seenAt": "2026-01-02T05:04:05.678000+02:00", "tags": [], "endedAt": None}],
         "extra": {"k": ["2026-01-02T03:04:05.678000Z", {"deep": "red"}], "7": [1]},
+        "nothing": None,
+    }
+
+
+def test_rendered_models_encode_to_the_json_clients_read() -> None:
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    value = Outer("p1", 3, 0.5, False, Colour.RED, Mood.CALM, Inner(moment), [])
+    assert json.loads(json_bytes(dump(value))) == {
+        "playId": "p1",
+        "count": 3,
+        "ratio": 0.5,
+        "done": False,
+        "colour": "red",
+        "mood": "calm",
+        "inner": {"seenAt": "2026-01-02T03:04:05Z", "tags": [], "endedAt": None},
+        "items": [],
+        "extra": None,
         "nothing": None,
     }
 
