@@ -108,6 +108,11 @@ def parse_filter(filter: Mapping[str, Any] | None) -> tuple[dict[str, Any], Node
     """Validate ``filter``; return (normalised filter document, tree)."""
     if filter is None:
         return {}, And(())
+    if type(filter) is dict and len(filter) == 1:
+        # By far the commonest filter, a read by id: what the general walk below would make.
+        doc_id = filter.get("_id")
+        if type(doc_id) is str:
+            return {"_id": doc_id}, Cond("_id", "eq", doc_id)
     if not isinstance(filter, Mapping):
         raise InvalidQuery(f"a filter must be a document, got {type(filter).__name__}")
     out: dict[str, Any] = {}
