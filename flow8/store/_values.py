@@ -100,15 +100,21 @@ def _norm(value: Any, marks: list[bool], depth: int) -> Any:
                     except InvalidDocument as e:
                         raise _Bad(str(e)[2:]) from None
                 _remember_good_key(k)
-            # Strings, nulls and booleans are most of a document: taken here, without a call.
+            # Strings, nulls, booleans and numbers in range are most of a document: taken
+            # here, without a call.
             tv = type(v)
             if tv is str:
                 if v and v[0] == MARK:
                     marks[0] = True
                 out[k] = v
-            elif v is None or tv is bool:
+            elif (
+                v is None
+                or tv is bool
+                or (tv is int and INT64_MIN <= v <= INT64_MAX)
+                or (tv is float and math.isfinite(v))
+            ):
                 out[k] = v
-            else:
+            else:  # containers, datetimes, subclasses, and bad numbers (refused by name)
                 try:
                     out[k] = _norm(v, marks, depth + 1)
                 except _Bad as e:

@@ -75,6 +75,25 @@ def test_codec_refuses_naive_datetimes() -> None:
         to_document(Play("x", "c", State.NEW, datetime(2026, 1, 1)))
 
 
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"a": {"b": 2**70}}, r"a\.b: integer \d+ does not fit in 64 bits"),
+        ({"x": float("nan")}, r"x: nan is not a finite number"),
+        ({"l": [1, {"q": float("-inf")}]}, r"l\[1\]\.q: -inf is not a finite number"),
+        ({"ok": 1, "bad": {"$set": 1}}, r"bad: field name '\$set' starts with '\$'"),
+    ],
+)
+async def test_bad_values_are_refused_naming_where_they_are(
+    tmp_path: Path, doc: dict[str, Any], message: str
+) -> None:
+    async with open_store(f"sqlite:///{tmp_path / 'c.db'}", catalog=TEST_CATALOG) as s:
+        docs = s.tenant("acme").collection("docs")
+        with pytest.raises(InvalidDocument, match=message):
+            await docs.insert_one(doc)
+        assert await docs.count() == 0
+
+
 def test_new_ids_are_unique_and_sorted() -> None:
     ids = [new_id() for _ in range(20000)]
     assert len(set(ids)) == len(ids)

@@ -34,7 +34,7 @@ class AuditEntry:
     before: Any = None
     after: Any = None
     details: Any = None
-    created_at: datetime = attrs.field(factory=lambda: datetime.now(UTC))
+    created_at: datetime = attrs.field(factory=lambda: _now_ms())
 
     def to_doc(self) -> dict[str, Any]:
         """The stored form; every free-form part is masked here, so nothing unmasked is
@@ -50,6 +50,12 @@ class AuditEntry:
                 doc[name] = mask(value)
         doc["created_at"] = self.created_at
         return doc
+
+
+def _now_ms() -> datetime:
+    # Stored times keep milliseconds (as MongoDB does); truncated here, the store need not.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 # Fields stored as given, and free-form ones that may carry secrets (masked); `company_id`
