@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import enum
 import functools
 from datetime import UTC, datetime
@@ -13,6 +14,8 @@ import pymongo
 import pytest
 import trio
 from conftest import KEYS, TEST_CATALOG
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flow8.store import (
     CATALOG,
@@ -25,6 +28,7 @@ from flow8.store import (
     open_store,
     to_document,
 )
+from flow8.store._ids import encode as encode_id
 
 
 class State(enum.Enum):
@@ -92,6 +96,20 @@ async def test_bad_values_are_refused_naming_where_they_are(
         with pytest.raises(InvalidDocument, match=message):
             await docs.insert_one(doc)
         assert await docs.count() == 0
+
+
+def _ulid_reference(ms: int, rand: int) -> str:
+    """Crockford base32 of the 128-bit ULID value, through the standard library."""
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    table = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", alphabet.encode())
+    raw = base64.b32encode(((ms << 80) | rand).to_bytes(20, "big"))
+    return raw[6:].translate(table).decode()
+
+
+@given(st.integers(0, 2**48 - 1), st.integers(0, 2**80 - 1))
+def test_ids_are_written_as_ulids_in_crockford_base32(ms: int, rand: int) -> None:
+    assert encode_id(ms, rand) == _ulid_reference(ms, rand)
+    assert len(encode_id(ms, rand)) == 26
 
 
 def test_new_ids_are_unique_and_sorted() -> None:
