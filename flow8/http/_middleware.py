@@ -130,16 +130,24 @@ class Middleware:
         self, own: list[Pair], trail: Trail, origin: bytes | None, api: bool
     ) -> list[Pair]:
         # Names arrive lower-cased (Quart's `encode_headers`; ASGI asks it of every sender).
+        # One pass over the answer's own headers: drop what this layer owns, note the rest.
         cors = self.cors.headers(origin)
         ours = _OURS.union(name for name, _ in cors) if cors else _OURS
-        headers = [pair for pair in own if pair[0] not in ours]
-        present = {name for name, _ in headers}
-        html = any(
-            name == b"content-type" and value.split(b";", 1)[0].strip().lower() == b"text/html"
-            for name, value in headers
-        )
+        headers: list[Pair] = []
+        present: set[bytes] = set()
+        html = False
+        for pair in own:
+            name = pair[0]
+            if name in ours:
+                continue
+            headers.append(pair)
+            present.add(name)
+            if name == b"content-type":
+                html = pair[1].split(b";", 1)[0].strip().lower() == b"text/html"
         # Security headers are defaults: an answer that set its own (an HTML page's CSP) keeps it.
-        headers.extend(p for p in self.hardening.headers(api=api, html=html) if p[0] not in present)
+        for pair in self.hardening.headers(api=api, html=html):
+            if pair[0] not in present:
+                headers.append(pair)
         headers.extend(cors)
         headers.append((_REQUEST_ID, trail.correlation_id.encode("ascii")))
         return headers
