@@ -10,6 +10,7 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: sorts like t
 # Every pair of digits, indexed by 10 bits: an id is written 10 bits at a time. (base64's
 # b32encode is pure Python in 3.11 and cost more than the rest of new_id.)
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_SHIFTS = tuple(range(120, -1, -10))
 _lock = threading.Lock()
 _last_ms = -1
 _last_rand = 0
@@ -38,21 +39,4 @@ def new_id() -> str:
 def encode(ms: int, rand: int) -> str:
     """The 26 digits of (48-bit ms, 80-bit rand): 130 bits, the first 2 always zero."""
     value = (ms << 80) | rand
-    p = _PAIRS
-    return "".join(
-        (
-            p[(value >> 120) & 0x3FF],
-            p[(value >> 110) & 0x3FF],
-            p[(value >> 100) & 0x3FF],
-            p[(value >> 90) & 0x3FF],
-            p[(value >> 80) & 0x3FF],
-            p[(value >> 70) & 0x3FF],
-            p[(value >> 60) & 0x3FF],
-            p[(value >> 50) & 0x3FF],
-            p[(value >> 40) & 0x3FF],
-            p[(value >> 30) & 0x3FF],
-            p[(value >> 20) & 0x3FF],
-            p[(value >> 10) & 0x3FF],
-            p[value & 0x3FF],
-        )
-    )
+    return "".join([_PAIRS[(value >> shift) & 0x3FF] for shift in _SHIFTS])
