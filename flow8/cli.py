@@ -109,6 +109,29 @@ def _parser() -> argparse.ArgumentParser:
     modules_list.add_argument("--json", action="store_true", help="print the catalog as JSON")
     modules_list.set_defaults(command=_modules_list)
 
+    flows = commands.add_parser("flows", help="a company's flows as JSON files")
+    flows_commands = flows.add_subparsers(metavar="ACTION", required=True)
+    flows_list = flows_commands.add_parser("list", help="print every flow of the company")
+    flows_list.add_argument("--json", action="store_true", help="print the list as JSON")
+    flows_export = flows_commands.add_parser(
+        "export", help="print a flow's definition (the body POST /api/flows takes)"
+    )
+    flows_export.add_argument("flow_id", metavar="FLOW_ID")
+    flows_export.add_argument("--version", type=int, default=None, help="default: the latest")
+    flows_export.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+    flows_import = flows_commands.add_parser(
+        "import", help="store a flow file as a new flow, or as the next version of --flow"
+    )
+    flows_import.add_argument("file", metavar="FILE")
+    flows_import.add_argument("--flow", metavar="ID", help="the flow to store a new version of")
+    for sub, command in (
+        (flows_list, _flows_list),
+        (flows_export, _flows_export),
+        (flows_import, _flows_import),
+    ):
+        sub.add_argument("--company", required=True, help="the company's id (see flow8 init)")
+        sub.set_defaults(command=command)
+
     keys = commands.add_parser("keys", help="encryption keys")
     keys_commands = keys.add_subparsers(metavar="ACTION", required=True)
     rotate = keys_commands.add_parser(
@@ -205,6 +228,87 @@ def _modules_list(args: argparse.Namespace, _settings: Settings) -> int:
         idempotent = "" if module["idempotent"] else "  (not idempotent)"
         print(f"{module['appId']:<{width}}  {module['category']:<10}  {module['description']}"
               f"{idempotent}")  # fmt: skip
+    return EXIT_OK
+
+
+def _flows_command(settings: Settings, company_id: str, use: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``use(FlowFiles)`` against the configured store, once the company is known."""
+    from .app import open_configured_store
+    from .flow_files import FlowFiles
+
+    async def run() -> T:
+        async with open_configured_store(settings) as store:
+            files = FlowFiles(store, company_id)
+            await files.check_company()
+            return await use(files)
+
+    return _trio_run(run)
+
+
+def _flows_failure(error: Exception) -> int:
+    """One line per problem of a refused flow; one line for any other error."""
+    from .domain import FlowValidationError
+
+    if isinstance(error, FlowValidationError):
+        for problem in error.problems:
+            print(f"flow8: invalid flow: {problem}", file=sys.stderr)
+    else:
+        print(f"flow8: {error}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _flow_errors() -> tuple[type[Exception], ...]:
+    from .domain import FlowValidationError
+    from .engine import EngineError
+    from .services.identity import IdentityError
+
+    return (FlowValidationError, EngineError, IdentityError)
+
+
+def _flows_list(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        rows = _flows_command(settings, args.company, lambda files: files.list())
+    except _flow_errors() as error:
+        return _flows_failure(error)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    for row in rows:
+        print(f"{row['id']}  v{row['version']:<4} {row['name']}")
+    return EXIT_OK
+
+
+def _flows_export(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        data = _flows_command(
+            settings, args.company, lambda files: files.export(args.flow_id, args.version)
+        )
+    except _flow_errors() as error:
+        return _flows_failure(error)
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as out:
+                out.write(text)
+        except OSError as error:
+            print(f"flow8: cannot write {args.output}: {error}", file=sys.stderr)
+            return EXIT_FAILED
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _flows_import(args: argparse.Namespace, settings: Settings) -> int:
+    from .flow_files import read_flow_file
+
+    try:
+        data = read_flow_file(args.file)
+        stored = _flows_command(
+            settings, args.company, lambda files: files.import_(data, args.flow)
+        )
+    except _flow_errors() as error:
+        return _flows_failure(error)
+    print(json.dumps(stored))
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,3 +110,126 @@ def test_keys_rotate_reports_what_it_rewrote(env: dict[str, str], tmp_path: Path
     assert rotated.returncode == 0, rotated.stderr
     assert json.loads(rotated.stdout) == {"reencrypted": 0}
     assert (tmp_path / "data" / "encryption.key").exists()
+
+
+def _audit_of(env: dict[str, str], cwd: Path, company: str) -> list[dict[str, Any]]:
+    """The company's audit trail, read from the same data dir by another process."""
+    script = (
+        "import json, sys, trio\n"
+        "from flow8.app import open_configured_store\n"
+        "from flow8.config import load_settings\n"
+        "from flow8.logs import configure_logging\n"
+        "from flow8.services.audit import AuditFilter, AuditQueries\n"
+        "configure_logging('warning', 'json')\n"
+        "async def main():\n"
+        "    async with open_configured_store(load_settings()) as store:\n"
+        "        queries = AuditQueries(store)\n"
+        "        rows, _ = await queries.page(sys.argv[1], AuditFilter(), skip=0, limit=50)\n"
+        "    print(json.dumps(rows, default=str))\n"
+        "trio.run(main)\n"
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, company],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows: list[dict[str, Any]] = json.loads(done.stdout)
+    return rows
+
+
+def test_flows_export_imports_unchanged_and_import_versions(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    owner = flow8(env, tmp_path, "init", "--company", "Acme", "--email", "o@example.com",
+                  "--password", "correct horse battery")  # fmt: skip
+    company = json.loads(owner.stdout)["companyId"]
+    source = tmp_path / "double.json"
+    source.write_text(json.dumps({"name": "double", "flowlets": [
+        {"ref": "calc", "appId": "transform",
+         "args": {"expression": "n * 2", "input": "{{ $prev.args }}"}}]}))  # fmt: skip
+
+    created = flow8(env, tmp_path, "flows", "import", str(source), "--company", company)
+    assert created.returncode == 0, created.stderr
+    first = json.loads(created.stdout)
+    assert first["name"] == "double"
+    assert first["version"] == 1
+
+    exported = tmp_path / "exported.json"
+    done = flow8(env, tmp_path, "flows", "export", first["id"], "--company", company,
+                 "--output", str(exported))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # The export is an import body: stored again it makes an identical flow.
+    copy = json.loads(flow8(env, tmp_path, "flows", "import", str(exported),
+                            "--company", company).stdout)  # fmt: skip
+    assert copy["id"] != first["id"]
+    again = flow8(env, tmp_path, "flows", "export", copy["id"], "--company", company)
+    assert json.loads(again.stdout) == json.loads(exported.read_text())
+
+    # --flow stores the file as the next version; the old version stays exportable.
+    edited = json.loads(exported.read_text())
+    edited["name"] = "triple"
+    edited["flowlets"][0]["args"]["expression"] = "n * 3"
+    exported.write_text(json.dumps(edited))
+    updated = flow8(env, tmp_path, "flows", "import", str(exported), "--company", company,
+                    "--flow", first["id"])  # fmt: skip
+    assert json.loads(updated.stdout) == {"id": first["id"], "name": "triple", "version": 2}
+    old = flow8(env, tmp_path, "flows", "export", first["id"], "--company", company,
+                "--version", "1")  # fmt: skip
+    assert json.loads(old.stdout)["flowlets"][0]["args"]["expression"] == "n * 2"
+    ran = flow8(env, tmp_path, "run", "--flow", first["id"], "--company", company,
+                "--input", '{"n": 5}')  # fmt: skip
+    assert json.loads(ran.stdout)["out"] == 15, ran.stderr
+
+    listed = json.loads(flow8(env, tmp_path, "flows", "list", "--company", company,
+                              "--json").stdout)  # fmt: skip
+    assert {(row["id"], row["name"], row["version"]) for row in listed} == {
+        (first["id"], "triple", 2), (copy["id"], "double", 1)}  # fmt: skip
+
+    # Each import is in the company's audit trail, with before and after state.
+    trail = {(row["action"], row["target_id"]): row for row in _audit_of(env, tmp_path, company)}
+    made = trail[("flow_created", first["id"])]
+    assert made["user_agent"] == "flow8-cli"
+    assert made["after"]["name"] == "double"
+    changed = trail[("flow_updated", first["id"])]
+    assert changed["before"]["name"] == "double"
+    assert changed["after"]["name"] == "triple"
+    assert changed["details"] == {"via": "cli", "version": 2}
+
+
+def test_flows_import_refuses_bad_files_and_unknown_targets(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    owner = flow8(env, tmp_path, "init", "--company", "Acme", "--email", "o@example.com",
+                  "--password", "correct horse battery")  # fmt: skip
+    company = json.loads(owner.stdout)["companyId"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "bad", "flowlets": [
+        {"ref": "a", "appId": "nope"}, {"ref": "a", "appId": "noop"}]}))  # fmt: skip
+    refused = flow8(env, tmp_path, "flows", "import", str(bad), "--company", company)
+    assert refused.returncode == 1
+    problems = refused.stderr.strip().splitlines()
+    assert len(problems) >= 2, refused.stderr  # every problem, one line each
+    assert all(line.startswith("flow8: invalid flow: ") for line in problems)
+    assert any("nope" in line for line in problems)
+    assert any("ref" in line for line in problems)
+
+    bad.write_text("{not json")
+    unreadable = flow8(env, tmp_path, "flows", "import", str(bad), "--company", company)
+    assert unreadable.returncode == 1
+    assert "cannot read flow file" in unreadable.stderr
+    listed = flow8(env, tmp_path, "flows", "list", "--company", company, "--json")
+    assert json.loads(listed.stdout) == []  # nothing half-stored
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"name": "ok", "flowlets": [{"ref": "a", "appId": "noop"}]}))
+    for args, message in (
+        (("flows", "import", str(good), "--company", "no-such-company"), "company not found"),
+        (("flows", "import", str(good), "--company", company, "--flow", "nope"), "not found"),
+        (("flows", "export", "nope", "--company", company), "not found"),
+    ):
+        failed = flow8(env, tmp_path, *args)
+        assert failed.returncode == 1, args
+        assert message in failed.stderr, failed.stderr
+        assert "Traceback" not in failed.stderr
+    assert json.loads(flow8(env, tmp_path, "flows", "list", "--company", company,
+                            "--json").stdout) == []  # fmt: skip
