@@ -205,16 +205,24 @@ def _items(arg: Any) -> list[Any]:
 def apply_update(
     doc: dict[str, Any], update: ParsedUpdate, *, inserting: bool
 ) -> tuple[dict[str, Any], bool]:
-    """Return (new document, whether it changed); ``doc`` is left untouched."""
-    new = copy.deepcopy(doc)
+    """Return (new document, whether it changed); ``doc`` is left untouched.
+
+    This runs in the sqlite writer thread while it holds the GIL, once per updated document,
+    so it copies with `_clone` rather than `copy.deepcopy` (~2 us against ~9 for a play) and
+    compares only the top-level fields the update names: the others are copies of the same
+    values (~1 us against ~10 for comparing whole documents).
+    """
+    new = _clone(doc)
+    touched: set[str] = set()
     for op, fields in update.doc.items():
         if op == "$setOnInsert" and not inserting:
             continue
         for path, arg in fields.items():
+            touched.add(path.split(".", 1)[0])
             if op in ("$set", "$setOnInsert"):
                 parent, key = _parent(new, path, create=True)
                 assert parent is not None
-                parent[key] = copy.deepcopy(arg)
+                parent[key] = _clone(arg)
             elif op == "$unset":
                 parent, key = _parent(new, path, create=False)
                 if parent is not None:
@@ -237,7 +245,7 @@ def apply_update(
                     raise UpdateFailed(f"{op} on {path!r}: the stored value is not an array")
                 for item in _items(arg):
                     if op == "$push" or not any(values_equal(item, x) for x in cur):
-                        cur.append(copy.deepcopy(item))
+                        cur.append(_clone(item))
             elif op == "$pull":
                 parent, key = _parent(new, path, create=False)
                 if parent is None or key not in parent:
@@ -246,7 +254,28 @@ def apply_update(
                 if not isinstance(cur, list):
                     raise UpdateFailed(f"$pull on {path!r}: the stored value is not an array")
                 parent[key] = [x for x in cur if not _pull_matches(x, arg)]
-    return new, not values_equal(new, doc)
+    return new, any(_differs(new, doc, field) for field in touched)
+
+
+def _differs(new: dict[str, Any], old: dict[str, Any], field: str) -> bool:
+    if (field in new) != (field in old):
+        return True
+    return field in new and not values_equal(new[field], old[field])
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None), datetime})
+
+
+def _clone(value: Any) -> Any:
+    """A deep copy of a document's value: dicts and lists rebuilt, immutable atoms shared."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _clone(v) for k, v in value.items()}
+    if kind is list:
+        return [_clone(v) for v in value]
+    if kind in _ATOMS:
+        return value
+    return copy.deepcopy(value)
 
 
 def seed_document(seed: Mapping[str, Any]) -> dict[str, Any]:
