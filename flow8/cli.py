@@ -188,8 +188,15 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from .app import open_configured_store
     from .domain import FlowValidationError
-    from .engine import CLI_COMPANY, EngineError, run_flow_file, run_stored_flow
+    from .engine import CLI_COMPANY, EngineError, run_flow_file, run_stored_flow_on
+
+    async def run_stored(flow_id: str, company_id: str) -> dict[str, Any]:
+        # The store as configured, key ring included: keys set only in config.yml must
+        # decrypt and encrypt here as they do in the server.
+        async with open_configured_store(settings) as store:
+            return await run_stored_flow_on(store, flow_id, play_input, company_id=company_id)
 
     try:
         play_input = json.loads(args.input)
@@ -198,15 +205,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     try:
         if args.flow:
-            result = _trio_run(
-                lambda: run_stored_flow(
-                    args.flow,
-                    play_input,
-                    store_url=settings.store_url,
-                    data_dir=settings.data_dir,
-                    company_id=args.company or CLI_COMPANY,
-                )
-            )
+            result = _trio_run(lambda: run_stored(args.flow, args.company or CLI_COMPANY))
         else:
             result = _trio_run(lambda: run_flow_file(args.file, play_input))
     except (FlowValidationError, EngineError) as error:  # bad flow, bad input, unknown flow id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -233,3 +234,41 @@ def test_flows_import_refuses_bad_files_and_unknown_targets(
         assert "Traceback" not in failed.stderr
     assert json.loads(flow8(env, tmp_path, "flows", "list", "--company", company,
                             "--json").stdout) == []  # fmt: skip
+
+
+def test_run_flow_uses_the_keys_set_in_config_yml(env: dict[str, str], tmp_path: Path) -> None:
+    """Keys configured only in conf/config.yml (not in the environment) are the keys
+    `flow8 run --flow` encrypts with: the server must be able to read what the run stored."""
+    key = base64.b64encode(b"k" * 32).decode()
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yml").write_text(f"security:\n  encryption_keys: 'cfg1:{key}'\n")
+    owner = flow8(env, tmp_path, "init", "--company", "Acme", "--email", "o@example.com",
+                  "--password", "correct horse battery")  # fmt: skip
+    company = json.loads(owner.stdout)["companyId"]
+    flow = tmp_path / "remember.json"
+    flow.write_text(json.dumps({"name": "remember", "flowlets": [
+        {"ref": "s", "appId": "kv-set", "args": {"key": "colour", "value": "teal"}}]}))  # fmt: skip
+    flow_id = json.loads(flow8(env, tmp_path, "flows", "import", str(flow),
+                               "--company", company).stdout)["id"]  # fmt: skip
+    ran = flow8(env, tmp_path, "run", "--flow", flow_id, "--company", company)
+    assert ran.returncode == 0, ran.stderr
+    assert not (tmp_path / "data" / "encryption.key").exists()  # no key of its own
+
+    script = (
+        "import json, sys, trio\n"
+        "from flow8.app import open_configured_store\n"
+        "from flow8.config import load_settings\n"
+        "from flow8.logs import configure_logging\n"
+        "configure_logging('warning', 'json')\n"
+        "async def main():\n"
+        "    async with open_configured_store(load_settings()) as store:\n"
+        "        kv = store.tenant(sys.argv[1]).collection('kv')\n"
+        "        print(json.dumps([d['value'] for d in await kv.find({'key': 'colour'})]))\n"
+        "trio.run(main)\n"
+    )  # fmt: skip
+    read = subprocess.run(
+        [sys.executable, "-c", script, company],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert read.returncode == 0, read.stderr
+    assert json.loads(read.stdout) == ["teal"]

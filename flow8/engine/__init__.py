@@ -46,6 +46,7 @@ from ._wiring import (
     module_catalog,
     run_flow_file,
     run_stored_flow,
+    run_stored_flow_on,
 )
 
 __all__ = [
@@ -92,6 +93,7 @@ __all__ = [
     "module_catalog",
     "run_flow_file",
     "run_stored_flow",
+    "run_stored_flow_on",
     "scope_key",
     "split_template",
     "validate_definition",

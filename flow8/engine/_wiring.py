@@ -151,8 +151,22 @@ async def run_stored_flow(
     Raises :class:`FlowNotFound` when ``flow_id`` is not stored for ``company_id`` and
     :class:`InvalidInput` for input that does not match the flow's ``inputSchema``."""
     async with open_store(_store_url(store_url, data_dir), data_dir=data_dir) as store:
-        outcome = await _run_one(store, flow_id, None, input, company_id, settings)
-    return _result(outcome)
+        return await run_stored_flow_on(
+            store, flow_id, input, company_id=company_id, settings=settings
+        )
+
+
+async def run_stored_flow_on(
+    store: Store,
+    flow_id: str,
+    input: Any = None,
+    *,
+    company_id: str = CLI_COMPANY,
+    settings: EngineSettings | None = None,
+) -> dict[str, Any]:
+    """Run a stored flow on an open store (the CLI opens it as configured, key ring included);
+    errors as for :func:`run_stored_flow`."""
+    return _result(await _run_one(store, flow_id, None, input, company_id, settings))
 
 
 class _nullcontext:
