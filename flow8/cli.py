@@ -75,6 +75,9 @@ def _log_format() -> Any:
     return value
 
 
+_COMPANY_HELP = "the company's id or slug (default: the only company there is)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flow8", description="Self-hosted workflow automation on an actor runtime."
@@ -99,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     target = run.add_mutually_exclusive_group(required=True)
     target.add_argument("file", nargs="?", help="a flow JSON file (run on a throwaway store)")
     target.add_argument("--flow", metavar="ID", help="a stored flow, run on the configured store")
-    run.add_argument("--company", default=None, help="company owning --flow")
+    run.add_argument("--company", default=None, help=f"for --flow: {_COMPANY_HELP}")
     run.add_argument("--input", default="null", help="the play input as JSON (default null)")
     run.set_defaults(command=_run)
 
@@ -129,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
         (flows_export, _flows_export),
         (flows_import, _flows_import),
     ):
-        sub.add_argument("--company", required=True, help="the company's id (see flow8 init)")
+        sub.add_argument("--company", help=_COMPANY_HELP)
         sub.set_defaults(command=command)
 
     keys = commands.add_parser("keys", help="encryption keys")
@@ -190,13 +193,15 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from .app import open_configured_store
     from .domain import FlowValidationError
-    from .engine import CLI_COMPANY, EngineError, run_flow_file, run_stored_flow_on
+    from .engine import EngineError, run_flow_file, run_stored_flow_on
+    from .services.identity import IdentityError, IdentityService
 
-    async def run_stored(flow_id: str, company_id: str) -> dict[str, Any]:
+    async def run_stored(flow_id: str, company: str | None) -> dict[str, Any]:
         # The store as configured, key ring included: keys set only in config.yml must
         # decrypt and encrypt here as they do in the server.
         async with open_configured_store(settings) as store:
-            return await run_stored_flow_on(store, flow_id, play_input, company_id=company_id)
+            found = await IdentityService(store).resolve_company(company)
+            return await run_stored_flow_on(store, flow_id, play_input, company_id=found.id)
 
     try:
         play_input = json.loads(args.input)
@@ -205,10 +210,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     try:
         if args.flow:
-            result = _trio_run(lambda: run_stored(args.flow, args.company or CLI_COMPANY))
+            result = _trio_run(lambda: run_stored(args.flow, args.company))
         else:
             result = _trio_run(lambda: run_flow_file(args.file, play_input))
-    except (FlowValidationError, EngineError) as error:  # bad flow, bad input, unknown flow id
+    # a bad flow, bad input, an unknown flow or company
+    except (FlowValidationError, EngineError, IdentityError) as error:
         print(f"flow8: {error}", file=sys.stderr)
         return EXIT_FAILED
     print(json.dumps(result, default=str))
@@ -230,16 +236,16 @@ def _modules_list(args: argparse.Namespace, _settings: Settings) -> int:
     return EXIT_OK
 
 
-def _flows_command(settings: Settings, company_id: str, use: Callable[[Any], Awaitable[T]]) -> T:
+def _flows_command(
+    settings: Settings, company: str | None, use: Callable[[Any], Awaitable[T]]
+) -> T:
     """Run ``use(FlowFiles)`` against the configured store, once the company is known."""
     from .app import open_configured_store
     from .flow_files import FlowFiles
 
     async def run() -> T:
         async with open_configured_store(settings) as store:
-            files = FlowFiles(store, company_id)
-            await files.check_company()
-            return await use(files)
+            return await use(await FlowFiles.of(store, company))
 
     return _trio_run(run)
 

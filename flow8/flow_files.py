@@ -38,10 +38,12 @@ class FlowFiles:
         default=attrs.Factory(lambda s: FlowService(Engine(s.store, EventBus())), takes_self=True),
     )
 
-    async def check_company(self) -> None:
-        """Raise the identity service's not-found error unless the company exists: flows
-        stored under a company id nobody can sign in to would be unreachable."""
-        await IdentityService(self.store).get_company(self.company_id)
+    @classmethod
+    async def of(cls, store: Store, company: str | None) -> FlowFiles:
+        """The flows of the company named by id or slug (or of the only company); an unknown
+        company is the identity service's not-found error, never a new, unreachable tenant."""
+        found = await IdentityService(store).resolve_company(company)
+        return cls(store, found.id)
 
     async def list(self) -> list[dict[str, Any]]:
         """``{id, name, version, updatedAt}`` of every flow, most recently changed first."""

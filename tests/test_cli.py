@@ -224,7 +224,7 @@ def test_flows_import_refuses_bad_files_and_unknown_targets(
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"name": "ok", "flowlets": [{"ref": "a", "appId": "noop"}]}))
     for args, message in (
-        (("flows", "import", str(good), "--company", "no-such-company"), "company not found"),
+        (("flows", "import", str(good), "--company", "no-such"), "company 'no-such' not found"),
         (("flows", "import", str(good), "--company", company, "--flow", "nope"), "not found"),
         (("flows", "export", "nope", "--company", company), "not found"),
     ):
@@ -272,3 +272,59 @@ def test_run_flow_uses_the_keys_set_in_config_yml(env: dict[str, str], tmp_path:
     )  # fmt: skip
     assert read.returncode == 0, read.stderr
     assert json.loads(read.stdout) == ["teal"]
+
+
+def _add_company(env: dict[str, str], cwd: Path, name: str) -> None:
+    """A second company, created as POST /api/companies would (the owner signs in)."""
+    script = (
+        "import sys, trio\n"
+        "from flow8.app import open_configured_store\n"
+        "from flow8.config import load_settings\n"
+        "from flow8.logs import configure_logging\n"
+        "from flow8.services.identity import IdentityService\n"
+        "configure_logging('warning', 'json')\n"
+        "async def main():\n"
+        "    async with open_configured_store(load_settings()) as store:\n"
+        "        ids = IdentityService(store)\n"
+        "        login = await ids.login('o@example.com', 'correct horse battery',\n"
+        "                                ip='127.0.0.1', user_agent='test')\n"
+        "        await ids.create_company(login.principal, sys.argv[1])\n"
+        "trio.run(main)\n"
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, name],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_company_is_named_by_id_or_slug_or_is_the_only_one(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    none_yet = flow8(env, tmp_path, "flows", "list")
+    assert none_yet.returncode == 1
+    assert "run flow8 init" in none_yet.stderr
+
+    owner = flow8(env, tmp_path, "init", "--company", "Acme Corp", "--email", "o@example.com",
+                  "--password", "correct horse battery")  # fmt: skip
+    acme = json.loads(owner.stdout)["companyId"]
+    flow = tmp_path / "ok.json"
+    flow.write_text(json.dumps({"name": "ok", "flowlets": [{"ref": "a", "appId": "noop"}]}))
+    # One company: it need not be named.
+    stored = json.loads(flow8(env, tmp_path, "flows", "import", str(flow)).stdout)
+    ran = flow8(env, tmp_path, "run", "--flow", stored["id"])
+    assert json.loads(ran.stdout)["state"] == "DONE", ran.stderr
+
+    _add_company(env, tmp_path, "Globex")
+    several = flow8(env, tmp_path, "flows", "list")
+    assert several.returncode == 1
+    assert "several companies" in several.stderr
+    by_slug = flow8(env, tmp_path, "flows", "list", "--company", "acme-corp", "--json")
+    by_id = flow8(env, tmp_path, "flows", "list", "--company", acme, "--json")
+    assert json.loads(by_slug.stdout) == json.loads(by_id.stdout)
+    assert [row["id"] for row in json.loads(by_id.stdout)] == [stored["id"]]
+    other = flow8(env, tmp_path, "flows", "list", "--company", "globex", "--json")
+    assert json.loads(other.stdout) == []  # tenants stay apart on the command line too
+    elsewhere = flow8(env, tmp_path, "run", "--flow", stored["id"], "--company", "globex")
+    assert elsewhere.returncode == 1
+    assert "not found" in elsewhere.stderr

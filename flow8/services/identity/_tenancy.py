@@ -101,6 +101,26 @@ class Tenancy(abc.ABC):
             raise NotFound("company not found", "COMPANY_NOT_FOUND")
         return Company.from_doc(doc)
 
+    async def resolve_company(self, ref: str | None) -> Company:
+        """The company named on the command line of the machine holding the data: by id or
+        by slug, or, with no name, the only company there is. (The REST API never resolves
+        companies this way: there the company comes from the session or the API key.)"""
+        companies = self._c("companies")
+        if ref is None:
+            docs = await companies.find({}, limit=2)
+            if len(docs) == 1:
+                return Company.from_doc(docs[0])
+            if not docs:
+                raise NotFound("there is no company yet: run flow8 init", "COMPANY_NOT_FOUND")
+            raise NotFound(
+                "this instance has several companies: name one with --company (id or slug)",
+                "COMPANY_NOT_FOUND",
+            )
+        doc = await companies.find_one({"_id": ref}) or await companies.find_one({"slug": ref})
+        if doc is None:
+            raise NotFound(f"company {ref!r} not found (by id or slug)", "COMPANY_NOT_FOUND")
+        return Company.from_doc(doc)
+
     async def rename_company(self, principal: Principal, company_id: str, name: str) -> Company:
         before = await self.get_company(company_id)
         name = check_name("name", name)
