@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -113,37 +114,52 @@ def test_keys_rotate_reports_what_it_rewrote(env: dict[str, str], tmp_path: Path
     assert (tmp_path / "data" / "encryption.key").exists()
 
 
-def _audit_of(env: dict[str, str], cwd: Path, company: str) -> list[dict[str, Any]]:
-    """The company's audit trail, read from the same data dir by another process."""
+def _install(env: dict[str, str], cwd: Path, company: str = "Acme") -> str:
+    """`flow8 init` with owner o@example.com; the new company's id."""
+    owner = flow8(env, cwd, "init", "--company", company, "--email", "o@example.com",
+                  "--password", "correct horse battery")  # fmt: skip
+    assert owner.returncode == 0, owner.stderr
+    company_id: str = json.loads(owner.stdout)["companyId"]
+    return company_id
+
+
+def in_store(env: dict[str, str], cwd: Path, body: str, *args: str) -> Any:
+    """Run ``body`` in another process on the same data dir, with ``store`` the store as
+    configured and ``argv`` the ``args``; what it prints as JSON comes back."""
     script = (
         "import json, sys, trio\n"
         "from flow8.app import open_configured_store\n"
         "from flow8.config import load_settings\n"
         "from flow8.logs import configure_logging\n"
-        "from flow8.services.audit import AuditFilter, AuditQueries\n"
         "configure_logging('warning', 'json')\n"
+        "argv = sys.argv[1:]\n"
         "async def main():\n"
         "    async with open_configured_store(load_settings()) as store:\n"
-        "        queries = AuditQueries(store)\n"
-        "        rows, _ = await queries.page(sys.argv[1], AuditFilter(), skip=0, limit=50)\n"
-        "    print(json.dumps(rows, default=str))\n"
-        "trio.run(main)\n"
-    )  # fmt: skip
+        + textwrap.indent(textwrap.dedent(body).strip() + "\n", " " * 8)
+        + "trio.run(main)\n"
+    )
     done = subprocess.run(
-        [sys.executable, "-c", script, company],
+        [sys.executable, "-c", script, *args],
         env=env, cwd=cwd, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    rows: list[dict[str, Any]] = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+def _audit_of(env: dict[str, str], cwd: Path, company: str) -> list[dict[str, Any]]:
+    """The company's audit trail, read from the same data dir by another process."""
+    rows: list[dict[str, Any]] = in_store(env, cwd, """
+        from flow8.services.audit import AuditFilter, AuditQueries
+        rows, _ = await AuditQueries(store).page(argv[0], AuditFilter(), skip=0, limit=50)
+        print(json.dumps(rows, default=str))
+    """, company)  # fmt: skip
     return rows
 
 
 def test_flows_export_imports_unchanged_and_import_versions(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    owner = flow8(env, tmp_path, "init", "--company", "Acme", "--email", "o@example.com",
-                  "--password", "correct horse battery")  # fmt: skip
-    company = json.loads(owner.stdout)["companyId"]
+    company = _install(env, tmp_path)
     source = tmp_path / "double.json"
     source.write_text(json.dumps({"name": "double", "flowlets": [
         {"ref": "calc", "appId": "transform",
@@ -200,9 +216,7 @@ def test_flows_export_imports_unchanged_and_import_versions(
 def test_flows_import_refuses_bad_files_and_unknown_targets(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    owner = flow8(env, tmp_path, "init", "--company", "Acme", "--email", "o@example.com",
-                  "--password", "correct horse battery")  # fmt: skip
-    company = json.loads(owner.stdout)["companyId"]
+    company = _install(env, tmp_path)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"name": "bad", "flowlets": [
         {"ref": "a", "appId": "nope"}, {"ref": "a", "appId": "noop"}]}))  # fmt: skip
@@ -242,9 +256,7 @@ def test_run_flow_uses_the_keys_set_in_config_yml(env: dict[str, str], tmp_path:
     key = base64.b64encode(b"k" * 32).decode()
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "config.yml").write_text(f"security:\n  encryption_keys: 'cfg1:{key}'\n")
-    owner = flow8(env, tmp_path, "init", "--company", "Acme", "--email", "o@example.com",
-                  "--password", "correct horse battery")  # fmt: skip
-    company = json.loads(owner.stdout)["companyId"]
+    company = _install(env, tmp_path)
     flow = tmp_path / "remember.json"
     flow.write_text(json.dumps({"name": "remember", "flowlets": [
         {"ref": "s", "appId": "kv-set", "args": {"key": "colour", "value": "teal"}}]}))  # fmt: skip
@@ -254,48 +266,23 @@ def test_run_flow_uses_the_keys_set_in_config_yml(env: dict[str, str], tmp_path:
     assert ran.returncode == 0, ran.stderr
     assert not (tmp_path / "data" / "encryption.key").exists()  # no key of its own
 
-    script = (
-        "import json, sys, trio\n"
-        "from flow8.app import open_configured_store\n"
-        "from flow8.config import load_settings\n"
-        "from flow8.logs import configure_logging\n"
-        "configure_logging('warning', 'json')\n"
-        "async def main():\n"
-        "    async with open_configured_store(load_settings()) as store:\n"
-        "        kv = store.tenant(sys.argv[1]).collection('kv')\n"
-        "        print(json.dumps([d['value'] for d in await kv.find({'key': 'colour'})]))\n"
-        "trio.run(main)\n"
-    )  # fmt: skip
-    read = subprocess.run(
-        [sys.executable, "-c", script, company],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert read.returncode == 0, read.stderr
-    assert json.loads(read.stdout) == ["teal"]
+    stored = in_store(env, tmp_path, """
+        kv = store.tenant(argv[0]).collection("kv")
+        print(json.dumps([doc["value"] for doc in await kv.find({"key": "colour"})]))
+    """, company)  # fmt: skip
+    assert stored == ["teal"]
 
 
 def _add_company(env: dict[str, str], cwd: Path, name: str) -> None:
     """A second company, created as POST /api/companies would (the owner signs in)."""
-    script = (
-        "import sys, trio\n"
-        "from flow8.app import open_configured_store\n"
-        "from flow8.config import load_settings\n"
-        "from flow8.logs import configure_logging\n"
-        "from flow8.services.identity import IdentityService\n"
-        "configure_logging('warning', 'json')\n"
-        "async def main():\n"
-        "    async with open_configured_store(load_settings()) as store:\n"
-        "        ids = IdentityService(store)\n"
-        "        login = await ids.login('o@example.com', 'correct horse battery',\n"
-        "                                ip='127.0.0.1', user_agent='test')\n"
-        "        await ids.create_company(login.principal, sys.argv[1])\n"
-        "trio.run(main)\n"
-    )  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-c", script, name],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    in_store(env, cwd, """
+        from flow8.services.identity import IdentityService
+        ids = IdentityService(store)
+        login = await ids.login("o@example.com", "correct horse battery",
+                                ip="127.0.0.1", user_agent="test")
+        await ids.create_company(login.principal, argv[0])
+        print("null")
+    """, name)  # fmt: skip
 
 
 def test_the_company_is_named_by_id_or_slug_or_is_the_only_one(
@@ -305,9 +292,7 @@ def test_the_company_is_named_by_id_or_slug_or_is_the_only_one(
     assert none_yet.returncode == 1
     assert "run flow8 init" in none_yet.stderr
 
-    owner = flow8(env, tmp_path, "init", "--company", "Acme Corp", "--email", "o@example.com",
-                  "--password", "correct horse battery")  # fmt: skip
-    acme = json.loads(owner.stdout)["companyId"]
+    acme = _install(env, tmp_path, "Acme Corp")
     flow = tmp_path / "ok.json"
     flow.write_text(json.dumps({"name": "ok", "flowlets": [{"ref": "a", "appId": "noop"}]}))
     # One company: it need not be named.
