@@ -26,6 +26,7 @@ from ._errors import (
     SupervisorError,
     SupervisorFailed,
     TooManyChildren,
+    describe,
 )
 from ._refs import ActorRef, DynamicSupervisorRef, Ref, SupervisorRef, TaskRef
 from ._registry import Registry
@@ -86,6 +87,7 @@ __all__ = [
     "TaskStart",
     "TooManyChildren",
     "actor",
+    "describe",
     "dynamic_supervisor",
     "open_runtime",
     "stop_requested",

@@ -14,6 +14,7 @@ from ._errors import (
     ChildStartFailed,
     DuplicateChild,
     TooManyChildren,
+    describe,
 )
 from ._refs import Ref
 from ._restarts import RestartWindow, escalation, log_exit
@@ -90,7 +91,7 @@ class DynamicSupervisor:
             self._drop(slot)
             error = ChildStartFailed(
                 f"child {spec.id!r} of dynamic supervisor {self._slot.path!r} failed to start: "
-                f"{exc!r}"
+                f"{describe(exc)}"
             )
             raise error from exc
         except BaseException:

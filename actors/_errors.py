@@ -90,3 +90,12 @@ class NameNotFound(RegistryError, LookupError):
 
 class RuntimeFailed(ActorError):
     """The root supervisor failed; the runtime has stopped."""
+
+
+def describe(error: BaseException) -> str:
+    """One line for an error: ``Type: message``. An exception group (how a nursery reports)
+    is described by the errors inside it, so the line names the cause, not the wrapping."""
+    if isinstance(error, BaseExceptionGroup):
+        return "; ".join(describe(inner) for inner in error.exceptions)
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import trio
 
-from ._errors import ChildStartFailed
+from ._errors import ChildStartFailed, describe
 from ._restarts import RestartWindow, escalation, log_exit
 from ._slot import Exit, ExitKind, Slot, should_restart
 from ._spec import Restart, Strategy, SupervisorSpec
@@ -66,7 +66,8 @@ class Supervisor:
             except Exception as exc:
                 await self._stop_reversed(started)
                 error = ChildStartFailed(
-                    f"child {slot.id!r} of supervisor {self._slot.path!r} failed to start: {exc!r}"
+                    f"child {slot.id!r} of supervisor {self._slot.path!r} failed to start: "
+                    f"{describe(exc)}"
                 )
                 error.__cause__ = exc
                 return error

@@ -197,7 +197,16 @@ async def test_a_child_that_fails_to_start_stops_the_started_ones_in_reverse(
     start_failed = info.value.__cause__
     assert isinstance(start_failed, actors.ChildStartFailed)
     assert "child 'c' of supervisor 'root'" in str(start_failed)
+    assert str(start_failed).endswith("failed to start: Boom: c cannot start")
     assert isinstance(start_failed.__cause__, Boom)
+
+
+def test_errors_are_described_by_their_cause_not_their_wrapping() -> None:
+    nested = ExceptionGroup("outer", [ExceptionGroup("inner", [OSError(98, "Address in use")])])
+    assert actors.describe(nested) == "OSError: [Errno 98] Address in use"
+    both = ExceptionGroup("two", [Boom("first"), KeyError("k")])
+    assert actors.describe(both) == "Boom: first; KeyError: 'k'"
+    assert actors.describe(Boom()) == "Boom"
 
 
 async def test_a_failed_restart_counts_as_another_crash(autojump_clock: trio.abc.Clock) -> None:
