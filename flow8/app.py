@@ -40,7 +40,7 @@ from .services.flows import FlowService
 from .services.identity import IdentityService, install_instructions, needs_install
 from .services.kv import KvService
 from .services.plays import PlayService
-from .store import Store, load_keyring, open_store
+from .store import Store, StoreUnavailable, load_keyring, open_store
 
 log = get_logger("flow8.app")
 ADMIN_TREE_CHILD_LIMIT = 200
@@ -115,7 +115,13 @@ async def open_configured_store(settings: Settings, *, serve: bool = True) -> As
 
     ``serve=False`` leaves the writer to the ``store`` actor of the tree.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreUnavailable(
+            f"cannot create the data directory {str(settings.data_dir)!r} (FLOW8_DATA_DIR): "
+            f"{e.strerror or e}"
+        ) from e
     on_mongo = settings.store_url.startswith("mongodb")
     keyring = load_keyring(
         settings.encryption_keys, settings.data_dir, backend="mongo" if on_mongo else "sqlite"

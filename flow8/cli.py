@@ -43,7 +43,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ValueError) as error:
         print(f"flow8: {error}", file=sys.stderr)
         return EXIT_USAGE
-    return command(args, settings)
+    try:
+        return command(args, settings)
+    except Exception as error:
+        # What stops a command for a reason outside it (the store unreachable, the data dir
+        # or the port not ours, a child of the tree failing to start) is one line naming the
+        # reason; anything else is a bug and keeps its traceback.
+        cause = _lone_cause(error)
+        if not isinstance(cause, _operational_errors()):
+            raise
+        print(f"flow8: {cause}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _operational_errors() -> tuple[type[Exception], ...]:
+    import actors
+
+    from .http import CannotListen
+    from .store import StoreError
+
+    return (StoreError, CannotListen, actors.RuntimeFailed)
+
+
+def _lone_cause(error: Exception) -> BaseException:
+    """The one error inside nested exception groups, or ``error`` itself."""
+    leaves = list(_leaves(error)) if isinstance(error, BaseExceptionGroup) else [error]
+    return leaves[0] if len(leaves) == 1 else error
 
 
 def _trio_run(function: Callable[[], Awaitable[T]]) -> T:

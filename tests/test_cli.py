@@ -313,3 +313,19 @@ def test_the_company_is_named_by_id_or_slug_or_is_the_only_one(
     elsewhere = flow8(env, tmp_path, "run", "--flow", stored["id"], "--company", "globex")
     assert elsewhere.returncode == 1
     assert "not found" in elsewhere.stderr
+
+
+def test_a_data_dir_that_cannot_be_made_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data dir's parent should be")
+    env["FLOW8_DATA_DIR"] = str(blocker / "data")
+    for args in (
+        ("init", "--company", "Acme", "--email", "o@example.com", "--password", "long enough pw"),
+        ("flows", "list"),
+        ("keys", "rotate"),
+    ):
+        failed = flow8(env, tmp_path, *args)
+        assert failed.returncode == 1, args
+        assert failed.stderr.startswith("flow8: cannot create the data directory"), failed.stderr
+        assert "FLOW8_DATA_DIR" in failed.stderr
+        assert "Traceback" not in failed.stderr

@@ -185,6 +185,21 @@ def test_bad_config_fails_start_with_one_line(
     assert "Traceback" not in result.stderr
 
 
+def test_a_taken_port_fails_start_with_one_line(server_env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(server_env["SERVER_PORT"])))
+        taken.listen()
+        result = subprocess.run(
+            _flow8("serve"), env=server_env, cwd=tmp_path, capture_output=True, text=True,
+            timeout=30,
+        )  # fmt: skip
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("flow8: ")
+    assert f"cannot listen on 127.0.0.1:{server_env['SERVER_PORT']}" in last
+    assert "Traceback" not in result.stderr
+
+
 def test_dotenv_is_loaded_but_environment_wins(server_env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("SERVER_PORT=notaport\nMCP_PORT=99999\n")
     server_env.pop("SERVER_PORT")

@@ -8,9 +8,10 @@ from ._app import create_app, route_specs
 from ._child import http_child
 from ._context import Flow8App
 from ._deps import HttpDeps, HttpSettings
-from ._serve import serve_http
+from ._serve import CannotListen, serve_http
 
 __all__ = [
+    "CannotListen",
     "Flow8App",
     "HttpDeps",
     "HttpSettings",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 
 import trio
@@ -54,5 +55,27 @@ async def serve_http(
 
     try:
         await serve(app, config, shutdown_trigger=_trigger, task_status=task_status)
+    except* OSError as group:
+        refused = [e for e in _leaves(group) if e.errno in _CANNOT_BIND]
+        if not refused:
+            raise
+        raise CannotListen(
+            f"cannot listen on {config.bind[0]} (SERVER_HOST / SERVER_PORT): "
+            f"{refused[0].strerror or refused[0]}"
+        ) from group
     finally:
         app.closing.set()
+
+
+class CannotListen(Exception):
+    """The HTTP port could not be bound: taken, not ours to take, or not on this host."""
+
+
+_CANNOT_BIND = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
+
+def _leaves(group: BaseExceptionGroup[OSError]) -> list[OSError]:
+    found: list[OSError] = []
+    for inner in group.exceptions:
+        found += _leaves(inner) if isinstance(inner, BaseExceptionGroup) else [inner]
+    return found

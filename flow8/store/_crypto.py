@@ -135,18 +135,21 @@ def load_keyring(
     if data_dir is None:
         raise KeyringError("FLOW8_ENCRYPTION_KEYS is not set and no data directory was given")
     path = Path(data_dir) / KEY_FILE
-    if path.exists():
-        return Keyring.parse(path.read_text())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ring = Keyring.generate()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race: use its key
-        return Keyring.parse(path.read_text())
-    with os.fdopen(fd, "w") as f:
-        f.write(ring.serialize() + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+        if path.exists():
+            return Keyring.parse(path.read_text())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ring = Keyring.generate()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race: use its key
+            return Keyring.parse(path.read_text())
+        with os.fdopen(fd, "w") as f:
+            f.write(ring.serialize() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise KeyringError(f"cannot use the key file {str(path)!r}: {e.strerror or e}") from e
     log.warning(
         "encryption_key_generated",
         path=str(path),

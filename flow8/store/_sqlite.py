@@ -171,7 +171,13 @@ class SqliteBackend:
         return conn
 
     def _open_sync(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreUnavailable(
+                f"cannot create the directory of sqlite database {str(self.path)!r}: "
+                f"{e.strerror or e}"
+            ) from e
         conn = self._connect()
         try:
             mode = self._enable_wal(conn)

@@ -22,9 +22,11 @@ from flow8.store import (
     CATALOG,
     CollectionSpec,
     InvalidDocument,
+    KeyringError,
     StoreUnavailable,
     from_document,
     index,
+    load_keyring,
     new_id,
     open_store,
     to_document,
@@ -221,6 +223,18 @@ async def test_bad_store_urls_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="file path"):
         async with open_store("sqlite://", encryption=KEYS):
             pass
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(StoreUnavailable, match="cannot create the directory of sqlite database"):
+        async with open_store(f"sqlite:///{blocker}/sub/flow8.db", encryption=KEYS):
+            pass
+
+
+def test_a_key_file_that_cannot_be_written_is_a_keyring_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(KeyringError, match="cannot use the key file"):
+        load_keyring(None, blocker / "data")
 
 
 async def test_errors_from_the_callers_block_come_back_unwrapped(tmp_path: Path) -> None:
