@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart import Response, request
 
-from flow8.services.identity import Action, IdentityService
+from flow8.services.identity import Action, IdentityService, Role
 
 from ._api import SESSION_COOKIE, Req, Routes
 from ._context import app
@@ -65,7 +65,7 @@ async def install_status(req: Req) -> InstallStatus:
 async def install(req: Req) -> InstallResponse:
     body: InstallRequest = req.body
     user, company = await _identity().install(body.company, body.email, body.password)
-    return InstallResponse(UserOut.of(user), CompanyOut.of(company))
+    return InstallResponse(UserOut.of(user), CompanyOut.of(company, Role.OWNER))
 
 
 @routes.route(

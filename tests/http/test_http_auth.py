@@ -23,6 +23,7 @@ async def test_install_once_then_409(api: ApiEnv) -> None:
         r = await client.post("/api/install", json=body)
         assert r.status_code == 201
         assert r.json()["company"]["name"] == "Acme"
+        assert r.json()["company"]["role"] == "owner"  # the installer owns the company
         assert "password" not in r.text
         again = await client.post("/api/install", json={**body, "email": "other@example.com"})
         assert again.status_code == 409
