@@ -310,6 +310,15 @@ def _query_plan(cls: type) -> tuple[tuple[str, str, type], ...]:
     return tuple(plan)
 
 
+# How a refused query value is described to the client (in the words of the API, not Python's).
+_QUERY_KINDS: dict[type, str] = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    datetime: "an RFC 3339 date-time with offset",
+}
+
+
 def parse_query(cls: type, args: Mapping[str, str]) -> Any:
     errors = _Errors()
     values: dict[str, Any] = {}
@@ -334,8 +343,7 @@ def parse_query(cls: type, args: Mapping[str, str]) -> Any:
             else:
                 values[name] = raw
         except ValueError:
-            kind = "an RFC 3339 date-time with offset" if target is datetime else target.__name__
-            errors.add(key, f"must be {kind}")
+            errors.add(key, f"must be {_QUERY_KINDS.get(target, target.__name__)}")
     if errors.items:
         raise ValidationFailed(errors.items)
     return parse(cls, {camel(k): v for k, v in values.items()})

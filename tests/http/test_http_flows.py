@@ -169,3 +169,10 @@ async def test_plays_filter_by_creation_time_and_bad_input_is_422(installed: Api
         bad = await c.get("/api/plays", params={"since": "yesterday"})
         assert bad.status_code == 422
         assert bad.json()["fields"][0]["field"] == "since"
+        # Refused query values are described in the API's words, not Python's type names.
+        soon = await c.post(f"/api/flows/{fid}/run", params={"wait": "soon"}, json={"x": 1})
+        assert soon.status_code == 422
+        assert soon.json()["fields"] == [{"field": "wait", "message": "must be a number"}]
+        first_page = await c.get("/api/plays", params={"page": "first"})
+        assert first_page.status_code == 422
+        assert first_page.json()["fields"] == [{"field": "page", "message": "must be an integer"}]
