@@ -41,6 +41,20 @@ async def _transform(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
         raise ModuleFailure(str(e)) from e
 
 
+def _expression_problems(args: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A transform's expression that does not parse, found when the flow is saved."""
+    from flow8.engine import ExpressionError
+
+    source = args.get("expression")
+    if not isinstance(source, str):
+        return []  # the schema reports it
+    try:
+        _compiled(source)
+    except ExpressionError as e:
+        return [("expression", f"JSONata {e.message}")]
+    return []
+
+
 async def _json_parse(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
     try:
         return json.loads(args["text"])
@@ -97,6 +111,7 @@ def data_modules() -> list[ModuleSpec]:
             idempotent=True,
             run=_transform,
             literal_args=("expression",),
+            static_check=_expression_problems,
         ),
         ModuleSpec(
             app_id="json-parse",

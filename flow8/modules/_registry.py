@@ -70,7 +70,9 @@ class ModuleSpec:
     ``idempotent`` tells the engine whether running the module again after a crash is safe;
     a non-idempotent step waits for earlier writes to be durable and is never re-run
     silently. ``literal_args`` are arguments that must not contain ``{{ }}`` (they are code,
-    such as a JSONata expression, and data must never become code).
+    such as a JSONata expression, and data must never become code). ``static_check`` finds
+    what the schema cannot see in literal arguments, such as an expression that does not
+    parse, so a flow is refused when it is saved rather than failing when it runs.
     """
 
     app_id: str
@@ -81,6 +83,7 @@ class ModuleSpec:
     idempotent: bool
     run: RunFn
     literal_args: tuple[str, ...] = ()
+    static_check: Callable[[Mapping[str, Any]], list[tuple[str, str]]] | None = None
     _validator: Any = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -105,6 +108,8 @@ class ModuleSpec:
             for name in self.literal_args:
                 if _contains_expression(args.get(name)):
                     problems.append((name, "must be literal: expressions are not allowed here"))
+            if self.static_check is not None and not problems:
+                problems += self.static_check(args)
         return problems
 
     def check_args(self, args: Any) -> None:

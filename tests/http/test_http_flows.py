@@ -80,6 +80,14 @@ async def test_invalid_flow_lists_every_problem(installed: ApiEnv) -> None:
         r = await c.post("/api/flows", json={"name": "x", "flowlets": "nope", "extra": 1})
         assert r.status_code == 422
         assert {f["field"] for f in r.json()["fields"]} == {"flowlets", "extra"}
+        # A transform's expression is code: one that does not parse is refused on save, not
+        # left to fail every play.
+        broken = {"ref": "t", "appId": "transform", "args": {"expression": "$sum(items"}}
+        r = await c.post("/api/flows", json={"name": "x", "flowlets": [broken]})
+        assert r.status_code == 422
+        [problem] = r.json()["fields"]
+        assert problem["field"] == "flowlets[0].args.expression"
+        assert problem["message"].startswith("JSONata does not parse")
 
 
 async def test_approve_reject_cancel_and_retry(installed: ApiEnv) -> None:

@@ -134,6 +134,17 @@ async def test_data_modules() -> None:
         await call("transform", {"expression": "$undefinedFn(1)"})
 
 
+def test_transform_expressions_are_checked_when_the_flow_is_saved() -> None:
+    transform = REGISTRY.get("transform")
+    [(path, message)] = transform.arg_problems({"expression": "(1 +"}, static=True)
+    assert path == "expression"
+    assert message.startswith("JSONata does not parse")
+    assert transform.arg_problems({"expression": "$sum(items)"}, static=True) == []
+    # templated (data becoming code) is refused as such, not parsed
+    [(_, templated)] = transform.arg_problems({"expression": "{{ x }}"}, static=True)
+    assert "must be literal" in templated
+
+
 async def test_utility_modules() -> None:
     ctx = Ctx()
     assert await call("delay", {"ms": 1500}, ctx) == {"delayedMs": 1500}
