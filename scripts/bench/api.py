@@ -14,6 +14,9 @@ Measures requests/s and p99 latency at 1, 16 and 64 concurrent connections for:
          security headers, correlation id, JSON rendering; no store read
   get    GET /api/plays/{id} - the same plus one store read of the play
   run    POST /api/flows/{id}/run - the same plus starting and persisting a 1-step play
+  quiet  GET /api/plays/{id} again, on a second flow8 app (its own port, same process and
+         store) whose request audit trail is switched off: what `get` would serve if
+         auditing cost nothing, shown for attribution only (the issue requires the audit)
 
 Honesty: every case is warmed up first; then each round measures every case at every
 connection count, interleaved (bare, me, get, run at 1, then at 16, ...) so a change in machine
@@ -51,6 +54,7 @@ from typing import Any
 # This directory holds a script named actors.py, which would shadow the actors package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
+import attrs
 import structlog
 import trio
 from hypercorn.middleware.dispatcher import TrioDispatcherMiddleware
@@ -73,7 +77,7 @@ from flow8.services.plays import PlayService
 from flow8.store import Keyring, Store, open_store
 
 CONCURRENCY = (1, 16, 64)
-CASES = ("bare", "me", "get", "run")
+CASES = ("bare", "me", "get", "quiet", "run")
 FLOW = {"name": "bench", "flowlets": [{"ref": "a", "appId": "noop", "args": {"value": 1}}]}
 
 LOADGEN = textwrap.dedent(
@@ -286,6 +290,7 @@ def _report(
         for name, label in (
             ("get", "full stack + one store read: the 30% target is judged here"),
             ("me", "pure middleware, no store read: shown for attribution"),
+            ("quiet", "get with the request audit switched off: shown for attribution"),
         ):
             if name not in cases:
                 continue
@@ -340,19 +345,18 @@ async def bench(
             flow = await flows.create(company, FLOW)
             play = await plays.run(company, flow.id, {"n": 0}, timeout=10)
             await _breakdown(store, plays, company, play.id)
-            app = create_app(
-                HttpDeps(
-                    settings=HttpSettings(),
-                    identity=identity,
-                    store=store,
-                    flows=flows,
-                    plays=plays,
-                    kv=KvService(engine.kv),
-                    events=bus,
-                    modules=engine.registry,
-                    audit=audit.record,
-                )
+            deps = HttpDeps(
+                settings=HttpSettings(),
+                identity=identity,
+                store=store,
+                flows=flows,
+                plays=plays,
+                kv=KvService(engine.kv),
+                events=bus,
+                modules=engine.registry,
+                audit=audit.record,
             )
+            app = create_app(deps)
             bare = QuartTrio("bare")
 
             async def ok() -> Response:
@@ -363,6 +367,10 @@ async def bench(
             config.errorlog = None
             both = TrioDispatcherMiddleware({"/bare": bare, "": app})
             binds = await nursery.start(partial(serve, both, config))
+            # Behind a dispatcher too, so the only difference from `get` is the audit trail.
+            unaudited = create_app(attrs.evolve(deps, audit=lambda _entry: None))
+            quiet = TrioDispatcherMiddleware({"": unaudited})
+            quiet_binds = await nursery.start(partial(serve, quiet, config))
             settle_after_startup()  # as `flow8 serve` does once it is up
             base = binds[0]
             generator: Generator = _wrk if shutil.which("wrk") else _httpx
@@ -377,6 +385,7 @@ async def bench(
                 "me": ("GET", f"{base}/api/auth/me", "", auth),
                 "get": ("GET", f"{base}/api/plays/{play.id}", "", auth),
                 "run": ("POST", f"{base}/api/flows/{flow.id}/run", '{"n":1}', auth),
+                "quiet": ("GET", f"{quiet_binds[0]}/api/plays/{play.id}", "", auth),
             }
             await _in_process(
                 both, {k: (m, u.removeprefix(base), b, a) for k, (m, u, b, a) in urls.items()}
@@ -404,7 +413,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--durability", choices=["full", "normal"], default="full")
-    parser.add_argument("--only", default="", help="comma list of cases: bare,me,get,run")
+    parser.add_argument("--only", default="", help="comma list of cases: bare,me,get,quiet,run")
     parser.add_argument("--conns", default="1,16,64", help="comma list of connection counts")
     args = parser.parse_args()
     cases = [c for c in CASES if not args.only or c in args.only.split(",")]
