@@ -27,6 +27,7 @@ from ._errors import (
     SupervisorFailed,
     TooManyChildren,
     describe,
+    leaves,
 )
 from ._refs import ActorRef, DynamicSupervisorRef, Ref, SupervisorRef, TaskRef
 from ._registry import Registry
@@ -89,6 +90,7 @@ __all__ = [
     "actor",
     "describe",
     "dynamic_supervisor",
+    "leaves",
     "open_runtime",
     "stop_requested",
     "supervisor",

@@ -92,10 +92,19 @@ class RuntimeFailed(ActorError):
     """The root supervisor failed; the runtime has stopped."""
 
 
+def leaves(error: BaseException) -> list[BaseException]:
+    """The errors inside nested exception groups (how nurseries report), or ``[error]``."""
+    if not isinstance(error, BaseExceptionGroup):
+        return [error]
+    return [leaf for inner in error.exceptions for leaf in leaves(inner)]
+
+
 def describe(error: BaseException) -> str:
-    """One line for an error: ``Type: message``. An exception group (how a nursery reports)
-    is described by the errors inside it, so the line names the cause, not the wrapping."""
-    if isinstance(error, BaseExceptionGroup):
-        return "; ".join(describe(inner) for inner in error.exceptions)
+    """One line for an error: ``Type: message``. An exception group is described by the
+    errors inside it, so the line names the cause, not the wrapping."""
+    return "; ".join(_one(leaf) for leaf in leaves(error))
+
+
+def _one(error: BaseException) -> str:
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import trio
@@ -67,8 +67,10 @@ def _operational_errors() -> tuple[type[Exception], ...]:
 
 def _lone_cause(error: Exception) -> BaseException:
     """The one error inside nested exception groups, or ``error`` itself."""
-    leaves = list(_leaves(error)) if isinstance(error, BaseExceptionGroup) else [error]
-    return leaves[0] if len(leaves) == 1 else error
+    import actors
+
+    inner = actors.leaves(error)
+    return inner[0] if len(inner) == 1 else error
 
 
 def _trio_run(function: Callable[[], Awaitable[T]]) -> T:
@@ -79,18 +81,12 @@ def _trio_run(function: Callable[[], Awaitable[T]]) -> T:
     try:
         return trio.run(function)
     except BaseExceptionGroup as group:
-        leaves = list(_leaves(group))
-        if len(leaves) == 1:
-            raise leaves[0] from group
+        import actors
+
+        inner = actors.leaves(group)
+        if len(inner) == 1:
+            raise inner[0] from group
         raise
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
-    for error in group.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            yield from _leaves(error)
-        else:
-            yield error
 
 
 def _log_format() -> Any:

@@ -9,6 +9,8 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
+import actors
+
 from ._context import Flow8App
 
 
@@ -56,12 +58,12 @@ async def serve_http(
     try:
         await serve(app, config, shutdown_trigger=_trigger, task_status=task_status)
     except* OSError as group:
-        refused = [e for e in _leaves(group) if e.errno in _CANNOT_BIND]
-        if not refused:
+        reason = _bind_refusal(group)
+        if reason is None:
             raise
         raise CannotListen(
             f"cannot listen on {config.bind[0]} (SERVER_HOST / SERVER_PORT): "
-            f"{refused[0].strerror or refused[0]}"
+            f"{reason.strerror or reason}"
         ) from group
     finally:
         app.closing.set()
@@ -74,8 +76,9 @@ class CannotListen(Exception):
 _CANNOT_BIND = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 
-def _leaves(group: BaseExceptionGroup[OSError]) -> list[OSError]:
-    found: list[OSError] = []
-    for inner in group.exceptions:
-        found += _leaves(inner) if isinstance(inner, BaseExceptionGroup) else [inner]
-    return found
+def _bind_refusal(group: BaseExceptionGroup[OSError]) -> OSError | None:
+    """The error that says the port could not be bound, if that is what went wrong."""
+    for error in actors.leaves(group):
+        if isinstance(error, OSError) and error.errno in _CANNOT_BIND:
+            return error
+    return None
