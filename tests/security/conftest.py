@@ -1,0 +1,244 @@
+"""The attack suite's target: a real `flow8 serve` process, two companies, and a bystander.
+
+Every test here attacks the server the way a malicious tenant (company "Attacker", whose owner
+holds an API key) or an outsider would, through HTTP only, and then checks three things:
+
+1. the attack was refused or limited, with a clear answer;
+2. everybody else kept being served while it ran: `bystander()` runs `probe.py` in its own
+   process, which asks for `/healthz`, reads company "Victim"'s flows and runs one of its flows
+   to the end, in turn, and fails the test if any answer took longer than 100 ms (or failed);
+3. nothing was lost or half-written: the test reads back what the attack touched and what the
+   bystander did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import httpx
+import pytest
+
+OWNER_EMAIL = "owner@attacker.example"
+OWNER_PASSWORD = "owner-password-attacker-1"
+RESPONSIVE_MS = 100.0
+_PROBE = Path(__file__).with_name("probe.py")
+_CONFIG = Path(__file__).parents[2] / "conf" / "config.yml"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@attrs.define
+class Tenant:
+    """A company, reached with its owner's API key."""
+
+    name: str
+    company_id: str
+    key: str
+    client: httpx.Client
+
+    def flow(self, flowlets: list[dict[str, Any]], name: str = "attack") -> str:
+        """Store a flow; returns its id."""
+        r = self.client.post("/api/flows", json={"name": name, "flowlets": flowlets})
+        assert r.status_code == 201, r.text
+        flow_id: str = r.json()["id"]
+        return flow_id
+
+    def run(self, flow_id: str, body: Any = None, *, wait: float = 10) -> httpx.Response:
+        return self.client.post(f"/api/flows/{flow_id}/run?wait={wait}", json=body)
+
+    def play(self, play_id: str) -> dict[str, Any]:
+        r = self.client.get(f"/api/plays/{play_id}")
+        assert r.status_code == 200, r.text
+        play: dict[str, Any] = r.json()
+        return play
+
+    def layers(self, play_id: str) -> list[dict[str, Any]]:
+        r = self.client.get(f"/api/plays/{play_id}/layers?size=100")
+        assert r.status_code == 200, r.text
+        layers: list[dict[str, Any]] = r.json()["data"]
+        return layers
+
+    def wait_play(self, play_id: str, timeout: float = 30) -> dict[str, Any]:
+        """The play once it is finished (fails the test after `timeout` seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            play = self.play(play_id)
+            if play["state"] in ("DONE", "FAIL", "CANCEL"):
+                return play
+            if time.monotonic() > deadline:
+                pytest.fail(f"play {play_id} still {play['state']} after {timeout} s")
+            time.sleep(0.05)
+
+
+@attrs.define
+class Bystander:
+    """What `probe.py` saw while the attack ran."""
+
+    count: int = 0
+    max_ms: float = 0.0
+    p50_ms: float = 0.0
+    worst: list[str] = attrs.Factory(list)
+    failures: list[str] = attrs.Factory(list)
+
+
+@attrs.define
+class Target:
+    """A running `flow8 serve` with the two companies installed."""
+
+    base: str
+    process: subprocess.Popen[str]
+    data_dir: Path
+    attacker: Tenant
+    victim: Tenant
+    victim_flow: str
+    owner: httpx.Client  # the attacker company's owner, signed in (session cookie + CSRF)
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    @contextlib.contextmanager
+    def bystander(self, *, limit_ms: float = RESPONSIVE_MS) -> Iterator[Bystander]:
+        """Probe the server from another process for the duration of the block, then
+        fail the test unless every probe was answered correctly within `limit_ms`."""
+        probe = subprocess.Popen(
+            [sys.executable, str(_PROBE), self.base, self.victim.key, self.victim_flow],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert probe.stdout is not None and probe.stdin is not None
+        assert probe.stdout.readline().strip() == "ready"
+        seen = Bystander()
+        try:
+            time.sleep(0.3)  # a few probes before the attack: a baseline in the same report
+            yield seen
+            time.sleep(0.3)
+        finally:
+            out, _ = probe.communicate(input="", timeout=30)
+        report = json.loads(out.strip().splitlines()[-1])
+        seen.count = report["count"]
+        seen.max_ms = report["max_ms"] or 0.0
+        seen.p50_ms = report["p50_ms"] or 0.0
+        seen.worst = report["worst"]
+        seen.failures = report["failures"]
+        assert not seen.failures, f"the bystander was refused during the attack: {seen.failures}"
+        assert seen.count >= 10, f"the bystander got only {seen.count} answers"
+        assert seen.max_ms < limit_ms, (
+            f"the bystander waited {seen.max_ms:.1f} ms (limit {limit_ms} ms): {seen.worst}"
+        )
+
+    def logs(self) -> str:
+        """Stop the server (SIGINT) and return what it logged to stderr."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        _, err = self.process.communicate(timeout=30)
+        return err
+
+
+def _start(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flow8.cli", "serve"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{env['SERVER_PORT']}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return process, base
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            _, err = process.communicate()
+            pytest.fail(f"flow8 serve did not come up:\n{err[-4000:]}")
+        time.sleep(0.1)
+
+
+def _owner_session(base: str) -> httpx.Client:
+    client = httpx.Client(base_url=base, timeout=30)
+    r = client.post("/api/auth/login", json={"email": OWNER_EMAIL, "password": OWNER_PASSWORD})
+    assert r.status_code == 200, r.text
+    client.headers["X-CSRF-Token"] = r.json()["csrfToken"]
+    return client
+
+
+def _tenant(base: str, owner: httpx.Client, name: str, company_id: str) -> Tenant:
+    r = owner.post("/api/auth/company", json={"companyId": company_id})
+    assert r.status_code == 200, r.text
+    r = owner.post("/api/auth/api-keys", json={"name": f"{name} key", "scopes": ["api"]})
+    assert r.status_code == 201, r.text
+    key = r.json()["key"]
+    client = httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {key}"})
+    return Tenant(name, company_id, key, client)
+
+
+def launch(tmp_path: Path, env_overrides: dict[str, str] | None = None) -> Target:
+    """Start `flow8 serve` on a fresh data dir and install the two companies."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOW8_", "SERVER_"))}
+    env.update(
+        SERVER_PORT=str(_free_port()),
+        MCP_PORT=str(_free_port()),
+        FLOW8_DATA_DIR=str(tmp_path / "data"),
+        FLOW8_CONFIG=str(_CONFIG),
+        SHUTDOWN_GRACE_SECONDS="5",
+        LOG_LEVEL="info",
+    )
+    env.update(env_overrides or {})
+    process, base = _start(env, tmp_path)
+    r = httpx.post(
+        f"{base}/api/install",
+        json={"company": "Attacker", "email": OWNER_EMAIL, "password": OWNER_PASSWORD},
+    )
+    assert r.status_code == 201, r.text
+    owner = _owner_session(base)
+    attacker_id = owner.get("/api/auth/me").json()["companyId"]
+    r = owner.post("/api/companies", json={"name": "Victim"})
+    assert r.status_code == 201, r.text
+    victim_id = r.json()["id"]
+    victim = _tenant(base, owner, "Victim", victim_id)
+    attacker = _tenant(base, owner, "Attacker", attacker_id)
+    victim_flow = victim.flow(
+        [{"ref": "echo", "appId": "set", "args": {"value": "{{ $prev.args }}"}}], name="probe"
+    )
+    return Target(base, process, tmp_path / "data", attacker, victim, victim_flow, owner)
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[Target]:
+    """A fresh server for one test, stopped (and required to exit 0) afterwards."""
+    server = launch(tmp_path)
+    yield server
+    for client in (server.owner, server.attacker.client, server.victim.client):
+        client.close()
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGINT)
+        try:
+            server.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.communicate()
+            pytest.fail("flow8 serve did not stop within 30 s of SIGINT")
