@@ -24,6 +24,7 @@ from ._port import (
     UpdateResult,
 )
 from ._rotate import rotate_keys
+from ._values import invalid_text, invalid_text_in
 from .exceptions import (
     DatabaseLocked,
     DecryptionFailed,
@@ -77,6 +78,8 @@ __all__ = [
     "converter",
     "from_document",
     "index",
+    "invalid_text",
+    "invalid_text_in",
     "load_keyring",
     "new_id",
     "open_store",

@@ -371,6 +371,13 @@ class SqliteBackend:
             return err
         except StoreError as e:
             return e
+        except Exception as e:
+            # Anything else an op raises (a value the driver cannot encode, a bug in one op's
+            # preparation) belongs to that op alone: it must never fail the rest of the batch,
+            # other tenants' writes included, nor crash the writer.
+            err = StoreError(f"{op.spec.name}: the write could not be made: {type(e).__name__}")
+            err.__cause__ = e
+            return err
 
     def _run_batch(self, batch: list[tuple[Pending, WriteOp]], now: datetime) -> list[Any]:
         conn = self._writer
@@ -380,12 +387,17 @@ class SqliteBackend:
         except _Retry:
             # Some op failed: redo the batch with one savepoint per op so only it is undone.
             return self._attempt(conn, batch, now, isolated=True)
-        except sqlite3.Error as e:
-            # Nothing of this batch is committed: every op in it fails alike.
+        except Exception as e:
+            # Nothing of this batch is committed: every op in it fails alike. (A per-op fault
+            # never lands here; this is the database itself failing, or a bug in the batch
+            # machinery, which must fail writes rather than crash the writer.)
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            fatal = storage_error(e, f"writing {str(self.path)!r}")
+            if isinstance(e, sqlite3.Error):
+                fatal = storage_error(e, f"writing {str(self.path)!r}")
+            else:
+                fatal = StoreError(f"the write batch failed: {type(e).__name__}")
             fatal.__cause__ = e
             return [fatal] * len(batch)
 
@@ -452,7 +464,7 @@ class SqliteBackend:
             if getattr(e, "sqlite_errorcode", None) in _BATCH_FATAL or not conn.in_transaction:
                 raise
             raise _Retry from e  # e.g. a duplicate: one by one finds the op it belongs to
-        except StoreError as e:
+        except Exception as e:  # a StoreError, or a value the driver refused: find its op
             raise _Retry from e
 
     async def serve_writer(

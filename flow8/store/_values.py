@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +29,50 @@ DATE_PREFIX = "\x01D"
 DATE_END = "\x01E"  # every encoded datetime is >= DATE_PREFIX and < DATE_END
 
 
+# A lone UTF-16 surrogate is a str to Python (json.loads makes one of "\\udfff") but no UTF-8
+# encoder takes it, so such text would fail in the backend's driver, far from its cause.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def invalid_text(text: str) -> str | None:
+    """Why ``text`` is not valid Unicode text, or None when it is.
+
+    ASCII text (most of it) is recognised in constant time: CPython records it per string.
+    """
+    if text.isascii():
+        return None
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    return (
+        f"text is not valid Unicode: a lone surrogate (\\u{ord(found.group()):04x}) at "
+        f"character {found.start()}"
+    )
+
+
+def invalid_text_in(value: Any, path: str = "") -> tuple[str, str] | None:
+    """(path, problem) of the first key or string in a JSON-like value that is not valid
+    Unicode text, or None. Paths read like ``items[2].name`` (empty for the value itself)."""
+    if isinstance(value, str):
+        problem = invalid_text(value)
+        return None if problem is None else (path, problem)
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            sub = f"{path}.{k}" if path else str(k)
+            if isinstance(k, str) and (problem := invalid_text(k)) is not None:
+                return (path, f"a field name: {problem}")
+            found = invalid_text_in(v, sub)
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = invalid_text_in(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 def check_key(key: object, where: str) -> str:
     if not isinstance(key, str):
         raise InvalidDocument(f"{where}: field names must be strings, got {type(key).__name__}")
@@ -39,6 +84,9 @@ def check_key(key: object, where: str) -> str:
         raise InvalidDocument(f"{where}: field name {key!r} contains '.'")
     if "\x00" in key:
         raise InvalidDocument(f"{where}: field name {key!r} contains NUL")
+    problem = invalid_text(key)
+    if problem is not None:
+        raise InvalidDocument(f"{where}: field name {problem}")
     return key
 
 
@@ -75,6 +123,8 @@ def _remember_good_key(key: str) -> None:
 def _norm(value: Any, marks: list[bool], depth: int) -> Any:
     t = type(value)
     if t is str:
+        if not value.isascii() and (problem := invalid_text(value)) is not None:
+            raise _Bad(problem)
         if value and value[0] == MARK:
             marks[0] = True
         return value
@@ -94,7 +144,14 @@ def _norm(value: Any, marks: list[bool], depth: int) -> Any:
         out: dict[str, Any] = {}
         for k, v in value.items():
             if k not in _GOOD_KEYS:
-                if type(k) is not str or not k or k[0] == "$" or "." in k or "\x00" in k:
+                if (
+                    type(k) is not str
+                    or not k
+                    or k[0] == "$"
+                    or "." in k
+                    or "\x00" in k
+                    or not k.isascii()
+                ):
                     try:
                         check_key(k, "")
                     except InvalidDocument as e:
@@ -104,6 +161,10 @@ def _norm(value: Any, marks: list[bool], depth: int) -> Any:
             # here, without a call.
             tv = type(v)
             if tv is str:
+                if not v.isascii() and (problem := invalid_text(v)) is not None:
+                    bad = _Bad(problem)
+                    bad.path.append(f".{k}")
+                    raise bad
                 if v and v[0] == MARK:
                     marks[0] = True
                 out[k] = v

@@ -182,6 +182,23 @@ async def test_datetimes_round_trip_as_aware_utc_milliseconds(store: Store) -> N
         await c.insert_one({"at": datetime(2026, 1, 1)})
 
 
+async def test_text_that_is_not_valid_unicode_is_refused_naming_where(store: Store) -> None:
+    """A lone surrogate is a Python str but no UTF-8 encoder takes it: every backend refuses
+    it before writing, in values, keys, updates and filters, and nothing is written."""
+    c = docs(store)
+    lone = "x\udfff"
+    with pytest.raises(InvalidDocument, match=r"note\[1\]\.t: text is not valid Unicode"):
+        await c.insert_one({"note": ["ok", {"t": lone}]})
+    with pytest.raises(InvalidDocument, match="field name text is not valid Unicode"):
+        await c.insert_one({"a": {lone: 1}})
+    i = await c.insert_one({"a": "\U0001f600 fine", "b": 1})
+    with pytest.raises(InvalidQuery, match="not valid Unicode"):  # (caused by InvalidDocument)
+        await c.update_one({"_id": i}, {"$set": {"b": lone}})
+    with pytest.raises(InvalidQuery, match="not valid Unicode"):
+        await c.find({"a": lone})
+    assert strip(await c.find({})) == [{"a": "\U0001f600 fine", "b": 1}]
+
+
 async def test_update_operators(store: Store) -> None:
     c = docs(store)
     i = await c.insert_one({"n": 1, "tags": ["a"], "drop": 1, "nest": {"x": 1}})
