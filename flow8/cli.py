@@ -216,6 +216,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from .domain import FlowValidationError
     from .engine import EngineError, run_flow_file, run_stored_flow_on
     from .services.identity import IdentityError, IdentityService
+    from .store import invalid_text_in
 
     async def run_stored(flow_id: str, company: str | None) -> dict[str, Any]:
         # The store as configured, key ring included: keys set only in config.yml must
@@ -228,6 +229,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         play_input = json.loads(args.input)
     except json.JSONDecodeError as error:
         print(f"flow8: --input is not valid JSON: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    bad_text = invalid_text_in(play_input)
+    if bad_text is not None:
+        print(f"flow8: --input {bad_text[0] or '(value)'}: {bad_text[1]}", file=sys.stderr)
         return EXIT_USAGE
     try:
         if args.flow:

@@ -21,7 +21,7 @@ from flow8.engine import Engine, EventBus
 from flow8.services.audit import AuditEntry, StoreAuditSink
 from flow8.services.flows import FlowService
 from flow8.services.identity import IdentityService
-from flow8.store import Store
+from flow8.store import Store, invalid_text_in
 
 CLI_USER_AGENT = "flow8-cli"
 _PAGE = 100
@@ -105,6 +105,10 @@ class FlowFiles:
 def read_flow_file(path: str | Path) -> Any:
     """The JSON in ``path``; an unreadable file or bad JSON is a validation problem."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FlowValidationError([Problem("", f"cannot read flow file {path}: {e}")]) from e
+    bad_text = invalid_text_in(data)
+    if bad_text is not None:
+        raise FlowValidationError([Problem(*bad_text)])
+    return data

@@ -79,6 +79,15 @@ def test_run_rejects_bad_input_and_invalid_flows(env: dict[str, str], tmp_path: 
     bad_input = flow8(env, tmp_path, "run", str(path), "--input", "{not json")
     assert bad_input.returncode == 2
     assert "--input is not valid JSON" in bad_input.stderr
+    lone = flow8(env, tmp_path, "run", str(path), "--input", '{"a": ["\\udfff"]}')
+    assert lone.returncode == 2
+    assert "--input a[0]: text is not valid Unicode" in lone.stderr
+    path.write_text('{"name": "x\\udfff", "flowlets": []}')
+    lone_file = flow8(env, tmp_path, "run", str(path))
+    assert lone_file.returncode == 1
+    assert "name: text is not valid Unicode" in lone_file.stderr
+    assert "Traceback" not in lone_file.stderr
+    path.write_text(json.dumps({"name": "bad", "flowlets": [{"ref": "a", "appId": "nope"}]}))
     invalid = flow8(env, tmp_path, "run", str(path))
     assert invalid.returncode == 1
     assert "nope" in invalid.stderr

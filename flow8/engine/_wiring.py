@@ -20,7 +20,7 @@ from flow8.domain import (
     parse_flow_definition,
 )
 from flow8.modules import ModuleRegistry, default_registry
-from flow8.store import Keyring, Store, open_store
+from flow8.store import Keyring, Store, invalid_text_in, open_store
 
 from ._engine import Engine
 from ._events import EventBus
@@ -125,8 +125,11 @@ async def run_flow_file(
     """
     try:
         data = json.loads(await trio.Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FlowValidationError([Problem("", f"cannot read flow file {path}: {e}")]) from e
+    bad_text = invalid_text_in(data)
+    if bad_text is not None:
+        raise FlowValidationError([Problem(*bad_text)])
     definition = parse_flow_definition(data)
     # A throwaway store gets a throwaway key: nothing outlives the run, so no key file (and
     # no warning about one) is written.

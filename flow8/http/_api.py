@@ -22,6 +22,7 @@ from werkzeug.datastructures import Headers
 from flow8.services.audit import AuditEntry
 from flow8.services.identity import Action, Principal
 from flow8.services.identity import NotAuthenticated as IdentityUnauthenticated
+from flow8.store import invalid_text_in
 
 from ._client_ip import client_address
 from ._context import app
@@ -291,11 +292,31 @@ async def _read_json(*, optional: bool = False) -> Any:
             return None
         raise BadRequest("a JSON body is required", code="BODY_REQUIRED")
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except RecursionError as e:
         raise BadRequest("JSON nested too deeply", code="INVALID_JSON") from e
     except ValueError as e:
         raise BadRequest(f"invalid JSON: {e}", code="INVALID_JSON") from e
+    refuse_invalid_text(raw, value)
+    return value
+
+
+# Raw UTF-8 cannot carry a lone surrogate (the decoder refuses it as invalid JSON above); only a
+# \uD800-\uDFFF escape can. Bodies without one (nearly all) are not walked.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def refuse_invalid_text(raw: bytes | str, value: Any) -> None:
+    """422 naming the first field (or key) of a decoded JSON body whose text is not valid
+    Unicode: it could not be stored, logged or sent on, and must not get past the door."""
+    text = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+    if _SURROGATE_ESCAPE.search(text) is None:
+        return
+    found = invalid_text_in(value)
+    if found is not None:
+        path, problem = found
+        field = path or "(body)"
+        raise ValidationFailed([{"field": field, "message": problem}], f"{field}: {problem}")
 
 
 @functools.cache

@@ -31,6 +31,7 @@ from quart import websocket
 from flow8.engine import EventFilter
 from flow8.services.audit import AuditEntry
 from flow8.services.identity import Action, IdentityError, Principal
+from flow8.store import invalid_text_in
 
 from ._api import authenticate, client_ip
 from ._context import app
@@ -78,6 +79,10 @@ class _Connection:
             return
         if not isinstance(msg, dict):
             self.error("INVALID_JSON", "frames must be JSON objects")
+            return
+        bad_text = invalid_text_in(msg)
+        if bad_text is not None:
+            self.error("VALIDATION_FAILED", f"{bad_text[0] or '(frame)'}: {bad_text[1]}")
             return
         action = msg.get("action")
         if action == "unsubscribe":

@@ -85,6 +85,10 @@ async def test_bad_frames_get_error_frames_and_foreign_plays_are_not_found(
         assert (await _next(ws))["error"] == "INVALID_JSON"
         await ws.send_message(json.dumps({"action": "dance"}))
         assert (await _next(ws))["error"] == "UNKNOWN_ACTION"
+        await ws.send_message('{"action": "subscribe", "flowId": "a\\udfff"}')  # lone surrogate
+        refused = await _next(ws)
+        assert refused["error"] == "VALIDATION_FAILED"
+        assert refused["message"].startswith("flowId: text is not valid Unicode")
         await ws.send_message(json.dumps({"action": "subscribe", "playId": "01OTHERCOMPANY"}))
         assert (await _next(ws))["error"] == "PLAY_NOT_FOUND"
         await ws.send_message(json.dumps({"action": "unsubscribe", "subscription": "s9"}))

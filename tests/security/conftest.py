@@ -62,6 +62,14 @@ class Tenant:
     def run(self, flow_id: str, body: Any = None, *, wait: float = 10) -> httpx.Response:
         return self.client.post(f"/api/flows/{flow_id}/run?wait={wait}", json=body)
 
+    def run_done(self, flow_id: str, body: Any = None) -> dict[str, Any]:
+        """Run a flow to its end and require it to be DONE; returns the play."""
+        r = self.run(flow_id, body)
+        assert r.status_code == 200, r.text
+        play: dict[str, Any] = r.json()
+        assert play["state"] == "DONE", play
+        return play
+
     def play(self, play_id: str) -> dict[str, Any]:
         r = self.client.get(f"/api/plays/{play_id}")
         assert r.status_code == 200, r.text
@@ -125,7 +133,8 @@ class Target:
             stdout=subprocess.PIPE,
             text=True,
         )
-        assert probe.stdout is not None and probe.stdin is not None
+        assert probe.stdout is not None
+        assert probe.stdin is not None
         assert probe.stdout.readline().strip() == "ready"
         seen = Bystander()
         try:
