@@ -20,6 +20,16 @@ from ._flow import (
     KvConflict,
     RetryPolicy,
 )
+from ._limits import (
+    MAX_BACKOFF_MULTIPLIER,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_FILTERS,
+    MAX_FLOWLETS,
+    MAX_NAME_LENGTH,
+    MAX_REF_LENGTH,
+    MAX_RETRY_COUNT,
+    MAX_RETRY_DELAY_MS,
+)
 from ._play import (
     Attempt,
     LayerState,
@@ -42,6 +52,14 @@ from ._rules import (
 )
 
 __all__ = [
+    "MAX_BACKOFF_MULTIPLIER",
+    "MAX_DESCRIPTION_LENGTH",
+    "MAX_FILTERS",
+    "MAX_FLOWLETS",
+    "MAX_NAME_LENGTH",
+    "MAX_REF_LENGTH",
+    "MAX_RETRY_COUNT",
+    "MAX_RETRY_DELAY_MS",
     "Attempt",
     "Cast",
     "DomainError",

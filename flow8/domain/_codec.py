@@ -17,6 +17,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from . import _limits as limits
 from ._errors import FlowValidationError, Problem
 from ._flow import (
     Cast,
@@ -129,6 +130,13 @@ def _enum(c: _Collector, cls: Any, value: Any, path: str) -> Any:
         return None
 
 
+def _at_most(c: _Collector, value: int, limit: int, path: str, what: str = "") -> int:
+    if value > limit:
+        c.add(path, f"must be at most {limit}{what}")
+        return limit
+    return value
+
+
 def _retry(c: _Collector, data: Any, path: str) -> RetryPolicy:
     if data is None:
         return RetryPolicy()
@@ -136,16 +144,39 @@ def _retry(c: _Collector, data: Any, path: str) -> RetryPolicy:
         c.add(path, "must be an object")
         return RetryPolicy()
     mult = _number(c, data, "backoffMultiplier", path)
-    if mult is not None and mult < 1:
-        c.add(f"{path}.backoffMultiplier", "must be at least 1")
+    if mult is not None and not 1 <= mult <= limits.MAX_BACKOFF_MULTIPLIER:
+        c.add(
+            f"{path}.backoffMultiplier", f"must be between 1 and {limits.MAX_BACKOFF_MULTIPLIER:g}"
+        )
         mult = None
+    count = _at_most(c, _int(c, data, "count", path, 0), limits.MAX_RETRY_COUNT, f"{path}.count")
+    delay = _int(c, data, "delayMs", path, 1000)
+    max_delay = _int(c, data, "maxDelayMs", path, 300_000)
+    hour = " (one hour)"
     return RetryPolicy(
-        count=_int(c, data, "count", path, 0),
-        delay_ms=_int(c, data, "delayMs", path, 1000),
+        count=count,
+        delay_ms=_at_most(c, delay, limits.MAX_RETRY_DELAY_MS, f"{path}.delayMs", hour),
         backoff_multiplier=2.0 if mult is None else mult,
         jitter=_bool(c, data, "jitter", path, False),
-        max_delay_ms=_int(c, data, "maxDelayMs", path, 300_000),
+        max_delay_ms=_at_most(c, max_delay, limits.MAX_RETRY_DELAY_MS, f"{path}.maxDelayMs", hour),
     )
+
+
+def _text(
+    c: _Collector, data: Mapping[str, Any], key: str, path: str, limit: int, default: str = ""
+) -> str:
+    """An optional string field of at most ``limit`` characters."""
+    value = data.get(key, default)
+    if value is None:
+        return default
+    where = f"{path}.{key}" if path else key
+    if not isinstance(value, str):
+        c.add(where, "must be a string")
+        return default
+    if len(value) > limit:
+        c.add(where, f"must be at most {limit} characters")
+        return value[:limit]
+    return value
 
 
 def _filter(c: _Collector, data: Any, path: str) -> FilterSpec | None:
@@ -177,6 +208,9 @@ def _flowlet(c: _Collector, data: Any, path: str) -> Flowlet | None:
     if not isinstance(ref, str) or not ref:
         c.add(f"{path}.ref", "is missing")
         ok = False
+    elif len(ref) > limits.MAX_REF_LENGTH:
+        c.add(f"{path}.ref", f"must be at most {limits.MAX_REF_LENGTH} characters")
+        ok = False
     elif not ref.replace("_", "a").replace("-", "a").isalnum():
         c.add(f"{path}.ref", f"{ref!r} may contain only letters, digits, '_' and '-'")
         ok = False
@@ -187,10 +221,7 @@ def _flowlet(c: _Collector, data: Any, path: str) -> Flowlet | None:
     if not isinstance(app_id, str) or not app_id:
         c.add(f"{path}.appId", "is missing")
         ok = False
-    name = data.get("name", ref if isinstance(ref, str) else "")
-    if not isinstance(name, str):
-        c.add(f"{path}.name", "must be a string")
-        name = ""
+    name = _text(c, data, "name", path, limits.MAX_NAME_LENGTH, ref if isinstance(ref, str) else "")
     index = data.get("index")
     if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
         c.add(f"{path}.index", "must be an integer")
@@ -205,6 +236,8 @@ def _flowlet(c: _Collector, data: Any, path: str) -> Flowlet | None:
     filters: list[FilterSpec] = []
     if not isinstance(filters_raw, list):
         c.add(f"{path}.filters", "must be a list")
+    elif len(filters_raw) > limits.MAX_FILTERS:
+        c.add(f"{path}.filters", f"must have at most {limits.MAX_FILTERS} filters")
     else:
         for i, f in enumerate(filters_raw):
             spec = _filter(c, f, f"{path}.filters[{i}]")
@@ -251,10 +284,9 @@ def parse_flow_definition(data: Any) -> FlowDefinition:
     if not isinstance(name, str) or not name.strip():
         c.add("name", "is missing")
         name = ""
-    description = data.get("description", "") or ""
-    if not isinstance(description, str):
-        c.add("description", "must be a string")
-        description = ""
+    elif len(name) > limits.MAX_NAME_LENGTH:
+        c.add("name", f"must be at most {limits.MAX_NAME_LENGTH} characters")
+    description = _text(c, data, "description", "", limits.MAX_DESCRIPTION_LENGTH)
     input_schema = data.get("inputSchema")
     if input_schema is not None and not isinstance(input_schema, Mapping):
         c.add("inputSchema", "must be a JSON Schema object")
@@ -269,14 +301,13 @@ def parse_flow_definition(data: Any) -> FlowDefinition:
         max_concurrent=_int(c, execution_raw, "maxConcurrent", "execution", 0),
     )
     kv_conflict = _enum(c, KvConflict, data.get("kvConflict", "child"), "kvConflict")
-    group = data.get("group")
-    if group is not None and not isinstance(group, str):
-        c.add("group", "must be a string")
-        group = None
+    group = _text(c, data, "group", "", limits.MAX_NAME_LENGTH) or None
     flowlets_raw = data.get("flowlets")
     flowlets: list[Flowlet] = []
     if not isinstance(flowlets_raw, list):
         c.add("flowlets", "must be a list")
+    elif len(flowlets_raw) > limits.MAX_FLOWLETS:
+        c.add("flowlets", f"must have at most {limits.MAX_FLOWLETS} flowlets")
     else:
         for i, raw in enumerate(flowlets_raw):
             fl = _flowlet(c, raw, f"flowlets[{i}]")

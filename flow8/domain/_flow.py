@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -66,7 +67,10 @@ class RetryPolicy:
     def delay_seconds(self, retry_number: int, rng: random.Random | None = None) -> float:
         """Delay before retry ``retry_number`` (1-based): exponential, capped, optionally
         jittered ("full jitter" between half and the whole delay keeps retries spread out)."""
-        base = self.delay_ms * (self.backoff_multiplier ** (retry_number - 1))
+        try:
+            base = self.delay_ms * (self.backoff_multiplier ** (retry_number - 1))
+        except OverflowError:  # a policy saved before `_limits` bounded it: capped below
+            base = math.inf
         delay = min(base, float(self.max_delay_ms)) / 1000.0
         if self.jitter:
             delay *= 0.5 + 0.5 * (rng or random).random()
