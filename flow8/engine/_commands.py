@@ -61,7 +61,64 @@ async def cancel_play(engine: Engine, company_id: str, play_id: str) -> Play:
     scope = engine._running.get(play_id)
     if scope is not None:
         scope.cancel()
+        return play_from_doc(doc)
+    # No actor of this instance runs it. If nobody else holds it either (its lease lapsed,
+    # or it is ours and its actor crashed), end it here: a play whose actor keeps crashing
+    # must still be cancellable. One held by another live instance is cancelled there at its
+    # next lease renewal.
+    lapsed = (doc.get("lease_expires_at") or 0.0) < time.time()
+    if doc.get("lease_owner") == engine.owner or lapsed:
+        ended = await end_unheld_play(
+            engine, company_id, doc, PlayState.CANCEL, "cancelled", lapsed=lapsed
+        )
+        if ended is not None:
+            return ended
     return play_from_doc(doc)
+
+
+async def end_unheld_play(
+    engine: Engine,
+    company_id: str,
+    doc: dict[str, Any],
+    state: PlayState,
+    error: str,
+    *,
+    lapsed: bool = False,
+) -> Play | None:
+    """End a RUN play that no actor is running (cancelled, or crashed too often): the
+    update is conditional on the lease it was seen with, so a play another instance has just
+    claimed is left to it (None is returned). Its unfinished layers fail with ``error``."""
+    plays = engine._plays(company_id)
+    now = time.time()
+    held: dict[str, Any] = {"_id": doc["_id"], "status": PlayState.RUN.value}
+    held["lease_owner"] = doc.get("lease_owner")
+    if lapsed:
+        held["lease_expires_at"] = doc.get("lease_expires_at")
+    ended = await plays.find_one_and_update(
+        held,
+        {
+            "$set": {
+                "status": state.value,
+                "error": error,
+                "output": None,
+                "finished_at": now,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            }
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    if ended is None:
+        return None
+    await engine._layers(company_id).update_many(
+        {"play_id": doc["_id"], "state": {"$in": [LayerState.RUN.value, LayerState.WAIT.value]}},
+        {"$set": {"state": LayerState.FAIL.value, "error": error, "finished_at": now}},
+    )
+    play = play_from_doc(ended)
+    engine.remember_finished(play)
+    data = {"state": state.value, "output": None, "error": error}
+    engine.events.publish(ev.Event(ev.PLAY_FAILED, company_id, play.flow_id, play.id, data))
+    return play
 
 
 async def decide(

@@ -51,8 +51,8 @@ class Dispatcher:
         try:
             await run(trio.TASK_STATUS_IGNORED)
         except Exception:
-            # As a supervised temporary child would: the play is recovered via its lease.
-            log.exception("play_crashed", play_id=play_id, hint="its lease lapses, then it resumes")
+            # As a supervised temporary child would (the engine has counted the crash).
+            log.exception("play_actor_crashed", play_id=play_id)
 
     async def _dispatch(self) -> None:
         plays = self.engine.store.cross_tenant.collection("plays")

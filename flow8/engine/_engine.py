@@ -25,8 +25,9 @@ from flow8.domain import (
     Trigger,
     TriggerKind,
 )
+from flow8.logs import get_logger
 from flow8.modules import ModuleRegistry, default_registry
-from flow8.store import DuplicateKey, Store, new_id
+from flow8.store import DuplicateKey, ReturnDocument, Store, new_id
 
 from . import _commands
 from . import _events as ev
@@ -37,9 +38,10 @@ from ._journal import Created
 from ._kv import KvStore
 from ._plan import PlanCache
 from ._play_actor import run_play_body
-from ._records import layer_from_doc, play_doc, play_from_doc
+from ._records import describe_crash, layer_from_doc, play_doc, play_from_doc
 from ._settings import EngineSettings
 
+log = get_logger("flow8.engine")
 Spawn = Callable[[str, Callable[[trio.TaskStatus[Any]], Awaitable[None]]], Awaitable[None]]
 _FINAL = [s.value for s in (PlayState.DONE, PlayState.FAIL, PlayState.CANCEL)]
 
@@ -308,8 +310,52 @@ class Engine:
         cancel = self._running.setdefault(play_id, trio.CancelScope())
         try:
             await run_play_body(self, company_id, play_id, fresh, cancel, created)
+        except Exception as crash:
+            # Recorded before the supervisor hears of it, so that a play which crashes its
+            # actor every time (a poison play) ends instead of being re-claimed forever.
+            with trio.CancelScope(shield=True), trio.move_on_after(10):
+                await self._after_crash(company_id, play_id, crash)
+            raise
         finally:
             self._running.pop(play_id, None)
+
+    async def _after_crash(self, company_id: str, play_id: str, crash: Exception) -> None:
+        """Count a crash of the play's actor. Below ``max_play_crashes`` the play runs again
+        after a back-off (1, 2, 4 ... s, through its lease lapsing); at the limit, or when a
+        cancel was asked for, it ends here with the last error."""
+        reason = describe_crash(crash)
+        try:
+            doc = await self._plays(company_id).find_one_and_update(
+                {"_id": play_id, "status": PlayState.RUN.value, "lease_owner": self.owner},
+                {"$inc": {"crashes": 1}, "$set": {"last_crash": reason}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is None:
+                return  # no longer ours (cancelled, or another instance took it)
+            crashes = int(doc.get("crashes") or 0)
+            if doc.get("cancel_requested"):
+                await _commands.end_unheld_play(
+                    self, company_id, doc, PlayState.CANCEL, "cancelled"
+                )
+            elif crashes >= self.settings.max_play_crashes:
+                error = f"PLAY_CRASHED: the play crashed {crashes} times; last error: {reason}"
+                await _commands.end_unheld_play(self, company_id, doc, PlayState.FAIL, error)
+            else:
+                retry_at = time.time() + 2.0 ** (crashes - 1)
+                await self._plays(company_id).update_one(
+                    {"_id": play_id, "status": PlayState.RUN.value, "lease_owner": self.owner},
+                    {"$set": {"lease_expires_at": retry_at}},
+                )
+            log.warning("play_crashed", play_id=play_id, crashes=crashes, error=reason)
+        except Exception:
+            # The store itself may be what failed: the lease lapses and the play is resumed.
+            log.exception("play_crash_not_recorded", play_id=play_id)
+
+    def remember_finished(self, play: Play) -> None:
+        """Keep a play this instance ended, so waiters are answered without a read."""
+        self._finished[play.id] = play
+        while len(self._finished) > 4096:
+            del self._finished[next(iter(self._finished))]
 
     async def _promote_deferred(self, company_id: str, flow_id: str) -> None:
         plays = self._plays(company_id)

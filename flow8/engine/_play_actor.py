@@ -13,6 +13,7 @@ from flow8.domain import Flow, LayerState, Play, PlayLayer, PlayState, WaitReaso
 from flow8.logs import get_logger
 
 from . import _events as ev
+from ._commands import end_unheld_play
 from ._journal import Created
 from ._kv import PlayKv
 from ._records import layer_from_doc, play_from_doc
@@ -38,6 +39,11 @@ async def run_play_body(
         if found_doc is None or found_doc.get("lease_owner") != engine.owner:
             return
         doc = found_doc
+        if doc.get("cancel_requested"):
+            # Before anything that could fail: a play cancelled while it was not running
+            # (e.g. between crashes) ends without being run again.
+            await end_unheld_play(engine, company_id, doc, PlayState.CANCEL, "cancelled")
+            return
     play = fresh or play_from_doc(doc)
     flow = await engine.flows.get(company_id, play.flow_id, play.flow_version)
     plan = engine.plans.get(flow)
@@ -169,11 +175,9 @@ async def _finish(
     run.journal.play(fields, lease_owner=engine.owner)
     await run.journal.barrier()
     play = run.play
-    engine._finished[play.id] = attrs.evolve(
-        play, state=state, output=output, error=error, finished_at=now
+    engine.remember_finished(
+        attrs.evolve(play, state=state, output=output, error=error, finished_at=now)
     )
-    while len(engine._finished) > 4096:
-        del engine._finished[next(iter(engine._finished))]
     data = {"state": state.value, "output": output, "error": error}
     run._publish(ev.PLAY_COMPLETED if state is PlayState.DONE else ev.PLAY_FAILED, data)
     if run.plan.flow.definition.execution.max_concurrent:

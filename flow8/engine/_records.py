@@ -6,6 +6,8 @@ from typing import Any
 
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+import actors
+
 from flow8.domain import Flow, FlowDefinition, Play, PlayLayer, storage
 
 # A stored play names its id `_id` and its state `status`; every other field is the attribute.
@@ -56,3 +58,19 @@ def layer_doc(layer: PlayLayer) -> dict[str, Any]:
 def layer_from_doc(doc: dict[str, Any]) -> PlayLayer:
     data = {k: v for k, v in doc.items() if k not in ("_id", "layer_id")}
     return storage.structure(data, PlayLayer)
+
+
+MAX_ERROR_LENGTH = 2000
+
+
+def error_text(text: str) -> str:
+    """An error message as plays and layers store it: bounded, and always valid Unicode (a
+    module's exception may quote data the store would refuse)."""
+    return text[:MAX_ERROR_LENGTH].encode("utf-8", "replace").decode("utf-8")
+
+
+def describe_crash(error: BaseException) -> str:
+    """What a crashed play records of its cause: ``Type: message`` of the error (of the
+    errors inside it, for an exception group), first line only."""
+    lines = actors.describe(error).splitlines()
+    return error_text(lines[0][:500] if lines else type(error).__name__)

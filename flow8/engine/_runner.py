@@ -7,17 +7,18 @@ are reused instead of re-executed, so resuming is just running again.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import orjson
 import trio
 from jsonata.jsonata import Jsonata
 
 from flow8.domain import (
+    MAX_RETRY_COUNT,
     Attempt,
     LayerState,
     Play,
@@ -27,6 +28,7 @@ from flow8.domain import (
     layer_key,
 )
 from flow8.modules import InvalidArgs, ModuleSpec
+from flow8.store import InvalidDocument, InvalidQuery
 
 from . import _events as ev
 from ._exceptions import ExpressionError, Interrupted, OutputTooLarge, StepError, StepTimeout
@@ -35,11 +37,13 @@ from ._filters import FilterError, filters_pass
 from ._journal import Created, Journal
 from ._kv import PlayKv
 from ._plan import Group, Loop, Node, Plan, Step
+from ._records import error_text
 
 if TYPE_CHECKING:
     from ._engine import Engine
 
 _rng = random.Random()
+YIELD_EVERY_SECONDS = 0.005
 
 
 class Suspend(Exception):
@@ -140,6 +144,7 @@ class PlayRun:
         self.last_output: Any = None
         self._base = {"flowId": play.flow_id, "playId": play.id}
         self._max_output = engine.settings.max_output_bytes
+        self._last_yield = time.perf_counter()
 
     # -- events ---------------------------------------------------------------------------
 
@@ -153,9 +158,24 @@ class PlayRun:
             self._publish(type_, _layer_event(layer))
 
     def _record(self, layer: PlayLayer) -> PlayLayer:
+        """Write a layer state; a value the store refuses (an integer beyond 64 bits, JSON
+        nested too deeply, text that is not valid Unicode) fails the step, not the play's
+        actor: the store checks a write before queueing it, so the refusal surfaces here."""
         key = layer.key
+        try:
+            self.journal.layer(layer, new=key not in self._stored)
+        except (InvalidDocument, InvalidQuery) as e:
+            error = f"{layer.ref}: {_which(layer)} cannot be stored: {_store_reason(e)}"
+            failed = attrs.evolve(
+                layer, state=LayerState.FAIL, args=None, output=None, error=error,
+                finished_at=time.time(),
+            )  # fmt: skip
+            self.journal.layer(failed, new=key not in self._stored)
+            self.layers[key] = failed
+            self._stored.add(key)
+            self._publish_layer(ev.LAYER_FAILED, failed)
+            raise StepError(layer.ref, error) from None
         self.layers[key] = layer
-        self.journal.layer(layer, new=key not in self._stored)
         self._stored.add(key)
         return layer
 
@@ -186,6 +206,15 @@ class PlayRun:
     def _next_seq(self) -> int:
         self.seq += 1
         return self.seq
+
+    async def _share_the_loop(self) -> None:
+        """Let other plays and requests run every few milliseconds: steps that complete
+        without awaiting anything (pure modules, replayed layers, long iterations) would
+        otherwise hold the event loop for as long as the play runs."""
+        now = time.perf_counter()
+        if now - self._last_yield > YIELD_EVERY_SECONDS:
+            await trio.lowlevel.checkpoint()
+            self._last_yield = time.perf_counter()
 
     # -- the whole play -------------------------------------------------------------------
 
@@ -261,6 +290,7 @@ class PlayRun:
         last_body_ref = body_refs[-1] if body_refs else ""
         scope: dict[str, Any] = outputs
         for index, item in enumerate(items):
+            await self._share_the_loop()
             scope = dict(outputs)
             scope[loop.iterator.ref] = {
                 "item": item,
@@ -308,6 +338,7 @@ class PlayRun:
         extra_args: dict[str, Any] | None = None,
     ) -> bool:
         """Run (or replay) ``step``; True if it produced an output (DONE), False if filtered."""
+        await self._share_the_loop()
         key = layer_key(self.play.id, step.ref, it)
         existing = self.layers.get(key)
         wake_at: float | None = None
@@ -321,7 +352,8 @@ class PlayRun:
             if existing.state in (LayerState.FAIL, LayerState.SKIP):
                 raise StepError(step.ref, existing.error or "failed")
             if existing.state is LayerState.WAIT:
-                wake_at = existing.finished_at  # a parked delay keeps its wake time here
+                if not _waits_to_retry(existing):
+                    wake_at = existing.finished_at  # a parked delay keeps its wake time here
                 approved = self.approvals.get(key.replace(".", "_")) == "approved"
             elif (
                 existing.state is LayerState.RUN
@@ -369,6 +401,10 @@ class PlayRun:
         module_args = args if extra_args is None else {**args, **extra_args}
         if not step.args.constant or extra_args is not None:
             # Constant args were fully validated with the flow; only resolved ones need it.
+            if self._max_output and _too_big(args, self._max_output):
+                raise self._fail(
+                    base, f"arguments are larger than the {self._max_output} bytes allowed"
+                )
             try:
                 step.module.check_args(module_args)
             except InvalidArgs as e:
@@ -397,8 +433,15 @@ class PlayRun:
         retry = step.flowlet.retry
         attempts = list(layer.attempts)
         ctx = StepContext(self, step, it, wake_at)
-        first = len(attempts) + 1
-        for number in range(first, first + retry.count + 1):
+        # Attempts are numbered across resumes, so a step never gets more than its policy
+        # allows in all (and its attempt list stays that long); flows saved before the
+        # bound existed are held to it too.
+        allowed = min(retry.count, MAX_RETRY_COUNT) + 1
+        if attempts and attempts[-1].finished_at is None:
+            attempts.pop()  # one that was suspended (a parked delay) resumes as itself
+        error: str | None = None
+        while len(attempts) < allowed:
+            number = len(attempts) + 1
             started = time.time()
             attempts.append(Attempt(number, started))
             running = attrs.evolve(layer, state=LayerState.RUN, attempts=tuple(attempts))
@@ -410,7 +453,7 @@ class PlayRun:
                 # Output commit: everything before a side effect is durable, and so is the
                 # RUN record that stops it from being silently re-run after a crash.
                 await self.journal.barrier()
-            error: str | None = None
+            error = None
             try:
                 output = await self._invoke(step, ctx, args)
             except Suspend as s:
@@ -419,9 +462,9 @@ class PlayRun:
                 )
                 raise _Suspended(layer, s.reason, s.wake_at) from None
             except StepError as e:
-                error = e.message
+                error = error_text(e.message)
             except Exception as e:  # any module error fails the layer, never the engine
-                error = f"{type(e).__name__}: {e}" if not str(e) else str(e)
+                error = error_text(f"{type(e).__name__}: {e}" if not str(e) else str(e))
             finished = time.time()
             attempts[-1] = Attempt(number, started, finished, error)
             if error is None:
@@ -439,9 +482,17 @@ class PlayRun:
                 self._publish_layer(ev.LAYER_COMPLETED, done)
                 return True
             layer = attrs.evolve(layer, attempts=tuple(attempts), error=error)
-            if number < first + retry.count:
+            if number < allowed:
+                delay = retry.delay_seconds(number, _rng)
+                if delay > self.engine.settings.hold_delay_seconds:
+                    # A long back-off parks the play (no actor held) until it is due.
+                    wake = time.time() + delay
+                    waiting = self._record(
+                        attrs.evolve(layer, state=LayerState.WAIT, finished_at=wake)
+                    )
+                    raise _Suspended(waiting, WaitReason.RETRY, wake)
                 self._record(layer)
-                await trio.sleep(retry.delay_seconds(number - first + 1, _rng))
+                await trio.sleep(delay)
         raise self._fail(layer, error or "failed")
 
     async def _invoke(self, step: Step, ctx: StepContext, args: Any) -> Any:
@@ -471,7 +522,28 @@ def _too_big(value: Any, limit: int) -> bool:
         return False
     if isinstance(value, str) and len(value) * 4 < limit:
         return False
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()) > limit
+    try:
+        return len(orjson.dumps(value)) > limit
+    except orjson.JSONEncodeError:
+        # Something no JSON encoder writes as it is (an integer beyond 64 bits, a lone
+        # surrogate): the store refuses it by name when the layer is recorded.
+        return False
+
+
+def _waits_to_retry(layer: PlayLayer) -> bool:
+    """A layer parked for a retry's back-off (its last attempt failed), rather than by its
+    module (a delay) or for an approval."""
+    return bool(layer.attempts) and layer.attempts[-1].error is not None
+
+
+def _which(layer: PlayLayer) -> str:
+    return "its output" if layer.output is not None else "its arguments"
+
+
+def _store_reason(error: Exception) -> str:
+    # "play_layers.output.a: integer ... does not fit" -> "output.a: integer ... does not fit"
+    text = str(error)
+    return text.split(".", 1)[1] if text.startswith("play_layers.") else text
 
 
 def _layer_event(layer: PlayLayer) -> dict[str, Any]:

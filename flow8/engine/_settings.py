@@ -17,6 +17,9 @@ class EngineSettings:
       (persisted, no actor) instead of sleeping in its actor.
     * ``max_output_bytes``: a step output larger than this (as JSON) fails the step.
     * ``poll_interval``: how often the dispatcher scans for runnable plays when idle.
+    * ``max_play_crashes``: a play whose actor crashes this often (an error escaping the
+      engine, not a failing step) ends FAIL with ``PLAY_CRASHED`` and its last error; before
+      that it is run again after 1, 2, 4 ... seconds.
     * ``max_starting``: play starts in progress at once (each until its play is durable);
       more wait in arrival order. Measured with ``scripts/bench/api.py`` (64 clients
       starting 1-step plays): unbounded, starts interleave at random and p99 latency was
@@ -34,3 +37,4 @@ class EngineSettings:
     idempotency_window_seconds: float = 86_400.0
     max_running_plays: int = 10_000
     max_starting: int = 16
+    max_play_crashes: int = 3

@@ -120,6 +120,14 @@ def _remember_good_key(key: str) -> None:
     _GOOD_KEYS.add(key)
 
 
+def _too_wide(value: int) -> str:
+    # Never the digits themselves: an integer of a few thousand digits cannot even be turned
+    # into text (Python refuses past 4300), and the message must not carry the data.
+    if value.bit_length() < 200:
+        return f"integer {value} does not fit in 64 bits"
+    return f"an integer of {value.bit_length()} bits does not fit in 64 bits"
+
+
 def _norm(value: Any, marks: list[bool], depth: int) -> Any:
     t = type(value)
     if t is str:
@@ -130,7 +138,7 @@ def _norm(value: Any, marks: list[bool], depth: int) -> Any:
         return value
     if t is int:
         if not INT64_MIN <= value <= INT64_MAX:
-            raise _Bad(f"integer {value} does not fit in 64 bits")
+            raise _Bad(_too_wide(value))
         return value
     if t is float:
         if not math.isfinite(value):

@@ -9,8 +9,9 @@ from typing import Any
 
 import trio
 
-from flow8.domain import Flow, Play, parse_flow_definition
+from flow8.domain import Flow, Play, PlayState, parse_flow_definition
 from flow8.engine import Engine, EngineSettings, EventBus
+from flow8.modules import ModuleSpec
 from flow8.store import Store
 
 COMPANY = "acme"
@@ -53,3 +54,19 @@ async def layers_by_ref(engine: Engine, play: Play) -> dict[str, Any]:
     for layer in await engine.get_layers(play.company_id, play.id):
         out[layer.ref if not layer.iteration else f"{layer.ref}{list(layer.iteration)}"] = layer
     return out
+
+
+def spec(app_id: str, fn: Any, *, idempotent: bool = True) -> ModuleSpec:
+    """A test module running ``fn``, accepting any arguments."""
+    return ModuleSpec(app_id, "test", "test module", {"type": "object"}, {}, idempotent, fn)
+
+
+async def wait_state(
+    engine: Engine, play_id: str, state: PlayState, timeout: float = 10, company: str = COMPANY
+) -> None:
+    """Wait until the stored play is in ``state`` (fails after ``timeout`` seconds)."""
+    with trio.fail_after(timeout):
+        while True:
+            if (await engine.get_play(company, play_id)).state is state:
+                return
+            await trio.sleep(0.02)

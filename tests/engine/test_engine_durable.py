@@ -9,25 +9,21 @@ from typing import Any
 
 import pytest
 import trio
-from engine_testkit import COMPANY, fast_settings, layers_by_ref, make_flow, run, running_engine
+from engine_testkit import (
+    COMPANY,
+    fast_settings,
+    layers_by_ref,
+    make_flow,
+    run,
+    running_engine,
+    spec,
+    wait_state,
+)
 
 from flow8.domain import LayerState, PlayState, TriggerKind
 from flow8.engine import Engine, EventBus, PlayStateError
-from flow8.modules import ModuleContext, ModuleSpec
+from flow8.modules import ModuleContext
 from flow8.store import Store
-
-
-def spec(app_id: str, fn: Any, *, idempotent: bool = True) -> ModuleSpec:
-    return ModuleSpec(app_id, "test", "test module", {"type": "object"}, {}, idempotent, fn)
-
-
-async def wait_state(engine: Engine, play_id: str, state: PlayState, timeout: float = 10) -> None:
-    with trio.fail_after(timeout):
-        while True:
-            if (await engine.get_play(COMPANY, play_id)).state is state:
-                return
-            await trio.sleep(0.02)
-
 
 APPROVAL_FLOW = {
     "flowlets": [

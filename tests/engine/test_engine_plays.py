@@ -6,15 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import trio
-from engine_testkit import COMPANY, layers_by_ref, make_flow, run
+from engine_testkit import COMPANY, layers_by_ref, make_flow, run, spec
 
 from flow8.domain import LayerState, PlayState
 from flow8.engine import Engine, EventFilter
-from flow8.modules import ModuleContext, ModuleSpec
-
-
-def spec(app_id: str, fn: Any, *, idempotent: bool = True) -> ModuleSpec:
-    return ModuleSpec(app_id, "test", "test module", {"type": "object"}, {}, idempotent, fn)
+from flow8.modules import ModuleContext
 
 
 async def test_sequential_steps_and_output_is_last_step(engine: Engine) -> None:
