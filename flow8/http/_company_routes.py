@@ -1,4 +1,4 @@
-"""Companies the caller belongs to, and their members."""
+"""Companies the caller belongs to, their members, and invitations to join them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from ._identity_models import (
     CompanyCreate,
     CompanyOut,
     CompanyUpdate,
+    InvitationCreated,
+    InvitationOut,
     MemberAdd,
     MemberOut,
     MemberUpdate,
@@ -105,17 +107,47 @@ async def list_members(req: Req, companyId: str) -> object:
     "POST",
     "/api/companies/{companyId}/members",
     action=Action.MEMBER_MANAGE,
-    summary="Add an existing user by email, or create one with an initial password",
+    summary=(
+        "Invite a person by email to join with a role (at most your own); answers the "
+        "invitation's one-time token, once"
+    ),
     body=MemberAdd,
-    response=MemberOut,
+    response=InvitationCreated,
     status=201,
     errors=(404, 409),
     company_param="companyId",
 )
-async def add_member(req: Req, companyId: str) -> MemberOut:
+async def add_member(req: Req, companyId: str) -> InvitationCreated:
     body: MemberAdd = req.body
-    member = await _identity().add_member(req.user, body.email, body.role, body.password)
-    return MemberOut.of(member)
+    return InvitationCreated.of(await _identity().invite(req.user, body.email, body.role))
+
+
+@routes.route(
+    "GET",
+    "/api/companies/{companyId}/invitations",
+    action=Action.MEMBER_MANAGE,
+    summary="Pending invitations of a company (never their tokens)",
+    query=PageQuery,
+    response=page_of(InvitationOut),
+    errors=(404,),
+    company_param="companyId",
+)
+async def list_invitations(req: Req, companyId: str) -> object:
+    invitations = await _identity().list_invitations(companyId)
+    return slice_page(InvitationOut, [InvitationOut.of(i) for i in invitations], req.query)
+
+
+@routes.route(
+    "DELETE",
+    "/api/companies/{companyId}/invitations/{invitationId}",
+    action=Action.MEMBER_MANAGE,
+    summary="Revoke a pending invitation (its token stops working)",
+    status=204,
+    errors=(404,),
+    company_param="companyId",
+)
+async def revoke_invitation(req: Req, companyId: str, invitationId: str) -> None:
+    await _identity().revoke_invitation(req.user, invitationId)
 
 
 @routes.route(

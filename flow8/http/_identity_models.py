@@ -1,4 +1,4 @@
-"""Request and response bodies of the install, auth, company and member routes."""
+"""Request and response bodies of the install, auth, company, member and invitation routes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from flow8.services.identity import (
     NON_BLANK,
     ApiKey,
     Company,
+    CreatedInvitation,
+    Invitation,
     Member,
     Principal,
     Role,
@@ -172,9 +174,72 @@ class MemberOut:
 
 @attrs.frozen
 class MemberAdd:
+    """Invite a person: no one but them ever sets their password."""
+
     email: str = field(min_length=3, max_length=320, fmt="email")
     role: Role = Role.VIEWER
-    password: str | None = field(default=None, min_length=10, max_length=1024)
+
+
+@attrs.frozen
+class InvitationOut:
+    id: str
+    email: str
+    role: Role
+    company_id: str
+    invited_by: str
+    created_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, i: Invitation) -> InvitationOut:
+        return cls(i.id, i.email, i.role, i.company_id, i.invited_by, i.created_at, i.expires_at)
+
+
+@attrs.frozen
+class InvitationCreated:
+    """`token` is shown this once: hand it to the person invited, who accepts with it
+    (POST /api/invitations/accept); flow8 keeps only its hash. The answer is the same whether
+    the email has an account or not."""
+
+    id: str
+    email: str
+    role: Role
+    company_id: str
+    invited_by: str
+    created_at: datetime
+    expires_at: datetime
+    token: str | None
+
+    @classmethod
+    def of(cls, created: CreatedInvitation) -> InvitationCreated:
+        i = created.invitation
+        return cls(
+            i.id,
+            i.email,
+            i.role,
+            i.company_id,
+            i.invited_by,
+            i.created_at,
+            i.expires_at,
+            created.token,
+        )
+
+
+@attrs.frozen
+class InvitationAccept:
+    """`password` is the invited email's account password when it has an account, else the
+    new account's password (10+ characters). No length minimum here: for an existing account
+    a too-short password must fail exactly like a wrong one."""
+
+    token: str = field(min_length=1, max_length=200)
+    password: str = field(max_length=1024)
+
+
+@attrs.frozen
+class PasswordChange:
+    # No length minimum on the current one: a too-short one fails like a wrong one.
+    current_password: str = field(max_length=1024)
+    new_password: str = field(min_length=10, max_length=1024)
 
 
 @attrs.frozen

@@ -1,10 +1,11 @@
-"""Install gate, login/logout, the current caller, company switch and API keys."""
+"""Install gate, login/logout, accepting invitations, password change, the current caller,
+company switch and API keys."""
 
 from __future__ import annotations
 
 from quart import Response, request
 
-from flow8.services.identity import Action, IdentityService, Role
+from flow8.services.identity import Action, IdentityService, LoginResult, Role
 
 from ._api import SESSION_COOKIE, Req, Routes
 from ._context import app
@@ -17,7 +18,9 @@ from ._identity_models import (
     InstallRequest,
     InstallResponse,
     InstallStatus,
+    InvitationAccept,
     LoginRequest,
+    PasswordChange,
     SessionOut,
     SwitchCompanyRequest,
     UserOut,
@@ -81,15 +84,59 @@ async def login(req: Req) -> Response:
     result = await _identity().login(
         body.email, body.password, ip=req.ip, user_agent=req.user_agent
     )
+    return await _signed_in(result)
+
+
+async def _signed_in(result: LoginResult) -> Response:
+    """The answer that starts a session: its cookie, and the caller with the CSRF token."""
     previous = request.cookies.get(SESSION_COOKIE)
     if previous:
-        # A new login replaces the browser's old session rather than leaving it alive.
+        # A new session replaces the browser's old one rather than leaving it alive.
         await _identity().end_session(previous)
     ttl = int(_identity().session_ttl.total_seconds())
     out = SessionOut.of(result.principal, result.expires_at)
     return json_response(
         dump(out),
         headers={"Set-Cookie": _session_cookie(result.token, ttl), "Cache-Control": "no-store"},
+    )
+
+
+@routes.route(
+    "POST",
+    "/api/invitations/accept",
+    action=Action.PUBLIC,
+    summary=(
+        "Accept an invitation with its token: with your account's password, or the password "
+        "of your new account; joins the company and signs in there (sets the session cookie)"
+    ),
+    body=InvitationAccept,
+    response=SessionOut,
+    errors=(401, 404, 409, 429),
+)
+async def accept_invitation(req: Req) -> Response:
+    body: InvitationAccept = req.body
+    result = await _identity().accept_invitation(
+        body.token, body.password, ip=req.ip, user_agent=req.user_agent
+    )
+    return await _signed_in(result)
+
+
+@routes.route(
+    "POST",
+    "/api/auth/password",
+    action=Action.SIGNED_IN,
+    summary=(
+        "Change your password (the current one is required); ends your other sessions and "
+        "keeps this one"
+    ),
+    body=PasswordChange,
+    status=204,
+    errors=(429,),
+)
+async def change_password(req: Req) -> None:
+    body: PasswordChange = req.body
+    await _identity().change_password(
+        req.user, body.current_password, body.new_password, ip=req.ip, user_agent=req.user_agent
     )
 
 

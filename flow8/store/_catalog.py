@@ -187,6 +187,14 @@ CATALOG = Catalog.of(
             index("expires_at", expire_after_seconds=0),
         ),
         _system("api_keys", index("key_hash", unique=True), index("company_id")),
+        # [identity] pending invitations to join a company: found by the hash of their token
+        # (never the token), one per (company, email); expired ones are purged
+        _system(
+            "invitations",
+            index("token_hash", unique=True),
+            index("company_id", "email", unique=True),
+            index("expires_at", expire_after_seconds=0),
+        ),
         _system(
             "instances",
             index("index", unique=True),

@@ -44,6 +44,23 @@ class ApiEnv:
             client.headers["X-CSRF-Token"] = r.json()["csrfToken"]
             yield client
 
+    async def invite_and_accept(
+        self, inviter: httpx.AsyncClient, company: str, email: str, role: str, password: str
+    ) -> str:
+        """`inviter` (an admin's session or key) invites `email` to `company` as `role`, and
+        the holder of the token accepts it with `password`: the new account's password, or
+        that of the account the email already has. Returns the member's user id."""
+        r = await inviter.post(
+            f"/api/companies/{company}/members", json={"email": email, "role": role}
+        )
+        assert r.status_code == 201, r.text
+        async with self.client() as holder:
+            accept = {"token": r.json()["token"], "password": password}
+            r = await holder.post("/api/invitations/accept", json=accept)
+            assert r.status_code == 200, r.text
+            user_id: str = r.json()["user"]["id"]
+            return user_id
+
 
 ROLES = ("owner", "admin", "editor", "operator", "viewer")
 

@@ -27,33 +27,27 @@ class World:
     b_flow: str
     b_play: str
     b_credential: str
+    b_invitation: str
 
 
 async def _world(env: ApiEnv) -> World:
     async with env.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
         a = (await owner.get("/api/auth/me")).json()["companyId"]
         for role in ROLES[1:]:
-            r = await owner.post(
-                f"/api/companies/{a}/members",
-                json={"email": f"{role}@a.example", "role": role, "password": PASSWORD},
-            )
-            assert r.status_code == 201, r.text
-        r = await owner.post(
-            f"/api/companies/{a}/members",
-            json={"email": "boss@b.example", "role": "viewer", "password": PASSWORD},
-        )
-        b_owner = r.json()["userId"]
+            await env.invite_and_accept(owner, a, f"{role}@a.example", role, PASSWORD)
+        b_owner = await env.invite_and_accept(owner, a, "boss@b.example", "viewer", PASSWORD)
         assert (await owner.delete(f"/api/companies/{a}/members/{b_owner}")).status_code == 204
         spec = (await owner.get("/api/openapi.json")).json()
     async with env.session("boss@b.example", PASSWORD) as boss:
         b = (await boss.post("/api/companies", json={"name": "Beta"})).json()["id"]
         assert (await boss.post("/api/auth/company", json={"companyId": b})).status_code == 200
         key = await boss.post("/api/auth/api-keys", json={"name": "b-key", "scopes": ["api"]})
+        b_member = await env.invite_and_accept(boss, b, "member@b.example", "editor", PASSWORD)
         r = await boss.post(
-            f"/api/companies/{b}/members",
-            json={"email": "member@b.example", "role": "editor", "password": PASSWORD},
+            f"/api/companies/{b}/members", json={"email": "pending@b.example", "role": "viewer"}
         )
-        b_member = r.json()["userId"]
+        assert r.status_code == 201, r.text
+        b_invitation = r.json()["id"]
         flow = {"name": "b-flow", "flowlets": [{"ref": "b1", "appId": "noop", "args": {}}]}
         b_flow = (await boss.post("/api/flows", json=flow)).json()["id"]
         play = await boss.post(f"/api/flows/{b_flow}/run?wait=5", json={"secret": "b-input"})
@@ -77,6 +71,7 @@ async def _world(env: ApiEnv) -> World:
         b_flow,
         play.json()["id"],
         b_credential,
+        b_invitation,
     )
 
 
@@ -129,6 +124,7 @@ async def test_company_a_cannot_reach_company_b(installed: ApiEnv) -> None:
         "version": "1",
         "key": "b-kv",
         "credentialId": world.b_credential,
+        "invitationId": world.b_invitation,
     }
     store = installed.store.system
     tenant = installed.store.tenant(world.b)
@@ -137,11 +133,13 @@ async def test_company_a_cannot_reach_company_b(installed: ApiEnv) -> None:
         company = await store.collection("companies").find_one({"_id": world.b})
         members = await store.collection("memberships").find({"company_id": world.b})
         keys = await store.collection("api_keys").find({"company_id": world.b})
+        invitations = await store.collection("invitations").find({"company_id": world.b})
         data = [
             await tenant.collection(name).find({}, sort=[("_id", 1)])
             for name in ("flows", "flow_versions", "plays", "play_layers", "kv", "links")
         ]
-        return company, sorted((m["user_id"], m["role"]) for m in members), keys, data
+        members_roles = sorted((m["user_id"], m["role"]) for m in members)
+        return company, members_roles, keys, invitations, data
 
     before = await b_state()
     async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as a_owner:
@@ -158,6 +156,7 @@ async def test_company_a_cannot_reach_company_b(installed: ApiEnv) -> None:
             "/api/companies",
             "/api/auth/api-keys",
             f"/api/companies/{world.a}/members",
+            f"/api/companies/{world.a}/invitations",
             "/api/flows",
             "/api/plays",
             "/api/kv",
@@ -173,8 +172,9 @@ async def test_company_a_cannot_reach_company_b(installed: ApiEnv) -> None:
             assert "b-input" not in text
             assert "b-cred" not in text
             assert "b-token-value" not in text
+            assert "pending@b.example" not in text
             foreign_ids = (world.b, world.b_key_id, world.b_member, world.b_owner, world.b_flow)
-            for foreign in (*foreign_ids, world.b_credential):
+            for foreign in (*foreign_ids, world.b_credential, world.b_invitation):
                 assert foreign not in text, f"{url} leaks {foreign}"
         await installed.audit.wait_idle()
         audit = await a_owner.get("/api/audit", params={"size": 100})
@@ -182,6 +182,7 @@ async def test_company_a_cannot_reach_company_b(installed: ApiEnv) -> None:
         # A's trail holds A's own probes (with B's ids in their paths) but none of B's events.
         assert "b-key" not in audit.text
         assert "member@b.example" not in audit.text
+        assert "pending@b.example" not in audit.text
         assert "Beta" not in audit.text
         assert "b-token-value" not in audit.text
     assert await b_state() == before

@@ -99,6 +99,9 @@ async def test_unknown_user_and_wrong_password_answer_the_same(installed: ApiEnv
 
 
 async def test_login_rate_limited_per_account(installed: ApiEnv) -> None:
+    # Five failures from one source make it wait (1 s, then doubling) even with the right
+    # password; another source is not touched (tests/services/test_auth_ratelimit.py,
+    # tests/security/test_09_signin_throttling.py).
     async with installed.client() as client:
         for _ in range(5):
             r = await client.post(
@@ -308,3 +311,46 @@ async def test_concurrent_logins_do_not_outrun_the_account_limit(installed: ApiE
                 nursery.start_soon(guess, i)
     assert sorted(set(statuses)) == [401, 429]
     assert statuses.count(401) == 5
+
+
+async def test_changing_my_password_ends_my_other_sessions(installed: ApiEnv) -> None:
+    new = "owner-password-2"
+    change = {"currentPassword": OWNER_PASSWORD, "newPassword": new}
+    async with (
+        installed.session(OWNER_EMAIL, OWNER_PASSWORD) as laptop,
+        installed.session(OWNER_EMAIL, OWNER_PASSWORD) as phone,
+    ):
+        r = await laptop.post("/api/auth/api-keys", json={"name": "k", "scopes": ["api"]})
+        async with installed.client(headers={"Authorization": f"Bearer {r.json()['key']}"}) as bot:
+            r = await bot.post("/api/auth/password", json=change)
+            assert (r.status_code, r.json()["error"]) == (403, "PERMISSION_DENIED")
+        r = await laptop.post("/api/auth/password", json=change, headers={"X-CSRF-Token": "x"})
+        assert (r.status_code, r.json()["error"]) == (403, "CSRF_INVALID")
+        r = await laptop.post(
+            "/api/auth/password", json={"currentPassword": "wrong-one-x", "newPassword": new}
+        )
+        assert r.status_code == 422
+        assert [f["field"] for f in r.json()["fields"]] == ["currentPassword"]
+        r = await laptop.post(
+            "/api/auth/password", json={"currentPassword": OWNER_PASSWORD, "newPassword": "short"}
+        )
+        assert r.status_code == 422
+        assert [f["field"] for f in r.json()["fields"]] == ["newPassword"]
+        assert (await phone.get("/api/auth/me")).status_code == 200  # nothing changed yet
+        r = await laptop.post("/api/auth/password", json=change)
+        assert r.status_code == 204
+        assert (await laptop.get("/api/auth/me")).status_code == 200  # this session stays
+        assert (await phone.get("/api/auth/me")).status_code == 401  # the others end
+    async with installed.client() as client:
+        r = await client.post(
+            "/api/auth/login", json={"email": OWNER_EMAIL, "password": OWNER_PASSWORD}
+        )
+        assert r.status_code == 401
+        r = await client.post("/api/auth/login", json={"email": OWNER_EMAIL, "password": new})
+        assert r.status_code == 200
+        company = r.json()["companyId"]
+    await installed.audit.wait_idle()
+    logs = installed.store.tenant(company).collection("audit_logs")
+    changed = await logs.find({"action": "auth_password_changed"})
+    assert [e["details"] for e in changed] == [{"otherSessionsEnded": 1}]
+    assert new not in str(await logs.find({}))

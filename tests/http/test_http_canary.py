@@ -1,5 +1,6 @@
-"""Canary secrets (passwords, API keys, credential data) never appear in any response, log
-line, audit entry, error or WebSocket frame — in plain, base64 or URL-encoded form."""
+"""Canary secrets (passwords, API keys, invitation tokens, credential data) never appear in any
+response, log line, audit entry, error or WebSocket frame — in plain, base64 or URL-encoded
+form."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ApiEnv
 from trio_websocket import open_websocket_url
 
 MEMBER_PASSWORD = "canary-member-Pw-7731"
+NEW_MEMBER_PASSWORD = "canary-member-Pw-8842-new"  # set by the member's password change
 CREDENTIAL_SECRET = "canary-cred-Sx81-planted"  # stored on create
 ROTATED_SECRET = "canary-rot-Qv27-planted"  # stored by an update
 
@@ -76,6 +78,24 @@ async def _plant_credential_secrets(client: httpx.AsyncClient) -> None:
     assert (await client.get("/api/credentials")).json()["total"] == 1
 
 
+async def _join_and_change_password(env: ApiEnv, hooks: Any, invitation: str) -> None:
+    """The invited member accepts (a wrong password first), reuses the spent token, and
+    changes their password (a wrong current one first): every secret is in a body."""
+    async with env.client(event_hooks=hooks) as member:
+        accept = {"token": invitation, "password": MEMBER_PASSWORD}
+        r = await member.post("/api/invitations/accept", json={**accept, "password": "short"})
+        assert r.status_code == 422  # a new account's password has rules
+        r = await member.post("/api/invitations/accept", json=accept)
+        assert r.status_code == 200, r.text
+        member.headers["X-CSRF-Token"] = r.json()["csrfToken"]
+        r = await member.post("/api/invitations/accept", json=accept)
+        assert r.status_code == 404  # spent
+        change = {"currentPassword": NEW_MEMBER_PASSWORD, "newPassword": MEMBER_PASSWORD}
+        assert (await member.post("/api/auth/password", json=change)).status_code == 422
+        change = {"currentPassword": MEMBER_PASSWORD, "newPassword": NEW_MEMBER_PASSWORD}
+        assert (await member.post("/api/auth/password", json=change)).status_code == 204
+
+
 async def test_secrets_never_leak(
     installed: ApiEnv, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
@@ -95,10 +115,13 @@ async def test_secrets_never_leak(
         client.headers["X-CSRF-Token"] = r.json()["csrfToken"]
         company = r.json()["companyId"]
         r = await client.post(
-            f"/api/companies/{company}/members",
-            json={"email": "m@example.com", "role": "editor", "password": MEMBER_PASSWORD},
+            f"/api/companies/{company}/members", json={"email": "m@example.com", "role": "editor"}
         )
         assert r.status_code == 201
+        invitation = r.json()["token"]
+        seen.pop()  # the one response allowed to show the invitation token: its creation
+        seen.pop()
+        await _join_and_change_password(installed, hooks, invitation)
         r = await client.post("/api/auth/api-keys", json={"name": "k", "scopes": ["api"]})
         api_key = r.json()["key"]
         seen.pop()  # the one response allowed to show the key: its creation
@@ -136,6 +159,7 @@ async def test_secrets_never_leak(
     stored_audit += await system.collection("system_audit_logs").find({})
     users = await system.collection("users").find({})
     keys = await system.collection("api_keys").find({})
+    invitations = await system.collection("invitations").find({})
     haystacks = {
         "responses": "\n".join(seen),
         # The server's loggers (the test's own httpx/websocket client logs its URLs).
@@ -147,9 +171,11 @@ async def test_secrets_never_leak(
         "audit": json.dumps(stored_audit, default=str),
         "users": json.dumps(users, default=str),
         "api_keys": json.dumps(keys, default=str),
+        "invitations": json.dumps(invitations, default=str),
         "links (on disk)": "\n".join(_raw_links(tmp_path / "flow8.db")),
     }
-    for secret in (OWNER_PASSWORD, MEMBER_PASSWORD, api_key, CREDENTIAL_SECRET, ROTATED_SECRET):
+    secrets = (OWNER_PASSWORD, MEMBER_PASSWORD, NEW_MEMBER_PASSWORD, api_key, invitation)
+    for secret in (*secrets, CREDENTIAL_SECRET, ROTATED_SECRET):
         for form in _forms(secret):
             for where, text in haystacks.items():
                 assert form not in text, f"{secret[:6]}… found in {where} as {form[:12]}…"

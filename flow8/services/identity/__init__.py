@@ -1,11 +1,15 @@
-"""Identity: users, companies, memberships with roles, sessions, API keys and the RBAC table."""
+"""Identity: users, companies, memberships with roles, invitations, sessions, API keys, sign-in
+throttling and the RBAC table."""
 
 from ._bootstrap import init_owner, install_instructions, needs_install
+from ._invitations import InvitationSender
 from ._models import (
     SCOPES,
     ApiKey,
     Company,
     CreatedApiKey,
+    CreatedInvitation,
+    Invitation,
     LoginResult,
     Member,
     Principal,
@@ -16,6 +20,7 @@ from ._ratelimit import RateLimiter, address_key
 from ._rbac import PERMISSIONS, RANK, Action, Role, allowed
 from ._rules import MIN_PASSWORD, NON_BLANK, normalize_email
 from ._service import IdentityService
+from ._throttle import Backoff, SigninLimits
 from .exceptions import (
     AlreadyInstalled,
     Conflict,
@@ -38,13 +43,17 @@ __all__ = [
     "AlreadyInstalled",
     "ApiKey",
     "Argon2Params",
+    "Backoff",
     "Company",
     "Conflict",
     "CreatedApiKey",
+    "CreatedInvitation",
     "IdentityError",
     "IdentityService",
     "InvalidCredentials",
     "InvalidInput",
+    "Invitation",
+    "InvitationSender",
     "LoginResult",
     "Member",
     "NotAuthenticated",
@@ -55,6 +64,7 @@ __all__ = [
     "RateLimited",
     "RateLimiter",
     "Role",
+    "SigninLimits",
     "User",
     "address_key",
     "allowed",

@@ -128,3 +128,38 @@ class LoginResult:
 class CreatedApiKey:
     key: str
     api_key: ApiKey
+
+
+@attrs.frozen
+class Invitation:
+    """A pending invitation to join a company; never holds its token, only who is invited
+    (`email`), to which role, by whom, and until when the token is valid."""
+
+    id: str
+    company_id: str
+    email: str
+    role: Role
+    invited_by: str
+    created_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Invitation:
+        return cls(
+            doc["_id"],
+            doc["company_id"],
+            doc["email"],
+            Role(doc["role"]),
+            doc["invited_by"],
+            doc["created_at"],
+            doc["expires_at"],
+        )
+
+
+@attrs.frozen
+class CreatedInvitation:
+    """`token` is shown this once, to the admin who invited, to hand to the person invited;
+    None when an `InvitationSender` delivered it instead."""
+
+    invitation: Invitation
+    token: str | None

@@ -28,11 +28,12 @@ def normalize_email(email: str) -> str:
     return value
 
 
-def check_password(password: str) -> None:
+def check_password(password: str, field: str = "password") -> None:
+    """The rules a new password meets (`field` names it in the error)."""
     if len(password) < MIN_PASSWORD:
-        raise InvalidInput("password", f"must be at least {MIN_PASSWORD} characters")
+        raise InvalidInput(field, f"must be at least {MIN_PASSWORD} characters")
     if len(password) > MAX_PASSWORD:
-        raise InvalidInput("password", f"must be at most {MAX_PASSWORD} characters")
+        raise InvalidInput(field, f"must be at most {MAX_PASSWORD} characters")
 
 
 # Whitespace by both Python's and ECMAScript's definition, so the API schema's pattern

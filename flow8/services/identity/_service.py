@@ -1,5 +1,6 @@
-"""Identity use cases: install, users, login/logout, sessions and API keys (companies and
-members are the `Tenancy` half, in _tenancy.py).
+"""Identity use cases: install, users, sessions, logout and API keys. Companies and members
+are the `Tenancy` half (_tenancy.py), invitations the `Invitations` half (_invitations.py),
+login and password changes the `Signin` half (_signin.py).
 
 Interfaces (HTTP, MCP, CLI) call these; the service talks to the store's system collections
 and reports auth events to the audit trail.
@@ -8,7 +9,6 @@ and reports auth events to the audit trail.
 from __future__ import annotations
 
 import time
-import unicodedata
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
@@ -20,6 +20,7 @@ from flow8.store import Collection, DuplicateKey, Store, new_id
 
 from . import _tokens
 from ._install import InstallGate
+from ._invitations import Invitations, InvitationSender
 from ._models import (
     SCOPES,
     ApiKey,
@@ -30,18 +31,17 @@ from ._models import (
     User,
 )
 from ._passwords import Passwords
-from ._ratelimit import RateLimiter, address_key
+from ._ratelimit import RateLimiter
 from ._rbac import Role
 from ._rules import audit_by, check_name, check_password, company_of, normalize_email, utcnow
-from ._tenancy import Tenancy
+from ._signin import Signin
+from ._throttle import Backoff, SigninLimits
 from .exceptions import (
     Conflict,
-    InvalidCredentials,
     InvalidInput,
     NotAuthenticated,
     NotFound,
     PermissionDenied,
-    RateLimited,
 )
 
 Recorder = Callable[[AuditEntry], None]
@@ -52,19 +52,33 @@ def _ignore(_: AuditEntry) -> None:
 
 
 @attrs.define
-class IdentityService(Tenancy):
+class IdentityService(Signin, Invitations):
     store: Store
     passwords: Passwords = attrs.field(factory=Passwords)
     audit: Recorder = _ignore
     session_ttl: timedelta = timedelta(hours=12)
     clock: Callable[[], float] = time.monotonic
-    # Failed logins per account and per client IP within 15 minutes before refusing.
-    account_limiter: RateLimiter = attrs.field(
-        default=attrs.Factory(lambda s: RateLimiter(5, 900, s.clock), takes_self=True)
+    # How password attempts are slowed: per (account, source) pair with growing delays, and
+    # a ceiling per source; never a lock on an account (see _throttle.SigninLimits).
+    signin_limits: SigninLimits = attrs.field(factory=SigninLimits)
+    signin_backoff: Backoff = attrs.field(
+        default=attrs.Factory(lambda s: Backoff.of(s.signin_limits, s.clock), takes_self=True)
     )
     ip_limiter: RateLimiter = attrs.field(
-        default=attrs.Factory(lambda s: RateLimiter(50, 900, s.clock), takes_self=True)
+        default=attrs.Factory(
+            lambda s: RateLimiter(
+                s.signin_limits.source_failures,
+                s.signin_limits.source_window,
+                s.clock,
+                s.signin_limits.max_keys,
+            ),
+            takes_self=True,
+        )
     )
+    # How long an invitation's token may be accepted.
+    invitation_ttl: timedelta = timedelta(days=7)
+    # Delivers invitation tokens to the invited address (none yet: the admin hands them on).
+    invitation_sender: InvitationSender | None = None
     # Authenticated credentials are cached this long (per process) so a request costs no
     # store reads for its caller; any change made through this service clears the cache, and
     # other instances see revocations within this many seconds.
@@ -94,7 +108,9 @@ class IdentityService(Tenancy):
         token = await self.install_gate.claim()
         user_id = new_id()
         try:
-            user = await self._create_user(email, password, name="", user_id=user_id)
+            # (Hashed once the gate is ours: a refused install costs no hash.)
+            password_hash = await self.passwords.hash(password)
+            user = await self._create_user(email, password_hash, name="", user_id=user_id)
             created = await self._create_company(company, user.id)
         except BaseException:
             # Nothing half-written: undo what was created and reopen the gate for a retry.
@@ -121,14 +137,19 @@ class IdentityService(Tenancy):
     # -- users ---------------------------------------------------------------------------
 
     async def _create_user(
-        self, email: str, password: str, name: str, *, user_id: str | None = None
+        self, email: str, password_hash: str, name: str, *, user_id: str | None = None
     ) -> User:
+        """A new account with the password its holder chose (at install, or accepting an
+        invitation); no one else ever sets a password."""
         now = utcnow()
         doc = {
             "_id": user_id or new_id(),
             "email": email,
             "name": name,
-            "password_hash": await self.passwords.hash(password),
+            "password_hash": password_hash,
+            # Accounts from before invitations lack this: their password may be one an
+            # admin chose (see Invitations._existing_account).
+            "password_set_by_holder": True,
             "created_at": now,
             "updated_at": now,
         }
@@ -144,67 +165,7 @@ class IdentityService(Tenancy):
             raise NotFound("user not found", "USER_NOT_FOUND")
         return User.from_doc(doc)
 
-    # -- login / sessions ----------------------------------------------------------------
-
-    def _check_limits(self, email: str, ip: str) -> None:
-        wait = max(
-            self.account_limiter.blocked_for(email),
-            self.ip_limiter.blocked_for(address_key(ip)),
-        )
-        if wait > 0:
-            raise RateLimited("too many login attempts; try again later", wait)
-
-    async def login(self, email: str, password: str, *, ip: str, user_agent: str) -> LoginResult:
-        """Same error, and about the same time, for an unknown email and a wrong password."""
-        key = unicodedata.normalize("NFKC", email).strip().lower()
-        self._check_limits(key, ip)
-        # Counted as failures before the slow check, so racing attempts cannot all get past
-        # the limit; a success takes its count back below.
-        self.account_limiter.hit(key)
-        self.ip_limiter.hit(address_key(ip))
-        doc = await self._c("users").find_one({"email": key})
-        ok = False
-        if doc is None:
-            await self.passwords.burn(password)
-        else:
-            ok = await self.passwords.verify(doc["password_hash"], password)
-        if not ok:
-            # A known account's failures belong in its company's trail, where its admins
-            # look; unknown accounts go to the system trail.
-            company = await self._default_company(doc["_id"], None) if doc else None
-            self.audit(
-                AuditEntry(
-                    "auth_login_failure",
-                    company_id=company,
-                    user_id=doc["_id"] if doc else None,
-                    user_email=key[:320],
-                    ip=ip,
-                    user_agent=user_agent,
-                )
-            )
-            raise InvalidCredentials("invalid email or password")
-        assert doc is not None
-        self.account_limiter.reset(key)
-        self.ip_limiter.undo(address_key(ip))
-        if self.passwords.needs_rehash(doc["password_hash"]):
-            new_hash = await self.passwords.hash(password)
-            await self._c("users").update_one(
-                {"_id": doc["_id"]}, {"$set": {"password_hash": new_hash, "updated_at": utcnow()}}
-            )
-        user = User.from_doc(doc)
-        company_id = await self._default_company(user.id, doc.get("last_company_id"))
-        result = await self._open_session(user, company_id, ip=ip, user_agent=user_agent)
-        self.audit(
-            AuditEntry(
-                "auth_login_success",
-                company_id=company_id,
-                user_id=user.id,
-                user_email=user.email,
-                ip=ip,
-                user_agent=user_agent,
-            )
-        )
-        return result
+    # -- sessions --------------------------------------------------------------------------
 
     async def _default_company(self, user_id: str, preferred: str | None) -> str | None:
         memberships = self._c("memberships")

@@ -1,9 +1,11 @@
-"""Companies and their members: creating, renaming, adding, changing roles, removing."""
+"""Companies and their members: creating, renaming, changing roles, removing (people join
+through invitations, in _invitations.py)."""
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from flow8.services.audit import AuditEntry
@@ -11,16 +13,8 @@ from flow8.store import Collection, DuplicateKey, ReturnDocument, new_id
 
 from ._models import Company, Member, Principal, User
 from ._rbac import RANK, Role
-from ._rules import (
-    audit_by,
-    check_name,
-    check_password,
-    company_of,
-    normalize_email,
-    slugify,
-    utcnow,
-)
-from .exceptions import Conflict, InvalidInput, NotFound, PermissionDenied
+from ._rules import audit_by, check_name, company_of, slugify, utcnow
+from .exceptions import Conflict, NotFound, PermissionDenied
 
 
 class Tenancy(abc.ABC):
@@ -30,9 +24,6 @@ class Tenancy(abc.ABC):
 
     @abc.abstractmethod
     def _c(self, name: str) -> Collection: ...
-
-    @abc.abstractmethod
-    async def _create_user(self, email: str, password: str, name: str) -> User: ...
 
     @abc.abstractmethod
     async def get_user(self, user_id: str) -> User: ...
@@ -161,46 +152,22 @@ class Tenancy(abc.ABC):
         if RANK[role] > RANK[principal.role]:
             raise PermissionDenied(f"a {principal.role} cannot grant the {role} role")
 
-    async def add_member(
-        self, principal: Principal, email: str, role: Role, password: str | None
-    ) -> Member:
-        company_id = company_of(principal)
-        self._may_grant(principal, role)
-        email = normalize_email(email)
-        doc = await self._c("users").find_one({"email": email})
-        if doc is None:
-            if password is None:
-                raise InvalidInput("password", "required to create a new user")
-            check_password(password)
-            user = await self._create_user(email, password, name="")
-        else:
-            # An existing account keeps its own password; never let an admin of one company
-            # reset the password a user holds for every company.
-            user = User.from_doc(doc)
+    async def _add_membership(self, company_id: str, user_id: str, role: Role) -> datetime:
+        """Make `user_id` a member (on accepting an invitation); when they joined."""
         now = utcnow()
         try:
             await self._c("memberships").insert_one(
                 {
                     "_id": new_id(),
                     "company_id": company_id,
-                    "user_id": user.id,
+                    "user_id": user_id,
                     "role": role.value,
                     "created_at": now,
                 }
             )
         except DuplicateKey as e:
             raise Conflict("already a member of this company", "MEMBER_EXISTS") from e
-        self.audit(
-            audit_by(
-                principal,
-                "member_created",
-                company_id=company_id,
-                target_type="member",
-                target_id=user.id,
-                after={"email": user.email, "role": role.value},
-            )
-        )
-        return Member(user, role, now)
+        return now
 
     async def _membership(self, company_id: str, user_id: str) -> dict[str, Any]:
         doc: dict[str, Any] | None = await self._c("memberships").find_one(

@@ -1,7 +1,8 @@
 """Random credentials and their stored digests.
 
-Session tokens and API keys carry 256 bits of randomness, so a plain SHA-256 digest is enough to
-store them: there is nothing to brute-force, and lookups stay one indexed equality.
+Session tokens, invitation tokens and API keys carry 256 bits of randomness, so a plain SHA-256
+digest is enough to store them: there is nothing to brute-force, and lookups stay one indexed
+equality.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import re
 import secrets
 
 API_KEY_PREFIX = "f8k_"
+# A recognisable prefix lets secret scanners (and people) tell an invitation token apart.
+INVITATION_PREFIX = "f8i_"
 _API_KEY = re.compile(r"^f8k_([A-Za-z0-9]{8})_([A-Za-z0-9_-]{43})$")
 
 
@@ -20,6 +23,10 @@ def digest(token: str) -> str:
 
 def new_session_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def new_invitation_token() -> str:
+    return f"{INVITATION_PREFIX}{secrets.token_urlsafe(32)}"
 
 
 def new_csrf_token() -> str:
