@@ -483,10 +483,18 @@ class Engine:
         docs = await coll.find(flt, sort=[("created_at", -1)], skip=skip, limit=limit)
         return [play_from_doc(d) for d in docs], await coll.count(flt)
 
-    async def get_layers(self, company_id: str, play_id: str) -> list[PlayLayer]:
-        docs = await self._layers(company_id).find({"play_id": play_id})
-        layers = [layer_from_doc(d) for d in docs]
-        return sorted(layers, key=lambda la: (la.seq, la.iteration))
+    async def get_layers(
+        self, company_id: str, play_id: str, *, skip: int = 0, limit: int = 0
+    ) -> list[PlayLayer]:
+        """The play's layers in execution order; ``skip`` / ``limit`` (0: all) page them in
+        the store, so a play of 100,000 iterations is read a page at a time."""
+        docs = await self._layers(company_id).find(
+            {"play_id": play_id}, sort=[("seq", 1), ("_id", 1)], skip=skip, limit=limit
+        )
+        return [layer_from_doc(d) for d in docs]
+
+    async def count_layers(self, company_id: str, play_id: str) -> int:
+        return int(await self._layers(company_id).count({"play_id": play_id}))
 
     async def cancel_play(self, company_id: str, play_id: str) -> Play:
         """Cancel a play that has not finished. A running play is cancelled through its

@@ -49,8 +49,8 @@ async def run_play_body(
     plan = engine.plans.get(flow)
     layers: dict[str, PlayLayer] = {}
     if fresh is None:
-        found = await engine._layers(company_id).find({"play_id": play_id})
-        layers = {la.key: la for la in map(layer_from_doc, found)}
+        for layer in await _read_layers(engine, company_id, play_id):
+            layers[layer.key] = layer
     run = PlayRun(
         engine,
         plan,
@@ -121,11 +121,20 @@ def _play_kv(engine: Engine, flow: Flow, play: Play) -> PlayKv:
 async def _reuse_layers(engine: Engine, run: PlayRun, old_play_id: str, from_ref: str) -> None:
     order = run.plan.order()
     reuse = set(order[: order.index(from_ref)]) if from_ref in order else set()
-    old = await engine._layers(run.play.company_id).find({"play_id": old_play_id})
-    for d in old:
-        layer = layer_from_doc(d)
+    for layer in await _read_layers(engine, run.play.company_id, old_play_id):
         if layer.ref in reuse and layer.state in (LayerState.DONE, LayerState.FILTERED):
             run._record(attrs.evolve(layer, play_id=run.play.id))
+
+
+async def _read_layers(engine: Engine, company_id: str, play_id: str) -> list[PlayLayer]:
+    """Every layer of a play, read back in chunks that let other tasks run in between (a
+    play of 100,000 iterations has as many layers to decode)."""
+    docs = await engine._layers(company_id).find({"play_id": play_id})
+    layers: list[PlayLayer] = []
+    for start in range(0, len(docs), 1000):
+        layers.extend(map(layer_from_doc, docs[start : start + 1000]))
+        await trio.lowlevel.checkpoint()
+    return layers
 
 
 async def _park(

@@ -7,7 +7,7 @@ from flow8.services.identity import Action
 from ._api import Req, Routes, audit_change
 from ._context import play_service
 from ._engine_models import LayerOut, PlayListQuery, PlayOut, RetryRequest
-from ._page import PageQuery, make_page, page_of, slice_page
+from ._page import PageQuery, make_page, page_of
 
 routes = Routes("plays", "plays")
 
@@ -56,8 +56,9 @@ async def get_play(req: Req, playId: str) -> PlayOut:
     errors=(404,),
 )
 async def list_play_layers(req: Req, playId: str) -> object:
-    layers = await play_service().layers(req.company_id, playId)
-    return slice_page(LayerOut, [LayerOut.of(la) for la in layers], req.query)
+    q: PageQuery = req.query
+    layers, total = await play_service().layers(req.company_id, playId, page=q.page, size=q.size)
+    return make_page(LayerOut, [LayerOut.of(la) for la in layers], total, q)
 
 
 @routes.route(

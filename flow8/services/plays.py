@@ -110,10 +110,14 @@ class PlayService:
             limit=size,
         )
 
-    async def layers(self, company_id: str, play_id: str) -> builtins.list[PlayLayer]:
-        """The play's layers in execution order (iterations in order)."""
+    async def layers(
+        self, company_id: str, play_id: str, *, page: int = 0, size: int = 100
+    ) -> tuple[builtins.list[PlayLayer], int]:
+        """One page of the play's layers in execution order, and how many it has."""
         await self.engine.get_play(company_id, play_id)
-        return await self.engine.get_layers(company_id, play_id)
+        size = max(1, min(size, 100))
+        layers = await self.engine.get_layers(company_id, play_id, skip=page * size, limit=size)
+        return layers, await self.engine.count_layers(company_id, play_id)
 
     async def cancel(self, company_id: str, play_id: str) -> Play:
         return await self.engine.cancel_play(company_id, play_id)

@@ -53,8 +53,9 @@ async def test_run_and_inspect(services: tuple[FlowService, PlayService]) -> Non
     rendered = play_to_api(play)
     assert rendered["flowVersion"] == 1
     assert rendered["state"] == "DONE"
-    layers = await plays.layers("acme", play.id)
+    layers, count = await plays.layers("acme", play.id)
     assert [layer_to_api(la)["state"] for la in layers] == ["DONE"]
+    assert count == 1
     page, total = await plays.list("acme", flow_id=flow.id, state=PlayState.DONE)
     assert total == 1
     assert page[0].id == play.id
@@ -106,7 +107,7 @@ async def test_approve_reject_cancel_retry(services: tuple[FlowService, PlayServ
     retried = await plays.retry("acme", first.id, "bad")
     done = await plays.wait("acme", retried.id, timeout=10)
     assert done.state is PlayState.DONE  # the approved step was reused, not asked again
-    layers = {la.ref: la for la in await plays.layers("acme", done.id)}
+    layers = {la.ref: la for la in (await plays.layers("acme", done.id))[0]}
     assert layers["ok"].state is LayerState.DONE
 
 
@@ -129,3 +130,30 @@ async def test_list_filters_by_creation_time_window(
     assert [p.id for p in page] == [first.id]
     page, total = await plays.list("acme")
     assert [p.id for p in page] == [second.id, first.id]  # newest first
+
+
+async def test_layers_are_paged_in_execution_order(
+    services: tuple[FlowService, PlayService],
+) -> None:
+    flows, plays = services
+    flow = await flows.create(
+        "acme",
+        {
+            "name": "loop",
+            "flowlets": [
+                {"ref": "it", "appId": "iterator", "args": {"items": list(range(120))}},
+                {"ref": "each", "appId": "set", "args": {"value": "{{ $prev.it.item }}"}},
+                {"ref": "agg", "appId": "aggregator", "args": {"sourceRef": "it"}},
+            ],
+        },
+    )
+    done = await plays.run("acme", flow.id, timeout=30)
+    assert done.state is PlayState.DONE
+    first, total = await plays.layers("acme", done.id, page=0, size=100)
+    second, again = await plays.layers("acme", done.id, page=1, size=100)
+    assert total == again == 122  # the iterator, 120 iterations, the aggregator
+    assert [la.ref for la in first[:2]] == ["it", "each"]
+    assert [la.output for la in first[1:4]] == [0, 1, 2]
+    assert len(second) == 22
+    assert [la.ref for la in second[-2:]] == ["each", "agg"]
+    assert second[-2].iteration == (119,)
