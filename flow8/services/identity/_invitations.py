@@ -196,7 +196,14 @@ class Invitations(Tenancy):
             user = await self._existing_account(invitation, password, ip=ip, user_agent=user_agent)
             if await invitations.delete_one({"_id": invitation.id, "token_hash": digest}) != 1:
                 raise _not_found()  # revoked, replaced or used meanwhile
-        await self._add_membership(invitation.company_id, user.id, invitation.role)
+        try:
+            await self._add_membership(invitation.company_id, user.id, invitation.role)
+        except Conflict:
+            raise  # a member already: the invitation had nothing left to give
+        except BaseException:
+            # Not joined (the store failed, or we were cancelled): the token stays usable.
+            await self._restore(doc)
+            raise
         self.forget_credentials()
         await self._c("users").update_one(
             {"_id": user.id}, {"$set": {"last_company_id": invitation.company_id}}
@@ -249,12 +256,16 @@ class Invitations(Tenancy):
             return await self._create_user(doc["email"], password_hash, name="")
         except BaseException:
             # Another invitation of this email created the account a moment ago (or this
-            # failed): the token stays usable, now to sign in to that account - unless the
-            # email was invited again meanwhile, which replaced this token anyway.
-            with (
-                trio.CancelScope(shield=True),
-                trio.move_on_after(10),
-                contextlib.suppress(DuplicateKey),
-            ):
-                await invitations.insert_one(doc)
+            # failed): the token stays usable, now to sign in to that account.
+            await self._restore(doc)
             raise
+
+    async def _restore(self, doc: dict[str, Any]) -> None:
+        """Put back an invitation consumed by an acceptance that did not complete - unless
+        the email was invited again meanwhile, which replaced its token anyway."""
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(10),
+            contextlib.suppress(DuplicateKey),
+        ):
+            await self._c("invitations").insert_one(doc)
