@@ -7,6 +7,10 @@ message of every answer, whichever part of Quart produced it (route, error handl
 whose client hangs up before any answer is audited too, as 499). WebSockets have their own
 handshake checks in `_ws`.
 
+Every HTTP/1 request's body is watched on its way to the app (`_Inflow`), so that a request
+refused before its body was read never leaves its keep-alive connection wedged; see `_Inflow`
+for what used to happen and why.
+
 Why ASGI and not Quart's before/after-request hooks: this sits on every request's path, and
 the hooks cost a context lookup and an `ensure_async` each, plus werkzeug header objects whose
 every lookup lower-cases and scans all headers. Here the request headers are the raw ASGI byte
@@ -20,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import trio
 from werkzeug.datastructures import Headers
 
 from ._client_ip import FORWARDED_FOR, client_address
@@ -40,6 +45,94 @@ _REQUEST_ID = b"x-request-id"
 CLIENT_CLOSED = 499
 # Headers this layer owns on every answer; a value the app set for one of them is replaced.
 _OURS = frozenset({_REQUEST_ID})
+_CLOSE = (b"connection", b"close")
+_HTTP1 = frozenset({"1.0", "1.1"})
+# How long an answer waits for the rest of a request body its route did not read (the client
+# is usually still sending it) before it gives up on the connection instead. A client slower
+# than this holds a request no longer than Quart's BODY_TIMEOUT lets it hold one anyway.
+DRAIN_SECONDS = 5.0
+
+
+class _Inflow:
+    """An HTTP/1 request's body on its way to the app, and the end of its answer.
+
+    What wedged keep-alive connections (Hypercorn 0.18, quart-trio 0.12): Hypercorn does its
+    per-connection bookkeeping inside the `send` of the answer's last message, in the app's
+    task. `H11Protocol._maybe_recycle` first pushes `http.disconnect` to the app's receive
+    channel (`_close_stream`), then either starts the next keep-alive cycle and re-arms the
+    idle timer (`send(Updated(idle=True))`), or, when the request body has not all arrived
+    (`their_state` is still SEND_BODY: a route refused the request before reading it and the
+    body was still on the wire), closes the connection (`send(Closed())` -> `send_eof()`,
+    `aclose()`). Meanwhile quart-trio's receiver task (`TrioASGIHTTPConnection.handle_messages`)
+    takes that `http.disconnect` and cancels the nursery holding the task that is still inside
+    `send`; the next checkpoint there raises Cancelled. In the close case that is `send_eof`'s:
+    the socket is neither closed nor recycled, the rest of the body arrives, h11 answers the next
+    request with PAUSED (`their_state` DONE, data waiting) and Hypercorn waits on `can_read`
+    forever: the client never gets an answer, and once it gives up the server's socket sits in
+    CLOSE-WAIT. Whether the receiver runs first is Trio's coin toss (each batch of runnable
+    tasks is reversed at random), hence "about one run in two". In the recycle case it is the
+    idle timer's lock: measured, 199 of 200 keep-alive requests left their connection without
+    a keep-alive timeout.
+
+    So (1) `http.disconnect` reaches the app only once the last message's `send` has returned
+    (`finish`); shielding that send in a CancelScope would do the same but costs ~5 us a
+    request, this ~0.5; and (2) an answer that starts before the body is all in first waits
+    (`settle`) for the app's receiver to take the rest, up to the body limit and
+    DRAIN_SECONDS, so the connection stays usable; past either, the answer says
+    `Connection: close` and Hypercorn closes the connection after it, as the client expects.
+    """
+
+    __slots__ = ("_arrived", "_budget", "_finished", "_receive", "complete", "finishing", "over")
+
+    def __init__(self, receive: Receive, *, complete: bool, limit: int) -> None:
+        self._receive = receive
+        self._budget = limit  # body bytes still worth waiting for
+        # A request without Content-Length or Transfer-Encoding has no body: h11 ends it with
+        # its headers, and Hypercorn queues that end at once, whether or not the app reads it.
+        self.complete = complete
+        self.over = False  # more than the body limit: not worth waiting for
+        self.finishing = False  # the answer's last message is being sent
+        self._arrived: trio.Event | None = None
+        self._finished: trio.Event | None = None
+
+    async def receive(self) -> Message:
+        """`receive` as the app sees it."""
+        message = await self._receive()
+        if message["type"] == "http.request":
+            if message.get("more_body", False):
+                self._budget -= len(message.get("body", b""))
+                if self._budget < 0:
+                    self.over = True
+                    if self._arrived is not None:
+                        self._arrived.set()
+                return message
+            self.complete = True
+        else:  # http.disconnect: nothing more will come
+            self.complete = True
+            if self.finishing:
+                self._finished = trio.Event()
+                await self._finished.wait()
+        if self._arrived is not None:
+            self._arrived.set()
+        return message
+
+    async def settle(self) -> bool:
+        """Wait for the rest of the body (the app's receiver takes it); True once it is in."""
+        if not self.over:
+            self._arrived = trio.Event()
+            with trio.move_on_after(DRAIN_SECONDS):
+                await self._arrived.wait()
+        return self.complete
+
+    async def finish(self, send: Send, message: Message) -> None:
+        """Send the answer's last message with `http.disconnect` held back meanwhile."""
+        self.finishing = True
+        try:
+            await send(message)
+        finally:
+            self.finishing = False
+            if self._finished is not None:
+                self._finished.set()
 
 
 class Middleware:
@@ -59,6 +152,7 @@ class Middleware:
             return
         # One pass over the request headers for everything this layer reads.
         sent_id = length = origin = preflight = user_agent = None
+        chunked = False
         forwarded: list[str] = []
         for name, value in scope["headers"]:
             if name == b"x-request-id":
@@ -73,6 +167,8 @@ class Middleware:
                 preflight = value
             elif name == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
+            elif name == b"transfer-encoding":
+                chunked = True
         trail = Trail(
             time.perf_counter(),
             correlation_id(sent_id),
@@ -84,6 +180,15 @@ class Middleware:
         api = path.startswith("/api/")
         method: str = scope["method"]
         answered = False
+        inflow = (
+            _Inflow(
+                receive,
+                complete=not chunked and (length is None or length == b"0"),
+                limit=self.hardening.limit,
+            )
+            if scope["http_version"] in _HTTP1
+            else None  # HTTP/2 ends a stream alone, and refuses a Connection header
+        )
 
         def audit(status: int) -> None:
             if path not in UNAUDITED:
@@ -93,20 +198,27 @@ class Middleware:
             nonlocal answered
             if message["type"] == "http.response.start":
                 answered = True
-                message["headers"] = self._headers(message["headers"], trail, origin, api)
+                # Started before the body was all in: wait for it, or close after this answer.
+                close = inflow is not None and not inflow.complete and not await inflow.settle()
+                message["headers"] = self._headers(message["headers"], trail, origin, api, close)
                 # Recorded before the answer leaves, so whoever got the answer can find the
                 # entry once the audit log has written what it holds.
                 audit(message["status"])
+            elif inflow is not None and not message.get("more_body", False):
+                await inflow.finish(send, message)
+                return
             await send(message)
 
         try:
             too_large = self.hardening.too_large(length)
             if too_large is not None:
-                await _error(answer, too_large)
+                if inflow is not None:
+                    inflow.over = True
+                await _alone(inflow, _error(answer, too_large))
             elif method == "OPTIONS" and preflight is not None:
-                await _empty(answer, 204, self.cors.preflight(origin or b""))
+                await _alone(inflow, _empty(answer, 204, self.cors.preflight(origin or b"")))
             else:
-                await self.inner(scope, receive, answer)
+                await self.inner(scope, receive if inflow is None else inflow.receive, answer)
         except Exception:
             if not answered:
                 answered = True
@@ -127,7 +239,7 @@ class Middleware:
         return client_address(peer, Headers([(FORWARDED_FOR, v) for v in forwarded]), self.trusted)
 
     def _headers(
-        self, own: list[Pair], trail: Trail, origin: bytes | None, api: bool
+        self, own: list[Pair], trail: Trail, origin: bytes | None, api: bool, close: bool
     ) -> list[Pair]:
         # Names arrive lower-cased (Quart's `encode_headers`; ASGI asks it of every sender).
         # One pass over the answer's own headers: drop what this layer owns, note the rest.
@@ -150,7 +262,27 @@ class Middleware:
                 headers.append(pair)
         headers.extend(cors)
         headers.append((_REQUEST_ID, trail.correlation_id.encode("ascii")))
+        if close:
+            headers.append(_CLOSE)
         return headers
+
+
+async def _alone(inflow: _Inflow | None, answering: Awaitable[None]) -> None:
+    """Give this layer's own answer. With a body on its way and no app to take it, a task
+    takes it meanwhile: Hypercorn's queue to the app holds 10 messages, and once it is full
+    the answer's last `send` (which queues `http.disconnect`) would wait forever."""
+    if inflow is None or inflow.complete:
+        await answering
+        return
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_discard, inflow)
+        await answering
+        nursery.cancel_scope.cancel()
+
+
+async def _discard(inflow: _Inflow) -> None:
+    while (await inflow.receive())["type"] == "http.request":
+        pass
 
 
 async def _empty(send: Send, status: int, headers: list[Pair]) -> None:

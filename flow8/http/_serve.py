@@ -7,11 +7,33 @@ import logging
 
 import trio
 from hypercorn.config import Config
+from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio import serve
+from hypercorn.trio.tcp_server import TCPServer
 
 import actors
 
 from ._context import Flow8App
+
+
+class _TCPServer(TCPServer):
+    """Hypercorn's trio connection handler, letting go of a connection once its client has.
+
+    Each connection's task ends only when its nursery's tasks do, the keep-alive timer among
+    them, which Hypercorn re-arms after every answer and does not stop when the client closes
+    the connection: the socket then sat in CLOSE-WAIT until the timer fired (75 s). That went
+    unseen while quart-trio's teardown cancelled nearly every re-arm (see `_middleware._Inflow`,
+    which stopped that); one-shot clients would have piled up CLOSE-WAIT sockets by the
+    thousand. The read loop ends when the client closes, the connection breaks or Hypercorn
+    closes it; the timer has nothing left to guard then."""
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        await self.idle_task.stop()
+
+
+# `hypercorn.trio.serve` builds each connection's handler from this module attribute.
+hypercorn_run.TCPServer = _TCPServer  # type: ignore[attr-defined]
 
 
 def hypercorn_config(host: str, port: int, graceful_timeout: float) -> Config:
