@@ -144,6 +144,7 @@ class Play:
     error: str | None = None
     trigger: Trigger = Trigger()
     parent_play_id: str | None = None
+    root_play_id: str | None = None  # the play that started this tree (None: this one)
     depth: int = 0
     idempotency_key: str | None = None
     created_at: float = 0.0

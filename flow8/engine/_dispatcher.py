@@ -74,14 +74,18 @@ class Dispatcher:
 
     async def _claim(self, plays: Any) -> dict[str, Any] | None:
         now = time.time()
+        runnable: dict[str, Any] = {
+            "$or": [
+                {"status": PlayState.NEW.value},
+                {"status": PlayState.RUN.value, "lease_expires_at": {"$lt": now}},
+                {"status": PlayState.WAIT.value, "wake_at": {"$lte": now}},
+            ]
+        }
+        full = self.engine.admission.full_companies()
+        if full:  # their plays wait until one of their running plays ends here
+            runnable = {"$and": [runnable, {"company_id": {"$nin": full}}]}
         doc: dict[str, Any] | None = await plays.find_one_and_update(
-            {
-                "$or": [
-                    {"status": PlayState.NEW.value},
-                    {"status": PlayState.RUN.value, "lease_expires_at": {"$lt": now}},
-                    {"status": PlayState.WAIT.value, "wake_at": {"$lte": now}},
-                ]
-            },
+            runnable,
             {
                 "$set": {
                     "status": PlayState.RUN.value,

@@ -31,8 +31,16 @@ from flow8.store import DuplicateKey, ReturnDocument, Store, new_id
 
 from . import _commands
 from . import _events as ev
+from ._admission import Admission
 from ._events import EventBus, EventFilter
-from ._exceptions import InvalidInput, PlayNotFound, PlayStateError, StepError
+from ._exceptions import (
+    InvalidInput,
+    PlayLimitReached,
+    PlayNotFound,
+    PlayStateError,
+    StartTimedOut,
+    StepError,
+)
 from ._flows import FlowRepository
 from ._journal import Created
 from ._kv import KvStore
@@ -65,6 +73,10 @@ class Engine:
         self.kv = KvStore(store)
         self.owner = self.settings.instance_id
         self._running: dict[str, trio.CancelScope] = {}
+        self._company_of: dict[str, str] = {}  # running play -> its company (admission)
+        self.admission = Admission(
+            self.settings.company_plays_per_second, self.settings.company_running_plays
+        )
         self._starting = trio.Semaphore(self.settings.max_starting)  # FIFO: fair under load
         self._spawn: Spawn | None = None
         self._wake = trio.Event()
@@ -110,6 +122,7 @@ class Engine:
         parent: Play | None = None,
         retry_of: str | None = None,
         resume_from: str | None = None,
+        timeout: float | None = None,
     ) -> Play:
         """Queue a play of ``flow_id`` (latest version unless ``version``) and, when this
         instance is running plays, start it right away.
@@ -118,20 +131,36 @@ class Engine:
         last 24 h is returned instead of starting another.
 
         At most ``settings.max_starting`` starts are in progress at once; later ones wait
-        their turn in arrival order (see :class:`EngineSettings`).
+        their turn in arrival order (see :class:`EngineSettings`). The company's start rate
+        is admitted first: a start from outside is refused over it (PlayLimitReached), a
+        subflow waits for its turn.
+
+        With ``timeout``: a start still in progress after that many seconds answers the play
+        as it was handed to the store (it is being stored and runs), or raises
+        StartTimedOut if nothing was handed to the store yet (a retry is safe then).
         """
-        async with self._starting:
-            return await self._start_play(
-                company_id,
-                flow_id,
-                input,
-                trigger=trigger,
-                idempotency_key=idempotency_key,
-                version=version,
-                parent=parent,
-                retry_of=retry_of,
-                resume_from=resume_from,
-            )
+        if parent is None:
+            self.admission.admit(company_id)
+        else:
+            await self.admission.admit_waiting(company_id)
+        submitted: list[Play] = []
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            async with self._starting:
+                return await self._start_play(
+                    company_id,
+                    flow_id,
+                    input,
+                    trigger=trigger,
+                    idempotency_key=idempotency_key,
+                    version=version,
+                    parent=parent,
+                    retry_of=retry_of,
+                    resume_from=resume_from,
+                    submitted=submitted.append,
+                )
+        if submitted:
+            return submitted[0]
+        raise StartTimedOut(f"starting a play of flow {flow_id!r} took longer than {timeout:g} s")
 
     async def _start_play(
         self,
@@ -145,6 +174,7 @@ class Engine:
         parent: Play | None,
         retry_of: str | None,
         resume_from: str | None,
+        submitted: Callable[[Play], None],
     ) -> Play:
         flow = await self.flows.get(company_id, flow_id, version)
         plan = self.plans.get(flow)  # fails early for a flow that does not compile
@@ -160,6 +190,8 @@ class Engine:
             existing = await self._existing(plays, stored_key, now)
             if existing is not None:
                 return existing
+        if parent is not None:
+            await self._count_descendant(plays, parent)
         play_id = new_id()
         max_concurrent = flow.definition.execution.max_concurrent
         state = PlayState.NEW
@@ -178,6 +210,7 @@ class Engine:
             input=input,
             trigger=trigger or Trigger(),
             parent_play_id=parent.id if parent else None,
+            root_play_id=(parent.root_play_id or parent.id) if parent else None,
             depth=parent.depth + 1 if parent else 0,
             idempotency_key=idempotency_key,
             created_at=now,
@@ -191,6 +224,7 @@ class Engine:
         doc["max_concurrent"] = max_concurrent
         runnable = state is PlayState.NEW and self._spawn is not None
         runnable = runnable and len(self._running) < self.settings.max_running_plays
+        runnable = runnable and self.admission.has_room(company_id)
         if runnable:
             # Claimed at birth: no dispatcher round trip for a play this instance can run.
             doc["status"] = PlayState.RUN.value
@@ -203,27 +237,24 @@ class Engine:
             # needs durability precedes it; the caller hears back once it is durable.
             pipe = self.store.pipeline()
             pipe.insert_one(plays, doc)
-            created = Created()
+            # The play's own wait for its insert: whoever started it may stop waiting
+            # (a deadline, see start_play) without the play losing track of it.
+            created = Created(pipe.synced())
             running = attrs.evolve(play, state=PlayState.RUN, started_at=now)
+            submitted(running)
             try:
                 await self._launch(company_id, play_id, running, created)
             except Exception:
-                created.settle(RuntimeError("the play was not started here"))
                 await pipe.sync()
                 return await self._hand_back(plays, play)
             self.started_plays += 1
-            error: BaseException | None = RuntimeError("start_play was interrupted")
-            try:
-                await pipe.sync()
-                error = None
-            except BaseException as e:
-                error = e
-                raise
-            finally:
-                created.settle(error)
+            await pipe.sync()
             return running
+        pipe = self.store.pipeline()
+        pipe.insert_one(plays, doc)
+        submitted(play)
         try:
-            await plays.insert_one(doc)
+            await pipe.sync()
         except DuplicateKey:
             if stored_key is None:
                 raise
@@ -241,6 +272,25 @@ class Engine:
             return running
         self._wake.set()
         return play
+
+    async def _count_descendant(self, plays: Any, parent: Play) -> None:
+        """Count one more play in the parent's tree, on the root play's document; refused at
+        ``max_descendant_plays`` (a flow starting itself stops there)."""
+        root = parent.root_play_id or parent.id
+        limit = self.settings.max_descendant_plays
+        counted = await plays.find_one_and_update(
+            {
+                "_id": root,
+                "$or": [{"descendants": {"$exists": False}}, {"descendants": {"$lt": limit}}],
+            },
+            {"$inc": {"descendants": 1}},
+        )
+        if counted is None:
+            raise PlayLimitReached(
+                "PLAY_TREE_LIMIT",
+                f"PLAY_TREE_LIMIT: play {root} and its subflows have started {limit} plays, "
+                "the most one play may start",
+            )
 
     async def _hand_back(self, plays: Any, play: Play) -> Play:
         """A play claimed at birth whose PlayActor could not start (e.g. the plays
@@ -288,14 +338,25 @@ class Engine:
 
         if self._spawn is None:
             raise PlayStateError("the engine is not running plays (no dispatcher)")
-        # Counted as running from now on: waiters need not read the store, and the cap
-        # on running plays includes those still starting.
-        self._running.setdefault(play_id, trio.CancelScope())
+        # Counted as running from now on: waiters need not read the store, and the caps
+        # on running plays include those still starting.
+        self._hold(play_id, company_id)
         try:
             await self._spawn(play_id, run)
         except BaseException:
-            self._running.pop(play_id, None)
+            self._release(play_id)
             raise
+
+    def _hold(self, play_id: str, company_id: str) -> trio.CancelScope:
+        if play_id not in self._running:
+            self._running[play_id] = trio.CancelScope()
+            self._company_of[play_id] = company_id
+            self.admission.started(company_id)
+        return self._running[play_id]
+
+    def _release(self, play_id: str) -> None:
+        if self._running.pop(play_id, None) is not None:
+            self.admission.ended(self._company_of.pop(play_id))
 
     async def run_play(
         self,
@@ -307,7 +368,7 @@ class Engine:
         """The PlayActor body: run a play this instance holds the lease of, to its end or
         its next suspension. ``fresh`` is a play this instance has just created (and
         claimed): it has no layers or approvals to load yet."""
-        cancel = self._running.setdefault(play_id, trio.CancelScope())
+        cancel = self._hold(play_id, company_id)
         try:
             await run_play_body(self, company_id, play_id, fresh, cancel, created)
         except Exception as crash:
@@ -317,7 +378,7 @@ class Engine:
                 await self._after_crash(company_id, play_id, crash)
             raise
         finally:
-            self._running.pop(play_id, None)
+            self._release(play_id)
 
     async def _after_crash(self, company_id: str, play_id: str, crash: Exception) -> None:
         """Count a crash of the play's actor. Below ``max_play_crashes`` the play runs again

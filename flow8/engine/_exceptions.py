@@ -3,13 +3,17 @@
 Hierarchy::
 
     EngineError
-    ├── ExpressionError          an expression does not parse, throws, times out, or
-    │                            returns something that is not JSON
+    ├── ExpressionError          an expression does not parse, throws, or returns
+    │   │                        something that is not JSON
+    │   └── ExpressionLimit      it ran out of its budget (time, memory, depth) or a
+    │                            built-in would exceed a cap (string length, items)
     ├── StepError                a step failed (carries the flowlet ref); the layer fails
     │   ├── StepTimeout          the step ran past its timeout
     │   ├── OutputTooLarge       the step's output exceeds the configured limit
     │   └── Interrupted          a non-idempotent step was cut off by a crash; not re-run
     ├── InvalidInput             a play's input does not match the flow's inputSchema
+    ├── PlayLimitReached         a start the company's play limits refuse (``retry_after``)
+    ├── StartTimedOut            nothing was stored before a start's deadline: safe to retry
     ├── PlayNotFound             no such play for this company
     ├── FlowNotFound             no such flow (or flow version) for this company
     └── PlayStateError           the play is not in a state that allows the request
@@ -37,6 +41,22 @@ class ExpressionError(EngineError):
         return located
 
 
+class ExpressionLimit(ExpressionError):
+    """An evaluation exceeded one of its limits; ``limit`` names which (``time``,
+    ``memory``, ``depth``, ``string``, ``items``, ``range``, ``picture``) and ``detail``
+    says by how much, e.g. ``it ran longer than 250 ms``."""
+
+    def __init__(self, source: str, limit: str, detail: str, *, where: str = "") -> None:
+        self.limit = limit
+        self.detail = detail
+        super().__init__(source, f"exceeded a limit: {detail}", where=where)
+
+    def at(self, where: str) -> ExpressionLimit:
+        located = ExpressionLimit(self.source, self.limit, self.detail, where=where)
+        located.__cause__ = self.__cause__
+        return located
+
+
 class StepError(EngineError):
     def __init__(self, ref: str, message: str) -> None:
         self.ref = ref
@@ -58,6 +78,22 @@ class Interrupted(StepError):
 
 class InvalidInput(EngineError):
     pass
+
+
+class PlayLimitReached(EngineError):
+    """A start refused by a limit on plays (per company, or per tree of plays). ``code``
+    names it (``PLAY_RATE_LIMIT``, ``PLAY_TREE_LIMIT``); ``retry_after`` is in seconds,
+    None when waiting will not help."""
+
+    def __init__(self, code: str, message: str, retry_after: float | None = None) -> None:
+        self.code = code
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class StartTimedOut(EngineError):
+    """A start ran past its deadline before the play was handed to the store: nothing was
+    created, so the request may be retried."""
 
 
 class PlayNotFound(EngineError):

@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import trio
-
 from flow8.domain import PlayLayer
-from flow8.store import Store
+from flow8.store import Store, StoreError
 
 from ._records import layer_doc
 
 
 class Created:
-    """The outcome of a play's insert, awaited by its first durability barrier."""
+    """A play's own insert, still committing while the play starts: its first durability
+    barrier waits for it (``durable`` waits for the insert; raises the store's error)."""
 
-    def __init__(self) -> None:
-        self._done = trio.Event()
-        self._error: BaseException | None = None
-
-    def settle(self, error: BaseException | None) -> None:
-        self._error = error
-        self._done.set()
+    def __init__(self, durable: Callable[[], Awaitable[None]]) -> None:
+        self._durable = durable
 
     async def wait(self) -> None:
-        await self._done.wait()
-        if self._error is not None:
-            raise RuntimeError("the play's own record could not be stored") from self._error
+        try:
+            await self._durable()
+        except StoreError as e:
+            raise RuntimeError("the play's own record could not be stored") from e
 
 
 class Journal:

@@ -91,7 +91,7 @@ async def run_play_body(
     # Still listed as running while its end is written: waiters need not read the store.
     with trio.CancelScope(shield=True), trio.move_on_after(30):
         if suspended is not None:
-            engine._running.pop(play_id, None)  # a parked play holds nothing here
+            engine._release(play_id)  # a parked play holds nothing here
             await _park(engine, run, suspended.layer, suspended.reason, suspended.wake_at)
         else:
             await _finish(engine, run, state, output, error)

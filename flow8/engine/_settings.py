@@ -20,6 +20,10 @@ class EngineSettings:
     * ``max_play_crashes``: a play whose actor crashes this often (an error escaping the
       engine, not a failing step) ends FAIL with ``PLAY_CRASHED`` and its last error; before
       that it is run again after 1, 2, 4 ... seconds.
+    * ``max_descendant_plays``: plays one play may start, with its subflows and theirs,
+      in all (a flow that starts itself stops there: the subflow step fails).
+    * ``company_plays_per_second`` and ``company_running_plays`` (0 = no limit): per company
+      on this instance; see :class:`flow8.engine._admission.Admission`.
     * ``max_starting``: play starts in progress at once (each until its play is durable);
       more wait in arrival order. Measured with ``scripts/bench/api.py`` (64 clients
       starting 1-step plays): unbounded, starts interleave at random and p99 latency was
@@ -38,3 +42,6 @@ class EngineSettings:
     max_running_plays: int = 10_000
     max_starting: int = 16
     max_play_crashes: int = 3
+    max_descendant_plays: int = 1000
+    company_plays_per_second: float = 2000.0
+    company_running_plays: int = 1000

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from flow8.domain import FlowValidationError
-from flow8.engine import FlowNotFound, InvalidInput, KvError, PlayNotFound, PlayStateError
+from flow8.engine import (
+    FlowNotFound,
+    InvalidInput,
+    KvError,
+    PlayLimitReached,
+    PlayNotFound,
+    PlayStateError,
+    StartTimedOut,
+)
 from flow8.services import credentials as cred
 from flow8.services import identity as ident
 from flow8.store import InvalidDocument, StoreClosed, StoreError, StoreUnavailable
@@ -50,6 +58,10 @@ def from_engine(error: Exception) -> ApiError:
         return ValidationFailed([{"field": "(body)", "message": str(error)}], message=str(error))
     if isinstance(error, KvError):
         return ValidationFailed([{"field": "(body)", "message": str(error)}], message=str(error))
+    if isinstance(error, PlayLimitReached):
+        return TooManyRequests(str(error), retry_after=error.retry_after or 1.0, code=error.code)
+    if isinstance(error, StartTimedOut):  # nothing was stored: the client may retry
+        return ServiceUnavailable("starting the play timed out; retry")
     return ApiError("internal server error")
 
 

@@ -16,7 +16,11 @@ from ._dump import dump
 from ._engine_models import FlowOut, PlayOut, RunQuery, flow_out
 from ._page import PageQuery, make_page, page_of, slice_page
 from ._responses import json_response
-from .exceptions import BadRequest, NotFound, ServiceUnavailable
+from .exceptions import BadRequest, NotFound
+
+# How long the run route waits for a start (a stalled store) before answering: 202 with the
+# play's id once it was handed to the store, 503 (safe to retry) if it never was.
+START_TIMEOUT = 30.0
 
 routes = Routes("flows", "flows")
 
@@ -220,19 +224,20 @@ async def restore_flow_version(req: Req, flowId: str, version: str) -> object:
     response=PlayOut,
     status=202,
     also=(200,),
-    errors=(404, 409),
+    errors=(404, 409, 429, 503),
 )
 async def run_flow(req: Req, flowId: str) -> Response:
     q: RunQuery = req.query
     key = req.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
         raise BadRequest("Idempotency-Key must be 1 to 200 characters", code="BAD_IDEMPOTENCY_KEY")
-    # A client hanging up must not cancel a play half-created: starting is one step.
-    play = None
-    with trio.CancelScope(shield=True), trio.move_on_after(30):
-        play = await play_service().start(req.company_id, flowId, req.body, idempotency_key=key)
-    if play is None:
-        raise ServiceUnavailable("starting the play timed out; retry with the same key")
+    # A client hanging up must not cancel a play half-created: starting is one step. Once
+    # the play has been handed to the store, the answer is its id (never a retryable error,
+    # which would start it twice for a client retrying without an Idempotency-Key).
+    with trio.CancelScope(shield=True):
+        play = await play_service().start(
+            req.company_id, flowId, req.body, idempotency_key=key, timeout=START_TIMEOUT
+        )
     audit_change(
         req,
         "play_started",

@@ -54,9 +54,12 @@ class PlayService:
         source: str | None = None,
         idempotency_key: str | None = None,
         version: int | None = None,
+        timeout: float | None = None,
     ) -> Play:
         """Queue (and, on an instance running plays, start) a play of the flow's latest
-        version. A duplicate ``idempotency_key`` within 24 h returns the existing play."""
+        version. A duplicate ``idempotency_key`` within 24 h returns the existing play.
+        Raises ``PlayLimitReached`` over the company's start rate; with ``timeout``, see
+        ``Engine.start_play`` (``StartTimedOut`` when nothing was created)."""
         return await self.engine.start_play(
             company_id,
             flow_id,
@@ -64,6 +67,7 @@ class PlayService:
             trigger=Trigger(trigger, source),
             idempotency_key=idempotency_key,
             version=version,
+            timeout=timeout,
         )
 
     async def run(

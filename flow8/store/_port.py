@@ -8,7 +8,7 @@ at millisecond precision, as MongoDB does, and read back as an aware UTC datetim
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 import attrs
@@ -119,6 +119,11 @@ class Pipeline(Protocol):
     def delete_one(self, collection: Collection, filter: Filter) -> None: ...
 
     async def sync(self) -> None: ...
+
+    def synced(self) -> Callable[[], Awaitable[None]]:
+        """A wait for the writes issued so far, for another task to await whenever it
+        likes (as many times as it likes); raises the first error among them."""
+        ...
 
 
 class Store(Protocol):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -85,13 +85,22 @@ class PipelineImpl:
 
     async def sync(self) -> None:
         pending, self._pending = self._pending, []
-        first: StoreError | None = None
-        for p in pending:
-            await p.done.wait()
-            if p.error is not None and first is None:
-                first = p.error
-        if first is not None:
-            raise first
+        await _all_durable(pending)
+
+    def synced(self) -> Callable[[], Awaitable[None]]:
+        pending = list(self._pending)
+        return lambda: _all_durable(pending)
+
+
+async def _all_durable(pending: list[Pending]) -> None:
+    """Wait for every write; raise the first error among them."""
+    first: StoreError | None = None
+    for p in pending:
+        await p.done.wait()
+        if p.error is not None and first is None:
+            first = p.error
+    if first is not None:
+        raise first
 
 
 async def _purge_expired_forever(store: StoreImpl, interval: float) -> None:

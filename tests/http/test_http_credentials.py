@@ -120,11 +120,7 @@ async def test_list_pages_by_name_and_filters_by_type(env: ApiEnv) -> None:
 async def test_admins_and_owners_write_everyone_reads(env: ApiEnv, role: str) -> None:
     async with env.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
         company = await _company(owner)
-        r = await owner.post(
-            f"/api/companies/{company}/members",
-            json={"email": f"{role}@example.com", "role": role, "password": PASSWORD},
-        )
-        assert r.status_code == 201, r.text
+        await env.invite_and_accept(owner, company, f"{role}@example.com", role, PASSWORD)
         r = await owner.post(
             "/api/credentials", json={"name": "n", "type": "bearer", "data": {"token": SECRET}}
         )
@@ -153,11 +149,7 @@ async def test_admins_and_owners_write_everyone_reads(env: ApiEnv, role: str) ->
 async def test_another_companys_credential_is_not_found_and_unchanged(env: ApiEnv) -> None:
     async with env.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
         company_a = await _company(owner)
-        r = await owner.post(
-            f"/api/companies/{company_a}/members",
-            json={"email": "boss@b.example", "role": "viewer", "password": PASSWORD},
-        )
-        assert r.status_code == 201
+        await env.invite_and_accept(owner, company_a, "boss@b.example", "viewer", PASSWORD)
     async with env.session("boss@b.example", PASSWORD) as boss:
         company_b = (await boss.post("/api/companies", json={"name": "Beta"})).json()["id"]
         assert (await boss.post("/api/auth/company", json={"companyId": company_b})).is_success

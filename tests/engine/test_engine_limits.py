@@ -1,0 +1,151 @@
+"""Limits on plays: a tree of subflows is capped, a company's starts are rate-limited and
+its running plays capped (queued, never dropped), and a start that stalls answers with the
+play it created rather than a retryable error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+from engine_testkit import COMPANY, make_flow, running_engine, spec, wait_state
+
+from flow8.domain import PlayState, parse_flow_definition
+from flow8.engine import PlayLimitReached, StartTimedOut
+from flow8.engine._admission import Admission
+from flow8.store import Store, open_store
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_start_rate_is_a_token_bucket_per_company() -> None:
+    clock = Clock()
+    admission = Admission(rate=5, running=0, clock=clock)
+    for _ in range(5):  # a second's worth at once
+        admission.admit("acme")
+    with pytest.raises(PlayLimitReached) as refused:
+        admission.admit("acme")
+    assert refused.value.code == "PLAY_RATE_LIMIT"
+    assert refused.value.retry_after == pytest.approx(0.2)
+    admission.admit("globex")  # other companies have their own bucket
+    clock.now += 0.2
+    admission.admit("acme")  # one token back after 1/rate seconds
+    with pytest.raises(PlayLimitReached):
+        admission.admit("acme")
+
+
+def test_running_plays_are_counted_per_company() -> None:
+    admission = Admission(rate=0, running=2)
+    admission.started("acme")
+    assert admission.has_room("acme")
+    admission.started("acme")
+    assert not admission.has_room("acme")
+    assert admission.has_room("globex")
+    assert admission.full_companies() == ["acme"]
+    admission.ended("acme")
+    assert admission.has_room("acme")
+    assert admission.full_companies() == []
+
+
+async def test_a_flow_that_starts_itself_stops_at_the_tree_limit(store: Store) -> None:
+    async with running_engine(store, max_descendant_plays=20) as engine:
+        flow = await make_flow(engine, {"flowlets": [{"ref": "noop", "appId": "noop"}]})
+        flow = await engine.flows.update(
+            COMPANY,
+            flow.id,
+            parse_flow_definition(
+                {
+                    "name": "fork",
+                    "flowlets": [
+                        {
+                            "ref": f"child{i}",
+                            "index": 0,
+                            "appId": "subflow",
+                            "args": {"flowId": flow.id, "async": True},
+                        }
+                        for i in range(3)
+                    ],
+                }
+            ),
+        )
+        root = await engine.start_play(COMPANY, flow.id)
+        plays = store.tenant(COMPANY).collection("plays")
+        with trio.fail_after(30):
+            while True:  # until every play of the tree has ended
+                if not await plays.count({"status": {"$in": ["NEW", "RUN"]}}):
+                    break
+                await trio.sleep(0.05)
+        assert await plays.count({}) == 21  # the root and the 20 plays it may start
+        doc = await plays.find_one({"_id": root.id})
+        assert doc is not None
+        assert doc["descendants"] == 20
+        refused = await plays.find({"status": "FAIL"})
+        assert refused
+        assert all("PLAY_TREE_LIMIT" in (d["error"] or "") for d in refused)
+
+
+async def test_a_company_over_its_running_limit_is_queued_not_dropped(store: Store) -> None:
+    gate = trio.Event()
+    running_now: list[int] = []
+
+    async with running_engine(store, company_running_plays=2) as engine:
+
+        async def hold(ctx: object, args: object) -> object:
+            running_now.append(engine.admission._counts[COMPANY])
+            await gate.wait()
+            return 1
+
+        engine.registry.register(spec("hold", hold), replace=True)
+        flow = await make_flow(engine, {"flowlets": [{"ref": "h", "appId": "hold"}]})
+        started = [await engine.start_play(COMPANY, flow.id) for _ in range(6)]
+        await trio.sleep(0.5)
+        assert engine.running == 2
+        states = [(await engine.get_play(COMPANY, p.id)).state for p in started]
+        assert states.count(PlayState.RUN) == 2
+        assert states.count(PlayState.NEW) == 4  # queued
+        gate.set()
+        for p in started:
+            done = await engine.wait_play(COMPANY, p.id, timeout=20)
+            assert done.state is PlayState.DONE
+        assert max(running_now) <= 2
+
+
+async def test_a_start_that_stalls_answers_with_the_play_it_stored(tmp_path: Path) -> None:
+    """The store's writer is not running: the insert is handed over but never committed.
+    After the deadline the start answers the play (it exists as soon as the writer runs),
+    and a start that never got as far raises StartTimedOut (nothing was created)."""
+    async with (
+        open_store(f"sqlite:///{tmp_path / 's.db'}", data_dir=tmp_path, serve=False) as store,
+        trio.open_nursery() as nursery,
+    ):
+        writer = trio.CancelScope()
+
+        async def run_writer() -> None:
+            with writer:
+                await store.serve()
+
+        nursery.start_soon(run_writer)
+        async with running_engine(store, max_starting=1) as engine:
+            flow = await make_flow(engine, {"flowlets": [{"ref": "a", "appId": "noop"}]})
+            writer.cancel()  # the writer stalls from here on
+            await trio.sleep(0.1)
+            with trio.fail_after(5):
+                play = await engine.start_play(COMPANY, flow.id, timeout=0.5)
+            assert play.state is PlayState.RUN  # claimed at birth; its insert is queued
+            # a start still waiting for its turn at the deadline has stored nothing:
+            async with engine._starting:  # the one start slot, taken
+                with pytest.raises(StartTimedOut), trio.fail_after(5):
+                    await engine.start_play(COMPANY, flow.id, timeout=0.5)
+            nursery.start_soon(store.serve)  # the writer is back
+            done = await engine.wait_play(COMPANY, play.id, timeout=10)
+            assert done.state is PlayState.DONE
+            plays = store.tenant(COMPANY).collection("plays")
+            assert await plays.count({}) == 1
+            await wait_state(engine, play.id, PlayState.DONE)
+        nursery.cancel_scope.cancel()  # the writer, before the store closes
