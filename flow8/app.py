@@ -116,7 +116,8 @@ async def open_configured_store(settings: Settings, *, serve: bool = True) -> As
     ``serve=False`` leaves the writer to the ``store`` actor of the tree.
     """
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Private: it holds the database and the generated encryption key.
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as e:
         raise StoreUnavailable(
             f"cannot create the data directory {str(settings.data_dir)!r} (FLOW8_DATA_DIR): "

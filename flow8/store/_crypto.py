@@ -138,7 +138,7 @@ def load_keyring(
     try:
         if path.exists():
             return Keyring.parse(path.read_text())
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         ring = Keyring.generate()
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -80,6 +80,20 @@ def sqlite_path(url: str, data_dir: str | os.PathLike[str] | None) -> Path:
     return (Path(data_dir) if data_dir else Path.cwd()) / rest
 
 
+def _private_files(path: Path) -> None:
+    """The database holds every tenant's data: readable by its owner only. SQLite creates a
+    new file with the process umask (0644 as a rule) and gives the -wal and -shm files the
+    mode of the database file, so the file is created 0600 before SQLite opens it, and
+    files an earlier version left readable by others are made private."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            info = file.stat()
+            if info.st_mode & 0o077 and info.st_uid == os.getuid():
+                file.chmod(0o600)
+
+
 def _index_ddl(spec: CollectionSpec) -> dict[str, tuple[str, str]]:
     """sqlite index name -> (catalog index name, CREATE statement)."""
     out = {}
@@ -172,7 +186,8 @@ class SqliteBackend:
 
     def _open_sync(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _private_files(self.path)
         except OSError as e:
             raise StoreUnavailable(
                 f"cannot create the directory of sqlite database {str(self.path)!r}: "
