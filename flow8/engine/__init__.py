@@ -39,6 +39,7 @@ from ._filters import FilterError, apply_operator, cast_value
 from ._flows import FlowRepository
 from ._kv import KvError, KvStore, PlayKv, scope_key
 from ._plan import Plan, PlanCache, check_definition, compile_plan, validate_definition
+from ._redact import MASK, Redactor
 from ._settings import EngineSettings
 from ._templates import CompiledValue, compile_value
 from ._wiring import (
@@ -56,6 +57,7 @@ __all__ = [
     "LAYER_COMPLETED",
     "LAYER_FAILED",
     "LAYER_STARTED",
+    "MASK",
     "PLAY_COMPLETED",
     "PLAY_FAILED",
     "PLAY_STARTED",
@@ -84,6 +86,7 @@ __all__ = [
     "PlayLimitReached",
     "PlayNotFound",
     "PlayStateError",
+    "Redactor",
     "StartTimedOut",
     "StepError",
     "StepTimeout",

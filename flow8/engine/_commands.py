@@ -190,7 +190,8 @@ async def decide(
 async def retry_play(engine: Engine, company_id: str, play_id: str, from_ref: str) -> Play:
     """Start a new play of the latest flow version with the failed play's input,
     reusing the outputs of the steps before ``from_ref``."""
-    old = await engine.get_play(company_id, play_id)
+    # The real input (a play that knew secrets shows it masked), and those secrets.
+    old, secrets = await engine.read_play(company_id, play_id, real=True)
     if old.state not in (PlayState.FAIL, PlayState.CANCEL):
         raise PlayStateError(f"only failed or cancelled plays can be retried ({old.state})")
     flow = await engine.flows.get(company_id, old.flow_id)
@@ -203,6 +204,7 @@ async def retry_play(engine: Engine, company_id: str, play_id: str, from_ref: st
         trigger=Trigger(TriggerKind.RETRY, play_id),
         retry_of=play_id,
         resume_from=from_ref,
+        secrets=secrets,
     )
 
 

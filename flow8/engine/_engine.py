@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +47,7 @@ from ._kv import KvStore
 from ._plan import PlanCache
 from ._play_actor import run_play_body
 from ._records import describe_crash, layer_from_doc, play_doc, play_from_doc
+from ._redact import Redactor
 from ._settings import EngineSettings
 
 log = get_logger("flow8.engine")
@@ -123,6 +124,7 @@ class Engine:
         retry_of: str | None = None,
         resume_from: str | None = None,
         timeout: float | None = None,
+        secrets: Sequence[str] = (),
     ) -> Play:
         """Queue a play of ``flow_id`` (latest version unless ``version``) and, when this
         instance is running plays, start it right away.
@@ -157,6 +159,7 @@ class Engine:
                     retry_of=retry_of,
                     resume_from=resume_from,
                     submitted=submitted.append,
+                    secrets=secrets,
                 )
         if submitted:
             return submitted[0]
@@ -175,6 +178,7 @@ class Engine:
         retry_of: str | None,
         resume_from: str | None,
         submitted: Callable[[Play], None],
+        secrets: Sequence[str],
     ) -> Play:
         flow = await self.flows.get(company_id, flow_id, version)
         plan = self.plans.get(flow)  # fails early for a flow that does not compile
@@ -218,7 +222,16 @@ class Engine:
             resume_from=resume_from,
             kv_parents=(parent.flow_id, *parent.kv_parents) if parent else (),
         )
-        doc = play_doc(play)
+        # A play born knowing secrets (a subflow's, a retry's) records its input masked.
+        redactor = Redactor(secrets)
+        shown = attrs.evolve(play, input=redactor.mask(input)) if redactor else play
+        doc = play_doc(
+            shown,
+            encrypt=self.settings.encrypt_play_data,
+            real=play if shown is not play and shown.input is not play.input else None,
+        )
+        if redactor:
+            doc["secrets"] = redactor.secrets
         # Every play carries a key so that the unique index never sees two nulls.
         doc["idempotency_key"] = stored_key or f"play:{play_id}"
         doc["max_concurrent"] = max_concurrent
@@ -243,7 +256,7 @@ class Engine:
             running = attrs.evolve(play, state=PlayState.RUN, started_at=now)
             submitted(running)
             try:
-                await self._launch(company_id, play_id, running, created)
+                await self._launch(company_id, play_id, running, created, redactor.secrets)
             except Exception:
                 await pipe.sync()
                 return await self._hand_back(plays, play)
@@ -266,7 +279,7 @@ class Engine:
         if runnable:
             running = attrs.evolve(play, state=PlayState.RUN, started_at=now)
             try:
-                await self._launch(company_id, play_id, running)
+                await self._launch(company_id, play_id, running, secrets=redactor.secrets)
             except Exception:
                 return await self._hand_back(plays, play)
             return running
@@ -331,10 +344,11 @@ class Engine:
         play_id: str,
         fresh: Play | None = None,
         created: Created | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
             task_status.started()
-            await self.run_play(company_id, play_id, fresh, created)
+            await self.run_play(company_id, play_id, fresh, created, secrets)
 
         if self._spawn is None:
             raise PlayStateError("the engine is not running plays (no dispatcher)")
@@ -364,13 +378,14 @@ class Engine:
         play_id: str,
         fresh: Play | None = None,
         created: Created | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         """The PlayActor body: run a play this instance holds the lease of, to its end or
         its next suspension. ``fresh`` is a play this instance has just created (and
         claimed): it has no layers or approvals to load yet."""
         cancel = self._hold(play_id, company_id)
         try:
-            await run_play_body(self, company_id, play_id, fresh, cancel, created)
+            await run_play_body(self, company_id, play_id, fresh, cancel, created, secrets)
         except Exception as crash:
             # Recorded before the supervisor hears of it, so that a play which crashes its
             # actor every time (a poison play) ends instead of being re-claimed forever.
@@ -445,6 +460,7 @@ class Engine:
         key: str,
         wait: bool,
         timeout: float | None,
+        secrets: Sequence[str] = (),
     ) -> dict[str, Any]:
         """Start ``flow_id`` as a child of ``parent`` for the step whose layer key is ``key``
         (also the child's idempotency key: a re-run step finds the same child). With
@@ -462,6 +478,7 @@ class Engine:
             trigger=Trigger(TriggerKind.SUBFLOW, parent.id),
             idempotency_key=f"subflow:{key}",
             parent=parent,
+            secrets=secrets,
         )
         if not wait:
             return {"state": child.state.value, "playId": child.id, "out": None}
@@ -511,10 +528,19 @@ class Engine:
     # -- queries and commands -------------------------------------------------------------
 
     async def get_play(self, company_id: str, play_id: str) -> Play:
+        """The play as everyone sees it (its secrets masked)."""
+        play, _ = await self.read_play(company_id, play_id)
+        return play
+
+    async def read_play(
+        self, company_id: str, play_id: str, *, real: bool = False
+    ) -> tuple[Play, list[str]]:
+        """The play (with ``real``, its data unmasked, as the engine runs it) and the
+        secrets it knows."""
         doc = await self._plays(company_id).find_one({"_id": play_id})
         if doc is None:
             raise PlayNotFound(f"play {play_id!r} not found")
-        return play_from_doc(doc)
+        return play_from_doc(doc, real=real), list(doc.get("secrets") or [])
 
     async def list_plays(
         self,

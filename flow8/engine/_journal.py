@@ -8,7 +8,7 @@ from typing import Any
 from flow8.domain import PlayLayer
 from flow8.store import Store, StoreError
 
-from ._records import layer_doc
+from ._records import LAYER_DATA, layer_doc, seal
 
 
 class Created:
@@ -34,10 +34,17 @@ class Journal:
     """
 
     def __init__(
-        self, store: Store, company_id: str, play_id: str, created: Created | None = None
+        self,
+        store: Store,
+        company_id: str,
+        play_id: str,
+        created: Created | None = None,
+        *,
+        encrypt: bool = False,
     ) -> None:
         self._store = store
         self._created = created
+        self._encrypt = encrypt  # layer data into the encrypted `data` field
         scope = store.tenant(company_id)
         self.plays = scope.collection("plays")
         self.layers = scope.collection("play_layers")
@@ -46,15 +53,26 @@ class Journal:
         self._pending = 0
         self.writes = 0
 
-    def layer(self, layer: PlayLayer, *, new: bool) -> None:
-        """Write a layer: ``new`` ones are inserted (the cheaper write), others replaced."""
+    def layer(
+        self, layer: PlayLayer, *, new: bool, real: PlayLayer | None = None, masked: bool = False
+    ) -> None:
+        """Write a layer: ``new`` ones are inserted (the cheaper write), others replaced.
+
+        ``real`` is the layer before masking, when masking changed it (kept sealed);
+        ``masked`` says the play knows secrets, so an earlier state may have been sealed.
+        """
         doc = layer_doc(layer)
         doc.pop("company_id")
+        if self._encrypt or real is not None:
+            seal(doc, LAYER_DATA, encrypt=self._encrypt, real=real)
         if new:
             self._pipe.insert_one(self.layers, doc)
         else:
             doc.pop("_id")
-            self._pipe.update_one(self.layers, {"_id": layer.key}, {"$set": doc})
+            update: dict[str, Any] = {"$set": doc}
+            if masked and real is None:
+                update["$unset"] = {"sealed": ""}  # no stale real values left behind
+            self._pipe.update_one(self.layers, {"_id": layer.key}, update)
         self._pending += 1
         self.writes += 1
 

@@ -9,7 +9,7 @@ Scopes as stored: ``global``, ``group:<group>``, ``flow:<flow id>``. A play reac
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,17 +48,33 @@ class KvStore:
         return self.store.tenant(company_id).collection("kv")
 
     async def get(self, company_id: str, scope: str, key: str) -> tuple[bool, Any]:
+        found, value, _secret = await self.entry(company_id, scope, key)
+        return found, value
+
+    async def entry(self, company_id: str, scope: str, key: str) -> tuple[bool, Any, bool]:
+        """(found, value, whether the entry is marked secret)."""
         doc = await self._coll(company_id).find_one({"scope": scope, "key": key})
         if not _alive(doc):
-            return False, None
+            return False, None, False
         assert doc is not None
-        return True, doc.get("value")
+        return True, doc.get("value"), bool(doc.get("secret"))
 
     async def set(
-        self, company_id: str, scope: str, key: str, value: Any, ttl_seconds: float | None
+        self,
+        company_id: str,
+        scope: str,
+        key: str,
+        value: Any,
+        ttl_seconds: float | None,
+        *,
+        secret: bool | None = None,
     ) -> None:
+        """Create or replace an entry. ``secret`` marks it (True), unmarks it (False) or
+        leaves the mark as it is (None: a new entry is not secret)."""
         coll = self._coll(company_id)
         fields = {"value": value, "expires_at": _expires(ttl_seconds), "updated_at": time.time()}
+        if secret is not None:
+            fields["secret"] = secret
         try:
             await coll.update_one(
                 {"scope": scope, "key": key},
@@ -149,23 +165,36 @@ class PlayKv:
     parent_flows: Sequence[str] = ()
     inherit: bool = True
     conflict: KvConflict = KvConflict.CHILD
+    # Told every secret value the play reads or writes, so that its records mask it.
+    on_secret: Callable[[Any], None] | None = None
 
     async def get(self, scope: str, key: str) -> tuple[bool, Any]:
         own = scope_key(scope, self.flow_id, self.group)
-        if scope != "flow" or not self.inherit or not self.parent_flows:
-            return await self.kv.get(self.company_id, own, key)
-        chain = [own, *(f"flow:{p}" for p in self.parent_flows)]
-        if self.conflict is KvConflict.PARENT:
-            chain.reverse()
+        chain = [own]
+        if scope == "flow" and self.inherit and self.parent_flows:
+            chain += [f"flow:{p}" for p in self.parent_flows]
+            if self.conflict is KvConflict.PARENT:
+                chain.reverse()
         for s in chain:
-            found, value = await self.kv.get(self.company_id, s, key)
+            found, value, secret = await self.kv.entry(self.company_id, s, key)
             if found:
+                if secret and self.on_secret is not None:
+                    self.on_secret(value)
                 return True, value
         return False, None
 
-    async def set(self, scope: str, key: str, value: Any, ttl_seconds: float | None) -> None:
+    async def set(
+        self,
+        scope: str,
+        key: str,
+        value: Any,
+        ttl_seconds: float | None,
+        secret: bool | None = None,
+    ) -> None:
         own = scope_key(scope, self.flow_id, self.group)
-        await self.kv.set(self.company_id, own, key, value, ttl_seconds)
+        if secret and self.on_secret is not None:
+            self.on_secret(value)
+        await self.kv.set(self.company_id, own, key, value, ttl_seconds, secret=secret)
 
     async def append(self, scope: str, key: str, value: Any, ttl_seconds: float | None) -> int:
         own = scope_key(scope, self.flow_id, self.group)

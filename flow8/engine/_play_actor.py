@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -17,6 +18,7 @@ from ._commands import end_unheld_play
 from ._journal import Created
 from ._kv import PlayKv
 from ._records import layer_from_doc, play_from_doc
+from ._redact import Redactor
 from ._runner import PlayRun
 
 if TYPE_CHECKING:
@@ -32,7 +34,10 @@ async def run_play_body(
     fresh: Play | None,
     cancel: trio.CancelScope,
     created: Created | None,
+    secrets: Sequence[str] = (),
 ) -> None:
+    """``secrets``: what a play just created here knows from birth (a subflow's parent's);
+    a play read back from the store brings its own."""
     doc: dict[str, Any] = {}
     if fresh is None:
         found_doc = await engine._plays(company_id).find_one({"_id": play_id})
@@ -44,7 +49,8 @@ async def run_play_body(
             # (e.g. between crashes) ends without being run again.
             await end_unheld_play(engine, company_id, doc, PlayState.CANCEL, "cancelled")
             return
-    play = fresh or play_from_doc(doc)
+    play = fresh or play_from_doc(doc, real=True)
+    redactor = Redactor(doc.get("secrets") or secrets)
     flow = await engine.flows.get(company_id, play.flow_id, play.flow_version)
     plan = engine.plans.get(flow)
     layers: dict[str, PlayLayer] = {}
@@ -56,9 +62,10 @@ async def run_play_body(
         plan,
         play,
         layers,
-        _play_kv(engine, flow, play),
+        _play_kv(engine, flow, play, redactor),
         doc.get("approvals") or {},
         created,
+        redactor,
     )
     if play.retry_of and not layers and play.resume_from:
         await _reuse_layers(engine, run, play.retry_of, play.resume_from)
@@ -105,7 +112,7 @@ def _abort_layers(run: PlayRun, why: str) -> None:
             )
 
 
-def _play_kv(engine: Engine, flow: Flow, play: Play) -> PlayKv:
+def _play_kv(engine: Engine, flow: Flow, play: Play, redactor: Redactor) -> PlayKv:
     d = flow.definition
     return PlayKv(
         engine.kv,
@@ -115,12 +122,15 @@ def _play_kv(engine: Engine, flow: Flow, play: Play) -> PlayKv:
         play.kv_parents,
         d.kv_inherit,
         d.kv_conflict,
+        on_secret=redactor.learn,
     )
 
 
 async def _reuse_layers(engine: Engine, run: PlayRun, old_play_id: str, from_ref: str) -> None:
     order = run.plan.order()
     reuse = set(order[: order.index(from_ref)]) if from_ref in order else set()
+    old = await engine._plays(run.play.company_id).find_one({"_id": old_play_id})
+    run.redactor.learn((old or {}).get("secrets") or [])  # what it reused, it masks too
     for layer in await _read_layers(engine, run.play.company_id, old_play_id):
         if layer.ref in reuse and layer.state in (LayerState.DONE, LayerState.FILTERED):
             run._record(attrs.evolve(layer, play_id=run.play.id))
@@ -132,7 +142,7 @@ async def _read_layers(engine: Engine, company_id: str, play_id: str) -> list[Pl
     docs = await engine._layers(company_id).find({"play_id": play_id})
     layers: list[PlayLayer] = []
     for start in range(0, len(docs), 1000):
-        layers.extend(map(layer_from_doc, docs[start : start + 1000]))
+        layers.extend(layer_from_doc(d, real=True) for d in docs[start : start + 1000])
         await trio.lowlevel.checkpoint()
     return layers
 
@@ -171,6 +181,9 @@ async def _finish(
         _abort_layers(run, f"not finished: the play ended ({state.value})")
     run.skip_unreached()
     now = time.time()
+    # What everyone sees of the play's end (waiters, events, the API): its secrets masked.
+    output = run.redactor.mask(output)
+    error = run.redactor.text(error) if error else error
     fields: dict[str, Any] = {
         "status": state.value,
         "output": output,
@@ -179,6 +192,9 @@ async def _finish(
         "lease_owner": None,
         "lease_expires_at": None,
     }
+    if engine.settings.encrypt_play_data:
+        fields["output"] = None
+        fields["data"] = {"input": run.redactor.mask(run.play.input), "output": output}
     if run.play.wait_reason is not None or run.play.wake_at is not None:
         fields.update({"wait_reason": None, "wait_ref": None, "wake_at": None})
     run.journal.play(fields, lease_owner=engine.owner)

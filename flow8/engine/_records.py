@@ -7,7 +7,6 @@ from typing import Any
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 import actors
-
 from flow8.domain import Flow, FlowDefinition, Play, PlayLayer, storage
 
 # A stored play names its id `_id` and its state `status`; every other field is the attribute.
@@ -38,12 +37,46 @@ def flow_from_doc(doc: dict[str, Any]) -> Flow:
     )
 
 
-def play_doc(play: Play) -> dict[str, Any]:
+# Play data at rest (see flow8.engine._redact and EngineSettings.encrypt_play_data): a play's
+# input and output, and a layer's arguments and output, are stored either as plain fields or,
+# encrypted, in the secret field `data`; a record whose data was masked keeps the real data
+# in the secret field `sealed`, which only the engine reads (to resume with real values).
+PLAY_DATA = ("input", "output")
+LAYER_DATA = ("args", "output")
+
+
+def seal(doc: dict[str, Any], fields: tuple[str, ...], *, encrypt: bool, real: Any = None) -> None:
+    """Move ``fields`` of ``doc`` into ``data`` when ``encrypt``; keep ``real`` (the same
+    fields before masking) in ``sealed`` when given."""
+    if encrypt:
+        doc["data"] = {f: doc.pop(f, None) for f in fields}
+    if real is not None:
+        doc["sealed"] = {f: getattr(real, f) for f in fields}
+
+
+def _unsealed(doc: dict[str, Any], real: bool) -> dict[str, Any]:
+    """The document with its data fields as stored in ``data`` or, for the engine,
+    ``sealed``; plain documents are returned as they are."""
+    packed = doc.get("sealed") if real else None
+    if packed is None:
+        packed = doc.get("data")
+    if packed is None:
+        return doc
+    return {**doc, **packed}
+
+
+def play_doc(play: Play, *, encrypt: bool = False, real: Play | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = _play_to_doc(play)
+    if encrypt or real is not None:
+        seal(doc, PLAY_DATA, encrypt=encrypt, real=real)
     return doc
 
 
-def play_from_doc(doc: dict[str, Any]) -> Play:
+def play_from_doc(doc: dict[str, Any], *, real: bool = False) -> Play:
+    """A stored play as everyone sees it (its data masked), or with ``real`` as the engine
+    runs it."""
+    if "data" in doc or (real and "sealed" in doc):
+        doc = _unsealed(doc, real)
     play: Play = _play_from_doc(doc, Play)
     return play
 
@@ -55,8 +88,13 @@ def layer_doc(layer: PlayLayer) -> dict[str, Any]:
     return doc
 
 
-def layer_from_doc(doc: dict[str, Any]) -> PlayLayer:
-    data = {k: v for k, v in doc.items() if k not in ("_id", "layer_id")}
+_NOT_LAYER_FIELDS = frozenset({"_id", "layer_id", "data", "sealed"})
+
+
+def layer_from_doc(doc: dict[str, Any], *, real: bool = False) -> PlayLayer:
+    """A stored layer as everyone sees it, or with ``real`` as the engine replays it."""
+    doc = _unsealed(doc, real)
+    data = {k: v for k, v in doc.items() if k not in _NOT_LAYER_FIELDS}
     return storage.structure(data, PlayLayer)
 
 

@@ -38,6 +38,7 @@ from ._journal import Created, Journal
 from ._kv import PlayKv
 from ._plan import Group, Loop, Node, Plan, Step
 from ._records import error_text
+from ._redact import Redactor
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -116,6 +117,7 @@ class StepContext:
             key=layer_key(self.run.play.id, self.step.ref, self.iteration),
             wait=wait,
             timeout=timeout,
+            secrets=self.run.redactor.secrets if self.run.redactor else (),
         )
 
 
@@ -131,6 +133,7 @@ class PlayRun:
         kv: PlayKv,
         approvals: Mapping[str, Any],
         created: Created | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.engine = engine
         self.plan = plan
@@ -138,7 +141,14 @@ class PlayRun:
         self.layers = layers
         self.kv = kv
         self.approvals = approvals
-        self.journal = Journal(engine.store, play.company_id, play.id, created)
+        self.redactor = redactor if redactor is not None else Redactor()
+        self.journal = Journal(
+            engine.store,
+            play.company_id,
+            play.id,
+            created,
+            encrypt=engine.settings.encrypt_play_data,
+        )
         self._stored: set[str] = set(layers)
         self.seq = max((la.seq for la in layers.values()), default=0)
         self.last_output: Any = None
@@ -155,7 +165,38 @@ class PlayRun:
     def _publish_layer(self, type_: str, layer: PlayLayer) -> None:
         p = self.play
         if self.engine.events.wants(type_, p.company_id, p.flow_id, p.id):
-            self._publish(type_, _layer_event(layer))
+            event = _layer_event(layer)
+            if self.redactor and layer.error:
+                event["error"] = self.redactor.text(layer.error)
+            self._publish(type_, event)
+
+    def shown(self, layer: PlayLayer) -> PlayLayer:
+        """The layer as it is recorded and reported: every secret the play knows masked
+        (the very same layer when there is nothing to mask)."""
+        r = self.redactor
+        if not r:
+            return layer
+        args, output = r.mask(layer.args), r.mask(layer.output)
+        error = r.text(layer.error) if layer.error else layer.error
+        attempts = tuple(
+            attrs.evolve(a, error=r.text(a.error)) if a.error else a for a in layer.attempts
+        )
+        if (
+            args is layer.args
+            and output is layer.output
+            and error is layer.error
+            and all(a is b for a, b in zip(attempts, layer.attempts, strict=True))
+        ):
+            return layer
+        return attrs.evolve(layer, args=args, output=output, error=error, attempts=attempts)
+
+    def _write(self, layer: PlayLayer, key: str) -> None:
+        shown = self.shown(layer)
+        real = layer if shown is not layer else None
+        masked = bool(self.redactor)
+        self.journal.layer(shown, new=key not in self._stored, real=real, masked=masked)
+        if self.redactor.unsaved():  # kept (encrypted) so that a resumed play masks them too
+            self.journal.play({"secrets": self.redactor.secrets})
 
     def _record(self, layer: PlayLayer) -> PlayLayer:
         """Write a layer state; a value the store refuses (an integer beyond 64 bits, JSON
@@ -163,14 +204,14 @@ class PlayRun:
         actor: the store checks a write before queueing it, so the refusal surfaces here."""
         key = layer.key
         try:
-            self.journal.layer(layer, new=key not in self._stored)
+            self._write(layer, key)
         except (InvalidDocument, InvalidQuery) as e:
             error = f"{layer.ref}: {_which(layer)} cannot be stored: {_store_reason(e)}"
             failed = attrs.evolve(
                 layer, state=LayerState.FAIL, args=None, output=None, error=error,
                 finished_at=time.time(),
             )  # fmt: skip
-            self.journal.layer(failed, new=key not in self._stored)
+            self._write(failed, key)
             self.layers[key] = failed
             self._stored.add(key)
             self._publish_layer(ev.LAYER_FAILED, failed)

@@ -24,6 +24,8 @@ class EngineSettings:
       in all (a flow that starts itself stops there: the subflow step fails).
     * ``company_plays_per_second`` and ``company_running_plays`` (0 = no limit): per company
       on this instance; see :class:`flow8.engine._admission.Admission`.
+    * ``encrypt_play_data``: store plays' inputs and outputs and layers' arguments and
+      outputs encrypted (AES-256-GCM, the store's secret fields) instead of as plain JSON.
     * ``max_starting``: play starts in progress at once (each until its play is durable);
       more wait in arrival order. Measured with ``scripts/bench/api.py`` (64 clients
       starting 1-step plays): unbounded, starts interleave at random and p99 latency was
@@ -45,3 +47,4 @@ class EngineSettings:
     max_descendant_plays: int = 1000
     company_plays_per_second: float = 2000.0
     company_running_plays: int = 1000
+    encrypt_play_data: bool = False

@@ -197,6 +197,11 @@ class KvSet:
     scope: KvScope = "global"
     scope_key: str | None = field(default=None, max_length=200)
     ttl_seconds: float | None = field(default=None, minimum=1, maximum=10 * 365 * 86400)
+    secret: bool | None = field(
+        default=None,
+        description="true: never shown again, masked (***) in plays' records; "
+        "false: an ordinary entry; left out: as it is (a new entry is not secret)",
+    )
 
     __json_schema_extra__: ClassVar[dict[str, Any]] = {
         "if": {"properties": {"scope": {"enum": ["flow", "flow_group"]}}, "required": ["scope"]},
@@ -210,10 +215,11 @@ class KvSet:
 @attrs.frozen
 class KvEntryOut:
     key: str
-    value: Any
+    value: Any  # "***" for a secret entry
     scope: str
     scope_key: str | None = None
     expires_at: datetime | None = None
+    secret: bool = False
 
 
 @attrs.frozen

@@ -38,7 +38,8 @@ async def list_kv(req: Req) -> object:
     scope = _scope_args(q.scope, q.scope_key)
     rows = [] if scope is None else await kv_service().list(req.company_id, **scope)  # type: ignore[arg-type]
     items = [
-        KvEntryOut(r["key"], r["value"], q.scope, q.scope_key, r.get("expiresAt")) for r in rows
+        KvEntryOut(r["key"], r["value"], q.scope, q.scope_key, r["expiresAt"], r["secret"])
+        for r in rows
     ]
     return slice_page(KvEntryOut, items, PageQuery(q.page, q.size))
 
@@ -62,16 +63,17 @@ async def set_kv(req: Req) -> KvEntryOut:
         body.key,
         body.value,
         ttl_seconds=body.ttl_seconds,
+        secret=body.secret,
         **scope,  # type: ignore[arg-type]
     )
     # KV values are secret at rest: the trail records which entry changed, not its value.
-    audit_change(
-        req, "kv_set", "kv", body.key, details={"scope": body.scope, "scopeKey": body.scope_key}
-    )
-    found, value = await kv_service().get(req.company_id, body.key, **scope)  # type: ignore[arg-type]
+    details = {"scope": body.scope, "scopeKey": body.scope_key, "secret": body.secret}
+    audit_change(req, "kv_set", "kv", body.key, details=details)
     entries = await kv_service().list(req.company_id, **scope)  # type: ignore[arg-type]
-    expires = next((e["expiresAt"] for e in entries if e["key"] == body.key), None)
-    return KvEntryOut(body.key, value if found else body.value, body.scope, body.scope_key, expires)
+    entry = next(e for e in entries if e["key"] == body.key)
+    return KvEntryOut(
+        body.key, entry["value"], body.scope, body.scope_key, entry["expiresAt"], entry["secret"]
+    )
 
 
 @routes.route(

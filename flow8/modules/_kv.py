@@ -1,7 +1,8 @@
 """Key-value modules: kv-set, kv-get, kv-append, kv-delete.
 
-Values are stored encrypted at rest; ``scope`` is ``global`` (the company), ``flow_group``
-(the flow's group) or ``flow`` (default).
+Values are stored encrypted at rest; an entry marked secret is also masked in the records
+of the plays that use it (see ``flow8.engine._redact``). ``scope`` is ``global`` (the
+company), ``flow_group`` (the flow's group) or ``flow`` (default).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ def _scope(args: Mapping[str, Any]) -> str:
 
 
 async def _kv_set(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
-    await ctx.kv.set(_scope(args), args["key"], args.get("value"), args.get("ttlSeconds"))
+    await ctx.kv.set(
+        _scope(args), args["key"], args.get("value"), args.get("ttlSeconds"), args.get("secret")
+    )
     return {"key": args["key"], "scope": _scope(args)}
 
 
@@ -48,10 +51,19 @@ def kv_modules() -> list[ModuleSpec]:
         ModuleSpec(
             app_id="kv-set",
             category="kv",
-            description="Store `value` under `key` (optional `ttlSeconds`).",
+            description=(
+                "Store `value` under `key` (optional `ttlSeconds`); `secret: true` marks the "
+                "entry secret: masked (***) in every play's records from then on."
+            ),
             args_schema={
                 "type": "object",
-                "properties": {"key": _KEY, "value": {}, "scope": _SCOPE, "ttlSeconds": _TTL},
+                "properties": {
+                    "key": _KEY,
+                    "value": {},
+                    "scope": _SCOPE,
+                    "ttlSeconds": _TTL,
+                    "secret": {"type": "boolean"},
+                },
                 "required": ["key", "value"],
             },
             output_schema={"type": "object"},

@@ -19,7 +19,17 @@ class KvAccess(Protocol):
 
     async def get(self, scope: str, key: str) -> tuple[bool, Any]: ...
 
-    async def set(self, scope: str, key: str, value: Any, ttl_seconds: float | None) -> None: ...
+    async def set(
+        self,
+        scope: str,
+        key: str,
+        value: Any,
+        ttl_seconds: float | None,
+        secret: bool | None = None,
+    ) -> None:
+        """``secret`` marks the entry secret (its value is masked in every record of every
+        play that reads it, and never shown by the API); None leaves the mark as it is."""
+        ...
 
     async def append(self, scope: str, key: str, value: Any, ttl_seconds: float | None) -> int: ...
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from flow8.engine import KvError, KvStore, scope_key
+from flow8.engine import MASK, KvError, KvStore, scope_key
 
 __all__ = ["KvError", "KvService"]
 
@@ -55,11 +55,14 @@ class KvService:
         flow_id: str | None = None,
         group: str | None = None,
         ttl_seconds: float | None = None,
+        secret: bool | None = None,
     ) -> None:
+        """``secret``: True marks the entry secret (its value is never shown again and is
+        masked in the records of plays that use it), False unmarks it, None leaves it."""
         if ttl_seconds is not None and ttl_seconds <= 0:
             raise KvError("ttlSeconds must be positive")
         s = self._scope(scope, flow_id, group)
-        await self.kv.set(company_id, s, self._key(key), value, ttl_seconds)
+        await self.kv.set(company_id, s, self._key(key), value, ttl_seconds, secret=secret)
 
     async def delete(
         self,
@@ -81,9 +84,15 @@ class KvService:
         flow_id: str | None = None,
         group: str | None = None,
     ) -> builtins.list[dict[str, Any]]:
-        """Live entries of one scope: ``{key, value, expiresAt}`` sorted by key."""
+        """Live entries of one scope: ``{key, value, expiresAt, secret}`` sorted by key; a
+        secret entry's value is shown as ``***``."""
         docs = await self.kv.list(company_id, self._scope(scope, flow_id, group))
         return [
-            {"key": d["key"], "value": d.get("value"), "expiresAt": d.get("expires_at")}
+            {
+                "key": d["key"],
+                "value": MASK if d.get("secret") else d.get("value"),
+                "expiresAt": d.get("expires_at"),
+                "secret": bool(d.get("secret")),
+            }
             for d in docs
         ]

@@ -224,15 +224,19 @@ CATALOG = Catalog.of(
             index("status", "created_at"),
             index("lease_owner", "status"),
             index("company_id", "idempotency_key", unique=True),
+            # data: input and output when play data is encrypted at rest; sealed: the real
+            # ones when masked; secrets: the secret texts the play knows (engine only)
+            secrets=["data", "sealed", "secrets"],
             cross_tenant=True,  # dispatcher claims, retention
         ),
         _tenant(
             "play_layers",
             index("company_id", "play_id", "layer_id", unique=True),
+            secrets=["data", "sealed"],  # as for plays: args and output
             cross_tenant=True,  # retention
         ),
         _tenant(
-            "kv",
+            "kv",  # `secret`: the entry is masked in plays' records and never shown
             index("company_id", "scope", "key", unique=True),
             index("expires_at", expire_after_seconds=0),
             secrets=["value"],

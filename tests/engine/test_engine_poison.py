@@ -231,7 +231,7 @@ async def test_attempts_are_bounded_and_a_long_back_off_parks_the_play(store: St
 
 
 async def test_a_long_iteration_shares_the_event_loop(engine: Engine) -> None:
-    items = list(range(3000))
+    items = list(range(6000))
     flow = await make_flow(
         engine,
         {
@@ -255,11 +255,16 @@ async def test_a_long_iteration_shares_the_event_loop(engine: Engine) -> None:
 
     async with trio.open_nursery() as nursery:
         await nursery.start(ticker)
+        started = time.perf_counter()
         done = await run(engine, flow, timeout=120)
+        took = time.perf_counter() - started
         nursery.cancel_scope.cancel()
     assert done.state is PlayState.DONE
     assert done.output == {"items": items, "count": len(items)}
     assert len(gaps) > 100
-    # Without yielding, the ticker would wait for the whole loop (seconds); with it, the
-    # longest wait is a few steps' worth (the bound leaves room for a slow, shared machine).
-    assert max(gaps) < 0.1, f"the loop was held for {max(gaps) * 1000:.0f} ms"
+    # Without yielding, the ticker would wait for the whole loop (`took`); with it, the
+    # longest wait is a few steps' worth. The bound is relative, with room for a slow,
+    # shared machine that deschedules the process now and then.
+    assert max(gaps) < min(0.25, took / 4), (
+        f"the loop was held for {max(gaps) * 1000:.0f} ms of {took * 1000:.0f} ms"
+    )

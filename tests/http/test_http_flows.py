@@ -153,6 +153,30 @@ async def test_kv_and_modules(installed: ApiEnv) -> None:
         assert "hi" not in str(audit)  # KV values are secret at rest: not in the trail
 
 
+async def test_a_secret_kv_entry_is_never_shown_and_masked_in_plays(installed: ApiEnv) -> None:
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as c:
+        r = await c.post(
+            "/api/kv", json={"key": "api-token", "value": "s3cr3t-v4lue", "secret": True}
+        )
+        assert r.status_code == 200, r.text
+        assert (r.json()["value"], r.json()["secret"]) == ("***", True)
+        listed = (await c.get("/api/kv")).json()["data"]
+        assert [(e["key"], e["value"], e["secret"]) for e in listed] == [("api-token", "***", True)]
+        # Replacing the value without saying keeps the mark; false removes it.
+        r = await c.post("/api/kv", json={"key": "api-token", "value": "n3w-s3cr3t"})
+        assert (r.json()["value"], r.json()["secret"]) == ("***", True)
+        get = {"ref": "t", "appId": "kv-get", "args": {"key": "api-token", "scope": "global"}}
+        use = {"ref": "u", "appId": "template", "args": {"text": "Bearer {{ $prev.t.value }}"}}
+        fid = (await c.post("/api/flows", json={"name": "s", "flowlets": [get, use]})).json()["id"]
+        play = (await c.post(f"/api/flows/{fid}/run?wait=10", json={})).json()
+        assert play["state"] == "DONE"
+        assert play["out"] == {"text": "Bearer ***"}
+        layers = (await c.get(f"/api/plays/{play['id']}/layers")).json()["data"]
+        assert "n3w-s3cr3t" not in str(layers)
+        r = await c.post("/api/kv", json={"key": "api-token", "value": "open", "secret": False})
+        assert (r.json()["value"], r.json()["secret"]) == ("open", False)
+
+
 async def test_plays_filter_by_creation_time_and_bad_input_is_422(installed: ApiEnv) -> None:
     async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as c:
         flow = {"name": "typed", "inputSchema": {"type": "object", "required": ["x"]},

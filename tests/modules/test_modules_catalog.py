@@ -27,14 +27,24 @@ class MemoryKv:
     """In-memory twin of ``KvAccess``."""
 
     data: dict[tuple[str, str], Any] = attrs.field(factory=dict)
+    secret: dict[tuple[str, str], bool] = attrs.field(factory=dict)
 
     async def get(self, scope: str, key: str) -> tuple[bool, Any]:
         if (scope, key) in self.data:
             return True, self.data[(scope, key)]
         return False, None
 
-    async def set(self, scope: str, key: str, value: Any, ttl_seconds: float | None) -> None:
+    async def set(
+        self,
+        scope: str,
+        key: str,
+        value: Any,
+        ttl_seconds: float | None,
+        secret: bool | None = None,
+    ) -> None:
         self.data[(scope, key)] = value
+        if secret is not None:
+            self.secret[(scope, key)] = secret
 
     async def append(self, scope: str, key: str, value: Any, ttl_seconds: float | None) -> int:
         items = [*self.data.get((scope, key), []), value]
@@ -161,6 +171,9 @@ async def test_kv_modules() -> None:
     assert await call("kv-get", {"key": "k", "default": 0}, ctx) == {"value": 0, "found": False}
     assert await call("kv-set", {"key": "k", "value": 1}, ctx) == {"key": "k", "scope": "flow"}
     assert await call("kv-get", {"key": "k"}, ctx) == {"value": 1, "found": True}
+    assert ctx.kv.secret == {}  # left as it is unless the step says
+    await call("kv-set", {"key": "token", "value": "s3cret", "secret": True}, ctx)
+    assert ctx.kv.secret == {("flow", "token"): True}
     assert await call("kv-append", {"key": "l", "value": "a", "scope": "global"}, ctx) == {
         "key": "l",
         "count": 1,
