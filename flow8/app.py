@@ -22,6 +22,7 @@ from __future__ import annotations
 import signal
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -30,14 +31,19 @@ import trio
 import actors
 
 from .config import Settings
-from .engine import Engine, EventBus, engine_child, events_child
+from .engine import Engine, EngineSettings, EventBus, engine_child, events_child
 from .heap import settle_after_startup
 from .http import HttpDeps, HttpSettings, create_app, http_child
 from .logs import get_logger
 from .services.audit import AuditLog, StoreAuditSink, audit_child
 from .services.credentials import CredentialService
 from .services.flows import FlowService
-from .services.identity import IdentityService, install_instructions, needs_install
+from .services.identity import (
+    IdentityService,
+    SigninLimits,
+    install_instructions,
+    needs_install,
+)
 from .services.kv import KvService
 from .services.plays import PlayService
 from .store import Store, StoreUnavailable, load_keyring, open_store
@@ -148,8 +154,8 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
             store=store,
             events=events,
             audit=audit,
-            engine=Engine(store, events),
-            identity=IdentityService(store, audit=audit.record),
+            engine=Engine(store, events, engine_settings(settings)),
+            identity=identity_service(settings, store, audit),
         )
         async with actors.open_runtime(
             build_tree(platform), shutdown=settings.shutdown_grace_seconds
@@ -160,6 +166,32 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
                 yield platform
             finally:
                 platform.runtime = None
+
+
+def engine_settings(settings: Settings) -> EngineSettings:
+    return EngineSettings(
+        max_output_bytes=settings.max_step_bytes,
+        max_play_crashes=settings.max_play_crashes,
+        max_descendant_plays=settings.max_descendant_plays,
+        company_plays_per_second=settings.company_plays_per_second,
+        company_running_plays=settings.company_running_plays,
+        encrypt_play_data=settings.encrypt_play_data,
+    )
+
+
+def identity_service(settings: Settings, store: Store, audit: AuditLog) -> IdentityService:
+    limits = SigninLimits(
+        free_failures=settings.signin_free_failures,
+        max_delay=settings.signin_max_delay_seconds,
+        forget_after=max(86_400.0, settings.signin_max_delay_seconds),
+        source_failures=settings.signin_source_failures,
+    )
+    return IdentityService(
+        store,
+        audit=audit.record,
+        signin_limits=limits,
+        invitation_ttl=timedelta(days=settings.invitation_ttl_days),
+    )
 
 
 async def serve(settings: Settings) -> None:

@@ -55,6 +55,16 @@ class Settings:
     store_durability: Durability
     admin_token: str | None = attrs.field(repr=False)
     encryption_keys: str | None = attrs.field(repr=False)
+    encrypt_play_data: bool
+    invitation_ttl_days: float
+    signin_free_failures: int
+    signin_max_delay_seconds: float
+    signin_source_failures: int
+    max_step_bytes: int
+    max_play_crashes: int
+    max_descendant_plays: int
+    company_plays_per_second: float
+    company_running_plays: int
 
 
 @attrs.frozen
@@ -106,6 +116,30 @@ def _positive_int(value: Any) -> int:
         raise ValueError(f"expected a whole number, got {text!r}") from None
     if number <= 0:
         raise ValueError(f"expected a positive whole number, got {number}")
+    return number
+
+
+def _count(value: Any) -> int:
+    """A whole number, 0 allowed (for limits, 0 means none)."""
+    text = _text(value)
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {text!r}") from None
+    if number < 0:
+        raise ValueError(f"expected a whole number of at least 0, got {number}")
+    return number
+
+
+def _rate(value: Any) -> float:
+    """A number of at least 0 (for limits, 0 means none)."""
+    text = _text(value)
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"expected a number of at least 0, got {text!r}")
     return number
 
 
@@ -238,6 +272,39 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("security.encryption_keys", "FLOW8_ENCRYPTION_KEYS", "", "encryption_keys",
             _optional_secret,
             "Key ring kid:base64key,...; empty on sqlite = a key generated in the data dir."),
+    Setting("security.encrypt_play_data", "FLOW8_ENCRYPT_PLAY_DATA", "false",
+            "encrypt_play_data", _flag,
+            "true = plays' inputs and outputs and steps' arguments and outputs are stored "
+            "encrypted (AES-256-GCM) instead of as plain JSON."),
+    Setting("security.invitation_ttl_days", "FLOW8_INVITATION_TTL_DAYS", "7",
+            "invitation_ttl_days", _positive_seconds,
+            "Days an invitation to join a company can be accepted."),
+    Setting("security.signin_free_failures", "FLOW8_SIGNIN_FREE_FAILURES", "5",
+            "signin_free_failures", _count,
+            "Wrong passwords an account may get from one source before that source waits "
+            "(1 s, doubling)."),
+    Setting("security.signin_max_delay_seconds", "FLOW8_SIGNIN_MAX_DELAY_SECONDS", "900",
+            "signin_max_delay_seconds", _positive_seconds,
+            "Longest wait between sign-in attempts of one account from one source."),
+    Setting("security.signin_source_failures", "FLOW8_SIGNIN_SOURCE_FAILURES", "100",
+            "signin_source_failures", _positive_int,
+            "Wrong passwords one source may send, over all accounts, per 15 minutes (429)."),
+    Setting("limits.max_step_bytes", "FLOW8_MAX_STEP_BYTES", "1000000", "max_step_bytes",
+            _positive_int, "Largest arguments or output of one step, as JSON (the step fails)."),
+    Setting("limits.max_play_crashes", "FLOW8_MAX_PLAY_CRASHES", "3", "max_play_crashes",
+            _positive_int,
+            "A play whose actor crashes this often fails with PLAY_CRASHED and its last error."),
+    Setting("limits.max_descendant_plays", "FLOW8_MAX_DESCENDANT_PLAYS", "1000",
+            "max_descendant_plays", _positive_int,
+            "Plays one play may start through subflows, theirs included (PLAY_TREE_LIMIT)."),
+    Setting("limits.company_plays_per_second", "FLOW8_COMPANY_PLAYS_PER_SECOND", "2000",
+            "company_plays_per_second", _rate,
+            "Plays a company may start per second on one instance (429 PLAY_RATE_LIMIT; "
+            "subflows wait); 0 = no limit."),
+    Setting("limits.company_running_plays", "FLOW8_COMPANY_RUNNING_PLAYS", "1000",
+            "company_running_plays", _count,
+            "Plays of a company running at once on one instance (more are queued); "
+            "0 = no limit."),
 )  # fmt: skip
 
 
