@@ -399,15 +399,16 @@ class Engine:
         """Count a crash of the play's actor. Below ``max_play_crashes`` the play runs again
         after a back-off (1, 2, 4 ... s, through its lease lapsing); at the limit, or when a
         cancel was asked for, it ends here with the last error."""
-        reason = describe_crash(crash)
         try:
             doc = await self._plays(company_id).find_one_and_update(
                 {"_id": play_id, "status": PlayState.RUN.value, "lease_owner": self.owner},
-                {"$inc": {"crashes": 1}, "$set": {"last_crash": reason}},
+                {"$inc": {"crashes": 1}},
                 return_document=ReturnDocument.AFTER,
             )
             if doc is None:
                 return  # no longer ours (cancelled, or another instance took it)
+            # The cause may quote the play's data: masked like everything it records.
+            reason = Redactor(doc.get("secrets") or ()).text(describe_crash(crash))
             crashes = int(doc.get("crashes") or 0)
             if doc.get("cancel_requested"):
                 await _commands.end_unheld_play(
@@ -420,7 +421,7 @@ class Engine:
                 retry_at = time.time() + 2.0 ** (crashes - 1)
                 await self._plays(company_id).update_one(
                     {"_id": play_id, "status": PlayState.RUN.value, "lease_owner": self.owner},
-                    {"$set": {"lease_expires_at": retry_at}},
+                    {"$set": {"lease_expires_at": retry_at, "last_crash": reason}},
                 )
             log.warning("play_crashed", play_id=play_id, crashes=crashes, error=reason)
         except Exception:
