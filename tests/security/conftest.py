@@ -156,10 +156,18 @@ class Target:
         )
 
     def logs(self) -> str:
-        """Stop the server (SIGINT) and return what it logged to stderr."""
+        """Stop the server (SIGINT; it must exit 0) and return what it logged to stderr."""
+        for client in (self.owner, self.attacker.client, self.victim.client):
+            client.close()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
-        _, err = self.process.communicate(timeout=30)
+        try:
+            _, err = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            pytest.fail("flow8 serve did not stop within 30 s of SIGINT")
+        assert self.process.returncode == 0, err[-4000:]
         return err
 
 
@@ -241,13 +249,5 @@ def target(tmp_path: Path) -> Iterator[Target]:
     """A fresh server for one test, stopped (and required to exit 0) afterwards."""
     server = launch(tmp_path)
     yield server
-    for client in (server.owner, server.attacker.client, server.victim.client):
-        client.close()
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGINT)
-        try:
-            server.process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.communicate()
-            pytest.fail("flow8 serve did not stop within 30 s of SIGINT")
+    if server.process.returncode is None:
+        server.logs()
