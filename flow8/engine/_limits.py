@@ -1,0 +1,109 @@
+"""How far one expression evaluation may go: the configurable budget and the absolute caps.
+
+Each evaluation gets a budget (``ExpressionLimits``): a wall-clock deadline, a nesting
+depth and a memory budget in estimated bytes. On the event loop it first runs within a
+short *slice* of that budget; an evaluation that outgrows the slice is abandoned and run
+again from scratch in a worker thread (at most ``threads`` at once) with the whole budget.
+
+The caps below are absolute and hold in every mode. They were chosen by measuring, on the
+shared 2-core VM this project is developed on, how long one C-level call (which holds the
+GIL, so the event loop too) takes at the cap (``/tmp``-style micro-benchmarks, medians):
+
+* 10M-character strings: ``str.upper`` 5.5 ms, ``casefold`` of non-ASCII text 58 ms,
+  ``json.dumps`` 18 ms (61 ms for non-ASCII), ``re.sub`` over it 84 ms, ``str.split``
+  into 1M pieces 56 ms, ``str.find`` (a miss) 8 ms, ``str.count`` 3 ms, ``str.replace``
+  of 100k occurrences 4 ms, a copy < 1 ms, ``base64.b64decode`` 32 ms.
+* Arrays: ``sorted`` of 100k strings 12 ms, ``sum``/``max`` of 5M numbers 23/67 ms, a copy
+  of 5M items 43 ms, ``json.dumps`` of 1M numbers 72 ms.
+* In pure Python, re2's ``finditer``/``sub``/``split`` cost 3-5 us per match, ``quote`` of
+  URL-unsafe text 36 ns per character.
+
+So a string is still allowed up to ``MAX_STRING`` characters, but per-character work on
+it runs in pieces of ``STRING_CHUNK`` characters (1-8 ms each) with the deadline checked
+between pieces; arrays a built-in builds, regex matches and replacements stop at
+``MAX_ITEMS``; reductions over larger input arrays run in pieces of ``ITEM_CHUNK`` items;
+pictures of the formatting built-ins are at most ``MAX_PICTURE`` characters (their
+parsers are quadratic and their widths become ``10 ** width``).
+"""
+
+from __future__ import annotations
+
+import attrs
+import trio
+
+# Largest range ``[a..b]`` (items). The library allows 10 million.
+MAX_RANGE = 100_000
+# Largest array (or object) a built-in may build, and most regex matches or replacements
+# one call may make: consistent with ranges.
+MAX_ITEMS = 100_000
+# Longest string an expression may build.
+MAX_STRING = 10_000_000
+# Longest picture (or width, or parsed text) of $formatNumber, $formatInteger,
+# $parseInteger, $fromMillis, $toMillis and $now.
+MAX_PICTURE = 1_000
+# Characters per C-level call when a built-in walks a long string.
+STRING_CHUNK = 500_000
+# Items per C-level call when a built-in walks a long array.
+ITEM_CHUNK = 100_000
+# Work (characters or items a built-in will touch) above which an evaluation leaves the
+# event loop at once instead of spending its slice on it.
+LOOP_WORK = 200_000
+
+_MB = 1024 * 1024
+
+
+@attrs.frozen
+class ExpressionLimits:
+    """The budget of one evaluation and how it is run.
+
+    * ``timeout_ms``: wall-clock deadline of one evaluation.
+    * ``memory_bytes``: what one evaluation may allocate, in estimated bytes, counted
+      cumulatively (everything it built, even what it dropped again).
+    * ``max_depth``: nesting of expression nodes (recursion through lambdas included).
+    * ``slice_ms`` / ``slice_memory_bytes``: what an evaluation may spend on the event loop
+      before it is abandoned and evaluated again in a worker thread.
+    * ``threads``: worker threads evaluating at once; more heavy evaluations queue.
+    """
+
+    timeout_ms: int = attrs.field(default=250, validator=attrs.validators.gt(0))
+    memory_bytes: int = attrs.field(default=64 * _MB, validator=attrs.validators.gt(0))
+    max_depth: int = attrs.field(default=150, validator=attrs.validators.gt(0))
+    slice_ms: float = attrs.field(default=20.0, validator=attrs.validators.gt(0))
+    slice_memory_bytes: int = attrs.field(default=8 * _MB, validator=attrs.validators.gt(0))
+    threads: int = attrs.field(default=2, validator=attrs.validators.gt(0))
+
+
+_limits = ExpressionLimits()
+
+
+def configure_expressions(limits: ExpressionLimits) -> None:
+    """Set the limits of every evaluation from now on (call once at start-up)."""
+    global _limits
+    _limits = limits
+
+
+def expression_limits() -> ExpressionLimits:
+    return _limits
+
+
+def describe_bytes(n: int) -> str:
+    return f"{n / _MB:g} MB" if n >= _MB else f"{n} bytes"
+
+
+_LIMITER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("expr_limiter")
+
+
+def thread_limiter() -> trio.CapacityLimiter:
+    """The limiter of worker-thread evaluations in this Trio run."""
+    size = _limits.threads
+    try:
+        limiter = _LIMITER.get()
+    except LookupError:
+        limiter = None
+    if limiter is None or limiter.total_tokens != size:
+        if limiter is not None:
+            limiter.total_tokens = size  # keeps the tokens already borrowed
+        else:
+            limiter = trio.CapacityLimiter(size)
+            _LIMITER.set(limiter)
+    return limiter
