@@ -23,6 +23,7 @@ from ._events import (
 from ._exceptions import (
     EngineError,
     ExpressionError,
+    ExpressionLimit,
     FlowNotFound,
     Interrupted,
     InvalidInput,
@@ -35,9 +36,10 @@ from ._exceptions import (
     StepTimeout,
 )
 from ._expressions import Expression, split_template
-from ._filters import FilterError, apply_operator, cast_value
+from ._filters import FilterError, apply_operator, cast_value, filters_pass_async
 from ._flows import FlowRepository
 from ._kv import KvError, KvStore, PlayKv, scope_key
+from ._limits import ExpressionLimits, configure_expressions, expression_limits
 from ._plan import Plan, PlanCache, check_definition, compile_plan, validate_definition
 from ._redact import MASK, Redactor
 from ._settings import EngineSettings
@@ -72,6 +74,8 @@ __all__ = [
     "EventFilter",
     "Expression",
     "ExpressionError",
+    "ExpressionLimit",
+    "ExpressionLimits",
     "FilterError",
     "FlowNotFound",
     "FlowRepository",
@@ -95,8 +99,11 @@ __all__ = [
     "check_definition",
     "compile_plan",
     "compile_value",
+    "configure_expressions",
     "engine_child",
     "events_child",
+    "expression_limits",
+    "filters_pass_async",
     "module_catalog",
     "run_flow_file",
     "run_stored_flow",

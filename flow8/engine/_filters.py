@@ -1,4 +1,10 @@
-"""Flowlet filters: conditions (with cast and and/or chaining) deciding whether a step runs."""
+"""Flowlet filters: conditions (with cast and and/or chaining) deciding whether a step runs.
+
+``filters_pass_async`` evaluates a step's filters as ``CompiledValue.resolve_async`` does
+its arguments: all of them on the event loop within one slice of the budget, or all again
+in a worker thread. Comparing or writing out large values (``contains`` over a long array,
+a string cast of a big object) is left to the worker thread too.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,12 @@ import attrs
 
 from flow8.domain import Cast, FilterMode, FilterOperator, FilterSpec
 
-from ._exceptions import ExpressionError
-from ._expressions import compile_regex, stringify
+from ._budget import Budget, LimitHit, Slice, SliceSpent
+from ._exceptions import ExpressionError, ExpressionLimit
+from ._expressions import compile_regex
+from ._jsontext import is_small, stringify
+from ._limits import expression_limits
+from ._offload import run_bounded
 from ._templates import Bindings, CompiledValue, compile_value
 
 
@@ -19,11 +29,11 @@ class FilterError(ValueError):
     """A filter cannot be applied (bad cast, bad regex)."""
 
 
-def cast_value(value: Any, cast: Cast | None) -> Any:
+def cast_value(value: Any, cast: Cast | None, budget: Budget | None = None) -> Any:
     if cast is None:
         return value
     if cast is Cast.STRING:
-        return stringify(value)
+        return stringify(value, budget)
     if cast is Cast.NUMBER:
         if isinstance(value, bool):
             return 1 if value else 0
@@ -69,12 +79,13 @@ def _ordered(left: Any, right: Any) -> tuple[Any, Any]:
     return left, right
 
 
-def apply_operator(op: FilterOperator, left: Any, right: Any) -> bool:
-    """The truth of ``left <op> right``; raises :class:`FilterError` when meaningless."""
+def apply_operator(op: FilterOperator, left: Any, right: Any, budget: Budget | None = None) -> bool:
+    """The truth of ``left <op> right``; raises :class:`FilterError` when meaningless.
+    With a ``budget``, values written out as text are bounded by it."""
     if op is FilterOperator.EQ:
         return bool(left == right and isinstance(left, bool) == isinstance(right, bool))
     if op is FilterOperator.NEQ:
-        return not apply_operator(FilterOperator.EQ, left, right)
+        return not apply_operator(FilterOperator.EQ, left, right, budget)
     if op in (FilterOperator.GT, FilterOperator.GTE, FilterOperator.LT, FilterOperator.LTE):
         a, b = _ordered(left, right)
         if op is FilterOperator.GT:
@@ -86,7 +97,7 @@ def apply_operator(op: FilterOperator, left: Any, right: Any) -> bool:
         return bool(a <= b)
     if op in (FilterOperator.CONTAINS, FilterOperator.NOT_CONTAINS):
         if isinstance(left, str):
-            found = stringify(right) in left
+            found = stringify(right, budget) in left
         elif isinstance(left, list):
             found = right in left
         elif isinstance(left, Mapping):
@@ -107,7 +118,7 @@ def apply_operator(op: FilterOperator, left: Any, right: Any) -> bool:
             pattern = compile_regex(right)
         except Exception as e:
             raise FilterError(f"invalid regex {right!r}: {e}") from e
-        return pattern.search(stringify(left)) is not None
+        return pattern.search(stringify(left, budget)) is not None
     raise FilterError(f"unknown operator {op!r}")
 
 
@@ -117,12 +128,16 @@ class CompiledFilter:
     left: CompiledValue
     right: CompiledValue
 
-    def check(self, bindings: Bindings) -> bool:
-        left = cast_value(self.left.resolve(bindings), self.spec.cast)
-        right = self.right.resolve(bindings)
+    def check(self, bindings: Bindings, slice_: Slice | None = None) -> bool:
+        left = self.left.evaluate(bindings, slice_)
+        right = self.right.evaluate(bindings, slice_)
+        if slice_ is not None and not (is_small(left) and is_small(right)):
+            raise SliceSpent()  # comparing or writing out big values: in a worker thread
+        budget = Budget(expression_limits(), slice_)
+        left = cast_value(left, self.spec.cast, budget)
         if self.spec.operator not in (FilterOperator.REGEX,) and right is not None:
-            right = cast_value(right, self.spec.cast)
-        return apply_operator(self.spec.operator, left, right)
+            right = cast_value(right, self.spec.cast, budget)
+        return apply_operator(self.spec.operator, left, right, budget)
 
 
 def compile_filters(specs: tuple[FilterSpec, ...], where: str) -> tuple[CompiledFilter, ...]:
@@ -136,7 +151,9 @@ def compile_filters(specs: tuple[FilterSpec, ...], where: str) -> tuple[Compiled
     )
 
 
-def filters_pass(filters: tuple[CompiledFilter, ...], bindings: Bindings) -> bool:
+def filters_pass(
+    filters: tuple[CompiledFilter, ...], bindings: Bindings, slice_: Slice | None = None
+) -> bool:
     """Evaluate left to right; each filter's ``mode`` joins it to the result so far.
 
     Raises :class:`FilterError` or :class:`ExpressionError` naming the filter.
@@ -144,9 +161,13 @@ def filters_pass(filters: tuple[CompiledFilter, ...], bindings: Bindings) -> boo
     result = True
     for i, f in enumerate(filters):
         try:
-            value = f.check(bindings)
+            value = f.check(bindings, slice_)
         except FilterError as e:
             raise FilterError(f"filters[{i}] ({f.spec.operator}): {e}") from e
+        except LimitHit as e:
+            raise ExpressionLimit(
+                str(f.spec.left_value), e.limit, e.detail, where=f"filters[{i}]"
+            ) from None
         except ExpressionError:
             raise
         if i == 0:
@@ -156,3 +177,10 @@ def filters_pass(filters: tuple[CompiledFilter, ...], bindings: Bindings) -> boo
         else:
             result = result and value
     return result
+
+
+async def filters_pass_async(filters: tuple[CompiledFilter, ...], bindings: Bindings) -> bool:
+    """``filters_pass`` without holding the event loop (see ``_offload``)."""
+    if not filters:
+        return True
+    return await run_bounded(lambda slice_: filters_pass(filters, bindings, slice_))

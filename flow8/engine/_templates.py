@@ -1,4 +1,9 @@
-"""Compiling flowlet arguments (nested JSON with ``{{ }}`` strings) into evaluators."""
+"""Compiling flowlet arguments (nested JSON with ``{{ }}`` strings) into evaluators.
+
+A compiled value is resolved in one go: ``resolve_async`` runs all its expressions on the
+event loop within one slice of the budget, or all of them again in a worker thread (each
+with its whole budget) when the slice is spent; ``resolve`` runs them on this thread.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,15 @@ from typing import Any
 
 import attrs
 
-from ._exceptions import ExpressionError
-from ._expressions import Expression, split_template, stringify
+from ._budget import Slice
+from ._exceptions import ExpressionError, ExpressionLimit
+from ._expressions import MISSING, Expression, split_template
+from ._jsontext import stringify
+from ._limits import MAX_STRING
+from ._offload import run_bounded, run_in_thread
 
 Bindings = Mapping[str, Any]
-_Eval = Callable[[Bindings], Any]
+_Eval = Callable[[Bindings, Slice | None], Any]
 
 
 @attrs.frozen
@@ -34,10 +43,31 @@ class CompiledValue:
         return any(e.uses_kv for _, e in self.expressions)
 
     def resolve(self, bindings: Bindings) -> Any:
-        """Evaluate; raises :class:`ExpressionError` located at the failing field."""
+        """Evaluate on this thread; raises :class:`ExpressionError` (or its subclass
+        :class:`ExpressionLimit`) located at the failing field."""
         if self._evaluator is None:
             return self.value
-        return self._evaluator(bindings)
+        return self._evaluator(bindings, None)
+
+    def evaluate(self, bindings: Bindings, slice_: Slice | None) -> Any:
+        """Evaluate within ``slice_`` (on the event loop) or, with None, the whole budget."""
+        if self._evaluator is None:
+            return self.value
+        return self._evaluator(bindings, slice_)
+
+    async def resolve_async(self, bindings: Bindings) -> Any:
+        """Evaluate without holding the event loop (see ``_offload``)."""
+        evaluator = self._evaluator
+        if evaluator is None:
+            return self.value
+        return await run_bounded(lambda slice_: evaluator(bindings, slice_))
+
+    async def resolve_in_thread(self, bindings: Bindings) -> Any:
+        """Evaluate in a worker thread: for bindings that call back into Trio (``$kv``)."""
+        evaluator = self._evaluator
+        if evaluator is None:
+            return self.value
+        return await run_in_thread(lambda slice_: evaluator(bindings, slice_))
 
 
 def compile_value(value: Any, where: str) -> CompiledValue:
@@ -72,16 +102,21 @@ def expression_problems(value: Any, where: str) -> list[ExpressionError]:
     return problems
 
 
-def _located(expr: Expression, path: str) -> _Eval:
-    evaluate = expr.evaluate
+def _located(expr: Expression, path: str, text: bool) -> _Eval:
+    run = expr.run
+    direct = expr.direct if expr.has_direct_path else None
 
-    def run(bindings: Bindings) -> Any:
+    def evaluate(bindings: Bindings, slice_: Slice | None) -> Any:
+        if direct is not None:
+            value = direct(bindings)
+            if value is not MISSING:
+                return stringify(value) if text else value
         try:
-            return evaluate(bindings)
+            return run(bindings, None, slice_, text)
         except ExpressionError as e:
             raise e.at(path) from e.__cause__
 
-    return run
+    return evaluate
 
 
 def _compile(value: Any, path: str, found: list[tuple[str, Expression]]) -> _Eval | None:
@@ -93,8 +128,8 @@ def _compile(value: Any, path: str, found: list[tuple[str, Expression]]) -> _Eva
             return None
         parts = tuple(items)
 
-        def eval_dict(b: Bindings) -> Any:
-            return {k: (v if ev is None else ev(b)) for k, v, ev in parts}
+        def eval_dict(b: Bindings, s: Slice | None) -> Any:
+            return {k: (v if ev is None else ev(b, s)) for k, v, ev in parts}
 
         return eval_dict
     if isinstance(value, list):
@@ -103,8 +138,8 @@ def _compile(value: Any, path: str, found: list[tuple[str, Expression]]) -> _Eva
             return None
         seq = tuple(elems)
 
-        def eval_list(b: Bindings) -> Any:
-            return [v if ev is None else ev(b) for v, ev in seq]
+        def eval_list(b: Bindings, s: Slice | None) -> Any:
+            return [v if ev is None else ev(b, s) for v, ev in seq]
 
         return eval_list
     return None
@@ -117,10 +152,10 @@ def _compile_string(text: str, path: str, found: list[tuple[str, Expression]]) -
         raise ExpressionError(text, str(e), where=path) from e
     if parts is None:
         return None
-    compiled: list[str | _Eval] = []
+    sources: list[str | Expression] = []
     for part in parts:
         if isinstance(part, str):
-            compiled.append(part)
+            sources.append(part)
             continue
         source = part[0]
         if not source:
@@ -130,14 +165,23 @@ def _compile_string(text: str, path: str, found: list[tuple[str, Expression]]) -
         except ExpressionError as e:
             raise e.at(path) from e.__cause__
         found.append((path, expr))
-        compiled.append(_located(expr, path))
-    evaluators = [p for p in compiled if not isinstance(p, str)]
-    if len(evaluators) == 1 and all(not p.strip() for p in parts if isinstance(p, str)):
+        sources.append(expr)
+    exprs = [p for p in sources if isinstance(p, Expression)]
+    if len(exprs) == 1 and all(not p.strip() for p in sources if isinstance(p, str)):
         # One expression, at most whitespace around it: the typed result is the value.
-        return evaluators[0]
-    pieces = tuple(compiled)
+        return _located(exprs[0], path, text=False)
+    pieces = tuple(p if isinstance(p, str) else _located(p, path, text=True) for p in sources)
 
-    def interpolate(b: Bindings) -> str:
-        return "".join(p if isinstance(p, str) else stringify(p(b)) for p in pieces)
+    def interpolate(b: Bindings, s: Slice | None) -> str:
+        out = [p if isinstance(p, str) else p(b, s) for p in pieces]
+        length = sum(map(len, out))
+        if length > MAX_STRING:
+            raise ExpressionLimit(
+                text,
+                "string",
+                f"the text would be {length} characters, longer than the {MAX_STRING} allowed",
+                where=path,
+            )
+        return "".join(out)
 
     return interpolate

@@ -1,0 +1,216 @@
+"""The evaluator: jsonata-python's, with its built-ins guarded and its operators bounded.
+
+Built-ins come from ``SANDBOX_FRAME`` (each behind a guard), never from the library's own
+table. The operators that build data are bounded here:
+
+* ``&`` writes both sides as text under the string cap and the memory budget (the
+  library's ``$string`` of an operand was one unbounded ``json.dumps``);
+* ranges are capped at ``MAX_RANGE`` items (the library allows 10 million);
+* array constructors, wildcards, group-by and tuple streams gathered their items with
+  ``Functions.append``, which copies the whole list for every item it adds (quadratic:
+  ``[$x, $x, ...]`` or grouping 100k items under one key). Here the list grows in place;
+  where the library's copy reset its flags, they are reset the same way;
+* a transform (``~> |...|...|``) copies its input as ``$clone`` does: bounded.
+
+Inputs are JSON already (so the library's per-evaluation input validation is skipped) and
+results are converted by ``to_json`` under the budget (so the library's null conversion,
+an unbounded walk, is skipped).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from jsonata import jexception, utils
+from jsonata.functions import Functions
+from jsonata.jsonata import Jsonata
+
+from ._budget import LimitHit, current, size_of
+from ._builtins import SANDBOX_FRAME
+from ._builtins_data import clone_
+from ._jsontext import jsonata_string
+from ._limits import MAX_RANGE
+
+_JList = utils.Utils.JList
+_create_sequence = utils.Utils.create_sequence
+
+
+def _append(data: Any, item: Any, owned: bool) -> tuple[Any, bool]:
+    """``Functions.append(data, item)``, in place when ``data`` is a list built here
+    (``owned``); returns the new data and whether it is owned."""
+    if data is None:
+        return item, False
+    if item is None:
+        return data, owned
+    if owned:
+        data.extend(item if isinstance(item, list) else (item,))
+        return data, True
+    return Functions.append(data, item), True
+
+
+class Sandboxed(Jsonata):  # type: ignore[misc]
+    def __init__(self, expr: str, regex_engine: Any) -> None:
+        super().__init__(expr, regex_engine)
+        self.environment = Jsonata.Frame(SANDBOX_FRAME)
+        self.validate_input = False
+        self.output_convert_nulls = False
+
+    def thread_copy(self) -> Sandboxed:
+        """A copy for another thread: nodes write the instance's ``input``/``environment``
+        as they run, and partial application parses with the instance's parser."""
+        other: Sandboxed = copy.copy(self)
+        other.parser = Jsonata.get_parser()
+        return other
+
+    def evaluate_string_concat(self, lhs: Any, rhs: Any) -> Any:
+        budget = current()
+        left = "" if lhs is None else jsonata_string(lhs, None, budget, "&")
+        right = "" if rhs is None else jsonata_string(rhs, None, budget, "&")
+        budget.string("&", len(left) + len(right))
+        result = left + right
+        budget.charge(size_of(result))
+        return result
+
+    def evaluate_range_expression(self, lhs: Any, rhs: Any) -> Any:
+        if (
+            isinstance(lhs, int)
+            and isinstance(rhs, int)
+            and not isinstance(lhs, bool)
+            and not isinstance(rhs, bool)
+            and rhs - lhs + 1 > MAX_RANGE
+        ):
+            raise LimitHit(
+                "range", f"range [{lhs}..{rhs}] is larger than the {MAX_RANGE} items allowed"
+            )
+        return super().evaluate_range_expression(lhs, rhs)
+
+    def evaluate_unary(self, expr: Any, input: Any, environment: Any) -> Any:
+        if str(expr.value) != "[":
+            return super().evaluate_unary(expr, input, environment)
+        result = _JList()
+        for idx, item in enumerate(expr.expressions):
+            environment.is_parallel_call = idx > 0
+            value = self.eval(item, input, environment)
+            if value is not None:
+                if str(item.value) == "[" or not isinstance(value, list):
+                    result.append(value)
+                else:
+                    result.extend(value)
+        if expr.consarray:
+            result.cons = True
+        return result
+
+    def evaluate_wildcard(self, expr: Any, input: Any) -> Any:
+        results = _create_sequence()
+        if isinstance(input, _JList) and input.outer_wrapper and input:
+            input = input[0]
+        if input is not None and isinstance(input, dict):
+            values: Any = input.values()
+        elif isinstance(input, list):
+            values = input
+        else:
+            return results
+        copied = False
+        for value in values:
+            if isinstance(value, list):
+                if not copied:  # Functions.append's copy: a JList without flags
+                    results = _JList(results)
+                    copied = True
+                results.extend(self.flatten(value, None))
+            else:
+                results.append(value)
+        return results
+
+    def evaluate_group_expression(self, expr: Any, input: Any, environment: Any) -> Any:
+        result = {}
+        groups: dict[str, Any] = {}
+        owned: set[str] = set()
+        reduce = bool(isinstance(input, _JList) and input.tuple_stream)
+        if not isinstance(input, list):
+            input = _create_sequence(input)
+        if not input:
+            input.append(None)
+        for item in input:
+            env = self.create_frame_from_tuple(environment, item) if reduce else environment
+            for pair_index, pair in enumerate(expr.lhs_object):
+                key = self.eval(pair[0], item["@"] if reduce else item, env)
+                if key is not None and not isinstance(key, str):
+                    raise jexception.JException("T1003", expr.position, key)
+                if key is None:
+                    continue
+                entry = groups.get(key)
+                if entry is None:
+                    groups[key] = Jsonata.GroupEntry(item, pair_index)
+                    continue
+                if entry.exprIndex != pair_index:
+                    raise jexception.JException("D1009", expr.position, key)
+                entry.data, mine = _append(entry.data, item, key in owned)
+                if mine:
+                    owned.add(key)
+                else:
+                    owned.discard(key)
+        for idx, (key, entry) in enumerate(groups.items()):
+            context = entry.data
+            env = environment
+            if reduce:
+                bindings = self.reduce_tuple_stream(entry.data)
+                context = bindings["@"]
+                bindings.pop("@", None)
+                env = self.create_frame_from_tuple(environment, bindings)
+            env.is_parallel_call = idx > 0
+            res = self.eval(expr.lhs_object[entry.exprIndex][1], context, env)
+            if res is not None:
+                result[key] = res
+        return result
+
+    def reduce_tuple_stream(self, tuple_stream: Any) -> Any:
+        if not isinstance(tuple_stream, list):
+            return tuple_stream
+        result = dict(tuple_stream[0])
+        owned: set[str] = set()
+        for el in tuple_stream[1:]:
+            for k, v in el.items():
+                result[k], mine = _append(result[k], v, k in owned)
+                if mine:
+                    owned.add(k)
+                else:
+                    owned.discard(k)
+        return result
+
+    def evaluate_transform_expression(self, expr: Any, input: Any, environment: Any) -> Any:
+        return Jsonata.JFunction(_Transformer(self, expr, environment), "<(oa):o>")
+
+
+class _Transformer(Jsonata.Transformer):  # type: ignore[misc]
+    """The library's transformer, copying its input with the bounded ``$clone``."""
+
+    def call(self, input: Any, args: Any) -> Any:
+        obj = args[0]
+        if obj is None:
+            return None
+        result = clone_(obj)
+        matches = self._jsonata.eval(self._expr.pattern, result, self._environment)
+        if matches is None:
+            return result
+        if not isinstance(matches, list):
+            matches = [matches]
+        for match_ in matches:
+            update = self._jsonata.eval(self._expr.update, match_, self._environment)
+            if update is not None:
+                if not isinstance(update, dict):
+                    raise jexception.JException("T2011", self._expr.update.position, update)
+                for k in update:
+                    match_[k] = update[k]
+            if self._expr.delete is not None:
+                deletions = self._jsonata.eval(self._expr.delete, match_, self._environment)
+                if deletions is not None:
+                    val = deletions
+                    if not isinstance(deletions, list):
+                        deletions = [deletions]
+                    if not utils.Utils.is_array_of_strings(deletions):
+                        raise jexception.JException("T2012", self._expr.delete.position, val)
+                    for item in deletions:
+                        if isinstance(match_, dict):
+                            match_.pop(item, None)
+        return result
