@@ -31,12 +31,15 @@ def _compiled(source: str) -> Any:
 
 
 async def _transform(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
-    from flow8.engine import ExpressionError
+    from flow8.engine import ExpressionError, ExpressionLimit
 
     try:
         expr = _compiled(args["expression"])
         data = args.get("input")
-        return expr.evaluate({"input": data, "prev": data}, context=data)
+        # Bounded, and off the event loop when it is heavy.
+        return await expr.evaluate_async({"input": data, "prev": data}, context=data)
+    except ExpressionLimit:
+        raise  # the engine reports it as a limit (EXPRESSION_LIMIT), not as a module failure
     except ExpressionError as e:
         raise ModuleFailure(str(e)) from e
 
