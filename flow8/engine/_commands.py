@@ -35,11 +35,11 @@ async def cancel_play(engine: Engine, company_id: str, play_id: str) -> Play:
     )
     if doc is not None:
         play = play_from_doc(doc)
-        for d in await engine._layers(company_id).find({"play_id": play_id, "state": "WAIT"}):
-            await engine._layers(company_id).update_one(
-                {"_id": d["_id"]},
-                {"$set": {"state": LayerState.FAIL.value, "error": "cancelled"}},
-            )
+        # Its waiting step ends now (a step parked for a back-off held its wake time).
+        await engine._layers(company_id).update_many(
+            {"play_id": play_id, "state": LayerState.WAIT.value},
+            {"$set": {"state": LayerState.FAIL.value, "error": "cancelled", "finished_at": now}},
+        )
         engine.events.publish(
             ev.Event(
                 ev.PLAY_FAILED,

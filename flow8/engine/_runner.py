@@ -28,7 +28,7 @@ from flow8.domain import (
     layer_key,
 )
 from flow8.modules import InvalidArgs, ModuleSpec
-from flow8.store import InvalidDocument, InvalidQuery
+from flow8.store import InvalidDocument, InvalidQuery, check_storable
 
 from . import _events as ev
 from ._exceptions import ExpressionError, Interrupted, OutputTooLarge, StepError, StepTimeout
@@ -206,7 +206,7 @@ class PlayRun:
         try:
             self._write(layer, key)
         except (InvalidDocument, InvalidQuery) as e:
-            error = f"{layer.ref}: {_which(layer)} cannot be stored: {_store_reason(e)}"
+            error = _unstorable(e)
             failed = attrs.evolve(
                 layer, state=LayerState.FAIL, args=None, output=None, error=error,
                 finished_at=time.time(),
@@ -446,6 +446,10 @@ class PlayRun:
                 raise self._fail(
                     base, f"arguments are larger than the {self._max_output} bytes allowed"
                 )
+            try:  # before the step runs: its input is checked at its boundary, as its output
+                check_storable(args, "args")
+            except InvalidDocument as e:
+                raise self._fail(base, _unstorable(e)) from None
             try:
                 step.module.check_args(module_args)
             except InvalidArgs as e:
@@ -577,14 +581,16 @@ def _waits_to_retry(layer: PlayLayer) -> bool:
     return bool(layer.attempts) and layer.attempts[-1].error is not None
 
 
-def _which(layer: PlayLayer) -> str:
-    return "its output" if layer.output is not None else "its arguments"
-
-
-def _store_reason(error: Exception) -> str:
-    # "play_layers.output.a: integer ... does not fit" -> "output.a: integer ... does not fit"
-    text = str(error)
-    return text.split(".", 1)[1] if text.startswith("play_layers.") else text
+def _unstorable(error: Exception) -> str:
+    """What the store refused, in the words of the step: ``its output cannot be stored:
+    output.a: integer ... does not fit in 64 bits``."""
+    reason = str(error)
+    if reason.startswith("play_layers."):  # the collection, as the store names paths
+        reason = reason.split(".", 1)[1]
+    field = {"args": "its arguments", "output": "its output"}.get(
+        reason.split(".", 1)[0].split(":", 1)[0].split("[", 1)[0], "it"
+    )
+    return f"{field} cannot be stored: {reason}"
 
 
 def _layer_event(layer: PlayLayer) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from ._port import (
     UpdateResult,
 )
 from ._rotate import rotate_keys
-from ._values import invalid_text, invalid_text_in
+from ._values import check_storable, invalid_text, invalid_text_in
 from .exceptions import (
     DatabaseLocked,
     DecryptionFailed,
@@ -75,6 +75,7 @@ __all__ = [
     "Update",
     "UpdateFailed",
     "UpdateResult",
+    "check_storable",
     "converter",
     "from_document",
     "index",

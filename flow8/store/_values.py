@@ -226,6 +226,12 @@ def normalize_document(value: Any, where: str) -> tuple[Any, bool]:
         raise InvalidDocument(f"{where}{''.join(reversed(e.path))}: {e.message}") from None
 
 
+def check_storable(value: Any, where: str) -> None:
+    """Raise InvalidDocument (naming the path under ``where``) unless ``value`` is one the
+    store accepts as a field's value: for callers that must know before they act on it."""
+    normalize_document(value, where)
+
+
 def normalize_value(value: Any, where: str) -> Any:
     """Return a normalised copy of ``value``; raise InvalidDocument naming what is wrong."""
     return normalize_document(value, where)[0]

@@ -28,21 +28,23 @@ from flow8.store import Store
 
 
 @pytest.mark.parametrize(
-    ("step", "reason"),
+    ("step", "field", "reason"),
     [
         (
             {"appId": "set", "args": {"value": "{{ 99999999999999999999*99999999999999999999 }}"}},
+            "arguments",
             "does not fit in 64 bits",
         ),
         (
             {"appId": "json-parse", "args": {"text": "[" * 2000 + "]" * 2000}},
+            "output",
             "nested deeper than 100 levels",
         ),
-        ({"appId": "big"}, "does not fit in 64 bits"),
+        ({"appId": "big"}, "output", "does not fit in 64 bits"),
     ],
 )
 async def test_a_value_the_store_refuses_fails_its_step_not_the_play_actor(
-    engine: Engine, step: dict[str, Any], reason: str
+    engine: Engine, step: dict[str, Any], field: str, reason: str
 ) -> None:
     async def big(_ctx: ModuleContext, _args: Mapping[str, Any]) -> Any:
         return {"n": [1, 2**4000]}  # too long even to print
@@ -56,7 +58,7 @@ async def test_a_value_the_store_refuses_fails_its_step_not_the_play_actor(
     assert time.monotonic() - started < 5  # ended, not re-claimed after a lease lapse
     assert done.state is PlayState.FAIL
     assert done.error is not None
-    assert "poison: its output cannot be stored" in done.error
+    assert done.error.startswith(f"step 'poison': its {field} cannot be stored: ")
     assert reason in done.error
     layers = await layers_by_ref(engine, done)
     assert layers["poison"].state is LayerState.FAIL
