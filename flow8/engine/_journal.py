@@ -11,6 +11,11 @@ from flow8.store import Store, StoreError
 from ._records import LAYER_DATA, layer_doc, seal
 
 
+# Writes one play may have queued in the store before it waits for them (see keep_pace): a
+# group-commit batch or so, enough that pure steps still pipeline.
+MAX_IN_FLIGHT = 256
+
+
 class Created:
     """A play's own insert, still committing while the play starts: its first durability
     barrier waits for it (``durable`` waits for the insert; raises the store's error)."""
@@ -84,6 +89,14 @@ class Journal:
         self._pipe.update_one(self.plays, flt, {"$set": fields})
         self._pending += 1
         self.writes += 1
+
+    async def keep_pace(self) -> None:
+        """Wait for this play's writes when it has more than ``MAX_IN_FLIGHT`` of them
+        queued. The store's writer serves every play and request in arrival order, so a play
+        that writes faster than the disk (a long loop of cheap steps) would otherwise queue
+        tens of thousands of writes ahead of everybody else's."""
+        if self._pending >= MAX_IN_FLIGHT:
+            await self.barrier()
 
     async def barrier(self) -> None:
         """Wait until every write enqueued so far is durable (raises the first error)."""

@@ -14,7 +14,12 @@ from flow8.domain import Flow, FlowDefinition, Play, PlayLayer, storage
 # part of `Play` and are simply not read. Generated once: reading a play (every GET of one)
 # copies no dictionary.
 _play_to_doc = make_dict_unstructure_fn(
-    Play, storage, id=override(rename="_id"), state=override(rename="status")
+    Play,
+    storage,
+    id=override(rename="_id"),
+    state=override(rename="status"),
+    input=override(unstruct_hook=lambda v: v),  # JSON already: not walked (see _as_is)
+    output=override(unstruct_hook=lambda v: v),
 )
 _play_from_doc = make_dict_structure_fn(
     Play, storage, id=override(rename="_id"), state=override(rename="status")
@@ -81,8 +86,22 @@ def play_from_doc(doc: dict[str, Any], *, real: bool = False) -> Play:
     return play
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
+# A layer's arguments and output are JSON already (the runner made them so): taken as they
+# are, not walked by cattrs (which would copy a 100,000-item output item by item).
+_layer_to_doc = make_dict_unstructure_fn(
+    PlayLayer,
+    storage,
+    args=override(unstruct_hook=_as_is),
+    output=override(unstruct_hook=_as_is),
+)
+
+
 def layer_doc(layer: PlayLayer) -> dict[str, Any]:
-    doc: dict[str, Any] = storage.unstructure(layer)
+    doc: dict[str, Any] = _layer_to_doc(layer)
     doc["_id"] = layer.key
     doc["layer_id"] = layer.key.split(":", 1)[1]
     return doc

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -28,7 +28,7 @@ from flow8.domain import (
     layer_key,
 )
 from flow8.modules import InvalidArgs, ModuleSpec
-from flow8.store import InvalidDocument, InvalidQuery, check_storable
+from flow8.store import InvalidDocument, InvalidQuery, prepare_value
 
 from . import _events as ev
 from ._exceptions import ExpressionError, Interrupted, OutputTooLarge, StepError, StepTimeout
@@ -251,7 +251,9 @@ class PlayRun:
     async def _share_the_loop(self) -> None:
         """Let other plays and requests run every few milliseconds: steps that complete
         without awaiting anything (pure modules, replayed layers, long iterations) would
-        otherwise hold the event loop for as long as the play runs."""
+        otherwise hold the event loop for as long as the play runs. And keep the play's
+        queue of writes short, so that others' writes are not queued behind it."""
+        await self.journal.keep_pace()
         now = time.perf_counter()
         if now - self._last_yield > YIELD_EVERY_SECONDS:
             await trio.lowlevel.checkpoint()
@@ -442,14 +444,16 @@ class PlayRun:
         module_args = args if extra_args is None else {**args, **extra_args}
         if not step.args.constant or extra_args is not None:
             # Constant args were fully validated with the flow; only resolved ones need it.
-            if self._max_output and _too_big(args, self._max_output):
+            size = _json_size(args)
+            if self._max_output and size is not None and size > self._max_output:
                 raise self._fail(
                     base, f"arguments are larger than the {self._max_output} bytes allowed"
                 )
             try:  # before the step runs: its input is checked at its boundary, as its output
-                check_storable(args, "args")
+                args = await _off_the_loop_if_big(size, prepare_value, args, "args")
             except InvalidDocument as e:
                 raise self._fail(base, _unstorable(e)) from None
+            module_args = args if extra_args is None else {**args, **extra_args}
             try:
                 step.module.check_args(module_args)
             except InvalidArgs as e:
@@ -550,29 +554,50 @@ class PlayRun:
                 raise StepTimeout(step.ref, f"timed out after {timeout:g} s") from None
         else:
             raw = await step.module.run(ctx, args)
+        size = _json_size(raw)
+        too_big = OutputTooLarge(
+            step.ref, f"output is larger than the {self._max_output} bytes allowed"
+        )
+        if self._max_output and size is not None and size > self._max_output:
+            raise too_big
         try:
-            output = to_json_value(raw, "output")
+            output = await _off_the_loop_if_big(size, _storable_output, raw)
         except TypeError as e:
             raise StepError(step.ref, str(e)) from e
-        if self._max_output and _too_big(output, self._max_output):
-            raise OutputTooLarge(
-                step.ref, f"output is larger than the {self._max_output} bytes allowed"
-            )
+        except InvalidDocument as e:
+            raise StepError(step.ref, _unstorable(e)) from None
+        if size is None and self._max_output and (_json_size(output) or 0) > self._max_output:
+            raise too_big  # its size could only be known once it was plain JSON
         return output
 
 
-def _too_big(value: Any, limit: int) -> bool:
-    # Cheap pre-check: small scalars cannot exceed the limit.
+# A step's arguments or output bigger than this (as JSON) are converted and checked for the
+# store in a worker thread, where the walk hands the GIL back every few ms: on the event loop
+# a 1 MB value of small items would hold it for 50-100 ms here. Smaller ones are done inline.
+OFFLOAD_BYTES = 64 * 1024
+
+
+def _json_size(value: Any) -> int | None:
+    """Bytes of ``value`` as compact JSON (orjson: about 1 ms a MB), None when no JSON
+    encoder takes it as it is (an integer beyond 64 bits, a lone surrogate, odd types)."""
     if value is None or isinstance(value, bool | int | float):
-        return False
-    if isinstance(value, str) and len(value) * 4 < limit:
-        return False
+        return 8
     try:
-        return len(orjson.dumps(value)) > limit
+        return len(orjson.dumps(value))
     except orjson.JSONEncodeError:
-        # Something no JSON encoder writes as it is (an integer beyond 64 bits, a lone
-        # surrogate): the store refuses it by name when the layer is recorded.
-        return False
+        return None
+
+
+async def _off_the_loop_if_big(size: int | None, fn: Callable[..., Any], *args: Any) -> Any:
+    if size is not None and size <= OFFLOAD_BYTES:
+        return fn(*args)
+    return await trio.to_thread.run_sync(fn, *args)
+
+
+def _storable_output(raw: Any) -> Any:
+    """A module's result as plain JSON, normalised for the store (``prepare_value``): raises
+    TypeError for what is not JSON, InvalidDocument for what the store refuses."""
+    return prepare_value(to_json_value(raw, "output"), "output")
 
 
 def _waits_to_retry(layer: PlayLayer) -> bool:

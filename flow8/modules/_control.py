@@ -10,6 +10,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import trio
+
 from ._errors import ModuleFailure
 from ._registry import ModuleContext, ModuleSpec
 
@@ -41,11 +43,21 @@ async def _router(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
     return {"route": matched[0] if matched else None, "routes": matched}
 
 
+# Items a control module handles between two checkpoints: long lists are built in pieces so
+# that other plays and requests are served meanwhile (10,000 items take a few ms here).
+CHUNK = 10_000
+
+
 async def _iterator(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
     items = list(args["items"])
     size = args.get("batchSize")
     if size:
-        items = [items[i : i + size] for i in range(0, len(items), size)]
+        batches = []
+        for start in range(0, len(items), size * CHUNK):
+            part = items[start : start + size * CHUNK]
+            batches += [part[i : i + size] for i in range(0, len(part), size)]
+            await trio.lowlevel.checkpoint()
+        items = batches
     return {"items": items, "total": len(items)}
 
 
@@ -70,10 +82,11 @@ async def _aggregator(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
     else:
         ref, rest = args.get("lastRef") or "", []
     items = []
-    for outputs in iterations:
-        if ref not in outputs:
-            continue  # the step was filtered (or routed away) in this iteration
-        items.append(read_path(outputs[ref], rest))
+    for n, outputs in enumerate(iterations, 1):
+        if ref in outputs:  # else the step was filtered (or routed away) in this iteration
+            items.append(read_path(outputs[ref], rest))
+        if n % CHUNK == 0:
+            await trio.lowlevel.checkpoint()
     return {"items": items, "count": len(items)}
 
 
@@ -94,8 +107,12 @@ async def _enumeration(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
     count = math.floor((stop - start) / step) + 1
     if count > MAX_ENUMERATION:
         raise ModuleFailure(f"enumeration of {count} items exceeds {MAX_ENUMERATION}")
-    items = [start + i * step for i in range(max(count, 0))]
-    return {"items": [int(x) if float(x).is_integer() else x for x in items]}
+    items: list[Any] = []
+    for first in range(0, max(count, 0), CHUNK):
+        part = (start + i * step for i in range(first, min(first + CHUNK, count)))
+        items += [int(x) if float(x).is_integer() else x for x in part]
+        await trio.lowlevel.checkpoint()
+    return {"items": items}
 
 
 _NUM = {"type": "number"}

@@ -24,7 +24,7 @@ from ._port import (
     UpdateResult,
 )
 from ._rotate import rotate_keys
-from ._values import check_storable, invalid_text, invalid_text_in
+from ._values import check_storable, invalid_text, invalid_text_in, prepare_value
 from .exceptions import (
     DatabaseLocked,
     DecryptionFailed,
@@ -83,6 +83,7 @@ __all__ = [
     "invalid_text_in",
     "load_keyring",
     "new_id",
+    "prepare_value",
     "open_store",
     "rotate_keys",
     "serve_store",

@@ -120,6 +120,44 @@ def _remember_good_key(key: str) -> None:
     _GOOD_KEYS.add(key)
 
 
+class _PreparedDict(dict[str, Any]):
+    """A value `prepare_value` has normalised: taken as it is when it is stored."""
+
+    __slots__ = ("marked",)
+    marked: bool
+
+
+class _PreparedList(list[Any]):
+    __slots__ = ("marked",)
+    marked: bool
+
+
+_PREPARED = (_PreparedDict, _PreparedList)
+# Depth at which a prepared value sits in the documents it goes into (a layer's `output`, or
+# `sealed.output`): counted in, so that the document as a whole stays within MAX_DEPTH.
+PREPARED_AT_DEPTH = 2
+
+
+def prepare_value(value: Any, where: str) -> Any:
+    """Normalise ``value`` ahead of storing it, for a caller that does so off the event loop
+    (a big step output in a worker thread): the store then takes it as it is, without a
+    second walk on the loop. Raises InvalidDocument naming the path under ``where``.
+    Scalars come back as they are; an object or array as a prepared copy."""
+    marks = [False]
+    try:
+        normalized = _norm(value, marks, PREPARED_AT_DEPTH)
+    except _Bad as e:
+        raise InvalidDocument(f"{where}{''.join(reversed(e.path))}: {e.message}") from None
+    if isinstance(normalized, dict):
+        prepared: _PreparedDict | _PreparedList = _PreparedDict(normalized)
+    elif isinstance(normalized, list):
+        prepared = _PreparedList(normalized)
+    else:
+        return normalized
+    prepared.marked = marks[0]
+    return prepared
+
+
 def _too_wide(value: int) -> str:
     # Never the digits themselves: an integer of a few thousand digits cannot even be turned
     # into text (Python refuses past 4300), and the message must not carry the data.
@@ -145,6 +183,10 @@ def _norm(value: Any, marks: list[bool], depth: int) -> Any:
             raise _Bad(f"{value} is not a finite number")
         return value
     if value is None or t is bool:
+        return value
+    if t is _PreparedDict or t is _PreparedList:  # normalised already (off the loop)
+        if value.marked:
+            marks[0] = True
         return value
     if depth > MAX_DEPTH:
         raise _Bad(f"nested deeper than {MAX_DEPTH} levels")

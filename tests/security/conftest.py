@@ -14,6 +14,7 @@ holds an API key) or an outsider would, through HTTP only, and then checks three
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -171,6 +172,12 @@ class Target:
         return err
 
 
+def _die_with_parent() -> None:
+    """In the server process before it starts: SIGTERM it when the test process dies, so a
+    test run that is killed leaves no server behind (Linux's PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
 def _start(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "flow8.cli", "serve"],
@@ -179,6 +186,7 @@ def _start(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[str], str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_die_with_parent,
     )
     base = f"http://127.0.0.1:{env['SERVER_PORT']}"
     deadline = time.monotonic() + 30
