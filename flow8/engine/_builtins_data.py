@@ -238,21 +238,30 @@ def distinct(arr: Any = None) -> Any:
     budget.work(len(arr))
     budget.charge(ITEM_BYTES * len(arr))  # the buckets
     results = Utils.create_sequence() if isinstance(arr, _JList) else []
-    buckets: dict[int, list[Any]] = {}
+    # hash -> the first item kept with it; hash -> all of them once a second one has that
+    # hash (few: an object per kept item would give the collector work on big arrays).
+    first: dict[int, Any] = {}
+    more: dict[int, list[Any]] = {}
     hasher = _Hasher(budget)
     for el in arr:
         key = hasher.hash(el)
-        bucket = buckets.get(key)
-        if bucket is None:
-            buckets[key] = [el]
-        elif any(kept is el or kept == el for kept in bucket):
+        kept = first.get(key, _NONE)
+        if kept is _NONE:
+            first[key] = el
+        elif kept is el or kept == el:
             continue
         else:
-            bucket.append(el)
+            others = more.setdefault(key, [])
+            if any(other is el or other == el for other in others):
+                continue
+            others.append(el)
         results.append(el)
         if len(results) > MAX_ITEMS:
             budget.items("$distinct", len(results))
     return results
+
+
+_NONE = object()
 
 
 class _Hasher:

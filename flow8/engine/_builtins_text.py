@@ -485,8 +485,11 @@ def _safe_cut(string: str, at: int) -> int:
     inside a %XX escape, and before a literal character or an escape that starts a UTF-8
     character. Sixteen characters without one are five continuation bytes in a row, which
     no UTF-8 text has: the input fails to decode wherever it is cut."""
+    end = at + 16
+    if end >= len(string):
+        return len(string)  # the rest in one piece
     first = None
-    for cut in range(at, min(len(string), at + 16)):
+    for cut in range(at, end):
         if string[cut - 1] == "%" or (
             string[cut - 2] == "%" and string[cut - 1] in _HEX and string[cut] in _HEX
         ):

@@ -34,7 +34,7 @@ from jsonata.utils import Utils
 
 from ._budget import Budget, LimitHit, Slice, SliceSpent, install
 from ._exceptions import ExpressionError, ExpressionLimit
-from ._jsontext import stringify, to_json
+from ._jsontext import NotJson, stringify, to_json
 from ._limits import MAX_RANGE, MAX_STRING, expression_limits
 from ._offload import run_bounded, run_in_thread
 from ._sandbox import Sandboxed
@@ -172,31 +172,38 @@ class Expression:
         # make it this one so the sandbox's overrides apply.
         Jsonata.CURRENT.jsonata = compiled
         previous = install(budget)
+        # Failures are raised once the evaluation is unwound, without the library's
+        # exception as context: its traceback holds the evaluation's frames, and with them
+        # everything it built, which would then be freed wherever the error is dropped (the
+        # event loop) instead of here.
+        failure: ExpressionError | None = None
         try:
-            try:
-                result = compiled.evaluate(context, frame)
-                if Functions.is_lambda(result) or Utils.is_function(result):
-                    raise ExpressionError(self.source, "returned a function, not a JSON value")
+            result = compiled.evaluate(context, frame)
+            if Functions.is_lambda(result) or Utils.is_function(result):
+                failure = ExpressionError(self.source, "returned a function, not a JSON value")
+            else:
                 value = to_json(result, budget)
                 return stringify(value, budget) if text else value
-            except TypeError as e:
-                if "JSON value" in str(e) or "finite number" in str(e):
-                    raise ExpressionError(self.source, str(e)) from e
-                raise
-        except (SliceSpent, ExpressionError):
+        except SliceSpent:
             raise
         except LimitHit as e:
-            raise ExpressionLimit(self.source, e.limit, e.detail) from None
-        except RecursionError as e:
-            raise ExpressionLimit(
+            failure = ExpressionLimit(self.source, e.limit, e.detail)
+        except RecursionError:
+            failure = ExpressionLimit(
                 self.source, "depth", "it recursed deeper than the interpreter allows"
-            ) from e
+            )
+        except ExpressionError as e:
+            failure = e.with_traceback(None)
+        except NotJson as e:
+            failure = ExpressionError(self.source, str(e))
         except Exception as e:
-            raise ExpressionError(self.source, "failed: " + _message(e)) from e
+            failure = ExpressionError(self.source, "failed: " + _message(e))
         finally:
             install(previous)
             if slice_ is not None:
                 slice_.memory -= budget.used
+        assert failure is not None
+        raise failure
 
     def _instance(self) -> Sandboxed:
         compiled: Sandboxed | None = getattr(self._local, "compiled", None)

@@ -336,9 +336,13 @@ def _key(key: Any) -> str:
     raise TypeError(f"keys must be str, int, float, bool or None, not {key.__class__.__name__}")
 
 
+class NotJson(TypeError):
+    """A result holds something that is not a JSON value."""
+
+
 def to_json(value: Any, budget: Budget, where: str = "result") -> Any:
     """An evaluation's raw result as plain JSON: JSONata null as None, integral floats as
-    ints, sequences as lists; ``TypeError`` for anything else (functions, non-finite
+    ints, sequences as lists; ``NotJson`` for anything else (functions, non-finite
     numbers). The same as ``to_json_value`` after the library's null conversion."""
     walk = _Walk(budget)
 
@@ -352,7 +356,7 @@ def to_json(value: Any, budget: Budget, where: str = "result") -> Any:
             return item
         if isinstance(item, float):
             if not math.isfinite(item):
-                raise TypeError(f"{where} is not a finite number")
+                raise NotJson(f"{where} is not a finite number")
             return int(item) if item.is_integer() and abs(item) < 2**53 else item
         if isinstance(item, Mapping):
             obj = {str(k): convert(v) for k, v in item.items()}
@@ -362,6 +366,6 @@ def to_json(value: Any, budget: Budget, where: str = "result") -> Any:
             out = [convert(v) for v in item]
             budget.charge(size_of(out))
             return out
-        raise TypeError(f"{where} is a {type(item).__name__}, not a JSON value")
+        raise NotJson(f"{where} is a {type(item).__name__}, not a JSON value")
 
     return convert(value)
