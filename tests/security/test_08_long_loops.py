@@ -9,8 +9,9 @@ every iteration recorded) while other requests are answered; its 100,002 layers 
 `GET /api/plays/{id}/layers?page=N&size=100` in execution order, one page read at a time,
 without stalling anybody either.
 
-What does not hold yet (the xfail below): during the loop the victim company's requests wait
-far beyond 100 ms (its runs up to 1.5-2.7 s, `/healthz` up to ~200 ms).
+What does not hold yet (the xfail below): during the loop the victim company's requests still
+wait over 100 ms in most runs (its runs 100-400 ms; before the writes were paced per play,
+1.5-2.7 s, and `/healthz` ~200 ms).
 
 100,000 integers in a play's input are 589 KB, within the 1 MB a step's arguments may hold,
 so the iterator takes them from the input (`$prev.args.items`); the xfail test builds the
@@ -111,10 +112,11 @@ def _start(tenant: Tenant, flow_id: str, body: Any) -> str:
 
 def test_a_loop_of_100000_items_runs_to_its_end_and_pages_in_order(target: Target) -> None:
     """The attack, with everything but the bystander's 100 ms (asserted by the xfail test
-    below): the loop ends DONE with every iteration, and the layers page in order."""
+    below; here within a second, where it used to wait up to 3 s): the loop ends DONE with
+    every iteration, and the layers page in order."""
     a = target.attacker
     flow = a.flow(FROM_INPUT, name="long loop")
-    with target.bystander(limit_ms=10_000):
+    with target.bystander(limit_ms=1000):
         started = time.monotonic()
         play_id = _start(a, flow, {"items": list(range(ITEMS))})
         # Others are answered while it runs: a play of the attacker's own, too.
@@ -141,11 +143,11 @@ def test_a_loop_of_100000_items_runs_to_its_end_and_pages_in_order(target: Targe
 
 
 @pytest.mark.xfail(
-    strict=True,
-    reason="bug: while one play iterates over 100,000 items, other companies wait: the "
-    "victim's POST /run takes 0.2-2.7 s (its writes queue behind the loop's layer inserts, "
-    "and still do for ~1-2 s after the play ended), GET /api/flows up to ~300 ms and "
-    "/healthz up to ~200 ms",
+    strict=False,  # partly fixed: it passes now and then, see the reason
+    reason="bug, partly fixed by 84cd541 (writes paced per play): while one play iterates "
+    "over 100,000 items, other companies still wait over 100 ms in most runs: the victim's "
+    "POST /run 100-400 ms, GET /api/flows 100-150 ms (before: runs 0.2-2.7 s, /healthz "
+    "~200 ms)",
 )
 def test_a_loop_of_100000_items_keeps_everyone_served(target: Target) -> None:
     a = target.attacker
