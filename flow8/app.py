@@ -19,10 +19,12 @@ Stop runs in reverse order, bounded by ``SHUTDOWN_GRACE_SECONDS``.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -124,6 +126,7 @@ async def open_configured_store(settings: Settings, *, serve: bool = True) -> As
     try:
         # Private: it holds the database and the generated encryption key.
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _make_private(settings.data_dir)
     except OSError as e:
         raise StoreUnavailable(
             f"cannot create the data directory {str(settings.data_dir)!r} (FLOW8_DATA_DIR): "
@@ -166,6 +169,15 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
                 yield platform
             finally:
                 platform.runtime = None
+
+
+def _make_private(directory: Path) -> None:
+    """A data directory an earlier version (or the umask) left readable by others is made
+    0700, if this user owns it; the change is logged."""
+    info = directory.stat()
+    if info.st_mode & 0o077 and info.st_uid == os.getuid():
+        directory.chmod(0o700)
+        log.warning("data_dir_made_private", path=str(directory), was=oct(info.st_mode & 0o777))
 
 
 def engine_settings(settings: Settings) -> EngineSettings:

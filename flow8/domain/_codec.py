@@ -221,7 +221,8 @@ def _flowlet(c: _Collector, data: Any, path: str) -> Flowlet | None:
     if not isinstance(app_id, str) or not app_id:
         c.add(f"{path}.appId", "is missing")
         ok = False
-    name = _text(c, data, "name", path, limits.MAX_NAME_LENGTH, ref if isinstance(ref, str) else "")
+    default_name = ref if ok and isinstance(ref, str) else ""  # a bad ref is reported once
+    name = _text(c, data, "name", path, limits.MAX_NAME_LENGTH, default_name)
     index = data.get("index")
     if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
         c.add(f"{path}.index", "must be an integer")
@@ -248,6 +249,15 @@ def _flowlet(c: _Collector, data: Any, path: str) -> Flowlet | None:
         isinstance(k, str) and isinstance(v, str) for k, v in cci.items()
     ):
         c.add(f"{path}.componentConfigIds", "must map component kinds to config ids")
+        cci = {}
+    elif len(cci) > limits.MAX_COMPONENT_CHOICES or any(
+        len(k) > limits.MAX_REF_LENGTH or len(v) > limits.MAX_NAME_LENGTH for k, v in cci.items()
+    ):
+        c.add(
+            f"{path}.componentConfigIds",
+            f"at most {limits.MAX_COMPONENT_CHOICES} kinds of at most {limits.MAX_REF_LENGTH} "
+            f"characters, each naming a config of at most {limits.MAX_NAME_LENGTH}",
+        )
         cci = {}
     timeout = _number(c, data, "timeout", path)
     if timeout == 0:

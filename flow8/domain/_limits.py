@@ -28,3 +28,6 @@ MAX_FLOWLETS = 1_000
 
 MAX_FILTERS = 50
 """Filters on one step."""
+
+MAX_COMPONENT_CHOICES = 20
+"""Component kinds one step may name a config for (``componentConfigIds``)."""

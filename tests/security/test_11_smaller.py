@@ -4,13 +4,12 @@
   process umask; only the generated key file was 0600), so any local user could copy every
   tenant's data. Now the directory is 0700 and every file in it 0600, whatever the umask, and
   a database an earlier version left readable is made private when the server opens it
-  (not yet the directory itself: see the xfail).
+  (and an existing data directory readable by others is made private).
 * Names: a step's `ref`, flow and step names and descriptions had no length limit (a
   100,000-character ref was stored, and repeated in every layer id and event). Now a flow
   asking for more is refused with 422 naming each field (`ref` 100, names 200, description
   10,000 characters), on create, update and when a step is added or replaced, and nothing
-  is stored. (Two xfails below: a long ref is also blamed on the name the client never sent,
-  and `componentConfigIds` are still unbounded.)
+  is stored; `componentConfigIds` are bounded too.
 * Stalls: while the database stalled, `/run` answered `503 retry` although the play had been
   created and later ran, so a client retrying without an `Idempotency-Key` ran it twice. Now
   once a play exists its id is the answer (202), never a retryable error. Here the database's
@@ -37,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from conftest import Target, Tenant, launch
 
 LONG = "x" * 100_000
@@ -113,11 +111,6 @@ def test_a_database_an_earlier_version_left_readable_is_made_private(tmp_path: P
         _stop(target)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a data directory that already exists (an earlier version made it 0755) is "
-    "left as it is: only a new one is created 0700",
-)
 def test_a_data_directory_an_earlier_version_left_open_is_made_private(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
@@ -219,12 +212,6 @@ def test_names_longer_than_their_limits_are_refused_and_nothing_is_stored(
     assert a.client.get("/api/flows?size=100").json()["total"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a step without a name takes its ref as name, so a ref over 100 characters "
-    "is also reported as `flowlets[0].name: must be at most 200 characters`, a field the "
-    "client never sent",
-)
 def test_a_long_ref_is_reported_once(target: Target) -> None:
     with target.bystander():
         fields = _refused(
@@ -236,11 +223,6 @@ def test_a_long_ref_is_reported_once(target: Target) -> None:
     assert fields == [REF]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a step's componentConfigIds (component kinds and config ids, names too) "
-    "have no length limit: 100,000 characters each are stored",
-)
 def test_component_config_ids_are_bounded(target: Target) -> None:
     with target.bystander():
         r = target.attacker.client.post(
