@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,10 +11,11 @@ from flow8.store import Store, StoreError
 
 from ._records import LAYER_DATA, layer_doc, seal
 
-
-# Writes one play may have queued in the store before it waits for them (see keep_pace): a
-# group-commit batch or so, enough that pure steps still pipeline.
-MAX_IN_FLIGHT = 256
+# Writes one play may have queued in the store before it waits for the oldest of them (see
+# keep_pace), counted in chunks: enough that pure steps still pipeline, few enough that a
+# write of anybody else's waits behind at most this many of one play's.
+MAX_IN_FLIGHT = 128
+PACE_CHUNK = 32
 
 
 class Created:
@@ -56,6 +58,7 @@ class Journal:
         self.play_id = play_id
         self._pipe = store.pipeline()
         self._pending = 0
+        self._chunks: collections.deque[Callable[[], Awaitable[None]]] = collections.deque()
         self.writes = 0
 
     def layer(
@@ -91,12 +94,18 @@ class Journal:
         self.writes += 1
 
     async def keep_pace(self) -> None:
-        """Wait for this play's writes when it has more than ``MAX_IN_FLIGHT`` of them
-        queued. The store's writer serves every play and request in arrival order, so a play
-        that writes faster than the disk (a long loop of cheap steps) would otherwise queue
-        tens of thousands of writes ahead of everybody else's."""
-        if self._pending >= MAX_IN_FLIGHT:
-            await self.barrier()
+        """Keep at most about ``MAX_IN_FLIGHT`` of this play's writes queued in the store.
+
+        The store's writer serves every play and request in arrival order, so a play that
+        writes faster than the disk (a long loop of cheap steps) would otherwise queue tens of
+        thousands of writes ahead of everybody else's. Writes are counted in chunks; past the
+        limit the play waits for its oldest chunk only, so the writer stays fed."""
+        if self._pending >= PACE_CHUNK:
+            self._chunks.append(self._pipe.synced())
+            self._pipe = self._store.pipeline()
+            self._pending = 0
+        while len(self._chunks) * PACE_CHUNK > MAX_IN_FLIGHT:
+            await self._chunks.popleft()()
 
     async def barrier(self) -> None:
         """Wait until every write enqueued so far is durable (raises the first error)."""
@@ -105,6 +114,8 @@ class Journal:
             # nothing of it may be reported durable before the play itself is.
             await self._created.wait()
             self._created = None
+        while self._chunks:
+            await self._chunks.popleft()()
         if not self._pending:
             return
         pipe = self._pipe

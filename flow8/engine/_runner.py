@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ._engine import Engine
 
 _rng = random.Random()
-YIELD_EVERY_SECONDS = 0.005
+YIELD_EVERY_SECONDS = 0.001
 
 
 class Suspend(Exception):
