@@ -46,7 +46,7 @@ JLIST_BYTES = 360  # the library's lists carry five flags in an attribute dict (
 _JList = Utils.JList
 _getsizeof = sys.getsizeof
 _monotonic = time.monotonic
-_MAIN = threading.main_thread()
+_MAIN_IDENT = threading.main_thread().ident
 
 
 class LimitHit(jexception.JException):  # type: ignore[misc]
@@ -121,7 +121,7 @@ class Budget:
         # thread running the event loop, which would only be slowed down.
         self.next_yield = (
             _monotonic() + YIELD_EVERY
-            if slice_ is None and threading.current_thread() is not _MAIN
+            if slice_ is None and threading.get_ident() != _MAIN_IDENT
             else math.inf
         )
 
@@ -144,9 +144,8 @@ class Budget:
         self.depth -= 1
         if result is None or result.__class__ in _SCALARS:
             return
-        kind = expr.type
         if (
-            kind in _BUILDS
+            expr.type in _BUILDS
             or getattr(expr, "predicate", None) is not None
             or getattr(expr, "group", None) is not None
         ):

@@ -148,11 +148,14 @@ class Expression:
             value = self.direct(bindings)
             if value is not MISSING:
                 return value
-        return await run_bounded(lambda slice_: self.run(bindings, context, slice_))
+        return await run_bounded(functools.partial(self._run_on, context), bindings)
 
     async def evaluate_in_thread(self, bindings: Mapping[str, Any], context: Any = None) -> Any:
         """Evaluate in a worker thread (bindings may call back into Trio there)."""
-        return await run_in_thread(lambda slice_: self.run(bindings, context, slice_))
+        return await run_in_thread(functools.partial(self._run_on, context), bindings)
+
+    def _run_on(self, context: Any, bindings: Mapping[str, Any], slice_: Slice | None) -> Any:
+        return self.run(bindings, context, slice_)
 
     def run(
         self,
@@ -206,13 +209,11 @@ class Expression:
         raise failure
 
     def _instance(self) -> Sandboxed:
+        if threading.get_ident() == self._home:
+            return self._compiled
         compiled: Sandboxed | None = getattr(self._local, "compiled", None)
         if compiled is None:
-            if threading.get_ident() == self._home:
-                compiled = self._compiled
-            else:
-                compiled = self._compiled.thread_copy()
-            self._local.compiled = compiled
+            compiled = self._local.compiled = self._compiled.thread_copy()
         return compiled
 
     def direct(self, bindings: Mapping[str, Any]) -> Any:

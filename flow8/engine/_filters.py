@@ -8,6 +8,7 @@ a string cast of a big object) is left to the worker thread too.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -183,4 +184,4 @@ async def filters_pass_async(filters: tuple[CompiledFilter, ...], bindings: Bind
     """``filters_pass`` without holding the event loop (see ``_offload``)."""
     if not filters:
         return True
-    return await run_bounded(lambda slice_: filters_pass(filters, bindings, slice_))
+    return await run_bounded(functools.partial(filters_pass, filters), bindings)

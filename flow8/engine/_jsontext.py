@@ -336,6 +336,9 @@ def _key(key: Any) -> str:
     raise TypeError(f"keys must be str, int, float, bool or None, not {key.__class__.__name__}")
 
 
+_PLAIN = frozenset({str, int, bool})
+
+
 class NotJson(TypeError):
     """A result holds something that is not a JSON value."""
 
@@ -344,6 +347,8 @@ def to_json(value: Any, budget: Budget, where: str = "result") -> Any:
     """An evaluation's raw result as plain JSON: JSONata null as None, integral floats as
     ints, sequences as lists; ``NotJson`` for anything else (functions, non-finite
     numbers). The same as ``to_json_value`` after the library's null conversion."""
+    if value is None or value.__class__ in _PLAIN:
+        return value  # most results: nothing to walk
     walk = _Walk(budget)
 
     def convert(item: Any) -> Any:

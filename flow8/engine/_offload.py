@@ -20,20 +20,21 @@ import trio
 from ._budget import Slice, SliceSpent
 from ._limits import expression_limits, thread_limiter
 
+A = TypeVar("A")
 T = TypeVar("T")
 
 
-async def run_bounded(fn: Callable[[Slice | None], T]) -> T:
-    """``fn(slice)`` on the event loop; if it spends its slice, ``fn(None)`` (the whole
-    budget) in a worker thread. ``fn`` must be pure: it may run twice."""
+async def run_bounded(fn: Callable[[A, Slice | None], T], arg: A) -> T:
+    """``fn(arg, slice)`` on the event loop; if it spends its slice, ``fn(arg, None)`` (the
+    whole budget) in a worker thread. ``fn`` must be pure: it may run twice."""
     try:
-        return fn(Slice(expression_limits()))
+        return fn(arg, Slice(expression_limits()))
     except SliceSpent:
         pass
-    return await trio.to_thread.run_sync(fn, None, limiter=thread_limiter())
+    return await trio.to_thread.run_sync(fn, arg, None, limiter=thread_limiter())
 
 
-async def run_in_thread(fn: Callable[[Slice | None], T]) -> T:
-    """``fn(None)`` in a worker thread (for evaluations that must not run on the loop,
-    such as those reading the KV store through ``trio.from_thread``)."""
-    return await trio.to_thread.run_sync(fn, None, limiter=thread_limiter())
+async def run_in_thread(fn: Callable[[A, Slice | None], T], arg: A) -> T:
+    """``fn(arg, None)`` in a worker thread (for evaluations that must not run on the
+    loop, such as those reading the KV store through ``trio.from_thread``)."""
+    return await trio.to_thread.run_sync(fn, arg, None, limiter=thread_limiter())

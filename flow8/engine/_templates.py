@@ -60,14 +60,14 @@ class CompiledValue:
         evaluator = self._evaluator
         if evaluator is None:
             return self.value
-        return await run_bounded(lambda slice_: evaluator(bindings, slice_))
+        return await run_bounded(evaluator, bindings)
 
     async def resolve_in_thread(self, bindings: Bindings) -> Any:
         """Evaluate in a worker thread: for bindings that call back into Trio (``$kv``)."""
         evaluator = self._evaluator
         if evaluator is None:
             return self.value
-        return await run_in_thread(lambda slice_: evaluator(bindings, slice_))
+        return await run_in_thread(evaluator, bindings)
 
 
 def compile_value(value: Any, where: str) -> CompiledValue:
