@@ -132,9 +132,11 @@ class CompiledFilter:
     def check(self, bindings: Bindings, slice_: Slice | None = None) -> bool:
         left = self.left.evaluate(bindings, slice_)
         right = self.right.evaluate(bindings, slice_)
-        if slice_ is not None and not (is_small(left) and is_small(right)):
-            raise SliceSpent()  # comparing or writing out big values: in a worker thread
-        budget = Budget(expression_limits(), slice_)
+        budget = None
+        if not (is_small(left) and is_small(right)):
+            if slice_ is not None:
+                raise SliceSpent()  # comparing or writing out big values: in a worker thread
+            budget = Budget(expression_limits(), None)
         left = cast_value(left, self.spec.cast, budget)
         if self.spec.operator not in (FilterOperator.REGEX,) and right is not None:
             right = cast_value(right, self.spec.cast, budget)

@@ -5,25 +5,26 @@ depth and a memory budget in estimated bytes. On the event loop it first runs wi
 short *slice* of that budget; an evaluation that outgrows the slice is abandoned and run
 again from scratch in a worker thread (at most ``threads`` at once) with the whole budget.
 
-The caps below are absolute and hold in every mode. They were chosen by measuring, on the
-shared 2-core VM this project is developed on, how long one C-level call (which holds the
-GIL, so the event loop too) takes at the cap (``/tmp``-style micro-benchmarks, medians):
+The caps below are absolute and hold in every mode. In a worker thread the interpreter
+gives the event loop the GIL between bytecodes, but a single C-level call keeps it for as
+long as it runs, so the caps and piece sizes were chosen by timing such calls on the
+shared 2-core VM this project is developed on (medians):
 
-* 10M-character strings: ``str.upper`` 5.5 ms, ``casefold`` of non-ASCII text 58 ms,
-  ``json.dumps`` 18 ms (61 ms for non-ASCII), ``re.sub`` over it 84 ms, ``str.split``
-  into 1M pieces 56 ms, ``str.find`` (a miss) 8 ms, ``str.count`` 3 ms, ``str.replace``
-  of 100k occurrences 4 ms, a copy < 1 ms, ``base64.b64decode`` 32 ms.
-* Arrays: ``sorted`` of 100k strings 12 ms, ``sum``/``max`` of 5M numbers 23/67 ms, a copy
-  of 5M items 43 ms, ``json.dumps`` of 1M numbers 72 ms.
-* In pure Python, re2's ``finditer``/``sub``/``split`` cost 3-5 us per match, ``quote`` of
-  URL-unsafe text 36 ns per character.
+* unbounded, at 10M characters: ``casefold`` of non-ASCII text 58 ms, ``json.dumps`` 61 ms
+  (non-ASCII), ``re.sub`` 84 ms, ``str.split`` into 1M pieces 56 ms, ``b64decode`` 32 ms;
+  ``json.dumps`` of 1M numbers 72 ms, ``sum``/``max`` of 5M numbers 23/67 ms;
+* so those run in pieces: 500k characters per call (``casefold`` 3 ms, ``upper`` 1.8 ms,
+  JSON escaping 2.1 ms, ``a2b_base64`` 1 ms), 100k for ``$trim``'s regex (2 ms), 16k
+  for URL coding (pure Python: 1-6 ms), ``ITEM_CHUNK`` items for reductions (0.5 ms);
+* what is left as one call, at the caps: ``str.find`` over 10M characters 8 ms,
+  ``str.count`` 3 ms, ``str.replace`` of 100k occurrences 4 ms, ``str.split`` into 100k
+  pieces 13 ms, the UTF-8 copy re2 makes of its subject (10M non-ASCII characters)
+  7-13 ms, ``sorted`` of 100k strings 10 ms, ``float``/``int(s, 16)`` of 10M digits 6/14 ms;
+* in pure Python, re2's ``finditer``/``sub``/``split`` cost 3-5 us per match, so 100k
+  matches (the cap) take 0.3-0.5 s: the deadline usually ends regex work first.
 
-So a string is still allowed up to ``MAX_STRING`` characters, but per-character work on
-it runs in pieces of ``STRING_CHUNK`` characters (1-8 ms each) with the deadline checked
-between pieces; arrays a built-in builds, regex matches and replacements stop at
-``MAX_ITEMS``; reductions over larger input arrays run in pieces of ``ITEM_CHUNK`` items;
-pictures of the formatting built-ins are at most ``MAX_PICTURE`` characters (their
-parsers are quadratic and their widths become ``10 ** width``).
+Pictures of the formatting built-ins are at most ``MAX_PICTURE`` characters: their parsers
+are quadratic and their widths become ``10 ** width``.
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ def tiny_pieces() -> Iterator[None]:
     with (
         mock.patch.object(text, "STRING_CHUNK", 7),
         mock.patch.object(text, "_URL_CHUNK", 5),
+        mock.patch.object(text, "_TRIM_CHUNK", 6),
         mock.patch.object(data, "ITEM_CHUNK", 3),
         mock.patch.object(_jsontext, "STRING_CHUNK", 4),
         mock.patch.object(_jsontext, "_SMALL_NODES", 0),
