@@ -27,7 +27,7 @@ from flow8.domain import (
 )
 from flow8.logs import get_logger
 from flow8.modules import ModuleRegistry, default_registry
-from flow8.store import DuplicateKey, ReturnDocument, Store, new_id
+from flow8.store import DuplicateKey, Pipeline, ReturnDocument, Store, new_id
 
 from . import _commands
 from . import _events as ev
@@ -41,6 +41,7 @@ from ._exceptions import (
     StartTimedOut,
     StepError,
 )
+from ._fair import FairGate
 from ._flows import FlowRepository
 from ._journal import Created
 from ._kv import KvStore
@@ -78,7 +79,8 @@ class Engine:
         self.admission = Admission(
             self.settings.company_plays_per_second, self.settings.company_running_plays
         )
-        self._starting = trio.Semaphore(self.settings.max_starting)  # FIFO: fair under load
+        # Fair across companies under load: see FairGate.
+        self._starting = FairGate(self.settings.max_starting)
         self._spawn: Spawn | None = None
         self._wake = trio.Event()
         self.started_plays = 0
@@ -133,9 +135,9 @@ class Engine:
         last 24 h is returned instead of starting another.
 
         At most ``settings.max_starting`` starts are in progress at once; later ones wait
-        their turn in arrival order (see :class:`EngineSettings`). The company's start rate
-        is admitted first: a start from outside is refused over it (PlayLimitReached), a
-        subflow waits for its turn.
+        their turn, companies in turn and each in arrival order (see :class:`FairGate`).
+        The company's start rate is admitted first: a start from outside is refused over it
+        (PlayLimitReached), a subflow waits for its turn.
 
         With ``timeout``: a start still in progress after that many seconds answers the play
         as it was handed to the store (it is being stored and runs), or raises
@@ -147,7 +149,7 @@ class Engine:
             await self.admission.admit_waiting(company_id)
         submitted: list[Play] = []
         with trio.move_on_after(math.inf if timeout is None else timeout):
-            async with self._starting:
+            async with self._starting.hold(company_id):
                 return await self._start_play(
                     company_id,
                     flow_id,
@@ -257,9 +259,12 @@ class Engine:
             submitted(running)
             try:
                 await self._launch(company_id, play_id, running, created, redactor.secrets)
-            except Exception:
+            except BaseException as e:
+                self._hand_back(pipe, plays, play_id)
+                if not isinstance(e, Exception):
+                    raise  # cancelled: the play is the dispatcher's now, nothing is lost
                 await pipe.sync()
-                return await self._hand_back(plays, play)
+                return play
             self.started_plays += 1
             await pipe.sync()
             return running
@@ -275,13 +280,21 @@ class Engine:
             if existing is None:
                 raise
             return existing
+        except BaseException:
+            if runnable:  # claimed at birth, but its actor will not be started here
+                self._hand_back(pipe, plays, play_id)
+            raise
         self.started_plays += 1
         if runnable:
             running = attrs.evolve(play, state=PlayState.RUN, started_at=now)
             try:
                 await self._launch(company_id, play_id, running, secrets=redactor.secrets)
-            except Exception:
-                return await self._hand_back(plays, play)
+            except BaseException as e:
+                self._hand_back(pipe, plays, play_id)
+                if not isinstance(e, Exception):
+                    raise
+                await pipe.sync()
+                return play
             return running
         self._wake.set()
         return play
@@ -305,12 +318,14 @@ class Engine:
                 "the most one play may start",
             )
 
-    async def _hand_back(self, plays: Any, play: Play) -> Play:
-        """A play claimed at birth whose PlayActor could not start (e.g. the plays
-        supervisor is stopping): release it to any dispatcher now, instead of leaving it to
-        the lapse of a lease nobody holds."""
-        await plays.update_one(
-            {"_id": play.id, "lease_owner": self.owner},
+    def _hand_back(self, pipe: Pipeline, plays: Any, play_id: str) -> None:
+        """A play claimed at birth whose PlayActor will not start here (the plays supervisor
+        is stopping, or the start was cancelled): release it to any dispatcher now, instead
+        of leaving it to the lapse of a lease nobody holds. Queued behind its insert, without
+        waiting, so that even a cancelled start hands it back."""
+        pipe.update_one(
+            plays,
+            {"_id": play_id, "lease_owner": self.owner},
             {
                 "$set": {
                     "status": PlayState.NEW.value,
@@ -321,7 +336,6 @@ class Engine:
             },
         )
         self._wake.set()
-        return play
 
     async def _existing(self, plays: Any, stored_key: str, now: float) -> Play | None:
         doc = await plays.find_one({"idempotency_key": stored_key})
@@ -577,7 +591,7 @@ class Engine:
         """The play's layers in execution order; ``skip`` / ``limit`` (0: all) page them in
         the store, so a play of 100,000 iterations is read a page at a time."""
         docs = await self._layers(company_id).find(
-            {"play_id": play_id}, sort=[("seq", 1), ("_id", 1)], skip=skip, limit=limit
+            {"play_id": play_id}, sort=[("seq", 1)], skip=skip, limit=limit
         )
         return [layer_from_doc(d) for d in docs]
 

@@ -232,6 +232,7 @@ CATALOG = Catalog.of(
         _tenant(
             "play_layers",
             index("company_id", "play_id", "layer_id", unique=True),
+            index("company_id", "play_id", "seq"),  # a play's layers, paged in order
             secrets=["data", "sealed"],  # as for plays: args and output
             cross_tenant=True,  # retention
         ),

@@ -139,7 +139,7 @@ async def test_a_start_that_stalls_answers_with_the_play_it_stored(tmp_path: Pat
                 play = await engine.start_play(COMPANY, flow.id, timeout=0.5)
             assert play.state is PlayState.RUN  # claimed at birth; its insert is queued
             # a start still waiting for its turn at the deadline has stored nothing:
-            async with engine._starting:  # the one start slot, taken
+            async with engine._starting.hold("another company"):  # the one start slot
                 with pytest.raises(StartTimedOut), trio.fail_after(5):
                     await engine.start_play(COMPANY, flow.id, timeout=0.5)
             nursery.start_soon(store.serve)  # the writer is back
@@ -149,3 +149,39 @@ async def test_a_start_that_stalls_answers_with_the_play_it_stored(tmp_path: Pat
             assert await plays.count({}) == 1
             await wait_state(engine, play.id, PlayState.DONE)
         nursery.cancel_scope.cancel()  # the writer, before the store closes
+
+
+@pytest.mark.parametrize("key", [None, "order-9"])
+async def test_a_start_cancelled_after_its_insert_hands_the_play_to_the_dispatcher(
+    tmp_path: Path, key: str | None
+) -> None:
+    """A start cancelled between handing its claimed play to the store and starting its actor
+    (a sibling step failed, a client hung up) releases the play at once: it runs within a
+    poll, not after its 30 s lease lapses."""
+    async with (
+        open_store(f"sqlite:///{tmp_path / 's.db'}", data_dir=tmp_path, serve=False) as store,
+        trio.open_nursery() as nursery,
+    ):
+        writer = trio.CancelScope()
+
+        async def run_writer() -> None:
+            with writer:
+                await store.serve()
+
+        nursery.start_soon(run_writer)
+        async with running_engine(store, lease_seconds=30) as engine:
+            flow = await make_flow(engine, {"flowlets": [{"ref": "a", "appId": "noop"}]})
+            writer.cancel()  # writes queue up from here
+            await trio.sleep(0.1)
+            with trio.move_on_after(0.5) as waited:
+                await engine.start_play(COMPANY, flow.id, idempotency_key=key)
+            assert waited.cancelled_caught  # cancelled while its insert was queued
+            nursery.start_soon(store.serve)
+            plays = store.tenant(COMPANY).collection("plays")
+            with trio.fail_after(10):
+                while True:
+                    doc = await plays.find_one({})
+                    if doc is not None and doc["status"] == "DONE":
+                        break
+                    await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
