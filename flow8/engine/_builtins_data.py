@@ -17,10 +17,10 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from jsonata import jsonata
 from jsonata.functions import Functions
 from jsonata.utils import Utils
 
+from . import _walks as walks
 from ._budget import ITEM_BYTES, Budget, current
 from ._jsontext import clone
 from ._limits import ITEM_CHUNK, MAX_ITEMS
@@ -70,16 +70,13 @@ def average(args: Any = None) -> Any:
 
 
 def to_boolean(arg: Any = None) -> Any:
-    if isinstance(arg, list) and len(arg) > ITEM_CHUNK:
-        boolize = jsonata.Jsonata.boolize
-        return any(any(boolize(e) for e in piece) for piece in _chunks(arg, current()))
-    return Functions.to_boolean(arg)
+    return walks.to_boolean(arg, walks.Walk(current()))
 
 
 def not_(arg: Any = None) -> Any:
     if arg is None:
         return None
-    return not to_boolean(arg)
+    return not walks.to_boolean(arg, walks.Walk(current()))
 
 
 def _capped(what: str, library: Callable[..., Any]) -> Callable[..., Any]:
@@ -151,26 +148,7 @@ def lookup(input: Any = None, key: Any = None) -> Any:
     one level at each depth (as a path step does)."""
     if not isinstance(input, list):
         return Functions.lookup(input, key)
-    budget = current()
-    visits = [0]
-
-    def find(item: Any) -> Any:
-        if isinstance(item, list):
-            result = Utils.create_sequence()
-            for inner in item:
-                visits[0] += 1
-                if visits[0] % _TICK == 0:
-                    budget.tick()
-                res = find(inner)
-                if res is not None:
-                    if isinstance(res, list):
-                        result.extend(res)
-                    else:
-                        result.append(res)
-            return result
-        return Functions.lookup(item, key)
-
-    return find(input)
+    return walks.lookup(input, key, walks.Walk(current()))
 
 
 def spread(arg: Any = None) -> Any:

@@ -10,7 +10,10 @@ table. The operators that build data are bounded here:
   ``Functions.append``, which copies the whole list for every item it adds (quadratic:
   ``[$x, $x, ...]`` or grouping 100k items under one key). Here the list grows in place;
   where the library's copy reset its flags, they are reset the same way;
-* a transform (``~> |...|...|``) copies its input as ``$clone`` does: bounded.
+* a transform (``~> |...|...|``) copies its input as ``$clone`` does: bounded;
+* the walks the evaluator makes over whole values without evaluating a node (``=``,
+  ``in``, the truth of an array, ``*``, ``**``, a name read from nested arrays, typed
+  array signatures) check the deadline as they go (``_walks``).
 
 Inputs are JSON already (so the library's per-evaluation input validation is skipped) and
 results are converted by ``to_json`` under the budget (so the library's null conversion,
@@ -26,14 +29,26 @@ from jsonata import jexception, utils
 from jsonata.functions import Functions
 from jsonata.jsonata import Jsonata
 
-from ._budget import LimitHit, current, size_of
+from ._budget import TUPLE_BYTES, LimitHit, current, size_of
 from ._builtins import SANDBOX_FRAME
 from ._builtins_data import clone_
 from ._jsontext import jsonata_string
 from ._limits import MAX_RANGE
+from ._walks import (
+    Walk,
+    all_numbers,
+    boolize,
+    deep_equal,
+    descendants,
+    flatten,
+    includes,
+    lookup,
+)
 
 _JList = utils.Utils.JList
 _create_sequence = utils.Utils.create_sequence
+_is_numeric = utils.Utils.is_numeric
+_NULL = utils.Utils.NULL_VALUE
 
 
 def _append(data: Any, item: Any, owned: bool) -> tuple[Any, bool]:
@@ -112,15 +127,166 @@ class Sandboxed(Jsonata):  # type: ignore[misc]
         else:
             return results
         copied = False
+        walk = Walk(current())
         for value in values:
+            walk.step()
             if isinstance(value, list):
                 if not copied:  # Functions.append's copy: a JList without flags
                     results = _JList(results)
                     copied = True
-                results.extend(self.flatten(value, None))
+                results.extend(flatten(value, [], walk))
             else:
                 results.append(value)
         return results
+
+    def evaluate_descendants(self, expr: Any, input: Any) -> Any:
+        if input is None:
+            return None
+        results = _create_sequence()
+        descendants(input, results, Walk(current()))
+        return results[0] if len(results) == 1 else results
+
+    def evaluate_name(self, expr: Any, input: Any, environment: Any) -> Any:
+        if isinstance(input, list):
+            return lookup(input, str(expr.value), Walk(current()))
+        return Functions.lookup(input, str(expr.value))
+
+    def evaluate_equality_expression(self, lhs: Any, rhs: Any, op: Any) -> Any:
+        if lhs is None or rhs is None:
+            return False
+        if not isinstance(lhs, bool) and isinstance(lhs, int | float):
+            lhs = float(lhs)
+        if not isinstance(rhs, bool) and isinstance(rhs, int | float):
+            rhs = float(rhs)
+        if op == "=":
+            return deep_equal(lhs, rhs, Walk(current()))
+        if op == "!=":
+            return not deep_equal(lhs, rhs, Walk(current()))
+        return None
+
+    def evaluate_includes_expression(self, lhs: Any, rhs: Any) -> Any:
+        if lhs is None or rhs is None:
+            return False
+        return includes(lhs, rhs if isinstance(rhs, list) else [rhs], Walk(current()))
+
+    def evaluate_boolean_expression(self, lhs: Any, evalrhs: Any, op: Any) -> Any:
+        walk = Walk(current())
+        l_bool = boolize(lhs, walk)
+        if op == "and":
+            return l_bool and boolize(evalrhs(), walk)
+        if op == "or":
+            return l_bool or boolize(evalrhs(), walk)
+        return None
+
+    def evaluate_condition(self, expr: Any, input: Any, environment: Any) -> Any:
+        condition = self.eval(expr.condition, input, environment)
+        if boolize(condition, Walk(current())):
+            return self.eval(expr.then, input, environment)
+        if expr._else is not None:
+            return self.eval(expr._else, input, environment)
+        return None
+
+    def evaluate_filter(self, predicate: Any, input: Any, environment: Any) -> Any:
+        results = _create_sequence()
+        stream = isinstance(input, _JList) and input.tuple_stream
+        if stream:
+            results.tuple_stream = True
+        if input is None:
+            input = _create_sequence()
+        elif not isinstance(input, list):
+            input = _create_sequence(input)
+        if predicate.type == "number":
+            index = int(predicate.value)
+            if index < 0:
+                index = len(input) + index
+            if 0 <= index < len(input):
+                item = input[index]
+                if item is None:
+                    item = _NULL
+                if isinstance(item, list):
+                    results = item
+                else:
+                    results.append(item)
+            return results
+        walk = Walk(current())
+        for index, item in enumerate(input):
+            context = item
+            env = environment
+            if stream:
+                context = item["@"]
+                env = self.create_frame_from_tuple(environment, item)
+            res = self.eval(predicate, context, env)
+            if _is_numeric(res):
+                res = _create_sequence(res)
+            if all_numbers(res, walk):
+                for ires in res:
+                    walk.step()
+                    ii = int(ires)
+                    if ii < 0:
+                        ii = len(input) + ii
+                    if ii == index:
+                        results.append(item)
+            elif boolize(res, walk):
+                results.append(item)
+        return results
+
+    def validate_arguments(self, signature: Any, args: Any, context: Any) -> Any:
+        # A signature with typed arrays (a<n>, a<s>...) checks every item in Python.
+        if isinstance(args, list):
+            items = sum(len(a) for a in args if isinstance(a, list))
+            if items:
+                current().work(items)
+        return super().validate_arguments(signature, args, context)
+
+    def evaluate_tuple_step(
+        self, expr: Any, input: Any, tuple_bindings: Any, environment: Any
+    ) -> Any:
+        # The library's, with the deadline checked and the tuples charged as they are made:
+        # a step binding a large array (``$#$i``) makes a dict per item without evaluating
+        # a node.
+        if expr.type == "sort":
+            return super().evaluate_tuple_step(expr, input, tuple_bindings, environment)
+        budget = current()
+        walk = Walk(budget)
+        result = _create_sequence()
+        result.tuple_stream = True
+        if tuple_bindings is None:
+            tuple_bindings = []
+            for item in input:
+                walk.step()
+                tuple_bindings.append({"@": item})
+            budget.charge(TUPLE_BYTES * len(tuple_bindings))
+        made = 0
+        for tuple_binding in tuple_bindings:
+            step_env = self.create_frame_from_tuple(environment, tuple_binding)
+            res = self.eval(expr, tuple_binding["@"], step_env)
+            if res is None:
+                continue
+            if not isinstance(res, list):
+                res = [res]
+            stream = isinstance(res, _JList) and res.tuple_stream
+            for bb, item in enumerate(res):
+                walk.step()
+                made += 1
+                if not made % 1024:
+                    budget.charge(1024 * TUPLE_BYTES)
+                binding = dict(tuple_binding)
+                if stream:
+                    binding.update(item)
+                else:
+                    if expr.focus is not None:
+                        binding[expr.focus] = item
+                        binding["@"] = tuple_binding["@"]
+                    else:
+                        binding["@"] = item
+                    if expr.index is not None:
+                        binding[expr.index] = bb
+                    if expr.ancestor is not None:
+                        binding[expr.ancestor.label] = tuple_binding["@"]
+                result.append(binding)
+        if expr.stages is not None:
+            result = self.evaluate_stages(expr.stages, result, environment)
+        return result
 
     def evaluate_group_expression(self, expr: Any, input: Any, environment: Any) -> Any:
         result = {}

@@ -8,6 +8,7 @@ import gc
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import trio
@@ -155,6 +156,35 @@ async def test_the_event_loop_is_never_held_long(source: str) -> None:
         async with _loop_watch() as longest:
             with contextlib.suppress(ExpressionLimit):
                 await expr.evaluate_async({})
+    assert longest[0] < LOOP_LIMIT_S, f"the loop was held {longest[0] * 1000:.1f} ms"
+
+
+BIG = [0] * 1_000_000
+# Walks the evaluator makes over its input without evaluating a node: each used to run to
+# its end on the event loop (0.5-0.6 s for these).
+OVER_INPUT: list[tuple[str, Any]] = [
+    ("$ = $", BIG),
+    ("5 in $", BIG),
+    ("$ ? 1 : 2", BIG),
+    ("$ and true", BIG),
+    ("$sum($)", BIG),
+    ("$boolean($)", [[0] * 1000] * 1000),
+    ("$count($.*)", [BIG]),
+    ("$count(**)", {"x": BIG}),
+    ("$count($.a)", [[{"a": 1}] * 300_000]),
+    ("$count($[$])", [[1] * 1000] * 1000),
+    ("$count($#$i.($i))", BIG),
+    ("$count($shuffle($))", list(range(100_000))),
+]
+
+
+@pytest.mark.parametrize(("source", "data"), OVER_INPUT)
+async def test_walks_over_a_large_input_leave_the_loop(source: str, data: Any) -> None:
+    expr = Expression.compile(source)
+    with _frozen_heap():
+        async with _loop_watch() as longest:
+            with contextlib.suppress(ExpressionLimit):
+                await expr.evaluate_async({}, data)
     assert longest[0] < LOOP_LIMIT_S, f"the loop was held {longest[0] * 1000:.1f} ms"
 
 
