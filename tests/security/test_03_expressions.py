@@ -145,6 +145,13 @@ def test_heavy_arguments_and_filters_fail_on_their_limit_while_others_are_served
                 target, {"ref": "arg", "appId": "set", "args": {"value": f"{{{{ {source} }}}}"}}
             )
             _assert_failed_on_the_limit(play, "arg", says)
+        big = {"big": [0] * 300_000}
+        for source in ("$prev.args.big = $prev.args.big", "$prev.args.big ? 1 : 2"):
+            flowlet = {"ref": "walk", "appId": "set", "args": {"value": f"{{{{ {source} }}}}"}}
+            play = _play(target, flowlet, big)
+            assert play["state"] in ("DONE", "FAIL"), play
+            if play["state"] == "FAIL":
+                _assert_failed_on_the_limit(play, "walk", "ran longer than 250 ms")
         for source, says in ATTACKS[:6]:
             flowlet = {
                 "ref": "filtered",
