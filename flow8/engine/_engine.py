@@ -9,6 +9,7 @@ woken and orphaned plays, and promotes DEFERRED plays when their flow has room.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -52,6 +53,9 @@ from ._redact import Redactor
 from ._settings import EngineSettings
 
 log = get_logger("flow8.engine")
+# How long a subflow step waits for its child to be stored (a stalled database) before it
+# fails; the start itself is not interrupted by a cancellation (see run_subflow).
+SUBFLOW_START_TIMEOUT = 30.0
 Spawn = Callable[[str, Callable[[trio.TaskStatus[Any]], Awaitable[None]]], Awaitable[None]]
 _FINAL = [s.value for s in (PlayState.DONE, PlayState.FAIL, PlayState.CANCEL)]
 
@@ -486,15 +490,20 @@ class Engine:
                 key.split(":")[1],
                 f"subflow depth limit ({self.settings.max_subflow_depth}) reached",
             )
-        child = await self.start_play(
-            parent.company_id,
-            flow_id,
-            args,
-            trigger=Trigger(TriggerKind.SUBFLOW, parent.id),
-            idempotency_key=f"subflow:{key}",
-            parent=parent,
-            secrets=secrets,
-        )
+        # Starting the child is one step: a cancellation meanwhile (a sibling step failed,
+        # the play was cancelled) lets it complete, so that the step records the child it
+        # started rather than leave a child nobody knows of.
+        with trio.CancelScope(shield=True):
+            child = await self.start_play(
+                parent.company_id,
+                flow_id,
+                args,
+                trigger=Trigger(TriggerKind.SUBFLOW, parent.id),
+                idempotency_key=f"subflow:{key}",
+                parent=parent,
+                secrets=secrets,
+                timeout=SUBFLOW_START_TIMEOUT,
+            )
         if not wait:
             return {"state": child.state.value, "playId": child.id, "out": None}
         try:
@@ -504,6 +513,15 @@ class Engine:
             raise StepError(
                 key.split(":")[1], f"subflow play {child.id} did not finish in {timeout:g} s"
             ) from None
+        except trio.Cancelled:
+            # A child waited for exists only for this step: it ends with it.
+            with (
+                trio.CancelScope(shield=True),
+                trio.move_on_after(10),
+                contextlib.suppress(PlayStateError),  # it ended meanwhile
+            ):
+                await self.cancel_play(parent.company_id, child.id)
+            raise
         return {
             "state": done.state.value,
             "playId": done.id,

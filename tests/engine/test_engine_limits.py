@@ -11,7 +11,7 @@ import trio
 from engine_testkit import COMPANY, make_flow, running_engine, spec, wait_state
 
 from flow8.domain import PlayState, parse_flow_definition
-from flow8.engine import PlayLimitReached, StartTimedOut
+from flow8.engine import Engine, PlayLimitReached, StartTimedOut
 from flow8.engine._admission import Admission
 from flow8.store import Store, open_store
 
@@ -185,3 +185,23 @@ async def test_a_start_cancelled_after_its_insert_hands_the_play_to_the_dispatch
                         break
                     await trio.sleep(0.05)
         nursery.cancel_scope.cancel()
+
+
+async def test_a_child_waited_for_ends_with_its_cancelled_parent(engine: Engine) -> None:
+    child = await make_flow(
+        engine, {"flowlets": [{"ref": "w", "appId": "delay", "args": {"ms": 200_000}}]}
+    )
+    parent = await make_flow(
+        engine, {"flowlets": [{"ref": "sub", "appId": "subflow", "args": {"flowId": child.id}}]}
+    )
+    play = await engine.start_play(COMPANY, parent.id)
+    plays = engine.store.tenant(COMPANY).collection("plays")
+    with trio.fail_after(10):
+        while True:  # the child has been started
+            kid = await plays.find_one({"parent_play_id": play.id})
+            if kid is not None:
+                break
+            await trio.sleep(0.02)
+    await engine.cancel_play(COMPANY, play.id)
+    assert (await engine.wait_play(COMPANY, play.id, timeout=10)).state is PlayState.CANCEL
+    await wait_state(engine, kid["_id"], PlayState.CANCEL)
