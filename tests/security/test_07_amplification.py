@@ -33,7 +33,6 @@ from conftest import Target, Tenant, launch
 
 TREE_LIMIT = 1000  # the default max_descendant_plays
 UNFINISHED = ("NEW", "RUN", "WAIT", "DEFERRED")
-LEASE_SECONDS = 30  # a play nobody runs is resumed once its lease lapses
 
 AMPLIFIER = [
     {
