@@ -1,14 +1,15 @@
 """Every built-in function an expression can call, each behind a guard.
 
-The sandbox's frame holds exactly the names below (``sandbox_frame``); the library's own
+The sandbox's frame holds exactly the names below (``SANDBOX_FRAME``); the library's own
 table is not reachable from it. Each entry is either the library's function (those that
 take constant time, or time linear in arguments the evaluator has already paid for) or a
-bounded replacement from ``_builtins_text``, ``_builtins_data`` or ``_builtins_format``
-that refuses, before it runs, a result past the string cap, the item cap or the memory
-budget, and checks the deadline as it goes. Whatever a built-in returns is charged to the
-evaluation's memory budget unless it is one of its arguments (or, for ``$lookup``,
-``$single`` and ``$reduce``, data the evaluation already holds). A new built-in in the
-library fails the import here until it is given a guard.
+bounded replacement (``_builtins_text``, ``_builtins_regex``, ``_builtins_codec``,
+``_builtins_data``, ``_builtins_format``) that refuses, before it runs, a result past the
+string cap, the item cap or the memory budget, and checks the deadline as it goes.
+Whatever a built-in returns is charged to the evaluation's memory budget unless it is one
+of its arguments (or, for ``$lookup``, ``$single`` and ``$reduce``, data the evaluation
+already holds). A new built-in in the library fails the import here until it is given a
+guard.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from jsonata.functions import Functions
 from jsonata.jsonata import Jsonata
 from jsonata.utils import Utils
 
+from . import _builtins_codec as codec
 from . import _builtins_data as data
 from . import _builtins_format as fmt
+from . import _builtins_regex as regex
 from . import _builtins_text as text
 from ._budget import current, size_of
 
@@ -85,14 +88,14 @@ _GUARDS: dict[str, tuple[Callable[..., Any], bool]] = {
     "contains": (text.contains, False),
     "split": (text.split, True),
     "join": (text.join, True),
-    "match": (text.match, True),
-    "replace": (text.replace, True),
-    "base64encode": (text.base64encode, True),
-    "base64decode": (text.base64decode, True),
-    "encodeUrlComponent": (text.encode_url_component, True),
-    "encodeUrl": (text.encode_url, True),
-    "decodeUrlComponent": (text.decode_url_component, True),
-    "decodeUrl": (text.decode_url, True),
+    "match": (regex.match, True),
+    "replace": (regex.replace, True),
+    "base64encode": (codec.base64encode, True),
+    "base64decode": (codec.base64decode, True),
+    "encodeUrlComponent": (codec.encode_url_component, True),
+    "encodeUrl": (codec.encode_url, True),
+    "decodeUrlComponent": (codec.decode_url_component, True),
+    "decodeUrl": (codec.decode_url, True),
     # arrays and objects
     "keys": (data.keys, True),
     "lookup": (data.lookup, False),  # values it already holds (an array's: a new list)

@@ -27,8 +27,10 @@ from jsonata.regex_engine import RegexFlags
 from jsonata.utils import Utils
 
 from flow8.engine import Expression, ExpressionError, ExpressionLimits, _jsontext
+from flow8.engine import _builtins_codec as codec
 from flow8.engine import _builtins_data as data
 from flow8.engine import _builtins_format as fmt
+from flow8.engine import _builtins_regex as rx
 from flow8.engine import _builtins_text as text
 from flow8.engine._budget import Budget, install
 from flow8.engine._expressions import _re2_engine, to_json_value
@@ -58,7 +60,8 @@ def evaluation(**limits: Any) -> Iterator[Budget]:
 def tiny_pieces() -> Iterator[None]:
     with (
         mock.patch.object(text, "STRING_CHUNK", 7),
-        mock.patch.object(text, "_URL_CHUNK", 5),
+        mock.patch.object(codec, "STRING_CHUNK", 7),
+        mock.patch.object(codec, "_URL_CHUNK", 5),
         mock.patch.object(text, "_TRIM_CHUNK", 6),
         mock.patch.object(data, "ITEM_CHUNK", 3),
         mock.patch.object(_jsontext, "STRING_CHUNK", 4),
@@ -193,9 +196,9 @@ def test_per_character_string_functions(s: str) -> None:
         same(lambda: text.trim(s), lambda: Functions.trim(s))
         same(lambda: text.uppercase(s), lambda: Functions.uppercase(s))
         same(lambda: text.lowercase(s), lambda: Functions.lowercase(s))
-        same(lambda: text.base64encode(s), lambda: Functions.base64encode(s))
-        same(lambda: text.encode_url(s), lambda: Functions.encode_url(s))
-        same(lambda: text.encode_url_component(s), lambda: Functions.encode_url_component(s))
+        same(lambda: codec.base64encode(s), lambda: Functions.base64encode(s))
+        same(lambda: codec.encode_url(s), lambda: Functions.encode_url(s))
+        same(lambda: codec.encode_url_component(s), lambda: Functions.encode_url_component(s))
 
 
 @SETTINGS
@@ -211,7 +214,7 @@ def test_base64decode(raw: bytes, junk: list[tuple[int, str]], pad: str) -> None
     for at, char in junk:
         encoded = encoded[:at] + char + encoded[at:]
     with evaluation(), tiny_pieces():
-        same(lambda: text.base64decode(encoded), lambda: Functions.base64decode(encoded))
+        same(lambda: codec.base64decode(encoded), lambda: Functions.base64decode(encoded))
 
 
 @SETTINGS
@@ -221,9 +224,9 @@ def test_base64decode(raw: bytes, junk: list[tuple[int, str]], pad: str) -> None
 def test_url_decoding(s: str, noise: list[str]) -> None:
     encoded = urllib.parse.quote(s) + "".join(noise)
     with evaluation(), tiny_pieces():
-        same(lambda: text.decode_url(encoded), lambda: Functions.decode_url(encoded))
+        same(lambda: codec.decode_url(encoded), lambda: Functions.decode_url(encoded))
         same(
-            lambda: text.decode_url_component(encoded),
+            lambda: codec.decode_url_component(encoded),
             lambda: Functions.decode_url_component(encoded),
         )
 
@@ -258,10 +261,11 @@ def test_replace(s: str, sep: str, regex: str, rep: str, limit: Any) -> None:
     compiled = _re2_engine(regex, RegexFlags(False, False))
     with evaluation(), tiny_pieces():
         same(
-            lambda: text.replace(s, sep, rep, limit), lambda: Functions.replace(s, sep, rep, limit)
+            lambda: rx.replace(s, sep, rep, limit),
+            lambda: Functions.replace(s, sep, rep, limit),
         )
         same(
-            lambda: text.replace(s, compiled, rep, limit),
+            lambda: rx.replace(s, compiled, rep, limit),
             lambda: Functions.replace(s, compiled, rep, limit),
         )
 
@@ -271,7 +275,7 @@ def test_replace(s: str, sep: str, regex: str, rep: str, limit: Any) -> None:
 def test_match_and_contains(s: str, regex: str, limit: Any) -> None:
     compiled = _re2_engine(regex, RegexFlags(False, False))
     with evaluation(), tiny_pieces():
-        same(lambda: text.match(s, compiled, limit), lambda: Functions.match_(s, compiled, limit))
+        same(lambda: rx.match(s, compiled, limit), lambda: Functions.match_(s, compiled, limit))
         same(lambda: text.contains(s, compiled), lambda: Functions.contains(s, compiled))
 
 
