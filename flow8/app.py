@@ -33,7 +33,15 @@ import trio
 import actors
 
 from .config import Settings
-from .engine import Engine, EngineSettings, EventBus, engine_child, events_child
+from .engine import (
+    Engine,
+    EngineSettings,
+    EventBus,
+    ExpressionLimits,
+    configure_expressions,
+    engine_child,
+    events_child,
+)
 from .heap import settle_after_startup
 from .http import HttpDeps, HttpSettings, create_app, http_child
 from .logs import get_logger
@@ -149,6 +157,7 @@ async def open_configured_store(settings: Settings, *, serve: bool = True) -> As
 @asynccontextmanager
 async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
     """Open the store, build the tree and start it; yields once every child is running."""
+    configure_expressions(expression_limits(settings))
     async with open_configured_store(settings, serve=False) as store:
         events = EventBus()
         audit = AuditLog(StoreAuditSink(store))
@@ -178,6 +187,15 @@ def _make_private(directory: Path) -> None:
     if info.st_mode & 0o077 and info.st_uid == os.getuid():
         directory.chmod(0o700)
         log.warning("data_dir_made_private", path=str(directory), was=oct(info.st_mode & 0o777))
+
+
+def expression_limits(settings: Settings) -> ExpressionLimits:
+    return ExpressionLimits(
+        timeout_ms=settings.expression_timeout_ms,
+        memory_bytes=settings.expression_memory_mb * 1024 * 1024,
+        max_depth=settings.expression_max_depth,
+        threads=settings.expression_threads,
+    )
 
 
 def engine_settings(settings: Settings) -> EngineSettings:

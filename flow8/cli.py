@@ -212,9 +212,9 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from .app import open_configured_store
+    from .app import expression_limits, open_configured_store
     from .domain import FlowValidationError
-    from .engine import EngineError, run_flow_file, run_stored_flow_on
+    from .engine import EngineError, configure_expressions, run_flow_file, run_stored_flow_on
     from .services.identity import IdentityError, IdentityService
     from .store import invalid_text_in
 
@@ -225,6 +225,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             found = await IdentityService(store).resolve_company(company)
             return await run_stored_flow_on(store, flow_id, play_input, company_id=found.id)
 
+    configure_expressions(expression_limits(settings))  # as the server's
     try:
         play_input = json.loads(args.input)
     except json.JSONDecodeError as error:

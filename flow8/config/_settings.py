@@ -65,6 +65,10 @@ class Settings:
     max_descendant_plays: int
     company_plays_per_second: float
     company_running_plays: int
+    expression_timeout_ms: int
+    expression_memory_mb: int
+    expression_max_depth: int
+    expression_threads: int
 
 
 @attrs.frozen
@@ -305,6 +309,19 @@ SETTINGS: tuple[Setting, ...] = (
             "company_running_plays", _count,
             "Plays of a company running at once on one instance (more are queued); "
             "0 = no limit."),
+    Setting("expressions.timeout_ms", "FLOW8_EXPRESSION_TIMEOUT_MS", "250",
+            "expression_timeout_ms", _positive_int,
+            "Time one expression may take (then its step fails with EXPRESSION_LIMIT)."),
+    Setting("expressions.memory_mb", "FLOW8_EXPRESSION_MEMORY_MB", "64",
+            "expression_memory_mb", _positive_int,
+            "Memory one expression may allocate, counted as it builds values (EXPRESSION_LIMIT)."),
+    Setting("expressions.max_depth", "FLOW8_EXPRESSION_MAX_DEPTH", "150",
+            "expression_max_depth", _positive_int,
+            "Nesting of one expression's evaluation, recursion included (EXPRESSION_LIMIT)."),
+    Setting("expressions.threads", "FLOW8_EXPRESSION_THREADS", "2", "expression_threads",
+            _positive_int,
+            "Expressions too heavy for the event loop evaluated at once in worker threads "
+            "(more wait their turn)."),
 )  # fmt: skip
 
 

@@ -28,11 +28,12 @@ from flow8.domain import (
 )
 from flow8.logs import get_logger
 from flow8.modules import ModuleRegistry, default_registry
-from flow8.store import DuplicateKey, Pipeline, ReturnDocument, Store, new_id
+from flow8.store import DuplicateKey, Pipeline, ReturnDocument, Store, new_id, prepare_value
 
 from . import _commands
 from . import _events as ev
 from ._admission import Admission
+from ._big import json_size, off_the_loop_if_big
 from ._events import EventBus, EventFilter
 from ._exceptions import (
     InvalidInput,
@@ -193,6 +194,9 @@ class Engine:
             if problems:
                 text = "; ".join(f"{p or 'input'}: {m}" for p, m in problems)
                 raise InvalidInput(f"input does not match the flow's inputSchema: {text}")
+        # Checked for the store now (a value it refuses is the caller's error), off the loop
+        # when big; the insert then takes it without walking it again.
+        input = await off_the_loop_if_big(json_size(input), prepare_value, input, "input")
         plays = self._plays(company_id)
         now = time.time()
         stored_key = f"{flow_id}:{idempotency_key}" if idempotency_key else None

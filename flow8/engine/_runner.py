@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import orjson
 import trio
 from jsonata.jsonata import Jsonata
 
@@ -31,9 +30,17 @@ from flow8.modules import InvalidArgs, ModuleSpec
 from flow8.store import InvalidDocument, InvalidQuery, prepare_value
 
 from . import _events as ev
-from ._exceptions import ExpressionError, Interrupted, OutputTooLarge, StepError, StepTimeout
+from ._big import json_size, off_the_loop_if_big
+from ._exceptions import (
+    ExpressionError,
+    ExpressionLimit,
+    Interrupted,
+    OutputTooLarge,
+    StepError,
+    StepTimeout,
+)
 from ._expressions import to_json_value
-from ._filters import FilterError, filters_pass
+from ._filters import FilterError, filters_pass_async
 from ._journal import Created, Journal
 from ._kv import PlayKv
 from ._plan import Group, Loop, Node, Plan, Step
@@ -359,7 +366,8 @@ class PlayRun:
 
     async def _resolve(self, step: Step, bindings: dict[str, Any]) -> Any:
         if not step.args.uses_kv:
-            return step.args.resolve(bindings)
+            # On the loop within a slice of the budget, else again in a worker thread.
+            return await step.args.resolve_async(bindings)
         # $kv reads the store, which is async: evaluate in a worker thread that calls back.
         kv = self.kv
 
@@ -371,7 +379,7 @@ class PlayRun:
             return Jsonata.JLambda(lookup)
 
         full = dict(bindings, kv=kv_get("flow"), kvGlobal=kv_get("global"))
-        return await trio.to_thread.run_sync(step.args.resolve, full)
+        return await step.args.resolve_in_thread(full)
 
     async def _step(
         self,
@@ -429,13 +437,15 @@ class PlayRun:
             attempts=existing.attempts if existing else (),
         )
         try:
-            if step.filters and not filters_pass(step.filters, bindings):
+            if step.filters and not await filters_pass_async(step.filters, bindings):
                 filtered = self._record(
                     attrs.evolve(base, state=LayerState.FILTERED, finished_at=now)
                 )
                 self._publish_layer(ev.LAYER_COMPLETED, filtered)
                 return False
             args = await self._resolve(step, bindings)
+        except ExpressionLimit as e:
+            raise self._fail(base, limit_error(e)) from e
         except (ExpressionError, FilterError) as e:
             raise self._fail(base, f"{e}") from e
         if step.flowlet.needs_approval and not approved:
@@ -444,13 +454,13 @@ class PlayRun:
         module_args = args if extra_args is None else {**args, **extra_args}
         if not step.args.constant or extra_args is not None:
             # Constant args were fully validated with the flow; only resolved ones need it.
-            size = _json_size(args)
+            size = json_size(args)
             if self._max_output and size is not None and size > self._max_output:
                 raise self._fail(
                     base, f"arguments are larger than the {self._max_output} bytes allowed"
                 )
             try:  # before the step runs: its input is checked at its boundary, as its output
-                args = await _off_the_loop_if_big(size, prepare_value, args, "args")
+                args = await off_the_loop_if_big(size, prepare_value, args, "args")
             except InvalidDocument as e:
                 raise self._fail(base, _unstorable(e)) from None
             module_args = args if extra_args is None else {**args, **extra_args}
@@ -512,6 +522,10 @@ class PlayRun:
                 raise _Suspended(layer, s.reason, s.wake_at) from None
             except StepError as e:
                 error = error_text(e.message)
+            except ExpressionLimit as e:  # a transform's: the same again would fail the same
+                attempts[-1] = Attempt(number, started, time.time(), limit_error(e))
+                failed = attrs.evolve(layer, attempts=tuple(attempts))
+                raise self._fail(failed, limit_error(e)) from e
             except Exception as e:  # any module error fails the layer, never the engine
                 error = error_text(f"{type(e).__name__}: {e}" if not str(e) else str(e))
             finished = time.time()
@@ -554,44 +568,21 @@ class PlayRun:
                 raise StepTimeout(step.ref, f"timed out after {timeout:g} s") from None
         else:
             raw = await step.module.run(ctx, args)
-        size = _json_size(raw)
+        size = json_size(raw)
         too_big = OutputTooLarge(
             step.ref, f"output is larger than the {self._max_output} bytes allowed"
         )
         if self._max_output and size is not None and size > self._max_output:
             raise too_big
         try:
-            output = await _off_the_loop_if_big(size, _storable_output, raw)
+            output = await off_the_loop_if_big(size, _storable_output, raw)
         except TypeError as e:
             raise StepError(step.ref, str(e)) from e
         except InvalidDocument as e:
             raise StepError(step.ref, _unstorable(e)) from None
-        if size is None and self._max_output and (_json_size(output) or 0) > self._max_output:
+        if size is None and self._max_output and (json_size(output) or 0) > self._max_output:
             raise too_big  # its size could only be known once it was plain JSON
         return output
-
-
-# A step's arguments or output bigger than this (as JSON) are converted and checked for the
-# store in a worker thread, where the walk hands the GIL back every few ms: on the event loop
-# a 1 MB value of small items would hold it for 50-100 ms here. Smaller ones are done inline.
-OFFLOAD_BYTES = 64 * 1024
-
-
-def _json_size(value: Any) -> int | None:
-    """Bytes of ``value`` as compact JSON (orjson: about 1 ms a MB), None when no JSON
-    encoder takes it as it is (an integer beyond 64 bits, a lone surrogate, odd types)."""
-    if value is None or isinstance(value, bool | int | float):
-        return 8
-    try:
-        return len(orjson.dumps(value))
-    except orjson.JSONEncodeError:
-        return None
-
-
-async def _off_the_loop_if_big(size: int | None, fn: Callable[..., Any], *args: Any) -> Any:
-    if size is not None and size <= OFFLOAD_BYTES:
-        return fn(*args)
-    return await trio.to_thread.run_sync(fn, *args)
 
 
 def _storable_output(raw: Any) -> Any:
@@ -604,6 +595,12 @@ def _waits_to_retry(layer: PlayLayer) -> bool:
     """A layer parked for a retry's back-off (its last attempt failed), rather than by its
     module (a delay) or for an approval."""
     return bool(layer.attempts) and layer.attempts[-1].error is not None
+
+
+def limit_error(error: ExpressionLimit) -> str:
+    """A step stopped by an expression's limit: ``EXPRESSION_LIMIT: <where>: expression
+    {{ ... }} exceeded a limit: it ran longer than 250 ms``."""
+    return error_text(f"EXPRESSION_LIMIT: {error}")
 
 
 def _unstorable(error: Exception) -> str:

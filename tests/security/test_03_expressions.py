@@ -15,25 +15,21 @@ What holds now:
   on in pieces with the deadline checked in between;
 * an evaluation runs on the event loop for at most a 20 ms slice; past it, it is run again
   from scratch in a worker thread (two at most) with its whole budget;
-* a step whose expression runs out of budget fails, naming the step and the limit
-  ("exceeded a limit: it ran longer than 250 ms", "... allocated more than 64 MB", ...);
+* a step whose expression runs out of budget fails with EXPRESSION_LIMIT, naming the step
+  and the limit ("step 'x': EXPRESSION_LIMIT: ... exceeded a limit: it ran longer than
+  250 ms", "... allocated more than 64 MB", ...), without retrying;
 * meanwhile `/healthz` and the victim company are served within 100 ms, and the server's
   memory grows by no more than the budget plus a margin.
 
-Expressions of `transform` steps are evaluated this way by the module itself; those in
-`{{ }}` arguments and filters once the runner calls `resolve_async`/`filters_pass_async`
-(the tests of those are expected to fail until it does).
+This holds for expressions of `transform` steps and for those in `{{ }}` arguments and in
+filters alike.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
-import pytest
 from conftest import Target
-
-from flow8.engine import _runner
 
 MB = 1024 * 1024
 # What one evaluation may allocate, the worker threads that may run at once, and what the
@@ -68,11 +64,6 @@ ATTACKS: list[tuple[str, str]] = [
 ]
 
 
-def _runner_is_bounded() -> bool:
-    source = inspect.getsource(_runner)
-    return "resolve_async" in source and "filters_pass_async" in source
-
-
 def _rss(target: Target) -> int:
     with open(f"/proc/{target.process.pid}/status") as f:
         for line in f:
@@ -91,7 +82,7 @@ def _play(target: Target, flowlet: dict[str, Any], body: Any = None) -> dict[str
 def _assert_failed_on_the_limit(play: dict[str, Any], ref: str, says: str) -> None:
     assert play["state"] == "FAIL", play
     error = play["error"] or ""
-    assert f"step {ref!r}" in error, error
+    assert error.startswith(f"step {ref!r}: EXPRESSION_LIMIT: "), error
     assert "exceeded a limit" in error, error
     assert says in error, error
 
@@ -129,12 +120,6 @@ def test_what_was_super_linear_is_linear_now(target: Target) -> None:
             assert play["out"] == expected, (source, play["out"])
 
 
-@pytest.mark.xfail(
-    not _runner_is_bounded(),
-    reason="{{ }} arguments and filters are evaluated on the event loop until _runner.py "
-    "calls CompiledValue.resolve_async and filters_pass_async",
-    strict=True,
-)
 def test_heavy_arguments_and_filters_fail_on_their_limit_while_others_are_served(
     target: Target,
 ) -> None:
