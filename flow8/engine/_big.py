@@ -1,9 +1,9 @@
 """Values too big to handle on the event loop.
 
 A step's arguments or output, or a play's input, bigger than ``OFFLOAD_BYTES`` as JSON are
-converted and checked for the store in a worker thread, where the walk hands the GIL back
-every few ms: on the event loop a 1 MB value of small items holds it for 50-100 ms here.
-Smaller ones are done inline, where a thread hop would cost more than the walk.
+converted and checked for the store in a background thread (see _background), where the
+walk hands the GIL back every few ms: on the event loop a 1 MB value of small items holds
+it for 50-100 ms here. Smaller ones are done inline, where a thread hop costs more.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-import trio
+
+from ._background import background
 
 OFFLOAD_BYTES = 64 * 1024
 
@@ -33,4 +34,4 @@ async def off_the_loop_if_big(size: int | None, fn: Callable[..., Any], *args: A
     its size is unknown) in a worker thread."""
     if size is not None and size <= OFFLOAD_BYTES:
         return fn(*args)
-    return await trio.to_thread.run_sync(fn, *args)
+    return await background().run(fn, *args)

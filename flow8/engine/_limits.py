@@ -32,6 +32,8 @@ from __future__ import annotations
 import attrs
 import trio
 
+from ._background import configure_background
+
 # Largest range ``[a..b]`` (items). The library allows 10 million.
 MAX_RANGE = 100_000
 # Largest array (or object) a built-in may build, and most regex matches or replacements
@@ -80,9 +82,11 @@ _limits = ExpressionLimits()
 
 
 def configure_expressions(limits: ExpressionLimits) -> None:
-    """Set the limits of every evaluation from now on (call once at start-up)."""
+    """Set the limits of every evaluation from now on (call once at start-up); ``threads``
+    sizes the process's background threads (see _background)."""
     global _limits
     _limits = limits
+    configure_background(limits.threads)
 
 
 def expression_limits() -> ExpressionLimits:

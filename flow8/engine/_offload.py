@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import trio
 
+from ._background import background
 from ._budget import Slice, SliceSpent
 from ._limits import expression_limits, thread_limiter
 
@@ -31,7 +32,9 @@ async def run_bounded(fn: Callable[[A, Slice | None], T], arg: A) -> T:
         return fn(arg, Slice(expression_limits()))
     except SliceSpent:
         pass
-    return await trio.to_thread.run_sync(fn, arg, None, limiter=thread_limiter())
+    # In a background thread: at most `threads` at once, at a lower OS priority than the
+    # event loop (see _background).
+    return await background(expression_limits().threads).run(fn, arg, None)
 
 
 async def run_in_thread(fn: Callable[[A, Slice | None], T], arg: A) -> T:

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from ._schema import camel
+from ._schema import JsonData, camel
 
 Dumper = Callable[[Any], Any]
 
@@ -98,6 +98,11 @@ def _render(tp: Any, expr: str) -> str:
     inner = args[0] if optional and len(args) == 1 else tp
     if isinstance(inner, type) and issubclass(inner, str | int | float | bool):
         return expr  # JSON writes it as it is (StrEnum and IntEnum members included)
+    if tp is JsonData:
+        # Data a user gave (a play's input and output, a layer's arguments, a KV value) is
+        # JSON already: handed to the encoder as it is, not walked here item by item (a
+        # 300,000-item input took 50 ms of the event loop per answer).
+        return expr
     if inner is datetime:
         if optional:
             return f"(None if {expr} is None else _datetime({expr}))"

@@ -20,7 +20,7 @@ from flow8.domain import (
     PlayState,
 )
 
-from ._schema import field
+from ._schema import JsonData, field
 
 
 def _when(epoch: float | None) -> datetime | None:
@@ -66,8 +66,8 @@ class PlayOut:
     flow_id: str
     flow_version: int
     state: PlayState
-    input: Any
-    out: Any
+    input: JsonData
+    out: JsonData
     error: str | None
     trigger: str
     created_at: datetime | None
@@ -118,8 +118,8 @@ class LayerOut:
     state: LayerState
     iteration: list[int]
     app_id: str
-    args: Any
-    output: Any
+    args: JsonData
+    output: JsonData
     error: str | None
     attempts: list[AttemptOut]
     started_at: datetime | None = None
@@ -215,7 +215,7 @@ class KvSet:
 @attrs.frozen
 class KvEntryOut:
     key: str
-    value: Any  # "***" for a secret entry
+    value: JsonData  # "***" for a secret entry
     scope: str
     scope_key: str | None = None
     expires_at: datetime | None = None

@@ -24,6 +24,10 @@ from .exceptions import ValidationFailed
 _META = "flow8_json"
 T = typing.TypeVar("T")
 
+JsonData = typing.NewType("JsonData", object)
+"""A field holding JSON data as a user gave it (a play's input, a layer's output, a KV
+value): any JSON in the schema, and answered as it is, without a walk (see ``_dump``)."""
+
 
 @functools.cache
 def camel(name: str) -> str:
@@ -134,7 +138,7 @@ def type_schema(tp: Any, comps: Components) -> dict[str, Any]:
     optional, inner = _optional_inner(tp)
     if optional:
         return {"anyOf": [type_schema(inner, comps), {"type": "null"}]}
-    if tp is Any or tp is object:
+    if tp is Any or tp is object or tp is JsonData:
         return {}
     if tp is str:
         return {"type": "string"}
@@ -211,7 +215,7 @@ def _convert(tp: Any, value: Any, path: str, errors: _Errors) -> Any:
         errors.add(path, "must not be null")
         return None
     tp = inner
-    if tp is Any or tp is object:
+    if tp is Any or tp is object or tp is JsonData:
         return value
     if tp is datetime:
         if isinstance(value, datetime):
