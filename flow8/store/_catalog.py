@@ -77,6 +77,10 @@ class CollectionSpec:
     secret_fields: frozenset[str] = frozenset()
     # tenant collections that jobs spanning companies may reach via store.cross_tenant
     cross_tenant: bool = False
+    # Top-level fields holding data that is never filtered, sorted or indexed on (a play's
+    # input and output, a layer's arguments): the sqlite backend keeps them out of the
+    # indexed document, so maintaining its expression indexes never parses them.
+    bulk_fields: frozenset[str] = frozenset()
 
     def __attrs_post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -88,12 +92,23 @@ class CollectionSpec:
         for field in self.secret_fields:
             if "." in field or not _FIELD.match(field):
                 raise ValueError(f"secret fields are top-level field names, got {field!r}")
+        for field in self.bulk_fields:
+            if "." in field or not _FIELD.match(field):
+                raise ValueError(f"bulk fields are top-level field names, got {field!r}")
         for ix in self.indexes:
-            if any(f.split(".")[0] in self.secret_fields for f in ix.fields):
-                raise ValueError(f"index {ix.name!r} covers a secret field of {self.name!r}")
+            if any(f.split(".")[0] in self.apart for f in ix.fields):
+                raise ValueError(
+                    f"index {ix.name!r} covers a secret or bulk field of {self.name!r}"
+                )
         names = [ix.name for ix in self.indexes]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate index names in {self.name!r}")
+
+    @functools.cached_property
+    def apart(self) -> frozenset[str]:
+        """Fields never filtered, sorted or indexed on: secret fields (encrypted) and bulk
+        fields. The sqlite backend stores them apart from the indexed document."""
+        return self.secret_fields | self.bulk_fields
 
     @functools.cached_property
     def scalar_fields(self) -> frozenset[str]:
@@ -159,11 +174,17 @@ class Catalog:
 
 
 def _tenant(
-    name: str, *indexes: IndexSpec, secrets: Iterable[str] = (), cross_tenant: bool = False
+    name: str,
+    *indexes: IndexSpec,
+    secrets: Iterable[str] = (),
+    cross_tenant: bool = False,
+    bulk: Iterable[str] = (),
 ) -> CollectionSpec:
     # every tenant listing pages in creation order by default: (company_id, _id)
     by_id = index("company_id", "_id")
-    return CollectionSpec(name, "tenant", (by_id, *indexes), frozenset(secrets), cross_tenant)
+    return CollectionSpec(
+        name, "tenant", (by_id, *indexes), frozenset(secrets), cross_tenant, frozenset(bulk)
+    )
 
 
 def _system(name: str, *indexes: IndexSpec, secrets: Iterable[str] = ()) -> CollectionSpec:
@@ -214,6 +235,7 @@ CATALOG = Catalog.of(
         _tenant(
             "flow_versions",
             index("company_id", "flow_id", ("version", -1), unique=True),
+            bulk=["definition"],
         ),
         _tenant(
             "plays",
@@ -227,6 +249,7 @@ CATALOG = Catalog.of(
             # data: input and output when play data is encrypted at rest; sealed: the real
             # ones when masked; secrets: the secret texts the play knows (engine only)
             secrets=["data", "sealed", "secrets"],
+            bulk=["input", "output", "error"],
             cross_tenant=True,  # dispatcher claims, retention
         ),
         _tenant(
@@ -234,6 +257,7 @@ CATALOG = Catalog.of(
             index("company_id", "play_id", "layer_id", unique=True),
             index("company_id", "play_id", "seq"),  # a play's layers, paged in order
             secrets=["data", "sealed"],  # as for plays: args and output
+            bulk=["args", "output", "error", "attempts"],
             cross_tenant=True,  # retention
         ),
         _tenant(

@@ -62,17 +62,21 @@ class ScopedCollection:
 
     def _scoped(self, filter: Filter | None) -> tuple[dict[str, Any], Node]:
         doc, node = parse_filter(filter)
-        secret = {p.split(".")[0] for p in filter_paths(node)} & self.spec.secret_fields
-        if secret:
-            raise InvalidQuery(
-                f"{self.name}: cannot filter on encrypted field {sorted(secret)[0]!r}"
-            )
+        self._filterable({p.split(".")[0] for p in filter_paths(node)}, "filter")
         if self.mode != "tenant":
             return doc, node
         scoped_node = And((node, Cond("company_id", "eq", self.company_id)))
         if "company_id" in doc:
             return {"$and": [doc, {"company_id": self.company_id}]}, scoped_node
         return {**doc, "company_id": self.company_id}, scoped_node
+
+    def _filterable(self, roots: set[str], what: str) -> None:
+        """Refuse a filter or sort on a field the store keeps unindexed (see CollectionSpec)."""
+        apart = roots & self.spec.apart
+        if apart:
+            field = sorted(apart)[0]
+            kind = "encrypted" if field in self.spec.secret_fields else "unindexed data"
+            raise InvalidQuery(f"{self.name}: cannot {what} on {kind} field {field!r}")
 
     def _prepare_doc(self, doc: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         if type(doc) is not dict and not isinstance(doc, Mapping):  # the ABC check is slow
@@ -196,6 +200,8 @@ class ScopedCollection:
     ) -> list[Document]:
         fdoc, node = self._scoped(filter)
         order = parse_sort(sort)
+        if order:
+            self._filterable({path.split(".")[0] for path, _ in order}, "sort")
         proj = parse_projection(projection)
         for name, n in (("skip", skip), ("limit", limit)):
             if isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -249,12 +255,15 @@ class ScopedCollection:
         self._check_upsert(upsert)
         if not isinstance(return_document, ReturnDocument):
             raise InvalidQuery("return_document must be ReturnDocument.BEFORE or AFTER")
+        order = parse_sort(sort)
+        if order:
+            self._filterable({path.split(".")[0] for path, _ in order}, "sort")
         op = FindAndModifyOp(
             self.spec,
             fdoc,
             node,
             parsed,
-            tuple(parse_sort(sort)),
+            tuple(order),
             bool(upsert),
             return_document is ReturnDocument.AFTER,
             sealer,

@@ -33,12 +33,12 @@ def json_path(path: str) -> str:
     return "'$." + ".".join(parts).replace("'", "''") + "'"
 
 
-def value_expr(path: str) -> str:
-    return "id" if path == "_id" else f"json_extract(doc, {json_path(path)})"
+def value_expr(path: str, column: str = "doc") -> str:
+    return "id" if path == "_id" else f"json_extract({column}, {json_path(path)})"
 
 
-def type_expr(path: str) -> str:
-    return "'text'" if path == "_id" else f"json_type(doc, {json_path(path)})"
+def type_expr(path: str, column: str = "doc") -> str:
+    return "'text'" if path == "_id" else f"json_type({column}, {json_path(path)})"
 
 
 @attrs.define
@@ -129,13 +129,20 @@ class Compiler:
         if path == "_id":
             return "0"
         inner = self._positive(elem, op, v, scalar_path=False)
+        col = self._column(path)
         return (
-            f"({type_expr(path)} = 'array' AND EXISTS "
-            f"(SELECT 1 FROM json_each(doc, {jp}) AS je WHERE {inner}))"
+            f"({type_expr(path, col)} = 'array' AND EXISTS "
+            f"(SELECT 1 FROM json_each({col}, {jp}) AS je WHERE {inner}))"
         )
 
+    def _column(self, path: str) -> str:
+        """Fields kept apart from the indexed document live in the ``bulk`` column (only
+        the store's own jobs filter on them, e.g. key rotation on a ciphertext)."""
+        return "bulk" if path.split(".", 1)[0] in self.spec.apart else "doc"
+
     def _matches(self, path: str, op: str, v: Any) -> str:
-        src = _Src(value_expr(path), type_expr(path))
+        col = self._column(path)
+        src = _Src(value_expr(path, col), type_expr(path, col))
         scalar_path = path in self.scalar
         direct = self._positive(src, op, v, scalar_path)
         if scalar_path:
@@ -173,9 +180,10 @@ class Compiler:
             at = _Src(f"json_extract({el}.value, {jp_rest})", f"json_type({el}.value, {jp_rest})")
             inner = self._positive(at, op, v, scalar_path=False)
             inner_elements = self._positive(_Src(f"{sub}.value", f"{sub}.type"), op, v, False)
+            col = self._column(prefix)
             branches.append(
-                f"({type_expr(prefix)} = 'array' AND EXISTS (SELECT 1 FROM "
-                f"json_each(doc, {jp_prefix}) AS {el} WHERE {el}.type = 'object' AND ({inner} "
+                f"({type_expr(prefix, col)} = 'array' AND EXISTS (SELECT 1 FROM "
+                f"json_each({col}, {jp_prefix}) AS {el} WHERE {el}.type = 'object' AND ({inner} "
                 f"OR ({at.t} = 'array' AND EXISTS (SELECT 1 FROM "
                 f"json_each({el}.value, {jp_rest}) AS {sub} WHERE {inner_elements})))))"
             )
@@ -185,7 +193,8 @@ class Compiler:
         if c.op == "exists":
             if c.path == "_id":
                 return "1" if c.value else "0"
-            return f"{type_expr(c.path)} IS {'NOT ' if c.value else ''}NULL"
+            col = self._column(c.path)
+            return f"{type_expr(c.path, col)} IS {'NOT ' if c.value else ''}NULL"
         if c.op in ("ne", "nin"):
             positive = self._matches(c.path, "eq" if c.op == "ne" else "in", c.value)
             return f"NOT coalesce({positive}, 0)"

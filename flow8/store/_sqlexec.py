@@ -50,9 +50,9 @@ def _select(
     sort: list[tuple[str, int]] | tuple[tuple[str, int], ...] = (),
     skip: int = 0,
     limit: int = 0,
-) -> list[tuple[int, str]]:
+) -> list[tuple[int, str, str | None]]:
     where, params = compile_where(spec, node, now)
-    sql = f"SELECT rowid, doc FROM {table(spec)} WHERE {where}"
+    sql = f"SELECT rowid, doc, bulk FROM {table(spec)} WHERE {where}"
     if sort:
         sql += order_by(list(sort))
     if limit or skip:
@@ -69,7 +69,9 @@ def find(
     skip: int,
     limit: int,
 ) -> list[dict[str, Any]]:
-    return [loads(doc) for _, doc in _select(conn, spec, node, now, sort, skip, limit)]
+    return [
+        _decode(doc, bulk) for _, doc, bulk in _select(conn, spec, node, now, sort, skip, limit)
+    ]
 
 
 def count(conn: sqlite3.Connection, spec: CollectionSpec, node: Node, now: datetime) -> int:
@@ -78,18 +80,38 @@ def count(conn: sqlite3.Connection, spec: CollectionSpec, node: Node, now: datet
     return int(conn.execute(sql, params).fetchone()[0])
 
 
-def _encode(spec: CollectionSpec, doc: dict[str, Any], marked: bool | None = None) -> str:
-    text = dumps(doc, marked=marked)
-    check_size(text, f"{spec.name} {doc.get('_id')!r}")
-    return text
+def _encode(
+    spec: CollectionSpec, doc: dict[str, Any], marked: bool | None = None
+) -> tuple[str, str | None]:
+    """The document as stored: (the indexed part, the fields kept apart or None).
+
+    Fields the catalog keeps apart (``CollectionSpec.apart``: never filtered or indexed) go
+    to the ``bulk`` column, so that maintaining the expression indexes, which parse the
+    ``doc`` text once per indexed field, never parses a play's input or a layer's output.
+    """
+    if spec.apart and not spec.apart.isdisjoint(doc):
+        indexed = {k: v for k, v in doc.items() if k not in spec.apart}
+        bulk: str | None = dumps({k: v for k, v in doc.items() if k in spec.apart}, marked=marked)
+        text = dumps(indexed, marked=marked)
+    else:
+        text, bulk = dumps(doc, marked=marked), None
+    check_size(f"{spec.name} {doc.get('_id')!r}", text, *([bulk] if bulk else []))
+    return text, bulk
+
+
+def _decode(text: str, bulk: str | None) -> dict[str, Any]:
+    doc: dict[str, Any] = loads(text)
+    if bulk is not None:
+        doc.update(loads(bulk))
+    return doc
 
 
 def _insert(
     conn: sqlite3.Connection, spec: CollectionSpec, doc: dict[str, Any], marked: bool | None = None
 ) -> None:
     conn.execute(
-        f"INSERT INTO {table(spec)} (id, doc) VALUES (?, ?)",
-        (doc["_id"], _encode(spec, doc, marked)),
+        f"INSERT INTO {table(spec)} (id, doc, bulk) VALUES (?, ?, ?)",
+        (doc["_id"], *_encode(spec, doc, marked)),
     )
 
 
@@ -135,12 +157,12 @@ def _update(conn: sqlite3.Connection, op: UpdateOp, now: datetime) -> UpdateResu
             return UpdateResult(0, 0, _upsert(conn, op, now)["_id"])
         return UpdateResult(0, 0, None)
     modified = 0
-    for rowid, text in rows:
-        new, changed = _updated(op.spec, op, loads(text), inserting=False)
+    for rowid, text, bulk in rows:
+        new, changed = _updated(op.spec, op, _decode(text, bulk), inserting=False)
         if changed:
             conn.execute(
-                f"UPDATE {table(op.spec)} SET doc = ? WHERE rowid = ?",
-                (_encode(op.spec, new), rowid),
+                f"UPDATE {table(op.spec)} SET doc = ?, bulk = ? WHERE rowid = ?",
+                (*_encode(op.spec, new), rowid),
             )
             modified += 1
     return UpdateResult(len(rows), modified, None)
@@ -155,12 +177,13 @@ def _find_and_modify(
             return None
         new = _upsert(conn, op, now)
         return new if op.return_after else None
-    rowid, text = rows[0]
-    before = loads(text)
+    rowid, text, bulk = rows[0]
+    before = _decode(text, bulk)
     new, changed = _updated(op.spec, op, before, inserting=False)
     if changed:
         conn.execute(
-            f"UPDATE {table(op.spec)} SET doc = ? WHERE rowid = ?", (_encode(op.spec, new), rowid)
+            f"UPDATE {table(op.spec)} SET doc = ?, bulk = ? WHERE rowid = ?",
+            (*_encode(op.spec, new), rowid),
         )
     return new if op.return_after else before
 
@@ -195,7 +218,7 @@ def execute(conn: sqlite3.Connection, op: WriteOp, now: datetime) -> Any:
             _insert(conn, op.spec, op.docs[0], op.marked)
         else:
             _insert_rows(
-                conn, op.spec, [(d["_id"], _encode(op.spec, d, op.marked)) for d in op.docs]
+                conn, op.spec, [(d["_id"], *_encode(op.spec, d, op.marked)) for d in op.docs]
             )
         return [d["_id"] for d in op.docs]
     if isinstance(op, UpdateOp):
@@ -214,13 +237,13 @@ _ROWS_PER_INSERT = 200
 
 
 def _insert_rows(
-    conn: sqlite3.Connection, spec: CollectionSpec, rows: list[tuple[str, str]]
+    conn: sqlite3.Connection, spec: CollectionSpec, rows: list[tuple[str, str, str | None]]
 ) -> None:
     for start in range(0, len(rows), _ROWS_PER_INSERT):
         chunk = rows[start : start + _ROWS_PER_INSERT]
-        marks = ", ".join(["(?, ?)"] * len(chunk))
+        marks = ", ".join(["(?, ?, ?)"] * len(chunk))
         conn.execute(
-            f"INSERT INTO {table(spec)} (id, doc) VALUES {marks}",
+            f"INSERT INTO {table(spec)} (id, doc, bulk) VALUES {marks}",
             [value for row in chunk for value in row],
         )
 
@@ -232,7 +255,7 @@ def insert_together(conn: sqlite3.Connection, ops: list[InsertOp]) -> list[list[
     """
     spec = ops[0].spec
     _insert_rows(
-        conn, spec, [(d["_id"], _encode(spec, d, op.marked)) for op in ops for d in op.docs]
+        conn, spec, [(d["_id"], *_encode(spec, d, op.marked)) for op in ops for d in op.docs]
     )
     return [[d["_id"] for d in op.docs] for op in ops]
 

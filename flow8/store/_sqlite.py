@@ -229,8 +229,11 @@ class SqliteBackend:
             for spec in self.catalog:
                 conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {table(spec)} "
-                    "(id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL)"
+                    "(id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL, bulk TEXT)"
                 )
+                columns = {r[1] for r in conn.execute(f"PRAGMA table_info({table(spec)})")}
+                if "bulk" not in columns:  # a database from before the column existed
+                    conn.execute(f"ALTER TABLE {table(spec)} ADD COLUMN bulk TEXT")
                 wanted = _index_ddl(spec)
                 self._index_names[spec.name] = {k: v[0] for k, v in wanted.items()}
                 existing = {

@@ -374,10 +374,13 @@ def loads(text: str) -> Any:
     return from_storage(value) if "\\u0001" in text else value
 
 
-def check_size(text: str, where: str) -> None:
+def check_size(where: str, *texts: str) -> None:
+    """Refuse a document whose JSON ``texts`` (stored together) exceed 16 MB."""
     # JSON length is a close, conservative stand-in for BSON size for the 16 MB limit.
     # a character is at most 4 bytes in UTF-8: only long texts need encoding to measure
-    if len(text) > MAX_DOCUMENT_BYTES // 4 and len(text.encode()) > MAX_DOCUMENT_BYTES:
+    if sum(map(len, texts)) > MAX_DOCUMENT_BYTES // 4 and (
+        sum(len(t.encode()) for t in texts) > MAX_DOCUMENT_BYTES
+    ):
         raise InvalidDocument(f"{where}: document is larger than 16 MB")
 
 

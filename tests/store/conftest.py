@@ -38,6 +38,13 @@ TEST_CATALOG = CATALOG.extended(
         (index("expires_at", expire_after_seconds=0), index("company_id", "key", unique=True)),
     ),
     CollectionSpec(
+        "records",
+        "tenant",
+        (index("company_id", "n"),),
+        frozenset({"secret"}),
+        bulk_fields=frozenset({"payload"}),
+    ),
+    CollectionSpec(
         "vault",
         "tenant",
         (index("company_id", "name", unique=True),),

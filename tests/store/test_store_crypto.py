@@ -28,19 +28,24 @@ SECRET = "canary-7f3a-secret"
 
 
 def raw_docs(store: Store, coll: str) -> list[dict[str, Any]]:
+    """The documents as the database holds them (sqlite: the indexed part and the fields
+    kept apart, merged)."""
     engine: Any = engine_of(store)
     if engine.name == "sqlite":
         with sqlite3.connect(engine.path) as c:
-            return [json.loads(d) for (d,) in c.execute(f'SELECT doc FROM "c_{coll}"')]
+            rows = c.execute(f'SELECT doc, bulk FROM "c_{coll}"')
+            return [{**json.loads(d), **json.loads(b or "{}")} for d, b in rows]
     return list(engine.client[engine.database][coll].find())
 
 
 def raw_set(store: Store, coll: str, doc_id: str, field: str, value: Any) -> None:
     engine: Any = engine_of(store)
     if engine.name == "sqlite":
+        column = "bulk" if field in engine.catalog.get(coll).apart else "doc"
         with sqlite3.connect(engine.path) as c:
             c.execute(
-                f"UPDATE \"c_{coll}\" SET doc = json_set(doc, '$.{field}', ?) WHERE id = ?",
+                f"UPDATE \"c_{coll}\" SET {column} = json_set(coalesce({column}, '{{}}'), "
+                f"'$.{field}', ?) WHERE id = ?",
                 (value, doc_id),
             )
     else:
