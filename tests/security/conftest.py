@@ -84,15 +84,21 @@ class Tenant:
         return layers
 
     def wait_play(self, play_id: str, timeout: float = 30) -> dict[str, Any]:
-        """The play once it is finished (fails the test after `timeout` seconds)."""
+        """The play once it is finished (fails the test after `timeout` seconds).
+
+        Polls gently, with back-off up to 0.25 s: the attacking client runs on the same two
+        cores as the server and the bystander, and fetching a play with a large input 20
+        times a second would tax the machine rather than the server under test."""
         deadline = time.monotonic() + timeout
+        pause = 0.02
         while True:
             play = self.play(play_id)
             if play["state"] in ("DONE", "FAIL", "CANCEL"):
                 return play
             if time.monotonic() > deadline:
                 pytest.fail(f"play {play_id} still {play['state']} after {timeout} s")
-            time.sleep(0.05)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
 
 
 @attrs.define
