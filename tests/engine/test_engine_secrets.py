@@ -37,7 +37,7 @@ def _raw_database(tmp_path: Path) -> str:
             out.append(path.read_bytes().decode("latin-1"))
     with sqlite3.connect(tmp_path / "flow8.db") as db:
         for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-            out.extend(str(row) for row in db.execute(f'SELECT doc FROM "{table}"'))
+            out.extend(str(row) for row in db.execute(f'SELECT doc, bulk FROM "{table}"'))
     return "\n".join(out)
 
 

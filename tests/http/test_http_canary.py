@@ -35,9 +35,10 @@ def _forms(secret: str) -> list[str]:
 
 
 def _raw_links(database: Path) -> list[str]:
-    """The credential rows as the database file holds them (ciphertext expected)."""
+    """The credential rows as the database file holds them, both columns (ciphertext
+    expected)."""
     with sqlite3.connect(database) as db:
-        return [row[0] for row in db.execute('SELECT doc FROM "c_links"')]
+        return [f"{d} {b}" for d, b in db.execute('SELECT doc, bulk FROM "c_links"')]
 
 
 async def _plant_credential_secrets(client: httpx.AsyncClient) -> None:

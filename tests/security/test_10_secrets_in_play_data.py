@@ -28,7 +28,7 @@ def _database_text(data_dir: Path) -> str:
             texts.append((data_dir / name).read_bytes().decode("latin-1"))
     with sqlite3.connect(data_dir / "flow8.db") as db:
         for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-            texts.extend(str(row) for row in db.execute(f'SELECT doc FROM "{table}"'))
+            texts.extend(str(row) for row in db.execute(f'SELECT doc, bulk FROM "{table}"'))
     return "\n".join(texts)
 
 

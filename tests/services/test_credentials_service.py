@@ -65,8 +65,11 @@ def creds(store: Store) -> CredentialService:
 
 
 def _raw_rows(path: Path) -> list[str]:
+    """Each credential as stored: its indexed document and the fields kept apart (the
+    encrypted data among them), as one JSON object."""
     with sqlite3.connect(path) as db:
-        return [row[0] for row in db.execute('SELECT doc FROM "c_links"')]
+        rows = db.execute('SELECT doc, bulk FROM "c_links"')
+        return [json.dumps({**json.loads(d), **json.loads(b or "{}")}) for d, b in rows]
 
 
 def _database_bytes(directory: Path) -> bytes:
