@@ -188,8 +188,14 @@ async def baseline_b(durability: Durability) -> float:
 
 async def bench_c(held: bool) -> tuple[float, float, int]:
     count = 2000 if QUICK else 10_000
+    # Capacity, not policy: the per-company limits (1,000 running, 2,000 started a second)
+    # are off, so that one company can hold all 10,000.
     settings = EngineSettings(
-        hold_delay_seconds=3600 if held else 5.0, lease_seconds=600, max_running_plays=20_000
+        hold_delay_seconds=3600 if held else 5.0,
+        lease_seconds=600,
+        max_running_plays=20_000,
+        company_running_plays=0,
+        company_plays_per_second=0,
     )
 
     async def go(engine: Engine, store: Store) -> tuple[float, float, int]:
