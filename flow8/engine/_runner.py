@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import trio
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 _rng = random.Random()
 YIELD_EVERY_SECONDS = 0.001
+E = TypeVar("E", bound=BaseException)
 
 
 class Suspend(Exception):
@@ -219,18 +220,29 @@ class PlayRun:
                 finished_at=time.time(),
             )  # fmt: skip
             self._write(failed, key)
-            self.layers[key] = failed
+            self._keep(key, failed)
             self._stored.add(key)
             self._publish_layer(ev.LAYER_FAILED, failed)
             raise StepError(layer.ref, error) from None
-        self.layers[key] = layer
+        self._keep(key, layer)
         self._stored.add(key)
         return layer
 
     def _note(self, layer: PlayLayer) -> PlayLayer:
         """Keep a layer state in memory only (its final state will be written)."""
-        self.layers[layer.key] = layer
+        self._keep(layer.key, layer)
         return layer
+
+    def _keep(self, key: str, layer: PlayLayer) -> None:
+        """Remember a layer for the rest of the run, unless it is a finished iteration:
+        nothing looks one up again in this run (a resumed run reads layers back from the
+        store), and a loop of 100,000 iterations would otherwise keep 100,000 layers and
+        their attempts alive, which every full garbage collection walks while it holds the
+        GIL (measured: 60-110 ms pauses of the event loop and of the store's writer)."""
+        if layer.iteration and layer.state.final:
+            self.layers.pop(key, None)
+        else:
+            self.layers[key] = layer
 
     def skip_unreached(self) -> None:
         """Record SKIP for the steps outside loops that the play never reached (a failed or
@@ -274,9 +286,9 @@ class PlayRun:
         try:
             await self._nodes(self.plan.nodes, outputs, ())
         except _Suspended as s:
-            return PlayState.WAIT, None, None, s
+            return PlayState.WAIT, None, None, _without_traceback(s)
         except StepError as e:
-            return PlayState.FAIL, None, str(e), None
+            return PlayState.FAIL, None, str(_without_traceback(e)), None
         return PlayState.DONE, self.last_output, None, None
 
     async def _nodes(
@@ -303,9 +315,9 @@ class PlayRun:
                 if await self._step(step, outputs, it):
                     done[step.ref] = outputs[step.ref]
             except _Suspended as s:
-                suspended.append(s)  # siblings keep running; the play parks afterwards
+                suspended.append(_without_traceback(s))  # siblings run on; the play parks after
             except StepError as e:
-                failures.append(e)
+                failures.append(_without_traceback(e))
                 nursery.cancel_scope.cancel()  # a failing step cancels unfinished siblings
 
         async with trio.open_nursery() as nursery:
@@ -624,3 +636,21 @@ def _layer_event(layer: PlayLayer) -> dict[str, Any]:
         "error": layer.error,
         "attempt": len(layer.attempts),
     }
+
+
+def _without_traceback(error: E) -> E:
+    """Forget where ``error`` (and what caused it) was raised. Its traceback holds the frames
+    it passed through, and one of them (a parallel group's) holds the list of failures that
+    holds the error: a reference cycle that keeps a failed play's whole run (its layers, its
+    attempts, its nursery) alive until a full garbage collection, which then walks and frees
+    it with the event loop stopped (measured: 1,000 failed plays left 83,000 such objects
+    and a 160 ms pause). Without the traceback, reference counting frees them at once."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        if current.__cause__ is not None:
+            _without_traceback(current.__cause__)
+        current = current.__context__
+    return error
