@@ -42,8 +42,8 @@ from .engine import (
     engine_child,
     events_child,
 )
-from .heap import settle_after_startup
 from .http import HttpDeps, HttpSettings, create_app, http_child
+from .interpreter import settle_after_startup
 from .logs import get_logger
 from .services.audit import AuditLog, StoreAuditSink, audit_child
 from .services.credentials import CredentialService

@@ -63,12 +63,12 @@ from quart import Response
 from quart_trio import QuartTrio
 
 from flow8.engine import Engine, EventBus
-from flow8.heap import settle_after_startup
 from flow8.http import HttpDeps, HttpSettings, create_app
 from flow8.http._dump import dump
 from flow8.http._engine_models import PlayOut
 from flow8.http._responses import json_response
 from flow8.http._serve import hypercorn_config
+from flow8.interpreter import settle_after_startup
 from flow8.services.audit import AuditLog, StoreAuditSink
 from flow8.services.flows import FlowService
 from flow8.services.identity import IdentityService
