@@ -9,11 +9,11 @@ every iteration recorded) while other requests are answered; its 100,002 layers 
 `GET /api/plays/{id}/layers?page=N&size=100` in execution order, one page read at a time,
 without stalling anybody either.
 
-What does not hold every time (the xfail below): that the victim company is answered within
-100 ms throughout. Since the engine stopped keeping finished iterations in memory and the
-server hands the GIL over every millisecond, the bystander's slowest answer measured 45-90 ms
-in most runs on the 2-core machine, and 100-180 ms in about one run in five (before: runs
-100-400 ms; before the writes were paced per play, 1.5-2.7 s, and `/healthz` ~200 ms).
+What does not hold every time (the xfail below): that the victim company is answered within 100
+ms throughout. Since the engine stopped keeping finished iterations in memory and hands the GIL
+over every millisecond while it works in the background, the slowest answer was 45-90 ms in
+most runs on the 2-core machine, and 100-180 ms in about one run in five (before: runs 100-400
+ms; before the writes were paced per play, 1.5-2.7 s, and `/healthz` ~200 ms).
 
 100,000 integers in a play's input are 589 KB, within the 1 MB a step's arguments may hold,
 so the iterator takes them from the input (`$prev.args.items`); the xfail test builds the
