@@ -581,11 +581,8 @@ class PlayRun:
         else:
             raw = await step.module.run(ctx, args)
         size = json_size(raw)
-        too_big = OutputTooLarge(
-            step.ref, f"output is larger than the {self._max_output} bytes allowed"
-        )
         if self._max_output and size is not None and size > self._max_output:
-            raise too_big
+            raise self._too_big(step)
         try:
             output = await off_the_loop_if_big(size, _storable_output, raw)
         except TypeError as e:
@@ -593,8 +590,13 @@ class PlayRun:
         except InvalidDocument as e:
             raise StepError(step.ref, _unstorable(e)) from None
         if size is None and self._max_output and (json_size(output) or 0) > self._max_output:
-            raise too_big  # its size could only be known once it was plain JSON
+            raise self._too_big(step)  # its size could only be known once it was plain JSON
         return output
+
+    def _too_big(self, step: Step) -> OutputTooLarge:
+        return OutputTooLarge(
+            step.ref, f"output is larger than the {self._max_output} bytes allowed"
+        )
 
 
 def _storable_output(raw: Any) -> Any:
