@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -12,7 +13,7 @@ import trio
 from flow8.domain import Flow, Play, PlayState, parse_flow_definition
 from flow8.engine import Engine, EngineSettings, EventBus
 from flow8.modules import ModuleSpec
-from flow8.store import Store
+from flow8.store import Store, open_store
 
 COMPANY = "acme"
 
@@ -25,6 +26,37 @@ def fast_settings(**overrides: Any) -> EngineSettings:
     }
     base.update(overrides)
     return EngineSettings(**base)
+
+
+class StallableStore:
+    """A real sqlite store whose writer a test can stall (`stall`: queued writes wait) and
+    start again (`resume`)."""
+
+    def __init__(self, store: Store, nursery: trio.Nursery) -> None:
+        self.store = store
+        self._nursery = nursery
+        self._writer = trio.CancelScope()
+        nursery.start_soon(self._serve)
+
+    async def _serve(self) -> None:
+        with self._writer:
+            await self.store.serve()
+
+    def stall(self) -> None:
+        self._writer.cancel()
+
+    def resume(self) -> None:
+        self._nursery.start_soon(self.store.serve)
+
+
+@asynccontextmanager
+async def stallable_store(tmp_path: Path) -> AsyncIterator[StallableStore]:
+    async with (
+        open_store(f"sqlite:///{tmp_path / 's.db'}", data_dir=tmp_path, serve=False) as store,
+        trio.open_nursery() as nursery,
+    ):
+        yield StallableStore(store, nursery)
+        nursery.cancel_scope.cancel()  # the writer, before the store closes
 
 
 @asynccontextmanager

@@ -8,12 +8,19 @@ from pathlib import Path
 
 import pytest
 import trio
-from engine_testkit import COMPANY, make_flow, running_engine, spec, wait_state
+from engine_testkit import (
+    COMPANY,
+    make_flow,
+    running_engine,
+    spec,
+    stallable_store,
+    wait_state,
+)
 
 from flow8.domain import PlayState, parse_flow_definition
 from flow8.engine import Engine, PlayLimitReached, StartTimedOut
 from flow8.engine._admission import Admission
-from flow8.store import Store, open_store
+from flow8.store import Store
 
 
 class Clock:
@@ -120,20 +127,11 @@ async def test_a_start_that_stalls_answers_with_the_play_it_stored(tmp_path: Pat
     """The store's writer is not running: the insert is handed over but never committed.
     After the deadline the start answers the play (it exists as soon as the writer runs),
     and a start that never got as far raises StartTimedOut (nothing was created)."""
-    async with (
-        open_store(f"sqlite:///{tmp_path / 's.db'}", data_dir=tmp_path, serve=False) as store,
-        trio.open_nursery() as nursery,
-    ):
-        writer = trio.CancelScope()
-
-        async def run_writer() -> None:
-            with writer:
-                await store.serve()
-
-        nursery.start_soon(run_writer)
+    async with stallable_store(tmp_path) as stallable:
+        store = stallable.store
         async with running_engine(store, max_starting=1) as engine:
             flow = await make_flow(engine, {"flowlets": [{"ref": "a", "appId": "noop"}]})
-            writer.cancel()  # the writer stalls from here on
+            stallable.stall()  # the writer stalls from here on
             await trio.sleep(0.1)
             with trio.fail_after(5):
                 play = await engine.start_play(COMPANY, flow.id, timeout=0.5)
@@ -142,13 +140,12 @@ async def test_a_start_that_stalls_answers_with_the_play_it_stored(tmp_path: Pat
             async with engine._starting.hold("another company"):  # the one start slot
                 with pytest.raises(StartTimedOut), trio.fail_after(5):
                     await engine.start_play(COMPANY, flow.id, timeout=0.5)
-            nursery.start_soon(store.serve)  # the writer is back
+            stallable.resume()  # the writer is back
             done = await engine.wait_play(COMPANY, play.id, timeout=10)
             assert done.state is PlayState.DONE
             plays = store.tenant(COMPANY).collection("plays")
             assert await plays.count({}) == 1
             await wait_state(engine, play.id, PlayState.DONE)
-        nursery.cancel_scope.cancel()  # the writer, before the store closes
 
 
 @pytest.mark.parametrize("key", [None, "order-9"])
@@ -158,25 +155,16 @@ async def test_a_start_cancelled_after_its_insert_hands_the_play_to_the_dispatch
     """A start cancelled between handing its claimed play to the store and starting its actor
     (a sibling step failed, a client hung up) releases the play at once: it runs within a
     poll, not after its 30 s lease lapses."""
-    async with (
-        open_store(f"sqlite:///{tmp_path / 's.db'}", data_dir=tmp_path, serve=False) as store,
-        trio.open_nursery() as nursery,
-    ):
-        writer = trio.CancelScope()
-
-        async def run_writer() -> None:
-            with writer:
-                await store.serve()
-
-        nursery.start_soon(run_writer)
+    async with stallable_store(tmp_path) as stallable:
+        store = stallable.store
         async with running_engine(store, lease_seconds=30) as engine:
             flow = await make_flow(engine, {"flowlets": [{"ref": "a", "appId": "noop"}]})
-            writer.cancel()  # writes queue up from here
+            stallable.stall()  # writes queue up from here
             await trio.sleep(0.1)
             with trio.move_on_after(0.5) as waited:
                 await engine.start_play(COMPANY, flow.id, idempotency_key=key)
             assert waited.cancelled_caught  # cancelled while its insert was queued
-            nursery.start_soon(store.serve)
+            stallable.resume()
             plays = store.tenant(COMPANY).collection("plays")
             with trio.fail_after(10):
                 while True:
@@ -184,7 +172,6 @@ async def test_a_start_cancelled_after_its_insert_hands_the_play_to_the_dispatch
                     if doc is not None and doc["status"] == "DONE":
                         break
                     await trio.sleep(0.05)
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_child_waited_for_ends_with_its_cancelled_parent(engine: Engine) -> None:
