@@ -1,7 +1,9 @@
 """Engine benchmarks on the embedded (sqlite) store, one process. Prints medians.
 
 (a) a 40-step flow of lightweight data steps: per-step overhead under `full` and `normal`
-    durability; baseline: evaluating the same 40 expressions without the engine.
+    durability; baseline: evaluating the same 40 expressions without the engine. Then the
+    same under `full` with play data encrypted at rest (FLOW8_ENCRYPT_PLAY_DATA), beside the
+    unencrypted flow measured again in turn.
 (b) plays/s for a 3-step flow with 100 plays in flight; baseline: raw store write rate
     (pipelined inserts of the same count of documents, one sync).
 (c) RSS for 10,000 concurrent plays each waiting in a `delay` step (parked: no actor held),
@@ -90,7 +92,7 @@ async def with_engine(
             return result
 
 
-async def bench_a(durability: Durability) -> tuple[float, float]:
+async def bench_a(durability: Durability, *, encrypt: bool = False) -> tuple[float, float]:
     runs = 5 if QUICK else 15
 
     async def go(engine: Engine, _store: Store) -> tuple[float, float]:
@@ -107,7 +109,8 @@ async def bench_a(durability: Durability) -> tuple[float, float]:
                 per_step.append(elapsed / 40 * 1000)
         return statistics.median(per_step), elapsed * 1000
 
-    result: tuple[float, float] = await with_engine(durability, go)
+    settings = EngineSettings(encrypt_play_data=encrypt)
+    result: tuple[float, float] = await with_engine(durability, go, settings)
     return result
 
 
@@ -245,6 +248,18 @@ async def main() -> None:
             f"({last_ms:.1f} ms/play end to end) | baseline: expressions alone "
             f"{base:.3f} ms/step ({base_async:.3f} async) | target <= 0.3 ms/step under full"
         )
+    # FLOW8_ENCRYPT_PLAY_DATA: each layer's arguments and output sealed with AES-GCM; its
+    # baseline is the same flow unencrypted, measured again beside it (ratios, not times).
+    plain, sealed = [], []
+    for _ in range(1 if QUICK else 3):
+        plain.append((await bench_a("full"))[0])
+        sealed.append((await bench_a("full", encrypt=True))[0])
+    cost = statistics.median(sealed) / statistics.median(plain)
+    print(
+        f"(a) 40-step flow, durability=full, play data encrypted: median "
+        f"{statistics.median(sealed):.3f} ms/step | baseline: unencrypted "
+        f"{statistics.median(plain):.3f} ms/step (x{cost:.2f})"
+    )
     for durability in ("full", "normal"):
         rates = [await bench_b(durability) for _ in range(1 if QUICK else 3)]
         raw = await baseline_b(durability)
