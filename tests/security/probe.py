@@ -62,6 +62,7 @@ def main() -> None:
                 "max_ms": times[-1] if times else None,
                 "p50_ms": times[len(times) // 2] if times else None,
                 "worst": [f"{ms:.1f} ms {what}" for ms, what in worst],
+                "worst_ms": sorted((ms for ms, _ in samples), reverse=True)[:20],
                 "failures": failures[:20],
             }
         ),

@@ -175,7 +175,7 @@ def test_a_flow_starting_itself_stops_at_the_tree_limit(target: Target) -> None:
     "500-640 ms now and then (2 cores): its plays share Trio's run batches and the collector",
 )
 def test_a_flow_starting_itself_keeps_everyone_served_within_100_ms(target: Target) -> None:
-    with target.bystander():
+    with target.bystander(strict=True):
         flow, _ = _amplify(target)
         _settled(target.attacker, flow, timeout=15)
 

@@ -152,7 +152,7 @@ def test_a_loop_of_100000_items_runs_to_its_end_and_pages_in_order(target: Targe
 def test_a_loop_of_100000_items_keeps_everyone_served(target: Target) -> None:
     a = target.attacker
     flow = a.flow(FROM_ENUMERATION, name="long loop")
-    with target.bystander():
+    with target.bystander(strict=True):
         play_id = _start(a, flow, None)
         play = a.wait_play(play_id, timeout=LOOP_SECONDS)
     assert play["state"] == "DONE", play
