@@ -206,7 +206,13 @@ class Expression:
             if slice_ is not None:
                 slice_.memory -= budget.used
         assert failure is not None
-        raise failure
+        try:
+            raise failure
+        finally:
+            # The error's traceback holds this frame; were `failure` still set in it, the
+            # two would be a reference cycle, kept (with the evaluation's frames) until a
+            # full collection.
+            failure = None
 
     def _instance(self) -> Sandboxed:
         if threading.get_ident() == self._home:

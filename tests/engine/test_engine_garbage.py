@@ -52,6 +52,10 @@ def collector_off() -> Iterator[None]:
             ],
             id="failed-in-sequence",
         ),
+        pytest.param(
+            [{"ref": "t", "appId": "transform", "args": {"expression": 'input & 1 + "a"'}}],
+            id="failed-transform",
+        ),
     ],
 )
 async def test_a_finished_play_leaves_nothing_for_the_garbage_collector(
