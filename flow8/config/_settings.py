@@ -101,15 +101,24 @@ def _port(value: Any) -> int:
     return port
 
 
-def _positive_seconds(value: Any) -> float:
-    text = _text(value)
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"expected a positive number of seconds, got {text!r}")
-    return seconds
+def _positive_number(unit: str) -> Callable[[Any], float]:
+    """A parser of a positive, finite number of ``unit`` (named in its errors)."""
+
+    def parse(value: Any) -> float:
+        text = _text(value)
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"expected a number of {unit}, got {text!r}") from None
+        if not math.isfinite(number) or number <= 0:
+            raise ValueError(f"expected a positive number of {unit}, got {text!r}")
+        return number
+
+    return parse
+
+
+_positive_seconds = _positive_number("seconds")
+_positive_days = _positive_number("days")
 
 
 def _positive_int(value: Any) -> int:
@@ -281,7 +290,7 @@ SETTINGS: tuple[Setting, ...] = (
             "true = plays' inputs and outputs and steps' arguments and outputs are stored "
             "encrypted (AES-256-GCM) instead of as plain JSON."),
     Setting("security.invitation_ttl_days", "FLOW8_INVITATION_TTL_DAYS", "7",
-            "invitation_ttl_days", _positive_seconds,
+            "invitation_ttl_days", _positive_days,
             "Days an invitation to join a company can be accepted."),
     Setting("security.signin_free_failures", "FLOW8_SIGNIN_FREE_FAILURES", "5",
             "signin_free_failures", _count,

@@ -99,6 +99,7 @@ def test_substituted_values_cannot_inject_yaml(tmp_path: Path) -> None:
         ({"FLOW8_STORE_DURABILITY": "maybe"}, "store.durability (FLOW8_STORE_DURABILITY)"),
         ({"FLOW8_STORE_URL": "postgres://x"}, "store.url (FLOW8_STORE_URL): expected sqlite"),
         ({"SHUTDOWN_GRACE_SECONDS": "-1"}, "expected a positive number of seconds"),
+        ({"FLOW8_INVITATION_TTL_DAYS": "0"}, "expected a positive number of days"),
         ({"ALLOWED_ORIGINS": "ftp://x"}, "server.allowed_origins (ALLOWED_ORIGINS)"),
         ({"SECURE_COOKIES": "maybe"}, "server.secure_cookies (SECURE_COOKIES): expected true"),
         (
