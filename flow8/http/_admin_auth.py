@@ -56,7 +56,7 @@ class AdminGate:
         if not self.token:
             return False
         parts = value.split(".")
-        if len(parts) != 3 or not parts[0].isdigit():
+        if len(parts) != 3 or not (parts[0].isascii() and parts[0].isdigit()):
             return False
         payload = f"{parts[0]}.{parts[1]}"
         expected = hmac.new(self._key(), payload.encode(), hashlib.sha256).hexdigest()

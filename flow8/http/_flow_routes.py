@@ -205,7 +205,8 @@ async def list_flow_versions(req: Req, flowId: str) -> object:
     errors=(404,),
 )
 async def restore_flow_version(req: Req, flowId: str, version: str) -> object:
-    if not version.isdigit() or int(version) < 1 or len(version) > 9:
+    # isascii(): str.isdigit() also takes digits int() refuses ('¹')
+    if not (version.isascii() and version.isdigit()) or int(version) < 1 or len(version) > 9:
         raise NotFound("flow version not found", code="FLOW_VERSION_NOT_FOUND")
     old = await flow_service().get(req.company_id, flowId, int(version))
     if old.version != int(version):

@@ -66,7 +66,7 @@ def read_path(value: Any, path: list[str]) -> Any:
     for part in path:
         if isinstance(value, Mapping):
             value = value.get(part)
-        elif isinstance(value, list) and part.lstrip("-").isdigit():
+        elif isinstance(value, list) and part.isascii() and part.lstrip("-").isdigit():
             idx = int(part)
             value = value[idx] if -len(value) <= idx < len(value) else None
         else:

@@ -48,6 +48,10 @@ async def test_layers_versions_and_restore(installed: ApiEnv) -> None:
         assert r.json()["version"] == 5
         assert [f["ref"] for f in r.json()["flowlets"]] == ["a"]
         assert (await c.post(f"/api/flows/{fid}/versions/99/restore")).status_code == 404
+        # Digits beyond ASCII (str.isdigit() accepts them, int() does not): not found, not 500
+        for odd in ("%C2%B9", "%D9%A1"):  # superscript one, Arabic-Indic one
+            r = await c.post(f"/api/flows/{fid}/versions/{odd}/restore")
+            assert r.status_code == 404, r.text
         layers = (await c.get(f"/api/flows/{fid}/layers")).json()
         assert layers["total"] == 1
         listing = (await c.get("/api/flows")).json()
