@@ -12,26 +12,11 @@ from flow8.domain import (
     FlowDefinition,
     FlowValidationError,
     Problem,
-    flow_definition_to_api,
     parse_flow_definition,
 )
 from flow8.engine import Engine, FlowNotFound, validate_definition
 
-__all__ = ["Flow", "FlowNotFound", "FlowService", "FlowValidationError", "flow_to_api"]
-
-
-def flow_to_api(flow: Flow) -> dict[str, Any]:
-    """The camelCase API form of one flow version."""
-    out = flow_definition_to_api(flow.definition)
-    out.update(
-        {
-            "id": flow.id,
-            "version": flow.version,
-            "createdAt": flow.created_at,
-            "updatedAt": flow.updated_at,
-        }
-    )
-    return out
+__all__ = ["Flow", "FlowNotFound", "FlowService", "FlowValidationError"]
 
 
 @attrs.define

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from flow8.domain import Play, PlayLayer, PlayState, Trigger, TriggerKind, api
+from flow8.domain import Play, PlayLayer, PlayState, Trigger, TriggerKind
 from flow8.engine import Engine, InvalidInput, PlayNotFound, PlayStateError
 
 __all__ = [
@@ -16,20 +16,7 @@ __all__ = [
     "PlayNotFound",
     "PlayService",
     "PlayStateError",
-    "layer_to_api",
-    "play_to_api",
 ]
-
-
-def play_to_api(play: Play) -> dict[str, Any]:
-    """camelCase API form of a play."""
-    out: dict[str, Any] = api.unstructure(play)
-    return out
-
-
-def layer_to_api(layer: PlayLayer) -> dict[str, Any]:
-    out: dict[str, Any] = api.unstructure(layer)
-    return out
 
 
 @attrs.define

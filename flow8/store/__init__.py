@@ -4,7 +4,6 @@ See README.md in this package for usage. Public names only; everything else is p
 """
 
 from ._catalog import CATALOG, Catalog, CollectionSpec, IndexSpec, index
-from ._codec import converter, from_document, to_document
 from ._crypto import Keyring, load_keyring
 from ._ids import new_id
 from ._open import open_store, serve_store
@@ -76,8 +75,6 @@ __all__ = [
     "UpdateFailed",
     "UpdateResult",
     "check_storable",
-    "converter",
-    "from_document",
     "index",
     "invalid_text",
     "invalid_text_in",
@@ -87,5 +84,4 @@ __all__ = [
     "prepare_value",
     "rotate_keys",
     "serve_store",
-    "to_document",
 ]

@@ -50,10 +50,6 @@ class MongoBackend:
     def __attrs_post_init__(self) -> None:
         self._limiter = trio.CapacityLimiter(self.pool_size)
 
-    @property
-    def mocked(self) -> bool:
-        return type(self.client).__module__.startswith("mongomock")
-
     def _coll(self, spec: CollectionSpec) -> Any:
         from pymongo import WriteConcern
 

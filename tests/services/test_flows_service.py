@@ -9,7 +9,7 @@ import pytest
 
 from flow8.domain import FlowValidationError
 from flow8.engine import Engine, EventBus, FlowNotFound
-from flow8.services.flows import FlowService, flow_to_api
+from flow8.services.flows import FlowService
 from flow8.store import open_store
 
 FLOW = {
@@ -29,9 +29,8 @@ async def test_create_get_and_render(flows: FlowService) -> None:
     assert flow.version == 1
     got = await flows.get("acme", flow.id)
     assert got.definition == flow.definition
-    rendered = flow_to_api(got)
-    assert rendered["id"] == flow.id
-    assert rendered["flowlets"][0]["appId"] == "template"
+    assert got.id == flow.id
+    assert got.definition.flowlets[0].app_id == "template"
 
 
 async def test_every_update_is_a_new_immutable_version(flows: FlowService) -> None:

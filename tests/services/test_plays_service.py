@@ -12,7 +12,7 @@ import trio
 from flow8.domain import LayerState, PlayState, TriggerKind
 from flow8.engine import Engine, EngineSettings, EventBus, PlayNotFound, PlayStateError
 from flow8.services.flows import FlowService
-from flow8.services.plays import PlayService, layer_to_api, play_to_api
+from flow8.services.plays import PlayService
 from flow8.store import open_store
 
 
@@ -50,11 +50,9 @@ async def test_run_and_inspect(services: tuple[FlowService, PlayService]) -> Non
     assert play.state is PlayState.DONE
     assert play.output == 8
     assert play.trigger.kind is TriggerKind.API
-    rendered = play_to_api(play)
-    assert rendered["flowVersion"] == 1
-    assert rendered["state"] == "DONE"
+    assert play.flow_version == 1
     layers, count = await plays.layers("acme", play.id)
-    assert [layer_to_api(la)["state"] for la in layers] == ["DONE"]
+    assert [la.state for la in layers] == [LayerState.DONE]
     assert count == 1
     page, total = await plays.list("acme", flow_id=flow.id, state=PlayState.DONE)
     assert total == 1

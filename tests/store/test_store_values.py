@@ -1,16 +1,14 @@
-"""Codec, ids, catalog and start-up errors."""
+"""Stored values, ids, catalog and start-up errors."""
 
 from __future__ import annotations
 
 import base64
-import enum
 import functools
 import json
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pymongo
 import pytest
 import trio
@@ -24,63 +22,13 @@ from flow8.store import (
     InvalidDocument,
     KeyringError,
     StoreUnavailable,
-    from_document,
     index,
     load_keyring,
     new_id,
     open_store,
-    to_document,
 )
 from flow8.store._ids import encode as encode_id
 from flow8.store._values import MARK, _date_hook, dumps, loads, normalize_document, to_storage
-
-
-class State(enum.Enum):
-    NEW = "NEW"
-    DONE = "DONE"
-
-
-@attrs.frozen
-class Step:
-    ref: str
-    component_config_ids: dict[str, str] = attrs.field(factory=dict)
-
-
-@attrs.frozen
-class Play:
-    id: str
-    company_id: str
-    state: State
-    created_at: datetime
-    steps: tuple[Step, ...] = ()
-    note: str | None = None
-
-
-async def test_attrs_models_round_trip_through_the_store(tmp_path: Path) -> None:
-    play = Play(
-        id=new_id(),
-        company_id="acme",
-        state=State.NEW,
-        created_at=datetime(2026, 5, 1, 8, 0, tzinfo=UTC),
-        steps=(Step("parse", {"ai": "mistral"}),),
-    )
-    doc = to_document(play)
-    assert doc["_id"] == play.id
-    assert "id" not in doc
-    assert doc["state"] == "NEW"
-    assert doc["steps"] == [{"ref": "parse", "component_config_ids": {"ai": "mistral"}}]
-    async with open_store(
-        f"sqlite://{tmp_path}/c.db", encryption=KEYS, catalog=TEST_CATALOG
-    ) as store:
-        plays = store.tenant("acme").collection("plays")
-        await plays.insert_one(doc)
-        back = from_document(Play, await plays.find_one({"_id": play.id}) or {})
-    assert back == play
-
-
-def test_codec_refuses_naive_datetimes() -> None:
-    with pytest.raises(InvalidDocument, match="naive"):
-        to_document(Play("x", "c", State.NEW, datetime(2026, 1, 1)))
 
 
 @pytest.mark.parametrize(
