@@ -16,15 +16,15 @@ Measures requests/s and p99 latency at 1, 16 and 64 concurrent connections for:
   run    POST /api/flows/{id}/run - the same plus starting and persisting a 1-step play
   quiet  GET /api/plays/{id} again, on a second flow8 app (its own port, same process and
          store) whose request audit trail is switched off: what `get` would serve if
-         auditing cost nothing, shown for attribution only (the issue requires the audit)
+         auditing cost nothing, shown for attribution only (the audit is required)
 
 Honesty: every case is warmed up first; then each round measures every case at every
 connection count, interleaved (bare, me, get, run at 1, then at 16, ...) so a change in machine
 load during the run hits all cases alike; the table shows the median of the rounds (and the
 spread of req/s), and the ratios compare medians measured in this same run.
 
-Targets (issue 5): the full middleware stack costs under 30% of the bare route's throughput,
-judged on `get` (as the issue names it), with `me` shown as the pure-middleware figure; `run`
+Targets: the full middleware stack costs under 30% of the bare route's throughput,
+judged on `get`, with `me` shown as the pure-middleware figure; `run`
 >= 600 runs/s with p99 < 100 ms at 64 connections.
 
 Before the load, "where the time goes" times the pieces of the `get` path in-process (CPU

@@ -38,7 +38,7 @@ RESPONSIVE_MS = 100.0
 # attacking client and the bystander share two cores, and one descheduling of the server's
 # thread at the wrong moment costs an answer tens of ms whatever the server does (seen: a
 # single 125 ms answer among 70 under 25 ms). A test that asks for the bound without this
-# spare (``strict=True``) is the bound as written.
+# spare (``strict=True``) is the bound as README.md ("Security and limits") states it.
 SPARE_EVERY = 50
 SPARE_FACTOR = 2.5
 _PROBE = Path(__file__).with_name("probe.py")

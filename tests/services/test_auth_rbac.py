@@ -1,4 +1,4 @@
-"""The permission table: each role may do what the issue says, and no more."""
+"""The permission table: each role may do what `PERMISSIONS` (identity/_rbac.py) grants."""
 
 from __future__ import annotations
 
