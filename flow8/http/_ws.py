@@ -29,16 +29,20 @@ import trio
 from quart import websocket
 
 from flow8.engine import EventFilter
+from flow8.logs import get_logger
 from flow8.services.audit import AuditEntry
+from flow8.services.flows import FlowNotFound
 from flow8.services.identity import Action, IdentityError, Principal
-from flow8.store import invalid_text_in
+from flow8.services.plays import PlayNotFound
+from flow8.store import StoreError, invalid_text_in
 
 from ._api import authenticate, client_ip
 from ._context import app
-from ._errors_map import from_identity
+from ._errors_map import from_identity, from_store
 from .exceptions import ApiError, Forbidden
 
 MAX_SUBSCRIPTIONS = 32
+log = get_logger("flow8.ws")
 
 
 def _origin_allowed() -> bool:
@@ -98,6 +102,14 @@ class _Connection:
             return
         await self._subscribe(msg)
 
+    def _store_failed(self, error: StoreError) -> None:
+        """A subscription checked against a store that failed: the client hears that the
+        server could not check (and may retry), never that its play or flow is gone."""
+        api_error = from_store(error)
+        if api_error.status >= 500:
+            log.warning("ws.subscribe_failed", error=type(error).__name__)
+        self.error(api_error.code, api_error.message)
+
     async def _subscribe(self, msg: dict[str, Any]) -> None:
         if len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
             self.error("TOO_MANY_SUBSCRIPTIONS", f"at most {MAX_SUBSCRIPTIONS} per connection")
@@ -112,8 +124,11 @@ class _Connection:
                 return
             try:
                 await deps.plays.get(company, play_id)
-            except Exception:
+            except PlayNotFound:
                 self.error("PLAY_NOT_FOUND", "play not found")
+                return
+            except StoreError as e:
+                self._store_failed(e)
                 return
             flt = EventFilter(company, play_id=play_id)
         elif flow_id is not None:
@@ -122,8 +137,11 @@ class _Connection:
                 return
             try:
                 await deps.flows.get(company, flow_id)
-            except Exception:
+            except FlowNotFound:
                 self.error("FLOW_NOT_FOUND", "flow not found")
+                return
+            except StoreError as e:
+                self._store_failed(e)
                 return
             flt = EventFilter(company, flow_id=flow_id)
         elif msg.get("company") is True:

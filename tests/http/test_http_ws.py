@@ -202,3 +202,23 @@ async def test_a_socket_closes_once_its_key_is_revoked(
         await _close_socket(ws)
     assert closed.value.reason is not None
     assert closed.value.reason.code == 4401
+
+
+async def test_a_store_outage_is_not_reported_as_a_missing_play(installed: ApiEnv) -> None:
+    """Subscribing while the database is gone answers that the server could not check
+    (retry later), never that the play or flow does not exist."""
+    key = await _key(installed)
+    headers = [(b"authorization", f"Bearer {key}".encode())]
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
+        flow = (await owner.post("/api/flows", json=FLOW)).json()["id"]
+        play = (await owner.post(f"/api/flows/{flow}/run?wait=5", json={})).json()["id"]
+    async with open_websocket_url(_ws_url(installed), extra_headers=headers) as ws:
+        await ws.send_message(json.dumps({"action": "subscribe", "playId": play}))
+        assert (await _next(ws))["type"] == "subscribed"
+        await installed.store.engine.aclose()  # the database goes away under the server
+        # (a flow the server has cached is still found; one it must look up is not)
+        for target in ({"playId": play}, {"flowId": "01UNCACHEDFLOW"}):
+            await ws.send_message(json.dumps({"action": "subscribe", **target}))
+            frame = await _next(ws)
+            assert frame.get("error") == "SERVICE_UNAVAILABLE", frame
+            assert "retry" in frame["message"]
