@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import attrs
 from quart import Response, has_request_context, request
 from werkzeug.exceptions import HTTPException
 
 from flow8.domain import FlowValidationError
 from flow8.engine import EngineError, KvError
+from flow8.logs import get_logger
 from flow8.services.credentials import CredentialError
 from flow8.services.identity import IdentityError
 from flow8.store import StoreError
@@ -20,7 +19,7 @@ from ._errors_map import from_credentials, from_engine, from_identity, from_stor
 from ._responses import error_response, json_response
 from .exceptions import ApiError, PayloadTooLarge
 
-log = logging.getLogger("flow8.http")
+log = get_logger("flow8.http")
 
 _API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 _HTML_CSP = (
@@ -117,7 +116,7 @@ def install(app: Flow8App) -> None:
     async def _store_error(error: StoreError) -> Response:
         api_error = from_store(error)
         if api_error.status == 500:
-            log.error("store error on %s", request.path, exc_info=error)
+            log.error("http.store_error", path=request.path, exc_info=error)
         return error_response(api_error)
 
     @app.errorhandler(HTTPException)
@@ -133,7 +132,7 @@ def install(app: Flow8App) -> None:
     async def _unexpected(error: Exception) -> Response:
         # The message of an unexpected error may carry data; the client gets none of it.
         where = f"{request.method} {request.path}" if has_request_context() else "websocket"
-        log.error("unhandled error on %s", where, exc_info=error)
+        log.error("http.unhandled_error", where=where, exc_info=error)
         return json_response(
             {"error": "INTERNAL_ERROR", "message": "internal server error", "statusCode": 500},
             status=500,

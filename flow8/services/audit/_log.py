@@ -8,7 +8,6 @@ bounded by `flush_timeout` so a dead store cannot hold shutdown forever.
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -16,11 +15,12 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from flow8.logs import get_logger
 from flow8.store import InvalidDocument, InvalidQuery, TenancyError, UnknownCollection
 
 from ._entry import AuditEntry
 
-log = logging.getLogger("flow8.audit")
+log = get_logger("flow8.audit")
 
 
 class AuditSink(Protocol):
@@ -103,9 +103,9 @@ class AuditLog:
                 # (counted, logged) rather than block every later entry behind it.
                 lost = self._pending.popleft()
                 self.dropped += 1
-                log.exception("audit entry refused by the store, dropped: %s", lost.action)
+                log.exception("audit.entry_refused_dropped", action=lost.action)
             except Exception:
-                log.exception("audit write failed; %d kept for retry", self.pending)
+                log.exception("audit.write_failed", kept_for_retry=self.pending)
                 await trio.sleep(1.0)
 
     async def flush(self) -> None:
@@ -143,6 +143,6 @@ class AuditLog:
                 try:
                     await self.flush()
                 except Exception:
-                    log.exception("audit flush at shutdown failed; %d lost", len(self._pending))
+                    log.exception("audit.shutdown_flush_failed", lost=len(self._pending))
                 if self._pending:
-                    log.error("audit flush at shutdown incomplete: %d lost", len(self._pending))
+                    log.error("audit.shutdown_flush_incomplete", lost=len(self._pending))
