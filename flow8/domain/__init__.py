@@ -44,14 +44,17 @@ from ._play import (
     play_sources,
 )
 from ._rules import (
+    KV_MODULES,
     FlowChecks,
     definition_problems,
     execution_groups,
+    no_flow_group,
     prev_refs,
     validate_definition,
 )
 
 __all__ = [
+    "KV_MODULES",
     "MAX_BACKOFF_MULTIPLIER",
     "MAX_DESCRIPTION_LENGTH",
     "MAX_FILTERS",
@@ -89,6 +92,7 @@ __all__ = [
     "execution_groups",
     "flow_definition_to_api",
     "layer_key",
+    "no_flow_group",
     "parse_flow_definition",
     "play_sources",
     "prev_refs",

@@ -20,6 +20,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from . import _limits as limits
 from ._errors import FlowValidationError, Problem
 from ._flow import (
+    COMPONENT_KINDS,
     Cast,
     ExecutionSettings,
     FilterMode,
@@ -199,6 +200,37 @@ def _filter(c: _Collector, data: Any, path: str) -> FilterSpec | None:
     )
 
 
+def _component_config_ids(c: _Collector, data: Any, path: str) -> dict[str, str]:
+    """Component kind -> config id. Kinds are a closed set, so a typo (``"reqest"``) is
+    refused when the flow is saved instead of being silently ignored when it runs."""
+    if not data:  # absent, null or empty: the step names no config
+        return {}
+    if not isinstance(data, Mapping):
+        c.add(path, "must be an object mapping component kinds to config ids")
+        return {}
+    if len(data) > limits.MAX_COMPONENT_CHOICES:
+        # One problem, not one per entry: the list of problems stays small.
+        c.add(path, f"must name at most {limits.MAX_COMPONENT_CHOICES} component kinds")
+        return {}
+    kinds = ", ".join(COMPONENT_KINDS)
+    out: dict[str, str] = {}
+    for kind, config_id in data.items():
+        if kind not in COMPONENT_KINDS:
+            # The path stays ``componentConfigIds``: an unknown key may be any length.
+            c.add(path, f"{kind!r:.60} is not a component kind (one of {kinds})")
+            continue
+        where = f"{path}.{kind}"
+        if not isinstance(config_id, str):
+            c.add(where, "must be a string (the id of a component config)")
+        elif not config_id.strip():
+            c.add(where, "must not be empty")
+        elif len(config_id) > limits.MAX_NAME_LENGTH:
+            c.add(where, f"must be at most {limits.MAX_NAME_LENGTH} characters")
+        else:
+            out[kind] = config_id
+    return out
+
+
 def _flowlet(c: _Collector, data: Any, path: str) -> Flowlet | None:
     if not isinstance(data, Mapping):
         c.add(path, "must be an object")
@@ -244,21 +276,7 @@ def _flowlet(c: _Collector, data: Any, path: str) -> Flowlet | None:
             spec = _filter(c, f, f"{path}.filters[{i}]")
             if spec is not None:
                 filters.append(spec)
-    cci = data.get("componentConfigIds") or {}
-    if not isinstance(cci, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in cci.items()
-    ):
-        c.add(f"{path}.componentConfigIds", "must map component kinds to config ids")
-        cci = {}
-    elif len(cci) > limits.MAX_COMPONENT_CHOICES or any(
-        len(k) > limits.MAX_REF_LENGTH or len(v) > limits.MAX_NAME_LENGTH for k, v in cci.items()
-    ):
-        c.add(
-            f"{path}.componentConfigIds",
-            f"at most {limits.MAX_COMPONENT_CHOICES} kinds of at most {limits.MAX_REF_LENGTH} "
-            f"characters, each naming a config of at most {limits.MAX_NAME_LENGTH}",
-        )
-        cci = {}
+    cci = _component_config_ids(c, data.get("componentConfigIds"), f"{path}.componentConfigIds")
     timeout = _number(c, data, "timeout", path)
     if timeout == 0:
         c.add(f"{path}.timeout", "must be positive")

@@ -77,9 +77,18 @@ class RetryPolicy:
         return delay
 
 
+COMPONENT_KINDS = ("request", "storage", "db", "email", "console", "ai")
+"""What a step's ``componentConfigIds`` may name a config for: the kinds of component a
+module can be pointed at (one config id each)."""
+
+
 @attrs.frozen
 class Flowlet:
-    """One step of a flow: a module call with (possibly templated) arguments."""
+    """One step of a flow: a module call with (possibly templated) arguments.
+
+    ``component_config_ids`` maps a component kind (:data:`COMPONENT_KINDS`) to the id of
+    the company's config the step uses for it.
+    """
 
     ref: str
     app_id: str

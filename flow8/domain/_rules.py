@@ -15,8 +15,19 @@ from ._flow import FlowDefinition, Flowlet
 
 ITERATOR = "iterator"
 AGGREGATOR = "aggregator"
+KV_MODULES = frozenset({"kv-set", "kv-get", "kv-append", "kv-delete"})
+"""The modules whose ``scope`` argument picks a KV scope (``flow_group`` needs a group)."""
 
 _PREV_REF = re.compile(r"\$prev\s*\.\s*(?:`([^`]+)`|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def no_flow_group(ref: str) -> str:
+    """Why step ``ref`` cannot use KV scope ``flow_group``: said on save and, should such a
+    step run anyway (a scope that comes from an expression), by the failed step."""
+    return (
+        f"step {ref!r} uses kv scope 'flow_group', but this flow has no group "
+        "(give the flow a group, or use scope 'flow' or 'global')"
+    )
 
 
 def prev_refs(source: str) -> set[str]:
@@ -96,6 +107,10 @@ def definition_problems(definition: FlowDefinition, checks: FlowChecks) -> list[
                 for arg_path, msg in checks.arg_problems(f.app_id, f.args):
                     where = f"{path}.args" + (f".{arg_path}" if arg_path else "")
                     problems.append(Problem(where, msg))
+            if definition.group is None and _kv_scope(f) == "flow_group":
+                # Storing under another scope instead would hand the value to the wrong
+                # readers, and the step's output would still say flow_group.
+                problems.append(Problem(f"{path}.args.scope", no_flow_group(f.ref)))
             if f.app_id in (ITERATOR, AGGREGATOR) and len(group) > 1:
                 problems.append(
                     Problem(
@@ -122,6 +137,13 @@ def definition_problems(definition: FlowDefinition, checks: FlowChecks) -> list[
                             )
     problems.extend(_loop_problems(groups, position))
     return problems
+
+
+def _kv_scope(f: Flowlet) -> Any:
+    """A KV step's literal ``scope`` (None for other steps)."""
+    if f.app_id not in KV_MODULES or not hasattr(f.args, "get"):
+        return None
+    return f.args.get("scope")
 
 
 def _loop_problems(groups: list[list[Flowlet]], position: dict[int, int]) -> list[Problem]:

@@ -143,7 +143,11 @@ def scope_key(scope: str, flow_id: str, group: str | None) -> str:
     if scope == "global":
         return "global"
     if scope == "flow_group":
-        return f"group:{group}" if group else f"flow:{flow_id}"
+        if not group:
+            # Never the flow's own scope instead: the entry would go where no reader of the
+            # group looks, while the caller believes it is shared.
+            raise KvError("scope 'flow_group' needs a group, and this flow has none")
+        return f"group:{group}"
     if scope == "flow":
         return f"flow:{flow_id}"
     raise KvError(f"unknown kv scope {scope!r} (global, flow_group or flow)")

@@ -13,13 +13,15 @@ from .exceptions import NotFound, ValidationFailed
 routes = Routes("kv", "kv")
 
 
-def _scope_args(scope: str, scope_key: str | None) -> dict[str, str | None] | None:
-    """Service arguments for a scope; None for a flow/group scope without its key, which
-    names no scope at all (so it holds no entries)."""
+def _scope_args(scope: str, scope_key: str | None) -> dict[str, str | None]:
+    """Service arguments for a scope. A flow or group scope without its key names no scope
+    at all: refused (422) by every route alike, so that a read cannot answer "empty" for
+    what a write refuses."""
     if scope == "global":
         return {"scope": scope}
     if not scope_key:
-        return None
+        problem = {"field": "scopeKey", "message": f"required for scope {scope}"}
+        raise ValidationFailed([problem])
     if scope == "flow":
         return {"scope": scope, "flow_id": scope_key}
     return {"scope": scope, "group": scope_key}
@@ -36,7 +38,7 @@ def _scope_args(scope: str, scope_key: str | None) -> dict[str, str | None] | No
 async def list_kv(req: Req) -> object:
     q: KvQuery = req.query
     scope = _scope_args(q.scope, q.scope_key)
-    rows = [] if scope is None else await kv_service().list(req.company_id, **scope)  # type: ignore[arg-type]
+    rows = await kv_service().list(req.company_id, **scope)  # type: ignore[arg-type]
     items = [
         KvEntryOut(r["key"], r["value"], q.scope, q.scope_key, r["expiresAt"], r["secret"])
         for r in rows
@@ -55,9 +57,6 @@ async def list_kv(req: Req) -> object:
 async def set_kv(req: Req) -> KvEntryOut:
     body: KvSet = req.body
     scope = _scope_args(body.scope, body.scope_key)
-    if scope is None:
-        problem = {"field": "scopeKey", "message": f"required for scope {body.scope}"}
-        raise ValidationFailed([problem])
     await kv_service().set(
         req.company_id,
         body.key,
@@ -88,7 +87,7 @@ async def set_kv(req: Req) -> KvEntryOut:
 async def delete_kv(req: Req, key: str) -> None:
     q: KvScopeQuery = req.query
     scope = _scope_args(q.scope, q.scope_key)
-    deleted = scope is not None and await kv_service().delete(req.company_id, key, **scope)  # type: ignore[arg-type]
+    deleted = await kv_service().delete(req.company_id, key, **scope)  # type: ignore[arg-type]
     if not deleted:
         raise NotFound("KV entry not found", code="KV_NOT_FOUND")
     audit_change(req, "kv_deleted", "kv", key, details={"scope": q.scope, "scopeKey": q.scope_key})

@@ -2,7 +2,8 @@
 
 Values are stored encrypted at rest; an entry marked secret is also masked in the records
 of the plays that use it (see ``flow8.engine._redact``). ``scope`` is ``global`` (the
-company), ``flow_group`` (the flow's group) or ``flow`` (default).
+company), ``flow_group`` (the flow's group; refused in a flow without one) or ``flow``
+(default).
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from flow8.domain import no_flow_group
+
+from ._errors import ModuleFailure
 from ._registry import ModuleContext, ModuleSpec
 
 SCOPES = ["global", "flow_group", "flow"]
@@ -18,31 +22,37 @@ _SCOPE = {"enum": SCOPES}
 _TTL = {"type": "number", "exclusiveMinimum": 0}
 
 
-def _scope(args: Mapping[str, Any]) -> str:
-    return str(args.get("scope") or "flow")
+def _scope(ctx: ModuleContext, args: Mapping[str, Any]) -> str:
+    scope = str(args.get("scope") or "flow")
+    if scope == "flow_group" and ctx.kv.group is None:
+        # A literal scope is refused when the flow is saved; one that came from an
+        # expression fails here, in the same words, rather than using another scope.
+        raise ModuleFailure(no_flow_group(ctx.ref))
+    return scope
 
 
 async def _kv_set(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+    scope = _scope(ctx, args)
     await ctx.kv.set(
-        _scope(args), args["key"], args.get("value"), args.get("ttlSeconds"), args.get("secret")
+        scope, args["key"], args.get("value"), args.get("ttlSeconds"), args.get("secret")
     )
-    return {"key": args["key"], "scope": _scope(args)}
+    return {"key": args["key"], "scope": scope}
 
 
 async def _kv_get(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
-    found, value = await ctx.kv.get(_scope(args), args["key"])
+    found, value = await ctx.kv.get(_scope(ctx, args), args["key"])
     return {"value": value if found else args.get("default"), "found": found}
 
 
 async def _kv_append(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
     count = await ctx.kv.append(
-        _scope(args), args["key"], args.get("value"), args.get("ttlSeconds")
+        _scope(ctx, args), args["key"], args.get("value"), args.get("ttlSeconds")
     )
     return {"key": args["key"], "count": count}
 
 
 async def _kv_delete(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
-    deleted = await ctx.kv.delete(_scope(args), args["key"])
+    deleted = await ctx.kv.delete(_scope(ctx, args), args["key"])
     return {"key": args["key"], "deleted": deleted}
 
 

@@ -14,8 +14,12 @@ from ._schema import ArgsValidator
 class KvAccess(Protocol):
     """Key-value access a module gets, already bound to the play's company and flow.
 
-    ``scope`` is ``global``, ``flow_group`` or ``flow``.
+    ``scope`` is ``global``, ``flow_group`` or ``flow``. ``group`` is the flow's group; a
+    flow without one has no ``flow_group`` scope.
     """
+
+    @property
+    def group(self) -> str | None: ...
 
     async def get(self, scope: str, key: str) -> tuple[bool, Any]: ...
 
@@ -83,6 +87,11 @@ class ModuleSpec:
     such as a JSONata expression, and data must never become code). ``static_check`` finds
     what the schema cannot see in literal arguments, such as an expression that does not
     parse, so a flow is refused when it is saved rather than failing when it runs.
+    ``args_check`` finds what the schema cannot express about the arguments' shape (such as
+    two arguments that exclude each other): it runs on the literal arguments when the flow
+    is saved and on the resolved ones before the step runs, so it must judge only what an
+    expression cannot change (which arguments are present), and cope with arguments the
+    schema refuses.
     """
 
     app_id: str
@@ -94,6 +103,7 @@ class ModuleSpec:
     run: RunFn
     literal_args: tuple[str, ...] = ()
     static_check: Callable[[Mapping[str, Any]], list[tuple[str, str]]] | None = None
+    args_check: Callable[[Mapping[str, Any]], list[tuple[str, str]]] | None = None
     _validator: Any = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -107,7 +117,7 @@ class ModuleSpec:
         """
         if not static:
             problems: list[tuple[str, str]] = self._validator.problems(args)
-            return problems
+            return problems + self._args_problems(args)
         problems = []
         for err in self._validator.iter_errors(args):
             path = list(err.absolute_path)
@@ -120,7 +130,12 @@ class ModuleSpec:
                     problems.append((name, "must be literal: expressions are not allowed here"))
             if self.static_check is not None and not problems:
                 problems += self.static_check(args)
-        return problems
+        return problems + self._args_problems(args)
+
+    def _args_problems(self, args: Any) -> list[tuple[str, str]]:
+        if self.args_check is None or not isinstance(args, Mapping):
+            return []
+        return self.args_check(args)
 
     def check_args(self, args: Any) -> None:
         """Raise :class:`InvalidArgs` listing every violation of the args schema."""
