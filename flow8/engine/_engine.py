@@ -36,6 +36,7 @@ from ._admission import Admission
 from ._big import json_size, off_the_loop_if_big
 from ._events import EventBus, EventFilter
 from ._exceptions import (
+    IdempotencyKeyReused,
     InvalidInput,
     PlayLimitReached,
     PlayNotFound,
@@ -49,7 +50,15 @@ from ._journal import Created
 from ._kv import KvStore
 from ._plan import PlanCache
 from ._play_actor import run_play_body
-from ._records import describe_crash, layer_from_doc, play_doc, play_from_doc
+from ._records import (
+    MAX_ERROR_LENGTH,
+    describe_crash,
+    elided,
+    layer_from_doc,
+    play_doc,
+    play_from_doc,
+    request_fingerprint,
+)
 from ._redact import Redactor
 from ._settings import EngineSettings
 
@@ -137,7 +146,8 @@ class Engine:
         instance is running plays, start it right away.
 
         With ``idempotency_key``, a play of the same flow started with the same key in the
-        last 24 h is returned instead of starting another.
+        last 24 h is returned instead of starting another; IdempotencyKeyReused if that play
+        was started with another input or ``version`` (a subflow's child: never).
 
         At most ``settings.max_starting`` starts are in progress at once; later ones wait
         their turn, companies in turn and each in arrival order (see :class:`FairGate`).
@@ -196,12 +206,22 @@ class Engine:
                 raise InvalidInput(f"input does not match the flow's inputSchema: {text}")
         # Checked for the store now (a value it refuses is the caller's error), off the loop
         # when big; the insert then takes it without walking it again.
-        input = await off_the_loop_if_big(json_size(input), prepare_value, input, "input")
+        size = json_size(input)
+        input = await off_the_loop_if_big(size, prepare_value, input, "input")
         plays = self._plays(company_id)
         now = time.time()
         stored_key = f"{flow_id}:{idempotency_key}" if idempotency_key else None
-        if stored_key is not None:
-            existing = await self._existing(plays, stored_key, now)
+        # A start from outside is the same request as the one its key stands for only with
+        # the same input and version: the key is stored with the request's fingerprint. A
+        # subflow's child is not compared: its key is its parent's step, and a step re-run
+        # after a crash must find its child even if its arguments now resolve differently.
+        fingerprint = None
+        if idempotency_key:
+            if parent is None:
+                fingerprint = await off_the_loop_if_big(
+                    size, request_fingerprint, flow_id, version, input
+                )
+            existing = await self._existing(plays, flow_id, idempotency_key, fingerprint, now)
             if existing is not None:
                 return existing
         if parent is not None:
@@ -244,6 +264,8 @@ class Engine:
             doc["secrets"] = redactor.secrets
         # Every play carries a key so that the unique index never sees two nulls.
         doc["idempotency_key"] = stored_key or f"play:{play_id}"
+        if fingerprint is not None:
+            doc["idempotency_fingerprint"] = fingerprint
         doc["max_concurrent"] = max_concurrent
         runnable = state is PlayState.NEW and self._spawn is not None
         runnable = runnable and len(self._running) < self.settings.max_running_plays
@@ -282,9 +304,9 @@ class Engine:
         try:
             await pipe.sync()
         except DuplicateKey:
-            if stored_key is None:
+            if not idempotency_key:
                 raise
-            existing = await self._existing(plays, stored_key, now)
+            existing = await self._existing(plays, flow_id, idempotency_key, fingerprint, now)
             if existing is None:
                 raise
             return existing
@@ -345,11 +367,21 @@ class Engine:
         )
         self._wake.set()
 
-    async def _existing(self, plays: Any, stored_key: str, now: float) -> Play | None:
+    async def _existing(
+        self, plays: Any, flow_id: str, key: str, fingerprint: str | None, now: float
+    ) -> Play | None:
+        """The play of ``flow_id`` that ``key`` stands for within the window, or None.
+        Raises IdempotencyKeyReused when it was started by a different request
+        (``fingerprint``); a key stored without a fingerprint (a subflow's child, or a play
+        started before keys had them) answers its play whatever the request."""
+        stored_key = f"{flow_id}:{key}"
         doc = await plays.find_one({"idempotency_key": stored_key})
         if doc is None:
             return None
         if doc["created_at"] >= now - self.settings.idempotency_window_seconds:
+            stored = doc.get("idempotency_fingerprint")
+            if fingerprint is not None and stored is not None and stored != fingerprint:
+                raise IdempotencyKeyReused(key, doc["_id"])
             return play_from_doc(doc)
         # Older than the window: retire its key so that the new play can take it.
         await plays.update_one(
@@ -483,17 +515,24 @@ class Engine:
         key: str,
         wait: bool,
         timeout: float | None,
+        attempt: int = 1,
         secrets: Sequence[str] = (),
     ) -> dict[str, Any]:
-        """Start ``flow_id`` as a child of ``parent`` for the step whose layer key is ``key``
-        (also the child's idempotency key: a re-run step finds the same child). With
-        ``wait``, returns ``{state, playId, out, error}`` once the child ends, cancelling it
-        after ``timeout`` seconds; else ``{state, playId, out: None}`` at once."""
+        """Start ``flow_id`` as a child of ``parent`` for attempt ``attempt`` of the step
+        whose layer key is ``key`` (also the child's idempotency key: a re-run attempt finds
+        the same child, a retry starts another). With ``wait``, returns ``{state: DONE,
+        playId, out, error: None}`` once the child is done, cancelling it after ``timeout``
+        seconds; a child that fails or is cancelled fails the step (StepError naming the
+        child and its error). Without, returns ``{state, playId, out: None}`` at once."""
+        ref = key.split(":")[1]
         if parent.depth + 1 > self.settings.max_subflow_depth:
             raise StepError(
-                key.split(":")[1],
-                f"subflow depth limit ({self.settings.max_subflow_depth}) reached",
+                ref,
+                f"SUBFLOW_DEPTH_LIMIT: subflow depth limit ({self.settings.max_subflow_depth})"
+                " reached",
             )
+        # The first attempt keeps the key plays started before retries had their own.
+        child_key = f"subflow:{key}" if attempt <= 1 else f"subflow:{key}#{attempt}"
         # Starting the child is one step: a cancellation meanwhile (a sibling step failed,
         # the play was cancelled) lets it complete, so that the step records the child it
         # started rather than leave a child nobody knows of.
@@ -503,7 +542,7 @@ class Engine:
                 flow_id,
                 args,
                 trigger=Trigger(TriggerKind.SUBFLOW, parent.id),
-                idempotency_key=f"subflow:{key}",
+                idempotency_key=child_key,
                 parent=parent,
                 secrets=secrets,
                 timeout=SUBFLOW_START_TIMEOUT,
@@ -515,7 +554,7 @@ class Engine:
         except TimeoutError:
             await self.cancel_play(parent.company_id, child.id)
             raise StepError(
-                key.split(":")[1], f"subflow play {child.id} did not finish in {timeout:g} s"
+                ref, f"subflow play {child.id} did not finish in {timeout:g} s"
             ) from None
         except trio.Cancelled:
             # A child waited for exists only for this step: it ends with it.
@@ -526,12 +565,12 @@ class Engine:
             ):
                 await self.cancel_play(parent.company_id, child.id)
             raise
-        return {
-            "state": done.state.value,
-            "playId": done.id,
-            "out": done.output,
-            "error": done.error,
-        }
+        if done.state is not PlayState.DONE:
+            # The step waited for the child's output and there is none: it fails as any
+            # step does (retried by its policy, failing the play after that), rather than
+            # hand the next steps a failure dressed as an output.
+            raise StepError(ref, _child_failed(done, flow_id))
+        return {"state": done.state.value, "playId": done.id, "out": done.output, "error": None}
 
     async def wait_play(
         self, company_id: str, play_id: str, *, timeout: float | None = None
@@ -642,3 +681,14 @@ class Engine:
         from ._dispatcher import Dispatcher
 
         await Dispatcher(self).serve(task_status=task_status)
+
+
+def _child_failed(child: Play, flow_id: str) -> str:
+    """``subflow play <id> of flow '<flow>' failed: <its error>``. The child's error may
+    quote its own child's, and so on down a chain of subflows: its middle is cut when long,
+    so that the root cause (last) still reaches the top play."""
+    ended = "was cancelled" if child.state is PlayState.CANCEL else "failed"
+    text = f"subflow play {child.id} of flow {flow_id!r} {ended}"
+    if child.error and child.error != "cancelled":
+        text += f": {elided(child.error, MAX_ERROR_LENGTH - 300)}"
+    return text

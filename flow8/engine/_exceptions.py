@@ -12,6 +12,7 @@ Hierarchy::
     │   ├── OutputTooLarge       the step's output exceeds the configured limit
     │   └── Interrupted          a non-idempotent step was cut off by a crash; not re-run
     ├── InvalidInput             a play's input does not match the flow's inputSchema
+    ├── IdempotencyKeyReused     a start's idempotency key was used with another request
     ├── PlayLimitReached         a start the company's play limits refuse (``retry_after``)
     ├── StartTimedOut            nothing was stored before a start's deadline: safe to retry
     ├── PlayNotFound             no such play for this company
@@ -78,6 +79,20 @@ class Interrupted(StepError):
 
 class InvalidInput(EngineError):
     pass
+
+
+class IdempotencyKeyReused(EngineError):
+    """A start named an idempotency key already used (within the window) for a different
+    request: another input, or another flow version asked for. ``play_id`` is the play that
+    the key stands for."""
+
+    def __init__(self, key: str, play_id: str) -> None:
+        self.key = key
+        self.play_id = play_id
+        super().__init__(
+            f"idempotency key {key!r} was already used with a different request (play "
+            f"{play_id}); use a new key for a new request"
+        )
 
 
 class PlayLimitReached(EngineError):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
+import orjson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 import actors
@@ -124,6 +126,31 @@ def error_text(text: str) -> str:
     """An error message as plays and layers store it: bounded, and always valid Unicode (a
     module's exception may quote data the store would refuse)."""
     return text[:MAX_ERROR_LENGTH].encode("utf-8", "replace").decode("utf-8")
+
+
+_ELIDED = " [...] "
+
+
+def elided(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters, its middle cut out when it is longer. For an
+    error that quotes another (a subflow step's quotes its child's, which may quote its own
+    child's): the outer context and the root cause, which comes last, both survive, where
+    cutting the tail (``error_text``) would drop the cause."""
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    tail = limit - head - len(_ELIDED)
+    return text[:head] + _ELIDED + text[-tail:]
+
+
+def request_fingerprint(flow_id: str, version: int | None, input: Any) -> str:
+    """What an idempotency key is stored with: the sha256 of the start request's canonical
+    JSON (keys sorted; the flow, the version asked for, None for the latest, and the input
+    as prepared for the store). Two starts with the same key are the same request only if
+    this matches. The version asked for, not the one resolved: a retry of the same request
+    after the flow was edited is still the same request."""
+    request = {"flowId": flow_id, "version": version, "input": input}
+    return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def describe_crash(error: BaseException) -> str:

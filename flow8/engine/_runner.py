@@ -79,6 +79,7 @@ class StepContext:
     step: Step
     iteration: tuple[int, ...]
     wake_at: float | None
+    attempt: int = 1  # numbered across resumes, as the layer's attempts are
 
     @property
     def company_id(self) -> str:
@@ -125,6 +126,7 @@ class StepContext:
             key=layer_key(self.run.play.id, self.step.ref, self.iteration),
             wait=wait,
             timeout=timeout,
+            attempt=self.attempt,
             secrets=self.run.redactor.secrets if self.run.redactor else (),
         )
 
@@ -513,6 +515,7 @@ class PlayRun:
         error: str | None = None
         while len(attempts) < allowed:
             number = len(attempts) + 1
+            ctx.attempt = number
             started = time.time()
             attempts.append(Attempt(number, started))
             running = attrs.evolve(layer, state=LayerState.RUN, attempts=tuple(attempts))

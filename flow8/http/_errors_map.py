@@ -5,6 +5,7 @@ from __future__ import annotations
 from flow8.domain import FlowValidationError
 from flow8.engine import (
     FlowNotFound,
+    IdempotencyKeyReused,
     InvalidInput,
     KvError,
     PlayLimitReached,
@@ -58,6 +59,12 @@ def from_engine(error: Exception) -> ApiError:
         return ValidationFailed([{"field": "(body)", "message": str(error)}], message=str(error))
     if isinstance(error, KvError):
         return ValidationFailed([{"field": "(body)", "message": str(error)}], message=str(error))
+    if isinstance(error, IdempotencyKeyReused):  # Stripe's answer: the request is at fault
+        reused = ValidationFailed(
+            [{"field": "Idempotency-Key", "message": str(error)}], message=str(error)
+        )
+        reused.code = "IDEMPOTENCY_KEY_REUSED"
+        return reused
     if isinstance(error, PlayLimitReached):
         return TooManyRequests(str(error), retry_after=error.retry_after or 1.0, code=error.code)
     if isinstance(error, StartTimedOut):  # nothing was stored: the client may retry

@@ -232,6 +232,8 @@ async def run_flow(req: Req, flowId: str) -> Response:
     key = req.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
         raise BadRequest("Idempotency-Key must be 1 to 200 characters", code="BAD_IDEMPOTENCY_KEY")
+    # The key answers the play it was first used for, for the same body only: another body
+    # is another request (422 IDEMPOTENCY_KEY_REUSED, from the engine's fingerprint check).
     # A client hanging up must not cancel a play half-created: starting is one step. Once
     # the play has been handed to the store, the answer is its id (never a retryable error,
     # which would start it twice for a client retrying without an Idempotency-Key).

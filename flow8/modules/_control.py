@@ -196,7 +196,8 @@ def control_modules() -> list[ModuleSpec]:
             category="control",
             description=(
                 "Start flow `flowId` as a child play with `args`; waits for it unless `async`"
-                " (bounded by `timeout` seconds); outputs {state, playId, out}."
+                " (bounded by `timeout` seconds) and fails if it fails (a retry starts it "
+                "again); outputs {state, playId, out}, or with `async` {state, playId} at once."
             ),
             args_schema={
                 "type": "object",
@@ -209,7 +210,8 @@ def control_modules() -> list[ModuleSpec]:
                 "required": ["flowId"],
             },
             output_schema={"type": "object"},
-            # The child play is keyed by parent play + step, so a re-run finds the same child.
+            # The child play is keyed by parent play + step (+ attempt), so a re-run finds
+            # the same child.
             idempotent=True,
             run=_subflow,
         ),

@@ -374,17 +374,27 @@ async def _recursion_limited(engine: Engine) -> None:
 
     await engine.flows.update(COMPANY, flow.id, parse_flow_definition({"name": "r", **recursive}))
     play = await run(engine, flow)
-    assert play.state is PlayState.DONE  # the chain ended where the depth limit failed a step
-    deepest = play
+    # The deepest step failed at the limit, and each play above failed with its child.
+    assert play.state is PlayState.FAIL
+    assert "SUBFLOW_DEPTH_LIMIT: subflow depth limit (3) reached" in (play.error or "")
+    plays = engine.store.tenant(COMPANY).collection("plays")
+    chain = [play]
     for _ in range(5):
-        layer = (await layers_by_ref(engine, deepest))["again"]
-        if layer.state is LayerState.FAIL:
-            assert "depth limit" in (layer.error or "")
-            assert deepest.depth == 3
-            break
-        deepest = await engine.get_play(COMPANY, layer.output["playId"])
+        layer = (await layers_by_ref(engine, chain[-1]))["again"]
+        assert layer.state is LayerState.FAIL
+        assert "depth limit" in (layer.error or "")
+        child = await plays.find_one({"parent_play_id": chain[-1].id})
+        if child is None:
+            assert layer.error == "SUBFLOW_DEPTH_LIMIT: subflow depth limit (3) reached"
+            break  # the step that met the limit started no child
+        assert (layer.error or "").startswith(
+            f"subflow play {child['_id']} of flow {flow.id!r} failed"
+        )
+        chain.append(await engine.get_play(COMPANY, child["_id"]))
+        assert chain[-1].state is PlayState.FAIL
     else:
         raise AssertionError("recursion was not limited")
+    assert [p.depth for p in chain] == [0, 1, 2, 3]
 
 
 async def test_kv_scopes_and_subflow_inheritance(engine: Engine) -> None:

@@ -102,9 +102,14 @@ async def test_run_is_idempotent_and_async_without_wait(api: ApiEnv) -> None:
         )
         assert first.status_code in (200, 202)
         again = await client.post(
-            f"/api/flows/{flow_id}/run", json={"name": "B"}, headers={"Idempotency-Key": "k1"}
+            f"/api/flows/{flow_id}/run", json={"name": "A"}, headers={"Idempotency-Key": "k1"}
         )
         assert again.json()["id"] == first.json()["id"]
+        reused = await client.post(  # the same key for another request is refused
+            f"/api/flows/{flow_id}/run", json={"name": "B"}, headers={"Idempotency-Key": "k1"}
+        )
+        assert reused.status_code == 422
+        assert reused.json()["error"] == "IDEMPOTENCY_KEY_REUSED"
         r = await client.post(f"/api/flows/{flow_id}/run")  # no body: input null
         assert r.status_code in (200, 202)
         assert r.json()["input"] is None
