@@ -73,8 +73,37 @@ class FlowRepository:
             "flow_id": flow.id,
             "version": flow.version,
             "definition": flow_definition_doc(flow.definition),
+            # The version's own time; the flow's creation is kept beside it, so a version read
+            # alone (plays pin them) knows both without reading the flow's document.
             "created_at": flow.updated_at,
+            "flow_created_at": flow.created_at,
         }
+
+    async def _flow_created_at(self, company_id: str, flow_id: str) -> float | None:
+        """When the flow was created, from its document (never changed after `create`)."""
+        head = await self._flows(company_id).find_one(
+            {"_id": flow_id}, projection={"created_at": 1}
+        )
+        return None if head is None else float(head["created_at"])
+
+    async def _from_versions(
+        self, company_id: str, vdocs: builtins.list[Any]
+    ) -> builtins.list[Flow]:
+        """Versions as flows: `created_at` is the flow's creation, `updated_at` the version's.
+
+        Version documents written before `flow_created_at` existed lack it: the flow's
+        document has it (one read, and only for those)."""
+        created: float | None = None
+        if any("flow_created_at" not in d for d in vdocs):
+            created = await self._flow_created_at(company_id, vdocs[0]["flow_id"])
+        flows = []
+        for d in vdocs:
+            first = d.get("flow_created_at", created)
+            if first is None:  # no flow document either (never expected): the version's time
+                first = d["created_at"]
+            doc = dict(d, company_id=company_id, created_at=first, updated_at=d["created_at"])
+            flows.append(flow_from_doc(doc))
+        return flows
 
     async def update(self, company_id: str, flow_id: str, definition: FlowDefinition) -> Flow:
         """Store ``definition`` as the next version of ``flow_id``."""
@@ -134,7 +163,7 @@ class FlowRepository:
         vdoc = await self._versions(company_id).find_one({"flow_id": flow_id, "version": version})
         if vdoc is None:
             raise FlowNotFound(f"flow {flow_id!r} has no version {version}")
-        return self._remember(flow_from_doc(dict(vdoc, company_id=company_id)))
+        return self._remember((await self._from_versions(company_id, [vdoc]))[0])
 
     async def list_flows(
         self, company_id: str, *, skip: int = 0, limit: int = 25
@@ -149,7 +178,7 @@ class FlowRepository:
         docs = await self._versions(company_id).find({"flow_id": flow_id}, sort=[("version", -1)])
         if not docs:
             raise FlowNotFound(f"flow {flow_id!r} not found")
-        return [flow_from_doc(d) for d in docs]
+        return await self._from_versions(company_id, docs)
 
     async def delete(self, company_id: str, flow_id: str) -> None:
         """Remove a flow from listings; its versions stay for the plays that pinned them."""

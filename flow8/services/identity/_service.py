@@ -21,6 +21,7 @@ from flow8.store import Collection, DuplicateKey, Store, new_id
 from . import _tokens
 from ._install import InstallGate
 from ._invitations import Invitations, InvitationSender
+from ._key_use import KeyUse
 from ._models import (
     SCOPES,
     ApiKey,
@@ -85,6 +86,10 @@ class IdentityService(Signin, Invitations):
     auth_cache_seconds: float = 2.0
     install_gate: InstallGate = attrs.field(
         default=attrs.Factory(lambda s: InstallGate(s.store), takes_self=True)
+    )
+    # Writes each API key's `last_used_at`, at most once a minute and off the request path.
+    key_use: KeyUse = attrs.field(
+        default=attrs.Factory(lambda s: KeyUse(s.store, s.clock), takes_self=True)
     )
     _principals: dict[str, tuple[float, datetime | None, Principal]] = attrs.field(
         init=False, factory=dict
@@ -375,6 +380,10 @@ class IdentityService(Signin, Invitations):
             principal = await self._load_api_key(digest)
             if generation == self._generation:
                 self._remember(digest, principal, None)
+        # Used once it is known to be valid, even for a scope it lacks: its holder should see
+        # that someone presents it.
+        if principal.api_key_id is not None:
+            self.key_use.note(principal.api_key_id)
         if scope not in principal.scopes:
             raise PermissionDenied(f"API key lacks the {scope!r} scope")
         return principal
