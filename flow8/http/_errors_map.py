@@ -13,6 +13,7 @@ from flow8.engine import (
     PlayStateError,
     StartTimedOut,
 )
+from flow8.logs import get_logger
 from flow8.services import credentials as cred
 from flow8.services import identity as ident
 from flow8.store import InvalidDocument, StoreClosed, StoreError, StoreUnavailable
@@ -28,6 +29,15 @@ from .exceptions import (
     ValidationFailed,
 )
 
+log = get_logger("flow8.http")
+
+
+def _internal(error: Exception) -> ApiError:
+    """An error no mapping knows: logged with its traceback for the operator; the client
+    gets a generic 500, never the error's text (it may carry data)."""
+    log.error("http.unmapped_error", error=type(error).__name__, exc_info=error)
+    return ApiError("internal server error")
+
 
 def from_identity(error: ident.IdentityError) -> ApiError:
     if isinstance(error, ident.InvalidInput):
@@ -42,7 +52,7 @@ def from_identity(error: ident.IdentityError) -> ApiError:
         return NotFound(str(error), code=error.code)
     if isinstance(error, ident.AlreadyInstalled | ident.Conflict):
         return Conflict(str(error), code=error.code)
-    return ApiError(str(error), code=error.code)
+    return _internal(error)
 
 
 def from_engine(error: Exception) -> ApiError:
@@ -69,7 +79,7 @@ def from_engine(error: Exception) -> ApiError:
         return TooManyRequests(str(error), retry_after=error.retry_after or 1.0, code=error.code)
     if isinstance(error, StartTimedOut):  # nothing was stored: the client may retry
         return ServiceUnavailable("starting the play timed out; retry")
-    return ApiError("internal server error")
+    return _internal(error)
 
 
 def from_store(error: StoreError) -> ApiError:
@@ -80,7 +90,7 @@ def from_store(error: StoreError) -> ApiError:
         return ValidationFailed([{"field": "(body)", "message": message}], message=message)
     if isinstance(error, StoreUnavailable | StoreClosed):
         return ServiceUnavailable("the database is unavailable; retry shortly")
-    return ApiError("internal server error")
+    return _internal(error)
 
 
 def from_credentials(error: cred.CredentialError) -> ApiError:
@@ -92,4 +102,4 @@ def from_credentials(error: cred.CredentialError) -> ApiError:
         return NotFound("credential not found", code=error.code)
     if isinstance(error, cred.CredentialNameTaken | cred.CredentialConflict):
         return Conflict(str(error), code=error.code)
-    return ApiError("internal server error")
+    return _internal(error)
