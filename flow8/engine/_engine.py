@@ -63,6 +63,14 @@ from ._redact import Redactor
 from ._settings import EngineSettings
 
 log = get_logger("flow8.engine")
+
+
+def _launch_failed(play_id: str, error: Exception) -> None:
+    """A play stored but not launched here is handed back to the dispatchers (another
+    instance, or this one's next poll, runs it); say why, since nothing else will."""
+    log.warning("play.launch_failed_handed_back", play_id=play_id, error=repr(error)[:200])
+
+
 # How long a subflow step waits for its child to be stored (a stalled database) before it
 # fails; the start itself is not interrupted by a cancellation (see run_subflow).
 SUBFLOW_START_TIMEOUT = 30.0
@@ -293,6 +301,7 @@ class Engine:
                 self._hand_back(pipe, plays, play_id)
                 if not isinstance(e, Exception):
                     raise  # cancelled: the play is the dispatcher's now, nothing is lost
+                _launch_failed(play_id, e)
                 await pipe.sync()
                 return play
             self.started_plays += 1
@@ -323,6 +332,7 @@ class Engine:
                 self._hand_back(pipe, plays, play_id)
                 if not isinstance(e, Exception):
                     raise
+                _launch_failed(play_id, e)
                 await pipe.sync()
                 return play
             return running

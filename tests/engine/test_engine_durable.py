@@ -19,6 +19,7 @@ from engine_testkit import (
     spec,
     wait_state,
 )
+from structlog.testing import capture_logs
 
 from flow8.domain import LayerState, PlayState, TriggerKind
 from flow8.engine import Engine, EventBus, PlayStateError
@@ -589,8 +590,14 @@ async def test_a_play_that_cannot_get_an_actor_is_left_to_the_dispatcher(
     flow = await make_flow(
         starter, {"flowlets": [{"ref": "a", "appId": "set", "args": {"value": 7}}]}
     )
-    play = await starter.start_play(COMPANY, flow.id, idempotency_key=key)
+    with capture_logs() as logs:
+        play = await starter.start_play(COMPANY, flow.id, idempotency_key=key)
     assert play.state is PlayState.NEW
+    # The operator hears why a play stayed NEW: nothing else would say it.
+    failed = [e for e in logs if e["event"] == "play.launch_failed_handed_back"]
+    assert [(e["play_id"], "supervisor is stopping" in e["error"]) for e in failed] == [
+        (play.id, True)
+    ]
     assert (await starter.get_play(COMPANY, play.id)).state is PlayState.NEW
     if key is not None:  # the key still names this play
         assert (await starter.start_play(COMPANY, flow.id, idempotency_key=key)).id == play.id
