@@ -81,10 +81,9 @@ class MongoBackend:
 
     # -- start-up --------------------------------------------------------------------------
 
-    async def serve_lanes(
-        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Host the pipelines' ordered write lanes until :meth:`aclose`; restartable.
+    async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Host the pipelines' ordered write lanes until :meth:`aclose`; restartable
+        (expired documents are MongoDB's own TTL monitor's work).
 
         Lanes still running when it is asked to end finish first (each write is bounded by
         the driver's timeouts), so a pipelined write is never abandoned half-way.

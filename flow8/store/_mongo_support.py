@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import collections
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -70,11 +71,19 @@ def map_error(err: Exception, spec: CollectionSpec | None, where: str) -> StoreE
     return StoreError(f"{name}: {type(err).__name__}: {err}")
 
 
+class _LaneHost(Protocol):
+    """What a lane needs of its backend (MongoBackend)."""
+
+    async def write(self, op: WriteOp) -> Any: ...
+
+    def spawn(self, fn: Callable[[], Any]) -> None: ...
+
+
 @attrs.define
 class Lane:
     """Ordered execution of one pipeline's ops, without making its caller wait."""
 
-    backend: Any  # MongoBackend: write(op) and spawn(fn)
+    backend: _LaneHost
     queue: collections.deque[tuple[Pending, WriteOp]] = attrs.field(factory=collections.deque)
     running: bool = False
 

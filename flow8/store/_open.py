@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 import trio
 
+from ._backend import Backend
 from ._catalog import CATALOG, Catalog
 from ._crypto import Keyring, load_keyring
 from ._mongo import MongoBackend
@@ -54,24 +55,25 @@ async def open_store(
     if durability not in ("full", "normal"):
         raise StoreError(f"durability must be 'full' or 'normal', got {durability!r}")
     env_keys = os.environ.get("FLOW8_ENCRYPTION_KEYS")
-    engine: SqliteBackend | MongoBackend
+    backend: Backend
     # Open (and fail) before any nursery exists, so start-up errors surface unwrapped.
     if url.startswith("sqlite:"):
         path = sqlite_path(url, data_dir)
         keyring = encryption or load_keyring(env_keys, data_dir or path.parent)
-        engine = SqliteBackend(path, catalog, durability, busy_timeout, read_connections)
-        await engine.open()
+        backend = SqliteBackend(
+            path, catalog, durability, busy_timeout, read_connections, ttl_interval=ttl_interval
+        )
     elif url.startswith(("mongodb://", "mongodb+srv://")):
         keyring = encryption or load_keyring(env_keys, None, backend="mongo")
         match = _MONGO_DB.match(url)
         client = mongo_client if mongo_client is not None else _mongo_client(url)
-        engine = MongoBackend(client, match.group(1) if match else "flow8", catalog, url=url)
-        await engine.open()
+        backend = MongoBackend(client, match.group(1) if match else "flow8", catalog, url=url)
     else:
         raise StoreUnavailable(
             f"unsupported store URL {redact_url(url)!r}: use sqlite:///path or mongodb://..."
         )
-    store = StoreImpl(engine, catalog, keyring, ttl_interval)
+    await backend.open()
+    store = StoreImpl(backend, catalog, keyring)
     log.info("store_opened", **store.statistics())
     try:
         async with trio.open_nursery() as nursery:
@@ -81,7 +83,7 @@ async def open_store(
                 yield store
             finally:
                 with trio.CancelScope(shield=True):  # bounded: the queue drains, then closes
-                    await engine.aclose()
+                    await backend.aclose()
     except BaseExceptionGroup as group:
         # The nursery wraps whatever the caller's block raised; hand that back as it was.
         if len(group.exceptions) != 1:

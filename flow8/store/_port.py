@@ -130,7 +130,9 @@ class Store(Protocol):
     """An open store. Obtain one with ``open_store``."""
 
     @property
-    def backend(self) -> str: ...
+    def backend_name(self) -> str:
+        """``sqlite`` or ``mongo``."""
+        ...
 
     @property
     def catalog(self) -> Catalog: ...

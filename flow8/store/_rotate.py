@@ -66,7 +66,7 @@ async def rotate_keys(store: Store, *, batch_size: int = 500) -> int:
     if batch_size < 1:
         raise StoreError("batch_size must be at least 1")
     kid = store.keyring.primary_kid
-    engine = store.engine
+    backend = store.backend
     total = 0
     for spec in store.catalog:
         if not spec.secret_fields:
@@ -77,10 +77,10 @@ async def rotate_keys(store: Store, *, batch_size: int = 500) -> int:
         last = str(mark["last_id"]) if mark and mark.get("kid") == kid else ""
         while True:
             fdoc, node = parse_filter({"_id": {"$gt": last}} if last else {})
-            docs = await engine.find(spec, fdoc, node, [("_id", 1)], 0, batch_size)
+            docs = await backend.find(spec, fdoc, node, [("_id", 1)], 0, batch_size)
             if not docs:
                 break
-            lane = engine.lane()
+            lane = backend.lane()
             pending: list[Pending] = [
                 lane.submit(op) for doc in docs for op in _rewrite(store, spec, doc)
             ]

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import attrs
 
+from ._backend import Backend
 from ._catalog import CollectionSpec
 from ._crypto import Keyring
 from ._filters import (
@@ -51,7 +52,7 @@ class ScopedCollection:
     spec: CollectionSpec
     mode: Mode
     company_id: str  # "" outside a tenant scope
-    backend: Any
+    backend: Backend
     keyring: Keyring | None
 
     @property

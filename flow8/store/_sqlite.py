@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
+import structlog
 import trio
 
 from ._catalog import Catalog, CollectionSpec
@@ -49,6 +50,8 @@ from ._sqlexec import (
 )
 from ._values import utcnow
 from .exceptions import StoreClosed, StoreError, StoreUnavailable
+
+log = structlog.get_logger("flow8.store")
 
 T = TypeVar("T")
 
@@ -153,6 +156,7 @@ class SqliteBackend:
     durability: Durability = "full"
     busy_timeout: float = 5.0
     read_connections: int = 4
+    ttl_interval: float = 60.0  # seconds between purges of expired (TTL) documents
     name: str = "sqlite"
     _writer: sqlite3.Connection | None = None
     _idle: queue.SimpleQueue[sqlite3.Connection] = attrs.field(factory=queue.SimpleQueue)
@@ -484,6 +488,24 @@ class SqliteBackend:
             raise _Retry from e  # e.g. a duplicate: one by one finds the op it belongs to
         except Exception as e:  # a StoreError, or a value the driver refused: find its op
             raise _Retry from e
+
+    async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The group-commit writer, and beside it the batched purge of expired (TTL)
+        documents every ``ttl_interval`` seconds, until :meth:`aclose`; restartable."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._purge_expired_forever)
+            try:
+                await self.serve_writer(task_status=task_status)
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _purge_expired_forever(self) -> None:
+        while True:
+            await trio.sleep(self.ttl_interval)
+            try:
+                await self.purge_expired()
+            except StoreError as e:  # a locked or full database must not stop the writer
+                log.warning("ttl_purge_failed", error=str(e))
 
     async def serve_writer(
         self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

@@ -9,6 +9,7 @@ import attrs
 import structlog
 import trio
 
+from ._backend import Backend, WriteLane
 from ._catalog import Catalog
 from ._crypto import Keyring
 from ._ops import Pending
@@ -39,7 +40,7 @@ class _Scope:
                 "reach it through store.tenant(company_id)"
             )
         return ScopedCollection(
-            spec, self.mode, self.company_id, self.store.engine, self.store.keyring
+            spec, self.mode, self.company_id, self.store.backend, self.store.keyring
         )
 
 
@@ -53,16 +54,16 @@ class PipelineImpl:
     """Ordered, non-blocking writes; ``sync`` waits for all of them to be durable."""
 
     store: StoreImpl
-    _lane: Any = None
+    _lane: WriteLane = attrs.field(init=False)
     _pending: list[Pending] = attrs.field(factory=list)
 
     def __attrs_post_init__(self) -> None:
-        self._lane = self.store.engine.lane()
+        self._lane = self.store.backend.lane()
 
     def _coll(self, collection: Collection) -> ScopedCollection:
         if (
             not isinstance(collection, ScopedCollection)
-            or collection.backend is not self.store.engine
+            or collection.backend is not self.store.backend
         ):
             raise StoreError("pipeline writes need a collection obtained from this store")
         return collection
@@ -103,43 +104,21 @@ async def _all_durable(pending: list[Pending]) -> None:
         raise first
 
 
-async def _purge_expired_forever(store: StoreImpl, interval: float) -> None:
-    while True:
-        await trio.sleep(interval)
-        try:
-            await store.purge_expired()
-        except StoreError as e:  # a locked or full database must not stop the writer
-            log.warning("ttl_purge_failed", error=str(e))
-
-
 @attrs.define
 class StoreImpl:
-    engine: Any  # SqliteBackend | MongoBackend
+    backend: Backend
     catalog: Catalog
     keyring: Keyring | None
-    ttl_interval: float = 60.0
 
     async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The store's own work, run by the ``store`` actor of the supervision tree.
-
-        On sqlite: the group-commit writer and the batched purge of expired (TTL) documents;
-        on MongoDB: the pipelines' ordered write lanes (TTL is native there). Returns once the
-        store is closed; cancelled, it leaves queued writes to the next run (restartable).
-        """
-        if self.engine.name != "sqlite":
-            await self.engine.serve_lanes(task_status=task_status)
-            return
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_purge_expired_forever, self, self.ttl_interval)
-            try:
-                await self.engine.serve_writer(task_status=task_status)
-            finally:
-                nursery.cancel_scope.cancel()
+        """The store's own work, run by the ``store`` actor of the supervision tree (the
+        backend's: see ``Backend.serve``). Returns once the store is closed; cancelled, it
+        leaves queued writes to the next run (restartable)."""
+        await self.backend.serve(task_status=task_status)
 
     @property
-    def backend(self) -> str:
-        name: str = self.engine.name
-        return name
+    def backend_name(self) -> str:
+        return self.backend.name
 
     @property
     def system(self) -> _Scope:
@@ -156,10 +135,10 @@ class StoreImpl:
         return PipelineImpl(self)
 
     async def purge_expired(self) -> int:
-        n: int = await self.engine.purge_expired()
+        n: int = await self.backend.purge_expired()
         return n
 
     def statistics(self) -> dict[str, Any]:
         """A snapshot for the actor tree / admin endpoint (no secrets, no credentials)."""
-        stats: dict[str, Any] = self.engine.statistics()
+        stats: dict[str, Any] = self.backend.statistics()
         return stats

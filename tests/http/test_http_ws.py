@@ -13,6 +13,7 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 from flow8.engine import Event
 from flow8.http import HttpSettings, serve_http
 from flow8.store import Store
+from flow8.store._store import StoreImpl
 
 FLOW = {"name": "f", "flowlets": [{"ref": "a", "appId": "noop", "args": {"value": 1}}]}
 
@@ -215,7 +216,8 @@ async def test_a_store_outage_is_not_reported_as_a_missing_play(installed: ApiEn
     async with open_websocket_url(_ws_url(installed), extra_headers=headers) as ws:
         await ws.send_message(json.dumps({"action": "subscribe", "playId": play}))
         assert (await _next(ws))["type"] == "subscribed"
-        await installed.store.engine.aclose()  # the database goes away under the server
+        assert isinstance(installed.store, StoreImpl)
+        await installed.store.backend.aclose()  # the database goes away under the server
         # (a flow the server has cached is still found; one it must look up is not)
         for target in ({"playId": play}, {"flowId": "01UNCACHEDFLOW"}):
             await ws.send_message(json.dumps({"action": "subscribe", **target}))

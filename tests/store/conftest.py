@@ -56,9 +56,9 @@ TEST_CATALOG = CATALOG.extended(
 KEYS = Keyring.generate("k1")
 
 
-def engine_of(store: Store) -> Any:
+def backend_of(store: Store) -> Any:
     """The backend behind a store, for tests that inspect raw storage."""
-    return cast(Any, store).engine
+    return cast(Any, store).backend
 
 
 def mongo_uri() -> str | None:

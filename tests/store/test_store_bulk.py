@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import engine_of, open_test_store
+from conftest import backend_of, open_test_store
 
 from flow8.store import InvalidQuery, Keyring, ReturnDocument, Store, open_store
 
@@ -44,7 +44,7 @@ async def test_bulk_fields_round_trip_and_are_not_filtered_on(store: Store) -> N
 async def test_sqlite_keeps_bulk_fields_out_of_the_indexed_document(tmp_path: Path) -> None:
     async with open_test_store("sqlite", tmp_path) as s:
         await records(s).insert_one({"n": 1, "payload": {"big": "x" * 1000}})
-        with sqlite3.connect(engine_of(s).path) as db:
+        with sqlite3.connect(backend_of(s).path) as db:
             doc, bulk = db.execute('SELECT doc, bulk FROM "c_records"').fetchone()
         assert "payload" not in doc
         assert '"big"' in bulk

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import engine_of
+from conftest import backend_of
 
 from flow8.store import (
     Collection,
@@ -28,7 +28,7 @@ def ids(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def is_mongomock(store: Store) -> bool:
-    return type(getattr(engine_of(store), "client", None)).__module__.startswith("mongomock")
+    return type(getattr(backend_of(store), "client", None)).__module__.startswith("mongomock")
 
 
 def docs(store: Store, company: str = "acme") -> Collection:

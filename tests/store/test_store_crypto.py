@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import structlog
-from conftest import KEYS, engine_of, open_test_store
+from conftest import KEYS, backend_of, open_test_store
 
 from flow8.store import (
     DecryptionFailed,
@@ -30,7 +30,7 @@ SECRET = "canary-7f3a-secret"
 def raw_docs(store: Store, coll: str) -> list[dict[str, Any]]:
     """The documents as the database holds them (sqlite: the indexed part and the fields
     kept apart, merged)."""
-    engine: Any = engine_of(store)
+    engine: Any = backend_of(store)
     if engine.name == "sqlite":
         with sqlite3.connect(engine.path) as c:
             rows = c.execute(f'SELECT doc, bulk FROM "c_{coll}"')
@@ -39,7 +39,7 @@ def raw_docs(store: Store, coll: str) -> list[dict[str, Any]]:
 
 
 def raw_set(store: Store, coll: str, doc_id: str, field: str, value: Any) -> None:
-    engine: Any = engine_of(store)
+    engine: Any = backend_of(store)
     if engine.name == "sqlite":
         column = "bulk" if field in engine.catalog.get(coll).apart else "doc"
         with sqlite3.connect(engine.path) as c:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import engine_of, open_test_store
+from conftest import backend_of, open_test_store
 
 from flow8.store import DatabaseLocked, DuplicateKey, StorageFull, Store, StoreError
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def engine(store: Store) -> Any:
-    return engine_of(store)
+    return backend_of(store)
 
 
 def raw_count(path: Path, coll: str) -> int:

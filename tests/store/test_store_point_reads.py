@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from conftest import engine_of, open_test_store
+from conftest import backend_of, open_test_store
 
 from flow8.store import Store
 from flow8.store._filters import parse_filter
@@ -17,7 +17,7 @@ from flow8.store._sqlite import is_point_read
 
 
 def backend(store: Store) -> Any:
-    return engine_of(store)
+    return backend_of(store)
 
 
 def point(flt: dict[str, Any]) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
-from conftest import engine_of, open_test_store
+from conftest import backend_of, open_test_store
 
 from flow8.store import DuplicateKey, StoreError
 from flow8.store._ops import InsertOp
@@ -17,7 +17,7 @@ async def test_concurrent_inserts_into_one_collection_share_a_statement(tmp_path
         docs = s.tenant("acme").collection("docs")
         things = s.tenant("acme").collection("things")
         statements: list[str] = []
-        engine_of(s)._writer.set_trace_callback(statements.append)
+        backend_of(s)._writer.set_trace_callback(statements.append)
 
         async def put(i: int) -> None:
             await (docs if i % 10 else things).insert_one({"i": i, "k": f"k{i}"})
@@ -25,7 +25,7 @@ async def test_concurrent_inserts_into_one_collection_share_a_statement(tmp_path
         async with trio.open_nursery() as n:
             for i in range(100):
                 n.start_soon(put, i)
-        engine_of(s)._writer.set_trace_callback(None)
+        backend_of(s)._writer.set_trace_callback(None)
         inserts = [q for q in statements if q.startswith("INSERT")]
         assert len(inserts) < 40, f"100 inserts took {len(inserts)} statements"
         assert await docs.count() == 90
@@ -62,7 +62,7 @@ async def test_an_op_the_driver_refuses_fails_alone_and_the_writer_keeps_running
     validation) fails its own write only; the batch around it commits and the writer goes on."""
     async with open_test_store("sqlite", tmp_path) as s:
         things = s.tenant("acme").collection("things")
-        backend = engine_of(s)
+        backend = backend_of(s)
         spec = backend.catalog.get("things")
         bad = InsertOp(spec, ({"_id": "bad", "company_id": "acme", "k": "\udfff"},))
         outcome: dict[str, str] = {}
