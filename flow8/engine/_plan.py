@@ -22,7 +22,14 @@ from flow8.domain import (
     execution_groups,
 )
 from flow8.domain import FlowValidationError as _FlowValidationError
-from flow8.modules import AGGREGATOR, ITERATOR, ArgsValidator, ModuleRegistry, ModuleSpec
+from flow8.modules import (
+    AGGREGATOR,
+    ITERATOR,
+    ArgsValidator,
+    InvalidSchema,
+    ModuleRegistry,
+    ModuleSpec,
+)
 
 from ._exceptions import ExpressionError
 from ._filters import CompiledFilter, compile_filters
@@ -113,7 +120,7 @@ def validate_definition(definition: FlowDefinition, registry: ModuleRegistry) ->
     if definition.input_schema is not None:
         try:
             ArgsValidator(definition.input_schema)
-        except Exception as e:  # jsonschema.SchemaError and friends
+        except InvalidSchema as e:
             message = str(e).splitlines()[0] if str(e) else type(e).__name__
             problems.append(Problem("inputSchema", f"is not a valid JSON Schema: {message}"))
     return problems

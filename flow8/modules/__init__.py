@@ -11,7 +11,7 @@ from ._data import data_modules
 from ._errors import DuplicateModule, InvalidArgs, ModuleError, ModuleFailure, UnknownModule
 from ._kv import SCOPES, kv_modules
 from ._registry import KvAccess, ModuleContext, ModuleRegistry, ModuleSpec, RunFn
-from ._schema import ArgsValidator
+from ._schema import ArgsValidator, InvalidSchema
 from ._utility import utility_modules
 
 
@@ -31,6 +31,7 @@ __all__ = [
     "ArgsValidator",
     "DuplicateModule",
     "InvalidArgs",
+    "InvalidSchema",
     "KvAccess",
     "ModuleContext",
     "ModuleError",

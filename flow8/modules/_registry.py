@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import attrs
 
 from ._errors import DuplicateModule, InvalidArgs, UnknownModule
-from ._schema import ArgsValidator
+from ._schema import ArgsValidator, dotted
 
 
 class KvAccess(Protocol):
@@ -119,11 +119,10 @@ class ModuleSpec:
             problems: list[tuple[str, str]] = self._validator.problems(args)
             return problems + self._args_problems(args)
         problems = []
-        for err in self._validator.iter_errors(args):
-            path = list(err.absolute_path)
-            if _under_expression(args, path):
+        for path, message in self._validator.errors(args):
+            if _under_expression(args, list(path)):
                 continue
-            problems.append((".".join(str(p) for p in path), err.message))
+            problems.append((dotted(path), message))
         if isinstance(args, Mapping):
             for name in self.literal_args:
                 if _contains_expression(args.get(name)):

@@ -472,7 +472,7 @@ async def test_input_is_checked_against_the_input_schema(engine: Engine) -> None
             "flowlets": [{"ref": "a", "appId": "noop"}],
         },
     )
-    with pytest.raises(InvalidInput, match="'n' is a required property"):
+    with pytest.raises(InvalidInput, match='"n" is a required property'):
         await engine.start_play(COMPANY, flow.id, {"m": 1})
     assert (await run(engine, flow, {"n": 1})).state is PlayState.DONE
 
