@@ -1,6 +1,6 @@
 """Property: random crash sequences against random supervision trees match an OTP model.
 
-The model below is an independent, plain re-statement of the OTP rules (Erlang/OTP's supervisor semantics), for
+The model below is an independent, plain re-statement of Erlang/OTP's supervisor rules, for
 static supervisors (all three strategies) and dynamic ones. After every step the runtime's
 restart counts and running states must equal the model's, a dynamic supervisor must hold
 exactly the children the model says, and the number of live child incarnation tasks must equal
