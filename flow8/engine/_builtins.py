@@ -28,6 +28,7 @@ from . import _builtins_format as fmt
 from . import _builtins_regex as regex
 from . import _builtins_text as text
 from ._budget import current, size_of
+from ._explain import blame
 
 _TICK = 256
 
@@ -146,7 +147,11 @@ class _Guarded(Jsonata.JFunction):  # type: ignore[misc]
         budget.calls += 1
         if budget.calls % _TICK == 0:
             budget.tick()  # built-ins called in a loop by $map, $filter, $sort...
-        res = self._impl(*call_args)
+        try:
+            res = self._impl(*call_args)
+        except Exception as e:
+            blame(e, self.function_name, call_args)  # which built-in failed, for its message
+            raise
         if Utils.is_numeric(res):
             res = Utils.convert_number(res)
         elif self._charged and res is not None and not any(res is a for a in call_args):

@@ -24,6 +24,7 @@ from jsonata.datetimeutils import DateTimeUtils
 from jsonata.functions import Functions
 
 from ._budget import LimitHit, current
+from ._explain import shown
 from ._limits import MAX_PICTURE
 
 
@@ -111,7 +112,9 @@ def format_number(value: Any = None, picture: Any = None, options: Any = None) -
         separator = options.get("exponent-separator")
         if isinstance(separator, str) and len(separator) != 1:
             raise jexception.JException(
-                "$formatNumber option 'exponent-separator' must be one character", -1
+                "Argument 3 of function $formatNumber is invalid. The value of the "
+                "exponent-separator property must be a single character",
+                -1,
             )
     return Functions.format_number(value, picture, options)
 
@@ -139,8 +142,12 @@ def _parse_datetime(timestamp: str, picture: str) -> Any:
     full_regex = "^" + "".join("(" + part.regex + ")" for part in match_spec.parts) + "\n?$"
     try:
         pattern = re2.compile(full_regex, _IGNORE_CASE)
-    except re2.error as e:
-        raise jexception.JException(f"invalid picture {picture!r}: {e}", -1) from e
+    except re2.error as e:  # a message for a user: no Python repr, no re2 internals
+        raise jexception.JException(
+            "Argument 2 of function $toMillis is not a picture a timestamp can be parsed "
+            f"with: {shown(picture) or 'a long string'}",
+            -1,
+        ) from e
     match = pattern.search(timestamp)
     if match is None:
         return None

@@ -34,6 +34,7 @@ from jsonata.utils import Utils
 
 from ._budget import Budget, LimitHit, Slice, SliceSpent, install
 from ._exceptions import ExpressionError, ExpressionLimit
+from ._explain import explain
 from ._jsontext import NotJson, stringify, to_json
 from ._limits import MAX_RANGE, MAX_STRING, expression_limits
 from ._offload import run_bounded, run_in_thread
@@ -54,7 +55,11 @@ def _re2_engine(pattern: str, flags: RegexFlags) -> Any:
     try:
         return re2.compile(prefix + pattern, options)
     except re2.error as e:
-        raise jexception.JException(f"invalid regular expression /{pattern}/: {e}", 0) from e
+        # re2 gives its reason as bytes: shown as text, never as b'...'.
+        reason = e.args[0] if e.args else ""
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise jexception.JException(f"Invalid regular expression /{pattern}/: {reason}", 0) from e
 
 
 @functools.lru_cache(maxsize=1024)
@@ -118,12 +123,12 @@ class Expression:
             raise ExpressionError(source, "does not parse: names starting with $__ are reserved")
         try:
             compiled = Sandboxed(source, _re2_engine)
-        except jexception.JException as e:
-            raise ExpressionError(source, f"does not parse: {e}") from e
         except Exception as e:  # the parser raises assorted errors on odd input
-            raise ExpressionError(source, f"does not parse: {e}") from e
+            raise ExpressionError(source, f"does not parse: {explain(e, source)}") from e
         if compiled.errors:
-            raise ExpressionError(source, f"does not parse: {compiled.errors[0]}")
+            first = compiled.errors[0]
+            reason = explain(first, source) if isinstance(first, BaseException) else str(first)
+            raise ExpressionError(source, f"does not parse: {reason}")
         uses_kv = "$kv" in source
         return cls(source, uses_kv, compiled, timeout_ms=timeout_ms, path=_simple_path(source))
 
@@ -200,7 +205,8 @@ class Expression:
         except NotJson as e:
             failure = ExpressionError(self.source, str(e))
         except Exception as e:
-            failure = ExpressionError(self.source, "failed: " + _message(e))
+            # In JSONata's words, never Python's (``_explain``): a user reads this.
+            failure = ExpressionError(self.source, "failed: " + explain(e, self.source))
         finally:
             install(previous)
             if slice_ is not None:
@@ -245,11 +251,6 @@ class Expression:
         if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             return int(value)
         return value
-
-
-def _message(e: BaseException) -> str:
-    text = str(e) or type(e).__name__
-    return text.splitlines()[0][:500]
 
 
 # --- templates -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from flow8.domain import Cast, FilterMode, FilterOperator, FilterSpec
 
 from ._budget import Budget, LimitHit, Slice, SliceSpent
 from ._exceptions import ExpressionError, ExpressionLimit
+from ._explain import describe, json_type, shown
 from ._expressions import compile_regex
 from ._jsontext import is_small, stringify
 from ._limits import expression_limits
@@ -27,7 +28,13 @@ from ._templates import Bindings, CompiledValue, compile_value
 
 
 class FilterError(ValueError):
-    """A filter cannot be applied (bad cast, bad regex)."""
+    """A filter cannot be applied (bad cast, bad regex). Its message is for a user: values
+    as JSON and types by their JSON names, never Python's."""
+
+
+def _quoted(value: Any) -> str:
+    text = shown(value)
+    return text if text is not None else describe(value)
 
 
 def cast_value(value: Any, cast: Cast | None, budget: Budget | None = None) -> Any:
@@ -44,18 +51,18 @@ def cast_value(value: Any, cast: Cast | None, budget: Budget | None = None) -> A
             try:
                 number = float(value.strip())
             except ValueError:
-                raise FilterError(f"cannot cast {value!r} to a number") from None
+                raise FilterError(f"cannot cast {_quoted(value)} to a number") from None
             if not math.isfinite(number):
-                raise FilterError(f"cannot cast {value!r} to a finite number")
+                raise FilterError(f"cannot cast {_quoted(value)} to a finite number")
             return int(number) if number.is_integer() else number
-        raise FilterError(f"cannot cast {type(value).__name__} to a number")
+        raise FilterError(f"cannot cast {describe(value)} to a number")
     if isinstance(value, str):
         lowered = value.strip().lower()
         if lowered in ("true", "1", "yes", "on"):
             return True
         if lowered in ("false", "0", "no", "off", ""):
             return False
-        raise FilterError(f"cannot cast {value!r} to a boolean")
+        raise FilterError(f"cannot cast {_quoted(value)} to a boolean")
     if value is None:
         return False
     if isinstance(value, bool | int | float):
@@ -74,7 +81,7 @@ def _ordered(left: Any, right: Any) -> tuple[Any, Any]:
     strings = isinstance(left, str) and isinstance(right, str)
     if not (numbers or strings):
         raise FilterError(
-            f"cannot order {type(left).__name__} against {type(right).__name__} "
+            f"cannot order {json_type(left)} against {json_type(right)} "
             "(cast both to number or string)"
         )
     return left, right
@@ -106,7 +113,7 @@ def apply_operator(op: FilterOperator, left: Any, right: Any, budget: Budget | N
         elif left is None:
             found = False
         else:
-            raise FilterError(f"'contains' needs a string, array or object, got {left!r}")
+            raise FilterError(f"'contains' needs a string, array or object, got {describe(left)}")
         return found if op is FilterOperator.CONTAINS else not found
     if op is FilterOperator.IS_EMPTY:
         return _empty(left)
@@ -118,9 +125,17 @@ def apply_operator(op: FilterOperator, left: Any, right: Any, budget: Budget | N
         try:
             pattern = compile_regex(right)
         except Exception as e:
-            raise FilterError(f"invalid regex {right!r}: {e}") from e
+            raise FilterError(f"invalid regex {_quoted(right)}: {_regex_reason(e)}") from e
         return pattern.search(stringify(left, budget)) is not None
     raise FilterError(f"unknown operator {op!r}")
+
+
+def _regex_reason(error: Exception) -> str:
+    """RE2's reason (bytes, from its C++ parser) as text."""
+    reason = error.args[0] if error.args else ""
+    if isinstance(reason, bytes):
+        reason = reason.decode("utf-8", "replace")
+    return str(reason) or "it does not compile"
 
 
 @attrs.frozen
@@ -128,6 +143,7 @@ class CompiledFilter:
     spec: FilterSpec
     left: CompiledValue
     right: CompiledValue
+    where: str = ""  # the filter in the flow (``ref.filters[0]``), for its errors
 
     def check(self, bindings: Bindings, slice_: Slice | None = None) -> bool:
         left = self.left.evaluate(bindings, slice_)
@@ -149,6 +165,7 @@ def compile_filters(specs: tuple[FilterSpec, ...], where: str) -> tuple[Compiled
             s,
             compile_value(s.left_value, f"{where}.filters[{i}].leftValue"),
             compile_value(s.right_value, f"{where}.filters[{i}].rightValue"),
+            f"{where}.filters[{i}]",
         )
         for i, s in enumerate(specs)
     )
@@ -166,10 +183,10 @@ def filters_pass(
         try:
             value = f.check(bindings, slice_)
         except FilterError as e:
-            raise FilterError(f"filters[{i}] ({f.spec.operator}): {e}") from e
+            raise FilterError(f"{f.where or f'filters[{i}]'} ({f.spec.operator}): {e}") from e
         except LimitHit as e:
             raise ExpressionLimit(
-                str(f.spec.left_value), e.limit, e.detail, where=f"filters[{i}]"
+                str(f.spec.left_value), e.limit, e.detail, where=f.where or f"filters[{i}]"
             ) from None
         except ExpressionError:
             raise

@@ -371,6 +371,7 @@ def to_json(value: Any, budget: Budget, where: str = "result") -> Any:
             out = [convert(v) for v in item]
             budget.charge(size_of(out))
             return out
-        raise NotJson(f"{where} is a {type(item).__name__}, not a JSON value")
+        # Functions are the only other values an evaluation makes; a user reads this.
+        raise NotJson(f"{where} holds a function, not a JSON value")
 
     return convert(value)

@@ -15,6 +15,10 @@ table. The operators that build data are bounded here:
   ``in``, the truth of an array, ``*``, ``**``, a name read from nested arrays, typed
   array signatures) check the deadline as they go (``_walks``).
 
+Calls are checked as the library checks them, reported as JSONata reports them: a value
+that is not a function is refused before the library prints it to stdout, and an argument
+a signature refuses is named by JSONata's rule (``_explain``).
+
 Inputs are JSON already (so the library's per-evaluation input validation is skipped) and
 results are converted by ``to_json`` under the budget (so the library's null conversion,
 an unbounded walk, is skipped).
@@ -23,15 +27,18 @@ an unbounded walk, is skipped).
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from jsonata import jexception, utils
 from jsonata.functions import Functions
 from jsonata.jsonata import Jsonata
+from jsonata.parser import Parser
 
 from ._budget import TUPLE_BYTES, LimitHit, current, size_of
 from ._builtins import SANDBOX_FRAME
 from ._builtins_data import clone_
+from ._explain import MISSING, ArgumentMismatch, NotAFunction
 from ._jsontext import jsonata_string
 from ._limits import MAX_RANGE
 from ._walks import (
@@ -49,6 +56,12 @@ _JList = utils.Utils.JList
 _create_sequence = utils.Utils.create_sequence
 _is_numeric = utils.Utils.is_numeric
 _NULL = utils.Utils.NULL_VALUE
+# What a call may find in place of a function: data (the library's last resort prints it).
+_DATA = frozenset({str, int, float, bool, dict, list, _JList, type(_NULL)})
+_SIGNATURE_ERRORS = frozenset({"T0410", "T0411", "T0412"})
+# Called directly, not through super(): once per function call, and the lookup costs as
+# much as the checks added to it.
+_validate_arguments = Jsonata.validate_arguments
 
 
 def _append(data: Any, item: Any, owned: bool) -> tuple[Any, bool]:
@@ -230,13 +243,39 @@ class Sandboxed(Jsonata):  # type: ignore[misc]
                 results.append(item)
         return results
 
+    def apply(self, proc: Any, args: Any, input: Any, environment: Any) -> Any:
+        # The library's, refusing an undefined function in a tail call as the evaluator
+        # refuses one elsewhere (T1006, named); the library's last resort printed it.
+        result = self.apply_inner(proc, args, input, environment)
+        while Functions.is_lambda(result) and result.thunk:
+            body = result.body
+            procedure = body.procedure
+            next_ = self.eval(procedure, result.input, result.environment)
+            if next_ is None:
+                name = procedure.steps[0].value if procedure.type == "path" else procedure.value
+                raise jexception.JException("T1006", procedure.position, name)
+            if isinstance(next_, Parser.Symbol):
+                if procedure.type == "variable":
+                    next_.token = procedure.value
+                next_.position = procedure.position
+            evaluated = [self.eval(arg, result.input, result.environment) for arg in body.arguments]
+            result = self.apply_inner(next_, evaluated, input, environment)
+        return result
+
     def validate_arguments(self, signature: Any, args: Any, context: Any) -> Any:
+        if signature.__class__ in _DATA:
+            raise NotAFunction(signature)
         # A signature with typed arrays (a<n>, a<s>...) checks every item in Python.
         if isinstance(args, list):
             items = sum(len(a) for a in args if isinstance(a, list))
             if items:
                 current().work(items)
-        return super().validate_arguments(signature, args, context)
+        try:
+            return _validate_arguments(self, signature, args, context)
+        except jexception.JException as e:
+            if e.error not in _SIGNATURE_ERRORS or isinstance(e, ArgumentMismatch):
+                raise
+            raise _mismatch(signature, args, e) from None
 
     def evaluate_tuple_step(
         self, expr: Any, input: Any, tuple_bindings: Any, environment: Any
@@ -346,6 +385,47 @@ class Sandboxed(Jsonata):  # type: ignore[misc]
 
     def evaluate_transform_expression(self, expr: Any, input: Any, environment: Any) -> Any:
         return Jsonata.JFunction(_Transformer(self, expr, environment), "<(oa):o>")
+
+
+def _mismatch(proc: Any, args: Any, error: Any) -> ArgumentMismatch:
+    """The library's signature error, with the argument JSONata would name: the first one
+    past the longest prefix of the arguments that the signature matches (the library
+    matched all of them against each prefix of the signature, so it blamed argument 1)."""
+    sig = getattr(proc, "signature", None)
+    # A built-in by its own name (the library renames a shared signature after any
+    # variable it is bound to); a lambda by the variable it was called through, if any.
+    name = proc.token if isinstance(proc, Parser.Symbol) else getattr(proc, "function_name", None)
+    name = name if isinstance(name, str) else None
+    given = list(args) if isinstance(args, list) else []
+    if error.error == "T0412":
+        index = int(error.current)
+        value = given[index - 1] if 0 < index <= len(given) else MISSING
+        return ArgumentMismatch("T0412", name, index, value, str(error.extra))
+    if error.error == "T0411":
+        return ArgumentMismatch("T0411", name, int(error.expected), error.current, None)
+    params = getattr(sig, "_params", None) or []
+    supplied = "".join(sig.get_symbol(a) for a in given) if sig is not None else ""
+    # A parameter that defaults to the context (``s-``) is optional, but with as many
+    # arguments as that parameter and the required ones the caller gave it explicitly:
+    # matched as optional, "a" in $formatNumber("a", "#") would be taken for the picture.
+    explicit = len(given) >= sum(1 for p in params if p.context or not p.regex.endswith("?"))
+    # What the wrong argument should have been: the first parameter that matched nothing
+    # at its position (an optional one, skipped), else the one whose pattern failed.
+    pattern = "^"
+    good = 0
+    expected: str | None = None
+    for param in params:
+        pattern += param.regex[:-1] if explicit and param.context else param.regex
+        found = re.match(pattern, supplied)
+        if found is not None and found.end() > good:
+            good = found.end()
+            expected = None
+        elif expected is None:
+            expected = str(param.type) + (f"<{param.subtype}>" if param.subtype else "")
+        if found is None:
+            break
+    value = given[good] if good < len(given) else MISSING
+    return ArgumentMismatch("T0410", name, good + 1, value, expected)
 
 
 class _Transformer(Jsonata.Transformer):  # type: ignore[misc]
