@@ -1,10 +1,27 @@
-"""Client side of ``/admin/actors``: fetch the live actor tree and render it for a terminal."""
+"""Client side of the running server: where it answers, and ``/admin/actors`` (fetch the live
+actor tree and render it for a terminal)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
+
+from flow8.config import Settings
+
+# Addresses a server listens on for every interface; a client on this host reaches it on the
+# loopback of the same family.
+_ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+def server_url(settings: Settings) -> str:
+    """The base URL a client on this host reaches the server at: the host and port
+    ``flow8 serve`` listens on, from the same settings (``conf/config.yml``, the
+    environment, ``.env``)."""
+    host = _ANY_ADDRESS.get(settings.server_host, settings.server_host)
+    if ":" in host:  # an IPv6 literal is bracketed in a URL, as in the server's bind
+        host = f"[{host}]"
+    return f"http://{host}:{settings.server_port}"
 
 
 def fetch_actor_tree(base_url: str, admin_token: str, timeout: float = 5.0) -> dict[str, Any]:

@@ -232,7 +232,7 @@ async def serve(settings: Settings) -> None:
             settle_after_startup()
             log.info("flow8_started", url=base_url, store=_store_kind(settings.store_url))
             if await needs_install(platform.store):
-                print(install_instructions(base_url), flush=True)
+                print(install_instructions(base_url, data_dir=settings.data_dir), flush=True)
             async for received in signals:
                 log.info("flow8_stopping", signal=signal.Signals(received).name)
                 break

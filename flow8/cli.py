@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shlex
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
 from .config import ConfigError, Settings, load_env_file, load_settings
 from .logs import configure_logging
 
+if TYPE_CHECKING:
+    from .domain import Play
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_TIMED_OUT = 124  # as timeout(1): `run --timeout` passed before the play ended
 
 T = TypeVar("T")
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -109,7 +116,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(command=_serve)
 
     actors = commands.add_parser("actors", help="print the live actor tree of a running server")
-    actors.add_argument("--url", help="server base URL (default: http://SERVER_HOST:SERVER_PORT)")
+    actors.add_argument(
+        "--url",
+        help="server base URL (default: the host and port `flow8 serve` listens on, from "
+        "conf/config.yml or SERVER_HOST / SERVER_PORT)",
+    )
     actors.add_argument("--json", action="store_true", help="print the raw JSON tree")
     actors.set_defaults(command=_actors)
 
@@ -125,7 +136,25 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("--flow", metavar="ID", help="a stored flow, run on the configured store")
     run.add_argument("--company", default=None, help=f"for --flow: {_COMPANY_HELP}")
     run.add_argument("--input", default="null", help="the play input as JSON (default null)")
+    run.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help=f"stop waiting after this long: print the play as it stands and exit "
+        f"{EXIT_TIMED_OUT}; the play is left as it is (default: wait until it ends)",
+    )
     run.set_defaults(command=_run)
+
+    plays = commands.add_parser("plays", help="decide plays that wait for an approval")
+    plays_commands = plays.add_subparsers(metavar="ACTION", required=True)
+    for name, command, what in (
+        ("approve", _plays_approve, "approve the step a play waits on; the play resumes"),
+        ("reject", _plays_reject, "reject the step a play waits on; the play fails"),
+    ):
+        decide = plays_commands.add_parser(name, help=what)
+        decide.add_argument("play_id", metavar="PLAY_ID")
+        decide.add_argument("--company", help=_COMPANY_HELP)
+        decide.set_defaults(command=command)
 
     modules = commands.add_parser("modules", help="the module catalog")
     modules_commands = modules.add_subparsers(metavar="ACTION", required=True)
@@ -172,13 +201,38 @@ def _serve(_args: argparse.Namespace, settings: Settings) -> int:
     return run_server(settings)
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {value!r}")
+    return seconds
+
+
+def _iso(moment: datetime) -> str:
+    """ISO-8601 in UTC, as the API writes times (``2025-01-02T03:04:05.678Z``)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _iso(value)
+    return str(value)
+
+
+def _dumps(value: Any, **options: Any) -> str:
+    """JSON as the CLI prints it: times in ISO-8601 UTC, like the API's."""
+    return json.dumps(value, default=_json_default, **options)
+
+
 def _actors(args: argparse.Namespace, settings: Settings) -> int:
     import httpx
 
-    from .admin_client import fetch_actor_tree, render_tree
+    from .admin_client import fetch_actor_tree, render_tree, server_url
 
-    host = "127.0.0.1" if settings.server_host in ("0.0.0.0", "::") else settings.server_host
-    url = args.url or f"http://{host}:{settings.server_port}"
+    url = args.url or server_url(settings)
     if not settings.admin_token:
         print("flow8: FLOW8_ADMIN_TOKEN is not set, so /admin/actors is off", file=sys.stderr)
         return EXIT_USAGE
@@ -200,30 +254,51 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
             user, company = await init_owner(
                 store, company=args.company, email=args.email, password=args.password
             )
-            return {"userId": user.id, "companyId": company.id, "email": user.email}
+            return {"userId": user.id, "companyId": company.id, "email": user.email,
+                    "store": _store_location(store.statistics())}  # fmt: skip
 
     try:
         created = _trio_run(create)
     except IdentityError as error:
         print(f"flow8: {error}", file=sys.stderr)
         return EXIT_FAILED
-    print(json.dumps(created))
+    print(_dumps(created))
     return EXIT_OK
 
 
+def _store_location(statistics: dict[str, Any]) -> str:
+    """Which store a command wrote to: the database file, or the MongoDB URL with its
+    credentials masked (the store's statistics never hold a secret)."""
+    if statistics.get("backend") == "sqlite":
+        return f"sqlite:///{statistics['path']}"
+    url = str(statistics.get("url") or statistics.get("backend"))
+    database = statistics.get("database")
+    return f"{url} (database {database})" if database else url
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from .app import expression_limits, open_configured_store
-    from .domain import FlowValidationError
-    from .engine import EngineError, configure_expressions, run_flow_file, run_stored_flow_on
-    from .services.identity import IdentityError, IdentityService
+    from .app import engine_settings, expression_limits, open_configured_store
+    from .cli_plays import Watched, run_file, run_play
+    from .engine import configure_expressions
+    from .flow_files import read_flow_file
+    from .services.identity import IdentityService
     from .store import invalid_text_in
 
-    async def run_stored(flow_id: str, company: str | None) -> dict[str, Any]:
+    async def run_stored(flow_id: str, company: str | None) -> Watched:
         # The store as configured, key ring included: keys set only in config.yml must
         # decrypt and encrypt here as they do in the server.
         async with open_configured_store(settings) as store:
             found = await IdentityService(store).resolve_company(company)
-            return await run_stored_flow_on(store, flow_id, play_input, company_id=found.id)
+            return await run_play(
+                store, found.id, flow_id, play_input, settings=engine_settings(settings),
+                on_approval=_approval_notice(settings, found.id), timeout=args.timeout,
+            )  # fmt: skip
+
+    async def run_throwaway(data: Any) -> Watched:
+        return await run_file(
+            data, play_input, settings=engine_settings(settings),
+            on_approval=_throwaway_approval_notice, timeout=args.timeout,
+        )  # fmt: skip
 
     configure_expressions(expression_limits(settings))  # as the server's
     try:
@@ -237,15 +312,79 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     try:
         if args.flow:
-            result = _trio_run(lambda: run_stored(args.flow, args.company))
+            watched = _trio_run(lambda: run_stored(args.flow, args.company))
         else:
-            result = _trio_run(lambda: run_flow_file(args.file, play_input))
+            data = read_flow_file(args.file)
+            watched = _trio_run(lambda: run_throwaway(data))
     # a bad flow, bad input, an unknown flow or company
-    except (FlowValidationError, EngineError, IdentityError) as error:
-        print(f"flow8: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    print(json.dumps(result, default=str))
-    return EXIT_OK if result.get("state") == "DONE" else EXIT_FAILED
+    except _flow_errors() as error:
+        return _flows_failure(error)
+    print(_dumps(watched.result()))
+    if watched.gave_up:
+        print(f"flow8: stopped waiting after {args.timeout:g} s: play {watched.play.id} is "
+              f"{watched.play.state.value}, and is left as it is", file=sys.stderr)  # fmt: skip
+        return EXIT_TIMED_OUT
+    return EXIT_OK if watched.play.state.value == "DONE" else EXIT_FAILED
+
+
+def _approval_notice(settings: Settings, company_id: str) -> Callable[[Play], None]:
+    """Tells, on stderr, that the play waits for an approval and how to give it."""
+    from .admin_client import server_url
+    from .services.identity import flow8_command
+
+    def tell(play: Play) -> None:
+        decide = f"{flow8_command()} plays {{}} {play.id} --company {shlex.quote(company_id)}"
+        print(
+            f"flow8: play {play.id} waits for approval of step {play.wait_ref!r}. "
+            "Approve (or reject) it with\n"
+            f"  {decide.format('approve')}\n"
+            f"  {decide.format('reject')}\n"
+            "or, on the running server, as a member allowed to approve plays:\n"
+            f"  POST {server_url(settings)}/api/plays/{play.id}/approve (or /reject)\n"
+            "Waiting until the play ends (--timeout SECONDS stops waiting).",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return tell
+
+
+def _throwaway_approval_notice(play: Play) -> None:
+    print(
+        f"flow8: play {play.id} waits for approval of step {play.wait_ref!r}, which nothing "
+        "can give: a flow file runs on a throwaway store, gone when this command ends. Store "
+        "the flow (flow8 flows import FILE) and run it with flow8 run --flow ID.",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _plays_approve(args: argparse.Namespace, settings: Settings) -> int:
+    return _plays_decide(args, settings, approve=True)
+
+
+def _plays_reject(args: argparse.Namespace, settings: Settings) -> int:
+    return _plays_decide(args, settings, approve=False)
+
+
+def _plays_decide(args: argparse.Namespace, settings: Settings, *, approve: bool) -> int:
+    from .app import engine_settings, open_configured_store
+    from .cli_plays import decide
+    from .services.identity import IdentityService
+
+    async def run() -> Play:
+        async with open_configured_store(settings) as store:
+            found = await IdentityService(store).resolve_company(args.company)
+            return await decide(
+                store, found.id, args.play_id, approve=approve, settings=engine_settings(settings)
+            )
+
+    try:
+        play = _trio_run(run)
+    except _flow_errors() as error:  # an unknown play or company, a play not waiting
+        return _flows_failure(error)
+    print(_dumps({"playId": play.id, "state": play.state.value}))
+    return EXIT_OK
 
 
 def _modules_list(args: argparse.Namespace, _settings: Settings) -> int:
@@ -303,10 +442,10 @@ def _flows_list(args: argparse.Namespace, settings: Settings) -> int:
     except _flow_errors() as error:
         return _flows_failure(error)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(_dumps(rows, indent=2))
         return EXIT_OK
     for row in rows:
-        print(f"{row['id']}  v{row['version']:<4} {row['name']}")
+        print(f"{row['id']}  v{row['version']:<4} {_iso(row['updatedAt'])}  {row['name']}")
     return EXIT_OK
 
 
@@ -340,7 +479,7 @@ def _flows_import(args: argparse.Namespace, settings: Settings) -> int:
         )
     except _flow_errors() as error:
         return _flows_failure(error)
-    print(json.dumps(stored))
+    print(_dumps(stored))
     return EXIT_OK
 
 

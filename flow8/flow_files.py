@@ -5,37 +5,46 @@ exported file imports unchanged, on this instance or another. An import validate
 file first (every problem listed, nothing stored), then creates a flow or, given a flow id,
 stores the file as that flow's next version; plays already started keep the version they
 pinned. Imports are audited like the REST API's changes (before and after state), with the
-CLI as the user agent, since no signed-in user stands behind them.
+CLI as the actor (see ``flow8.services.audit.cli_entry``).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from flow8.domain import FlowValidationError, Problem, flow_definition_to_api
-from flow8.engine import Engine, EventBus
-from flow8.services.audit import AuditEntry, StoreAuditSink
-from flow8.services.flows import FlowService
+from flow8.domain import (
+    FlowValidationError,
+    Problem,
+    flow_definition_to_api,
+    parse_flow_definition,
+)
+from flow8.engine import FlowRepository, PlanCache
+from flow8.modules import default_registry
+from flow8.services.audit import cli_entry, write_now
 from flow8.services.identity import IdentityService
 from flow8.store import Store, invalid_text_in
 
-CLI_USER_AGENT = "flow8-cli"
 _PAGE = 100
 
 
 @attrs.frozen
 class FlowFiles:
-    """The flows of one company, seen through the same service the REST API uses."""
+    """The flows of one company, read and stored through the flow repository the engine
+    uses, with the same validation as the REST API (every problem, before anything is
+    stored); no engine is built, since nothing here runs a play."""
 
     store: Store
     company_id: str
-    _flows: FlowService = attrs.field(
+    _flows: FlowRepository = attrs.field(
         init=False,
-        default=attrs.Factory(lambda s: FlowService(Engine(s.store, EventBus())), takes_self=True),
+        default=attrs.Factory(
+            lambda s: FlowRepository(s.store, PlanCache(default_registry())), takes_self=True
+        ),
     )
 
     @classmethod
@@ -46,17 +55,18 @@ class FlowFiles:
         return cls(store, found.id)
 
     async def list(self) -> list[dict[str, Any]]:
-        """``{id, name, version, updatedAt}`` of every flow, most recently changed first."""
+        """``{id, name, version, updatedAt}`` of every flow, most recently changed first;
+        ``updatedAt`` is a UTC datetime (the CLI prints it as the API does, ISO-8601)."""
         rows: list[dict[str, Any]] = []
-        page = 0
         while True:
-            flows, total = await self._flows.list(self.company_id, page=page, size=_PAGE)
+            flows, total = await self._flows.list_flows(
+                self.company_id, skip=len(rows), limit=_PAGE
+            )
             rows += [
                 {"id": f.id, "name": f.definition.name, "version": f.version,
-                 "updatedAt": f.updated_at}
+                 "updatedAt": datetime.fromtimestamp(f.updated_at, UTC)}
                 for f in flows
             ]  # fmt: skip
-            page += 1
             if not flows or len(rows) >= total:
                 return rows
 
@@ -68,13 +78,16 @@ class FlowFiles:
     async def import_(self, data: Any, flow_id: str | None = None) -> dict[str, Any]:
         """Store ``data`` as a new flow, or as the next version of ``flow_id``; answers
         ``{id, name, version}``."""
+        # Parsing lists every structural problem; the repository then checks the rest
+        # (modules, args, expressions, references) before it stores anything.
+        definition = parse_flow_definition(data)
         flows = self._flows
         if flow_id is None:
-            flow = await flows.create(self.company_id, data)
+            flow = await flows.create(self.company_id, definition)
             await self._audit("flow_created", flow.id, after=data, version=flow.version)
         else:
             before = await flows.get(self.company_id, flow_id)
-            flow = await flows.update(self.company_id, flow_id, data)
+            flow = await flows.update(self.company_id, flow_id, definition)
             await self._audit(
                 "flow_updated",
                 flow.id,
@@ -87,19 +100,16 @@ class FlowFiles:
     async def _audit(
         self, action: str, flow_id: str, *, before: Any = None, after: Any, version: int
     ) -> None:
-        # Written directly, not through the batching AuditLog: the command exits right after,
-        # and the entry must be stored before it reports success.
-        entry = AuditEntry(
+        entry = cli_entry(
             action,
-            company_id=self.company_id,
-            user_agent=CLI_USER_AGENT,
+            self.company_id,
             target_type="flow",
             target_id=flow_id,
             before=before,
             after=after,
-            details={"via": "cli", "version": version},
+            details={"version": version},
         )
-        await StoreAuditSink(self.store).write(self.company_id, [entry.to_doc()])
+        await write_now(self.store, entry)
 
 
 def read_flow_file(path: str | Path) -> Any:

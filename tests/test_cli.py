@@ -5,13 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from flow8.services.audit import os_user
 
 
 @pytest.fixture
@@ -36,6 +40,8 @@ def test_init_creates_the_owner_once(env: dict[str, str], tmp_path: Path) -> Non
     assert created["email"] == "owner@example.com"
     assert created["companyId"]
     assert created["userId"]
+    # which store it wrote to: the one serve reads from the same data dir
+    assert created["store"] == f"sqlite:///{(tmp_path / 'data' / 'flow8.db').resolve()}"
     assert "correct horse battery" not in first.stdout + first.stderr
 
     again = flow8(env, tmp_path, "init", "--company", "Other", "--email", "x@example.com",
@@ -219,7 +225,7 @@ def test_flows_export_imports_unchanged_and_import_versions(
     changed = trail[("flow_updated", first["id"])]
     assert changed["before"]["name"] == "double"
     assert changed["after"]["name"] == "triple"
-    assert changed["details"] == {"via": "cli", "version": 2}
+    assert changed["details"] == {"via": "cli", "osUser": os_user(), "version": 2}
 
 
 def test_flows_import_refuses_bad_files_and_unknown_targets(
@@ -338,3 +344,21 @@ def test_a_data_dir_that_cannot_be_made_is_one_line(env: dict[str, str], tmp_pat
         assert failed.stderr.startswith("flow8: cannot create the data directory"), failed.stderr
         assert "FLOW8_DATA_DIR" in failed.stderr
         assert "Traceback" not in failed.stderr
+
+
+def test_times_are_printed_in_iso_8601_utc_as_the_api_does(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    company = _install(env, tmp_path)
+    flow = tmp_path / "ok.json"
+    flow.write_text(json.dumps({"name": "ok", "flowlets": [{"ref": "a", "appId": "noop"}]}))
+    before = datetime.now(UTC).replace(microsecond=0)
+    stored = json.loads(flow8(env, tmp_path, "flows", "import", str(flow)).stdout)
+    listed = flow8(env, tmp_path, "flows", "list", "--company", company, "--json")
+    [row] = json.loads(listed.stdout)
+    updated = row["updatedAt"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", updated), updated
+    moment = datetime.fromisoformat(updated.replace("Z", "+00:00"))
+    assert before <= moment <= datetime.now(UTC)
+    text = flow8(env, tmp_path, "flows", "list", "--company", company)
+    assert text.stdout.split() == [stored["id"], "v1", updated, "ok"]

@@ -1,7 +1,7 @@
 """The flow engine: expressions, compiled plans, play execution, dispatcher and events.
 
 See README.md in this package for how the pieces are wired (``events_child``,
-``engine_child``, ``run_flow_file``, ``module_catalog``).
+``engine_child``, ``module_catalog``).
 """
 
 from __future__ import annotations
@@ -45,18 +45,9 @@ from ._plan import Plan, PlanCache, check_definition, compile_plan, validate_def
 from ._redact import MASK, Redactor
 from ._settings import EngineSettings
 from ._templates import CompiledValue, compile_value
-from ._wiring import (
-    CLI_COMPANY,
-    engine_child,
-    events_child,
-    module_catalog,
-    run_flow_file,
-    run_stored_flow,
-    run_stored_flow_on,
-)
+from ._wiring import engine_child, events_child, module_catalog
 
 __all__ = [
-    "CLI_COMPANY",
     "LAYER_COMPLETED",
     "LAYER_FAILED",
     "LAYER_STARTED",
@@ -107,9 +98,6 @@ __all__ = [
     "expression_limits",
     "filters_pass_async",
     "module_catalog",
-    "run_flow_file",
-    "run_stored_flow",
-    "run_stored_flow_on",
     "scope_key",
     "split_template",
     "validate_definition",

@@ -1,7 +1,7 @@
 """Identity: users, companies, memberships with roles, invitations, sessions, API keys, sign-in
 throttling and the RBAC table."""
 
-from ._bootstrap import init_owner, install_instructions, needs_install
+from ._bootstrap import flow8_command, init_owner, install_instructions, needs_install
 from ._invitations import InvitationSender
 from ._models import (
     SCOPES,
@@ -68,6 +68,7 @@ __all__ = [
     "User",
     "address_key",
     "allowed",
+    "flow8_command",
     "init_owner",
     "install_instructions",
     "needs_install",
