@@ -267,13 +267,8 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _store_location(statistics: dict[str, Any]) -> str:
-    """Which store a command wrote to: the database file, or the MongoDB URL with its
-    credentials masked (the store's statistics never hold a secret)."""
-    if statistics.get("backend") == "sqlite":
-        return f"sqlite:///{statistics['path']}"
-    url = str(statistics.get("url") or statistics.get("backend"))
-    database = statistics.get("database")
-    return f"{url} (database {database})" if database else url
+    """Which store a command wrote to (the store's statistics never hold a secret)."""
+    return str(statistics["location"])
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,6 +1,6 @@
 """``flow8 flows list|export|import``: a company's flows as files, for review and version control.
 
-An export is the flow JSON of DESIGN section 7, the body ``POST /api/flows`` takes, so an
+An export is the flow JSON the body ``POST /api/flows`` takes, so an
 exported file imports unchanged, on this instance or another. An import validates the whole
 file first (every problem listed, nothing stored), then creates a flow or, given a flow id,
 stores the file as that flow's next version; plays already started keep the version they

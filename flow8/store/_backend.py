@@ -59,4 +59,7 @@ class Backend(Protocol):
     async def purge_expired(self) -> int:
         """Delete documents past their collection's TTL now; answers how many."""
 
-    def statistics(self) -> dict[str, Any]: ...
+    def statistics(self) -> dict[str, Any]:
+        """A snapshot without secrets: ``backend`` (the name), ``location`` (where the data
+        lives, credentials masked), and the backend's own figures."""
+        ...

@@ -72,7 +72,12 @@ class MongoBackend:
         return await trio.to_thread.run_sync(call, limiter=self._limiter)
 
     def statistics(self) -> dict[str, Any]:
-        return {"backend": "mongo", "url": redact_url(self.url), "database": self.database}
+        return {
+            "backend": "mongo",
+            "location": f"{redact_url(self.url)} (database {self.database})",
+            "url": redact_url(self.url),
+            "database": self.database,
+        }
 
     def spawn(self, fn: Callable[[], Any]) -> None:
         if self._nursery is None:

@@ -355,6 +355,7 @@ class SqliteBackend:
     def statistics(self) -> dict[str, Any]:
         return {
             "backend": "sqlite",
+            "location": f"sqlite:///{self.path}",
             "path": str(self.path),
             "durability": self.durability,
             "queued_writes": len(self._queue),

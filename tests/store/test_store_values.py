@@ -226,4 +226,5 @@ async def test_mongodb_without_configured_keys_refuses_to_start(
     ) as store:
         stats = store.statistics()
     assert stats["backend"] == "mongo"
+    assert stats["location"] == "mongodb://***@db/flow8 (database flow8)"
     assert "secretpw" not in repr(stats)
