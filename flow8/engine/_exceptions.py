@@ -16,6 +16,7 @@ Hierarchy::
     ├── PlayLimitReached         a start the company's play limits refuse (``retry_after``)
     ├── StartTimedOut            nothing was stored before a start's deadline: safe to retry
     ├── PlayNotFound             no such play for this company
+    ├── KvError                  a bad KV request (unknown scope, value too large)
     ├── FlowNotFound             no such flow (or flow version) for this company
     └── PlayStateError           the play is not in a state that allows the request
 """

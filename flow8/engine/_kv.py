@@ -18,11 +18,13 @@ import attrs
 from flow8.domain import KvConflict
 from flow8.store import DuplicateKey, Store
 
+from ._exceptions import EngineError
+
 _MAX_APPEND_RETRIES = 20
 
 
-class KvError(ValueError):
-    """Bad KV request (unknown scope, value too large)."""
+class KvError(EngineError, ValueError):
+    """Bad KV request (unknown scope, value too large). Still a ValueError, as it was."""
 
 
 def _expires(ttl_seconds: float | None) -> datetime | None:
