@@ -1,9 +1,9 @@
 """What a database backend offers the store: the one seam between scopes and a database.
 
 ``StoreImpl`` and the scoped collections speak only this protocol; ``open_store`` picks the
-implementation from the URL (``SqliteBackend`` or ``MongoBackend``) and nothing else asks
-which one it is. Filters and writes reach a backend already parsed and checked (``Node``,
-``WriteOp``), with their collection's ``CollectionSpec``.
+implementation from the URL (``SqliteBackend``, ``MongoBackend`` or ``MemoryBackend``) and
+nothing else asks which one it is. Filters and writes reach a backend already parsed and
+checked (``Node``, ``WriteOp``), with their collection's ``CollectionSpec``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class WriteLane(Protocol):
 class Backend(Protocol):
     @property
     def name(self) -> str:
-        """``sqlite`` or ``mongo``: for statistics and logs, never for branching."""
+        """``sqlite``, ``mongo`` or ``memory``: for statistics and logs, never for branching."""
         ...
 
     async def open(self) -> None:
@@ -37,7 +37,8 @@ class Backend(Protocol):
 
     async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The backend's own work until :meth:`aclose` (sqlite: the group-commit writer and
-        the TTL purge; MongoDB: the pipelines' write lanes); restartable."""
+        the TTL purge; MongoDB: the pipelines' write lanes; memory: the TTL purge);
+        restartable."""
 
     async def find(
         self,

@@ -117,16 +117,19 @@ def load_keyring(
     env_value: str | None,
     data_dir: str | os.PathLike[str] | None,
     *,
-    backend: Literal["sqlite", "mongo"] = "sqlite",
+    backend: Literal["sqlite", "mongo", "memory"] = "sqlite",
 ) -> Keyring:
     """Key ring from ``FLOW8_ENCRYPTION_KEYS``; else, for sqlite, a key file in ``data_dir``.
 
     The generated file holds one key, mode 0600; a warning says so, because losing the file
     loses every secret field. MongoDB deployments share keys across instances, so there a
-    missing configuration is an error rather than a key generated on one machine.
+    missing configuration is an error rather than a key generated on one machine. A memory
+    store's data dies with it, so a key generated for it (and never written) loses nothing.
     """
     if env_value and env_value.strip():
         return Keyring.parse(env_value)
+    if backend == "memory":
+        return Keyring.generate()
     if backend == "mongo":
         raise KeyringError(
             "FLOW8_ENCRYPTION_KEYS is not set: a MongoDB store needs keys shared by every "

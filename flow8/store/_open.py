@@ -14,6 +14,7 @@ import trio
 from ._backend import Backend
 from ._catalog import CATALOG, Catalog
 from ._crypto import Keyring, load_keyring
+from ._memory import MemoryBackend
 from ._mongo import MongoBackend
 from ._mongo_support import redact_url
 from ._port import Durability, Store
@@ -39,7 +40,8 @@ async def open_store(
     ttl_interval: float = 60.0,
     serve: bool = True,
 ) -> AsyncIterator[Store]:
-    """Open the store at ``url`` (``sqlite:///abs/path.db`` or ``mongodb://...``).
+    """Open the store at ``url`` (``sqlite:///abs/path.db``, ``mongodb://...`` or
+    ``memory://[label]``: a fresh, empty store held in this process, for tests).
 
     ``encryption`` defaults to ``load_keyring(os.environ["FLOW8_ENCRYPTION_KEYS"], data_dir)``
     (on sqlite ``data_dir`` defaults to the database file's directory).
@@ -63,6 +65,9 @@ async def open_store(
         backend = SqliteBackend(
             path, catalog, durability, busy_timeout, read_connections, ttl_interval=ttl_interval
         )
+    elif url.startswith("memory://"):
+        keyring = encryption or load_keyring(env_keys, None, backend="memory")
+        backend = MemoryBackend(catalog, url[len("memory://") :], ttl_interval=ttl_interval)
     elif url.startswith(("mongodb://", "mongodb+srv://")):
         keyring = encryption or load_keyring(env_keys, None, backend="mongo")
         match = _MONGO_DB.match(url)
@@ -70,7 +75,8 @@ async def open_store(
         backend = MongoBackend(client, match.group(1) if match else "flow8", catalog, url=url)
     else:
         raise StoreUnavailable(
-            f"unsupported store URL {redact_url(url)!r}: use sqlite:///path or mongodb://..."
+            f"unsupported store URL {redact_url(url)!r}: use sqlite:///path, mongodb://... "
+            "or memory://"
         )
     await backend.open()
     store = StoreImpl(backend, catalog, keyring)

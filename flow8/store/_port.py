@@ -131,7 +131,7 @@ class Store(Protocol):
 
     @property
     def backend_name(self) -> str:
-        """``sqlite`` or ``mongo``."""
+        """``sqlite``, ``mongo`` or ``memory``."""
         ...
 
     @property

@@ -1,5 +1,6 @@
 """Store fixtures: one parametrized ``store`` runs every contract test on sqlite (a real file in
-tmp_path), on mongomock (the oracle) and on a real MongoDB when MONGO_URI is set."""
+tmp_path), on the memory backend, on mongomock (the oracle) and on a real MongoDB when
+MONGO_URI is set."""
 
 from __future__ import annotations
 
@@ -72,6 +73,9 @@ async def open_test_store(kind: str, tmp_path: Path, **kw: Any) -> AsyncIterator
     if kind == "sqlite":
         async with open_store(f"sqlite://{tmp_path}/flow8.db", data_dir=tmp_path, **kw) as s:
             yield s
+    elif kind == "memory":
+        async with open_store(f"memory://{tmp_path.name}", **kw) as s:
+            yield s
     elif kind == "mongomock":
         mock: Any = mongomock.MongoClient(tz_aware=True)
         async with open_store("mongodb://mock/flow8test", mongo_client=mock, **kw) as s:
@@ -92,7 +96,7 @@ async def open_test_store(kind: str, tmp_path: Path, **kw: Any) -> AsyncIterator
             client.close()
 
 
-@pytest.fixture(params=["sqlite", "mongomock", "mongo"])
+@pytest.fixture(params=["sqlite", "memory", "mongomock", "mongo"])
 def backend_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     if kind == "mongo" and mongo_uri() is None:

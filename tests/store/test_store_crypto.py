@@ -35,6 +35,8 @@ def raw_docs(store: Store, coll: str) -> list[dict[str, Any]]:
         with sqlite3.connect(engine.path) as c:
             rows = c.execute(f'SELECT doc, bulk FROM "c_{coll}"')
             return [{**json.loads(d), **json.loads(b or "{}")} for d, b in rows]
+    if engine.name == "memory":
+        return list(engine.tables[coll].docs.values())
     return list(engine.client[engine.database][coll].find())
 
 
@@ -48,6 +50,8 @@ def raw_set(store: Store, coll: str, doc_id: str, field: str, value: Any) -> Non
                 f"'$.{field}', ?) WHERE id = ?",
                 (value, doc_id),
             )
+    elif engine.name == "memory":
+        engine.tables[coll].docs[doc_id][field] = value  # secret fields are never indexed
     else:
         engine.client[engine.database][coll].update_one({"_id": doc_id}, {"$set": {field: value}})
 

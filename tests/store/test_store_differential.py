@@ -1,5 +1,5 @@
-"""Differential property tests: the sqlite backend must return exactly what the mongomock
-oracle returns for generated documents, filters, sorts and updates.
+"""Differential property tests: the sqlite and memory backends must each return exactly what
+the mongomock oracle returns for generated documents, filters, sorts and updates.
 
 Generation avoids where mongomock itself departs from real MongoDB:
 * booleans mixed with the numbers 0/1 (mongomock treats true == 1); booleans are covered by the
@@ -135,46 +135,52 @@ def updates(draw: st.DrawFn) -> dict[str, Any]:
     return ops
 
 
-class Pair:
-    def __init__(self, sqlite: Store, mock: Store, collection: str = "docs") -> None:
-        self.stores = (sqlite, mock)
+class Backends:
+    """The backends under test (sqlite, memory) and the oracle (mongomock), each holding the
+    same documents; every backend's answer is compared with the oracle's."""
+
+    def __init__(self, tested: dict[str, Store], oracle: Store, collection: str = "docs") -> None:
+        self.tested = tested
+        self.oracle = oracle
         self.collection = collection
         self.round = 0
 
     async def reset(self, docs: list[dict[str, Any]]) -> None:
         self.round += 1
         self.company = f"c{self.round}"
-        for s in self.stores:
+        for s in [*self.tested.values(), self.oracle]:
             await (
                 s.tenant(self.company)
                 .collection("docs")
                 .insert_many([{"_id": f"d{i:02d}", **d} for i, d in enumerate(docs)])
             )
 
-    async def both(self, method: str, *args: Any, **kw: Any) -> tuple[Any, Any]:
-        out = []
-        for s in self.stores:
-            coll = s.tenant(self.company).collection(self.collection)
-            try:
-                out.append(("ok", await getattr(coll, method)(*args, **kw)))
-            except StoreError as e:
-                out.append(("error", type(e).__name__))
-        return out[0], out[1]
+    async def call(self, store: Store, method: str, *args: Any, **kw: Any) -> tuple[str, Any]:
+        coll = store.tenant(self.company).collection(self.collection)
+        try:
+            return ("ok", await getattr(coll, method)(*args, **kw))
+        except StoreError as e:
+            return ("error", type(e).__name__)
+
+    async def oracle_call(self, method: str, *args: Any, **kw: Any) -> tuple[str, Any]:
+        return await self.call(self.oracle, method, *args, **kw)
 
 
-def run_pair(
-    tmp_path: Path, check: Callable[[Pair], Awaitable[None]], collection: str = "docs"
+def run_backends(
+    tmp_path: Path, check: Callable[[Backends], Awaitable[None]], collection: str = "docs"
 ) -> None:
-    """Open a fresh sqlite + mongomock pair for one hypothesis example and run ``check``."""
+    """Open fresh sqlite, memory and mongomock stores for one hypothesis example and run
+    ``check``."""
 
     async def main() -> None:
         base = tmp_path / uuid.uuid4().hex
         base.mkdir()
         async with (
             open_test_store("sqlite", base, durability="normal") as s,
+            open_test_store("memory", base) as mem,
             open_test_store("mongomock", base) as m,
         ):
-            await check(Pair(s, m, collection))
+            await check(Backends({"sqlite": s, "memory": mem}, m, collection))
 
     trio.run(main)
 
@@ -191,18 +197,19 @@ SETTINGS = settings(
 def test_find_matches_oracle(
     tmp_path: Path, docs: list[dict[str, Any]], flt: dict[str, Any], sort: list[tuple[str, int]]
 ) -> None:
-    run_pair(tmp_path, lambda pair: _find(pair, docs, flt, sort))
+    run_backends(tmp_path, lambda b: _find(b, docs, flt, sort))
 
 
 async def _find(
-    pair: Pair, docs: list[dict[str, Any]], flt: dict[str, Any], sort: list[tuple[str, int]]
+    b: Backends, docs: list[dict[str, Any]], flt: dict[str, Any], sort: list[tuple[str, int]]
 ) -> None:
-    await pair.reset(docs)
+    await b.reset(docs)
     order = [*sort, ("_id", 1)]
-    mine, oracle = await pair.both("find", flt, sort=order)
-    assert mine == oracle, (flt, order)
-    mine, oracle = await pair.both("count", flt)
-    assert mine == oracle, flt
+    oracle = await b.oracle_call("find", flt, sort=order)
+    oracle_count = await b.oracle_call("count", flt)
+    for name, store in b.tested.items():
+        assert await b.call(store, "find", flt, sort=order) == oracle, (name, flt, order)
+        assert await b.call(store, "count", flt) == oracle_count, (name, flt)
 
 
 @SETTINGS
@@ -210,28 +217,31 @@ async def _find(
 def test_update_many_matches_oracle(
     tmp_path: Path, docs: list[dict[str, Any]], flt: dict[str, Any], upd: dict[str, Any]
 ) -> None:
-    run_pair(tmp_path, lambda pair: _update(pair, docs, flt, upd))
+    run_backends(tmp_path, lambda b: _update(b, docs, flt, upd))
 
 
 async def _update(
-    pair: Pair, docs: list[dict[str, Any]], flt: dict[str, Any], upd: dict[str, Any]
+    b: Backends, docs: list[dict[str, Any]], flt: dict[str, Any], upd: dict[str, Any]
 ) -> None:
-    await pair.reset(docs)
-    mine, oracle = await pair.both("update_many", flt, upd)
-    if (
-        mine == ("error", "UpdateFailed")
-        and oracle[0] == "ok"
-        and {"$pull", "$addToSet"} & set(upd)
-    ):
-        return  # real MongoDB refuses these on a non-array; mongomock may ignore them
-    if mine[0] == "error" or oracle[0] == "error":
-        # Both must refuse; mongomock stops midway through update_many, so only the
-        # refusal itself is compared.
-        assert mine[0] == oracle[0] == "error", (upd, mine, oracle)
-        return
-    assert mine == oracle, (flt, upd)
-    mine, oracle = await pair.both("find", {}, sort=[("_id", 1)])
-    assert mine == oracle, (flt, upd)
+    await b.reset(docs)
+    oracle = await b.oracle_call("update_many", flt, upd)
+    oracle_after = await b.oracle_call("find", {}, sort=[("_id", 1)])
+    for name, store in b.tested.items():
+        mine = await b.call(store, "update_many", flt, upd)
+        if (
+            mine == ("error", "UpdateFailed")
+            and oracle[0] == "ok"
+            and {"$pull", "$addToSet"} & set(upd)
+        ):
+            continue  # real MongoDB refuses these on a non-array; mongomock may ignore them
+        if mine[0] == "error" or oracle[0] == "error":
+            # Both must refuse; mongomock stops midway through update_many, so only the
+            # refusal itself is compared.
+            assert mine[0] == oracle[0] == "error", (name, upd, mine, oracle)
+            continue
+        assert mine == oracle, (name, flt, upd)
+        after = await b.call(store, "find", {}, sort=[("_id", 1)])
+        assert after == oracle_after, (name, flt, upd)
 
 
 @SETTINGS
@@ -239,7 +249,7 @@ async def _update(
 def test_find_on_indexed_scalar_paths_matches_oracle(
     tmp_path: Path, docs: list[dict[str, Any]], flt: dict[str, Any], sort: list[tuple[str, int]]
 ) -> None:
-    run_pair(tmp_path, lambda pair: _find(pair, docs, flt, sort), "scalars")
+    run_backends(tmp_path, lambda b: _find(b, docs, flt, sort), "scalars")
 
 
 @SETTINGS
@@ -260,7 +270,7 @@ def test_find_one_and_update_matches_oracle(
     after: bool,
     upsert: bool,
 ) -> None:
-    run_pair(tmp_path, lambda pair: _fam(pair, docs, flt, upd, sort, after, upsert))
+    run_backends(tmp_path, lambda b: _fam(b, docs, flt, upd, sort, after, upsert))
 
 
 def _no_generated_id(result: tuple[str, Any]) -> tuple[str, Any]:
@@ -271,7 +281,7 @@ def _no_generated_id(result: tuple[str, Any]) -> tuple[str, Any]:
 
 
 async def _fam(
-    pair: Pair,
+    b: Backends,
     docs: list[dict[str, Any]],
     flt: dict[str, Any],
     upd: dict[str, Any],
@@ -279,23 +289,26 @@ async def _fam(
     after: bool,
     upsert: bool,
 ) -> None:
-    await pair.reset(docs)
-    if upsert and "$and" in flt:
-        matched, _ = await pair.both("count", flt)
-        if matched == ("ok", 0):
-            return  # an insert seeded from $and equalities, which mongomock ignores
+    await b.reset(docs)
+    if upsert and "$and" in flt and await b.oracle_call("count", flt) == ("ok", 0):
+        return  # an insert seeded from $and equalities, which mongomock ignores
     mode = ReturnDocument.AFTER if after else ReturnDocument.BEFORE
     order = [*sort, ("_id", 1)]
-    mine, oracle = await pair.both(
-        "find_one_and_update", flt, upd, sort=order, return_document=mode, upsert=upsert
-    )
+    args = ("find_one_and_update", flt, upd)
+    kw = {"sort": order, "return_document": mode, "upsert": upsert}
+    oracle = await b.oracle_call(*args, **kw)
+    oracle_after = await b.oracle_call("find", {}, sort=[("_id", 1)], projection={"_id": 0})
     tolerated = {"$pull", "$addToSet"} & set(upd)
-    if mine == ("error", "UpdateFailed") and oracle[0] == "ok" and tolerated:
-        return  # real MongoDB refuses these on a non-array; mongomock may ignore them
-    if upsert and mine[0] != oracle[0]:
-        return  # mongomock seeds upserts from top-level equalities only, not from $and
-    assert _no_generated_id(mine) == _no_generated_id(oracle), (docs, flt, upd, order, after)
-    if mine[0] == "error":
-        return  # mongomock may half-apply a failing update; MongoDB (and the store) do not
-    mine, oracle = await pair.both("find", {}, sort=[("_id", 1)], projection={"_id": 0})
-    assert mine == oracle, (docs, flt, upd, order, after, upsert)
+    for name, store in b.tested.items():
+        mine = await b.call(store, *args, **kw)
+        if mine == ("error", "UpdateFailed") and oracle[0] == "ok" and tolerated:
+            continue  # real MongoDB refuses these on a non-array; mongomock may ignore them
+        if upsert and mine[0] != oracle[0]:
+            continue  # mongomock seeds upserts from top-level equalities only, not from $and
+        where = (name, docs, flt, upd, order, after, upsert)
+        assert _no_generated_id(mine) == _no_generated_id(oracle), where
+        if mine[0] == "error":
+            continue  # mongomock may half-apply a failing update; MongoDB (and the store) don't
+        assert await b.call(store, "find", {}, sort=[("_id", 1)], projection={"_id": 0}) == (
+            oracle_after
+        ), where
