@@ -33,15 +33,9 @@ import trio
 import actors
 
 from .config import Settings
-from .engine import (
-    Engine,
-    EngineSettings,
-    EventBus,
-    ExpressionLimits,
-    configure_expressions,
-    engine_child,
-    events_child,
-)
+from .engine import Engine, EngineSettings, engine_child, events_child
+from .events import EventBus
+from .expressions import ExpressionLimits, configure_expressions
 from .http import HttpDeps, HttpSettings, create_app, http_child
 from .interpreter import settle_after_startup
 from .logs import get_logger

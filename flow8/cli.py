@@ -274,7 +274,7 @@ def _store_location(statistics: dict[str, Any]) -> str:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from .app import engine_settings, expression_limits, open_configured_store
     from .cli_plays import Watched, run_file, run_play
-    from .engine import configure_expressions
+    from .expressions import configure_expressions
     from .flow_files import read_flow_file
     from .services.identity import IdentityService
     from .store import invalid_text_in

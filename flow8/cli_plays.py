@@ -20,15 +20,8 @@ import attrs
 import trio
 
 from flow8.domain import Play, PlayState, TriggerKind, WaitReason
-from flow8.engine import (
-    PLAY_COMPLETED,
-    PLAY_FAILED,
-    PLAY_WAITING,
-    Engine,
-    EngineSettings,
-    EventBus,
-    EventFilter,
-)
+from flow8.engine import Engine, EngineSettings
+from flow8.events import PLAY_COMPLETED, PLAY_FAILED, PLAY_WAITING, EventBus, EventFilter
 from flow8.flow_files import FlowFiles
 from flow8.services.audit import cli_entry, os_user, write_now
 from flow8.services.plays import PlayService

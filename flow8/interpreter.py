@@ -1,4 +1,4 @@
-"""Garbage-collector settings for a long-running server (the GIL: see engine/_background.py).
+"""Garbage-collector settings for a long-running server (the GIL: see expressions/_background.py).
 
 Measured with `scripts/bench/api.py` (64 concurrent `POST /api/flows/{id}/run`): with the
 defaults, every full (generation 2) collection walked the ~90,000 objects that start-up leaves

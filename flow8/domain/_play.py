@@ -42,17 +42,67 @@ class LayerState(enum.StrEnum):
 _FINAL_PLAY = frozenset({PlayState.DONE, PlayState.FAIL, PlayState.CANCEL})
 _FINAL_LAYER = frozenset({LayerState.DONE, LayerState.FAIL, LayerState.SKIP, LayerState.FILTERED})
 
-# RUN -> RUN is a resume after a lapsed lease; WAIT -> FAIL is a rejected approval.
-_PLAY_TRANSITIONS: Mapping[PlayState, frozenset[PlayState]] = {
-    PlayState.NEW: frozenset({PlayState.RUN, PlayState.DEFERRED, PlayState.CANCEL, PlayState.FAIL}),
-    PlayState.DEFERRED: frozenset({PlayState.NEW, PlayState.RUN, PlayState.CANCEL}),
-    PlayState.RUN: frozenset(
-        {PlayState.RUN, PlayState.WAIT, PlayState.DONE, PlayState.FAIL, PlayState.CANCEL}
+
+class PlayTransition(enum.StrEnum):
+    """Every change the engine makes to a play's lifecycle, by name (the engine's
+    ``PlayLedger`` has one method of each name, guarded by the table below). A change
+    that keeps the play RUN is listed too: its guard asks the same question, whether the
+    play is still where that change may happen."""
+
+    CREATE = "create"  # stored, for a dispatcher to claim (DEFERRED past maxConcurrent)
+    CREATE_CLAIMED = "create_claimed"  # stored already claimed by the instance starting it
+    CLAIM = "claim"  # a dispatcher takes a NEW play, a lapsed RUN one, a WAIT one now due
+    RENEW = "renew"  # its holder extends the lease
+    START = "start"  # its holder records when it started
+    PARK = "park"  # its holder suspends it (a delay, a back-off, an approval)
+    WAKE = "wake"  # approved: it runs again
+    DEFER = "defer"  # claimed, but its flow runs as many plays as it may
+    PROMOTE = "promote"  # its flow has room again: a dispatcher may claim it
+    FINISH = "finish"  # its holder records its end
+    COUNT_CRASH = "count_crash"  # its holder's actor crashed
+    BACK_OFF = "back_off"  # ... and runs again when its lease lapses, later than usual
+    REQUEST_CANCEL = "request_cancel"  # its holder is asked to cancel it
+    END_UNHELD = "end_unheld"  # no actor runs it: ended as it was seen (cancelled, crashed)
+    REJECT = "reject"  # its approval was refused
+    CANCEL = "cancel"  # cancelled while nothing runs it
+    HAND_BACK = "hand_back"  # claimed at birth, but its actor could not start here
+
+
+_RUN = frozenset({PlayState.RUN})
+
+# transition -> (the states it may leave, the states it may reach); a creation leaves none.
+_PLAY_CHANGES: Mapping[PlayTransition, tuple[frozenset[PlayState], frozenset[PlayState]]] = {
+    PlayTransition.CREATE: (frozenset(), frozenset({PlayState.NEW, PlayState.DEFERRED})),
+    PlayTransition.CREATE_CLAIMED: (frozenset(), _RUN),
+    PlayTransition.CLAIM: (frozenset({PlayState.NEW, PlayState.RUN, PlayState.WAIT}), _RUN),
+    PlayTransition.RENEW: (_RUN, _RUN),
+    PlayTransition.START: (_RUN, _RUN),
+    PlayTransition.PARK: (_RUN, frozenset({PlayState.WAIT})),
+    PlayTransition.WAKE: (frozenset({PlayState.WAIT}), _RUN),
+    PlayTransition.DEFER: (_RUN, frozenset({PlayState.DEFERRED})),
+    PlayTransition.PROMOTE: (frozenset({PlayState.DEFERRED}), frozenset({PlayState.NEW})),
+    PlayTransition.FINISH: (_RUN, _FINAL_PLAY),
+    PlayTransition.COUNT_CRASH: (_RUN, _RUN),
+    PlayTransition.BACK_OFF: (_RUN, _RUN),
+    PlayTransition.REQUEST_CANCEL: (_RUN, _RUN),
+    PlayTransition.END_UNHELD: (_RUN, frozenset({PlayState.FAIL, PlayState.CANCEL})),
+    PlayTransition.REJECT: (frozenset({PlayState.WAIT}), frozenset({PlayState.FAIL})),
+    PlayTransition.CANCEL: (
+        frozenset({PlayState.NEW, PlayState.DEFERRED, PlayState.WAIT}),
+        frozenset({PlayState.CANCEL}),
     ),
-    PlayState.WAIT: frozenset({PlayState.RUN, PlayState.FAIL, PlayState.CANCEL}),
-    PlayState.DONE: frozenset(),
-    PlayState.FAIL: frozenset(),
-    PlayState.CANCEL: frozenset(),
+    PlayTransition.HAND_BACK: (_RUN, frozenset({PlayState.NEW})),
+}
+
+# The state graph, drawn from the named transitions: nothing else may change a play's state.
+_PLAY_TRANSITIONS: Mapping[PlayState, frozenset[PlayState]] = {
+    state: frozenset(
+        target
+        for sources, targets in _PLAY_CHANGES.values()
+        if state in sources
+        for target in targets
+    )
+    for state in PlayState
 }
 
 
@@ -65,6 +115,25 @@ def check_play_transition(current: PlayState, new: PlayState) -> None:
 def play_sources(new: PlayState) -> tuple[PlayState, ...]:
     """The states a play may be in for a transition to ``new`` (used for conditional updates)."""
     return tuple(s for s, targets in _PLAY_TRANSITIONS.items() if new in targets)
+
+
+def transition_sources(transition: PlayTransition) -> tuple[PlayState, ...]:
+    """The states ``transition`` may leave, in declaration order (a store filter built from
+    them is the same every time); empty for a creation."""
+    sources = _PLAY_CHANGES[transition][0]
+    return tuple(s for s in PlayState if s in sources)
+
+
+def transition_targets(transition: PlayTransition) -> tuple[PlayState, ...]:
+    """The states ``transition`` may reach, in declaration order."""
+    targets = _PLAY_CHANGES[transition][1]
+    return tuple(s for s in PlayState if s in targets)
+
+
+def check_transition_target(transition: PlayTransition, new: PlayState) -> None:
+    """Raise :class:`InvalidTransition` unless ``transition`` may reach ``new``."""
+    if new not in _PLAY_CHANGES[transition][1]:
+        raise InvalidTransition(f"a play's {transition} cannot make it {new}")
 
 
 class TriggerKind(enum.StrEnum):

@@ -1,9 +1,12 @@
 """Values too big to handle on the event loop.
 
 A step's arguments or output, or a play's input, bigger than ``OFFLOAD_BYTES`` as JSON are
-converted and checked for the store in a background thread (see _background), where the
-walk hands the GIL back every few ms: on the event loop a 1 MB value of small items holds
-it for 50-100 ms here. Smaller ones are done inline, where a thread hop costs more.
+converted and checked for the store in a background thread, where the walk hands the GIL
+back every few ms: on the event loop a 1 MB value of small items holds it for 50-100 ms
+here. Smaller ones are done inline, where a thread hop costs more. The threads are the ones
+heavy expressions run in (flow8/expressions/_background.py): one niced pool, sized by
+``ExpressionLimits.threads``, for all heavy work beside the loop; it lives with expressions
+because they are below the engine.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from ._background import background
+from flow8.expressions import background
 
 OFFLOAD_BYTES = 64 * 1024
 

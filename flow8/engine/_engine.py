@@ -5,6 +5,11 @@ supervisor once :meth:`Engine.attach` gave it one; otherwise in the dispatcher's
 as in the CLI and benchmarks). Every play is claimed with a lease on its document; the
 dispatcher renews the leases of this instance's plays in one batched write, claims new,
 woken and orphaned plays, and promotes DEFERRED plays when their flow has room.
+
+The engine wires the parts and keeps none of their state: every change of a play's state
+and lease is the :class:`PlayLedger`'s, what this process holds of its plays (running ones,
+their cancel scopes, waiters' answers) is in :class:`LocalPlays`; :class:`PlayActors` run
+plays, :class:`PlayCommands` cancel and decide them, the :class:`Dispatcher` claims them.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import attrs
 import trio
 
+from flow8 import events as ev
 from flow8.domain import (
     Play,
     PlayLayer,
@@ -26,15 +32,15 @@ from flow8.domain import (
     Trigger,
     TriggerKind,
 )
+from flow8.events import EventBus, EventFilter
 from flow8.logs import get_logger
 from flow8.modules import ModuleRegistry, default_registry
-from flow8.store import DuplicateKey, Pipeline, ReturnDocument, Store, new_id, prepare_value
+from flow8.store import Collection, DuplicateKey, Pipeline, Store, new_id, prepare_value
 
-from . import _commands
-from . import _events as ev
 from ._admission import Admission
 from ._big import json_size, off_the_loop_if_big
-from ._events import EventBus, EventFilter
+from ._commands import PlayCommands
+from ._dispatcher import Dispatcher
 from ._exceptions import (
     IdempotencyKeyReused,
     InvalidInput,
@@ -48,11 +54,12 @@ from ._fair import FairGate
 from ._flows import FlowRepository
 from ._journal import Created
 from ._kv import KvStore
+from ._ledger import PlayLedger
+from ._local import LocalPlays
 from ._plan import PlanCache
-from ._play_actor import run_play_body
+from ._play_actor import PlayActors
 from ._records import (
     MAX_ERROR_LENGTH,
-    describe_crash,
     elided,
     layer_from_doc,
     play_doc,
@@ -74,8 +81,6 @@ def _launch_failed(play_id: str, error: Exception) -> None:
 # How long a subflow step waits for its child to be stored (a stalled database) before it
 # fails; the start itself is not interrupted by a cancellation (see run_subflow).
 SUBFLOW_START_TIMEOUT = 30.0
-Spawn = Callable[[str, Callable[[trio.TaskStatus[Any]], Awaitable[None]]], Awaitable[None]]
-_FINAL = [s.value for s in (PlayState.DONE, PlayState.FAIL, PlayState.CANCEL)]
 
 
 class Engine:
@@ -96,19 +101,16 @@ class Engine:
         self.flows = FlowRepository(store, self.plans)
         self.kv = KvStore(store)
         self.owner = self.settings.instance_id
-        self._running: dict[str, trio.CancelScope] = {}
-        self._company_of: dict[str, str] = {}  # running play -> its company (admission)
         self.admission = Admission(
             self.settings.company_plays_per_second, self.settings.company_running_plays
         )
         # Fair across companies under load: see FairGate.
         self._starting = FairGate(self.settings.max_starting)
-        self._spawn: Spawn | None = None
-        self._wake = trio.Event()
         self.started_plays = 0
-        # Plays this instance finished lately: answers waiters without a read.
-        self._finished: dict[str, Play] = {}
-        self._lost: set[str] = set()
+        self.ledger = PlayLedger(store, self.owner, self.settings.lease_seconds)
+        self.local = LocalPlays(self.admission)
+        self.actors = PlayActors(self, self.ledger, self.local)
+        self.commands = PlayCommands(self.ledger, self.local, self.actors, self.events, store)
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -121,18 +123,15 @@ class Engine:
         ) -> None:
             await plays_supervisor.start_task(f"play-{play_id}", run, shutdown=2.0)
 
-        self._spawn = spawn
+        self.local.attach(spawn)
 
     @property
     def running(self) -> int:
-        return len(self._running)
+        return len(self.local)
 
     # -- starting plays -------------------------------------------------------------------
 
-    def _plays(self, company_id: str) -> Any:
-        return self.store.tenant(company_id).collection("plays")
-
-    def _layers(self, company_id: str) -> Any:
+    def _layers(self, company_id: str) -> Collection:
         return self.store.tenant(company_id).collection("play_layers")
 
     async def start_play(
@@ -216,7 +215,7 @@ class Engine:
         # when big; the insert then takes it without walking it again.
         size = json_size(input)
         input = await off_the_loop_if_big(size, prepare_value, input, "input")
-        plays = self._plays(company_id)
+        plays = self.ledger.plays(company_id)
         now = time.time()
         stored_key = f"{flow_id}:{idempotency_key}" if idempotency_key else None
         # A start from outside is the same request as the one its key stands for only with
@@ -239,8 +238,7 @@ class Engine:
         state = PlayState.NEW
         if (
             max_concurrent
-            and await plays.count({"flow_id": flow_id, "status": PlayState.RUN.value})
-            >= max_concurrent
+            and await self.ledger.count_running(company_id, flow_id) >= max_concurrent
         ):
             state = PlayState.DEFERRED
         play = Play(
@@ -275,30 +273,28 @@ class Engine:
         if fingerprint is not None:
             doc["idempotency_fingerprint"] = fingerprint
         doc["max_concurrent"] = max_concurrent
-        runnable = state is PlayState.NEW and self._spawn is not None
-        runnable = runnable and len(self._running) < self.settings.max_running_plays
+        runnable = state is PlayState.NEW and self.local.runs_plays
+        runnable = runnable and len(self.local) < self.settings.max_running_plays
         runnable = runnable and self.admission.has_room(company_id)
+        pipe = self.store.pipeline()
         if runnable:
             # Claimed at birth: no dispatcher round trip for a play this instance can run.
-            doc["status"] = PlayState.RUN.value
-            doc["lease_owner"] = self.owner
-            doc["lease_expires_at"] = now + self.settings.lease_seconds
-            doc["started_at"] = now
+            self.ledger.create_claimed(pipe, company_id, doc, now)
+        else:
+            self.ledger.create(pipe, company_id, doc)
         if runnable and stored_key is None:
             # The play starts while its insert commits (it cannot collide: its key is its
             # own id). Its first durability barrier waits for the insert, so no effect that
             # needs durability precedes it; the caller hears back once it is durable.
-            pipe = self.store.pipeline()
-            pipe.insert_one(plays, doc)
             # The play's own wait for its insert: whoever started it may stop waiting
             # (a deadline, see start_play) without the play losing track of it.
             created = Created(pipe.synced())
             running = attrs.evolve(play, state=PlayState.RUN, started_at=now)
             submitted(running)
             try:
-                await self._launch(company_id, play_id, running, created, redactor.secrets)
+                await self.actors.launch(company_id, play_id, running, created, redactor.secrets)
             except BaseException as e:
-                self._hand_back(pipe, plays, play_id)
+                self._hand_back(pipe, company_id, play_id)
                 if not isinstance(e, Exception):
                     raise  # cancelled: the play is the dispatcher's now, nothing is lost
                 _launch_failed(play_id, e)
@@ -307,8 +303,6 @@ class Engine:
             self.started_plays += 1
             await pipe.sync()
             return running
-        pipe = self.store.pipeline()
-        pipe.insert_one(plays, doc)
         submitted(play)
         try:
             await pipe.sync()
@@ -321,25 +315,25 @@ class Engine:
             return existing
         except BaseException:
             if runnable:  # claimed at birth, but its actor will not be started here
-                self._hand_back(pipe, plays, play_id)
+                self._hand_back(pipe, company_id, play_id)
             raise
         self.started_plays += 1
         if runnable:
             running = attrs.evolve(play, state=PlayState.RUN, started_at=now)
             try:
-                await self._launch(company_id, play_id, running, secrets=redactor.secrets)
+                await self.actors.launch(company_id, play_id, running, secrets=redactor.secrets)
             except BaseException as e:
-                self._hand_back(pipe, plays, play_id)
+                self._hand_back(pipe, company_id, play_id)
                 if not isinstance(e, Exception):
                     raise
                 _launch_failed(play_id, e)
                 await pipe.sync()
                 return play
             return running
-        self._wake.set()
+        self.local.wake()
         return play
 
-    async def _count_descendant(self, plays: Any, parent: Play) -> None:
+    async def _count_descendant(self, plays: Collection, parent: Play) -> None:
         """Count one more play in the parent's tree, on the root play's document; refused at
         ``max_descendant_plays`` (a flow starting itself stops there)."""
         root = parent.root_play_id or parent.id
@@ -358,27 +352,16 @@ class Engine:
                 "the most one play may start",
             )
 
-    def _hand_back(self, pipe: Pipeline, plays: Any, play_id: str) -> None:
+    def _hand_back(self, pipe: Pipeline, company_id: str, play_id: str) -> None:
         """A play claimed at birth whose PlayActor will not start here (the plays supervisor
         is stopping, or the start was cancelled): release it to any dispatcher now, instead
         of leaving it to the lapse of a lease nobody holds. Queued behind its insert, without
         waiting, so that even a cancelled start hands it back."""
-        pipe.update_one(
-            plays,
-            {"_id": play_id, "lease_owner": self.owner},
-            {
-                "$set": {
-                    "status": PlayState.NEW.value,
-                    "lease_owner": None,
-                    "lease_expires_at": None,
-                    "started_at": None,
-                }
-            },
-        )
-        self._wake.set()
+        self.ledger.hand_back(pipe, company_id, play_id)
+        self.local.wake()
 
     async def _existing(
-        self, plays: Any, flow_id: str, key: str, fingerprint: str | None, now: float
+        self, plays: Collection, flow_id: str, key: str, fingerprint: str | None, now: float
     ) -> Play | None:
         """The play of ``flow_id`` that ``key`` stands for within the window, or None.
         Raises IdempotencyKeyReused when it was started by a different request
@@ -399,120 +382,6 @@ class Engine:
             {"$set": {"idempotency_key": f"{stored_key}#expired#{doc['_id']}"}},
         )
         return None
-
-    # -- running --------------------------------------------------------------------------
-
-    async def _launch(
-        self,
-        company_id: str,
-        play_id: str,
-        fresh: Play | None = None,
-        created: Created | None = None,
-        secrets: Sequence[str] = (),
-    ) -> None:
-        async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-            task_status.started()
-            await self.run_play(company_id, play_id, fresh, created, secrets)
-
-        if self._spawn is None:
-            raise PlayStateError("the engine is not running plays (no dispatcher)")
-        # Counted as running from now on: waiters need not read the store, and the caps
-        # on running plays include those still starting.
-        self._hold(play_id, company_id)
-        try:
-            await self._spawn(play_id, run)
-        except BaseException:
-            self._release(play_id)
-            raise
-
-    def _hold(self, play_id: str, company_id: str) -> trio.CancelScope:
-        if play_id not in self._running:
-            self._running[play_id] = trio.CancelScope()
-            self._company_of[play_id] = company_id
-            self.admission.started(company_id)
-        return self._running[play_id]
-
-    def _release(self, play_id: str) -> None:
-        if self._running.pop(play_id, None) is not None:
-            self.admission.ended(self._company_of.pop(play_id))
-
-    async def run_play(
-        self,
-        company_id: str,
-        play_id: str,
-        fresh: Play | None = None,
-        created: Created | None = None,
-        secrets: Sequence[str] = (),
-    ) -> None:
-        """The PlayActor body: run a play this instance holds the lease of, to its end or
-        its next suspension. ``fresh`` is a play this instance has just created (and
-        claimed): it has no layers or approvals to load yet."""
-        cancel = self._hold(play_id, company_id)
-        try:
-            await run_play_body(self, company_id, play_id, fresh, cancel, created, secrets)
-        except Exception as crash:
-            # Recorded before the supervisor hears of it, so that a play which crashes its
-            # actor every time (a poison play) ends instead of being re-claimed forever.
-            with trio.CancelScope(shield=True), trio.move_on_after(10):
-                await self._after_crash(company_id, play_id, crash)
-            raise
-        finally:
-            self._release(play_id)
-
-    async def _after_crash(self, company_id: str, play_id: str, crash: Exception) -> None:
-        """Count a crash of the play's actor. Below ``max_play_crashes`` the play runs again
-        after a back-off (1, 2, 4 ... s, through its lease lapsing); at the limit, or when a
-        cancel was asked for, it ends here with the last error."""
-        try:
-            doc = await self._plays(company_id).find_one_and_update(
-                {"_id": play_id, "status": PlayState.RUN.value, "lease_owner": self.owner},
-                {"$inc": {"crashes": 1}},
-                return_document=ReturnDocument.AFTER,
-            )
-            if doc is None:
-                return  # no longer ours (cancelled, or another instance took it)
-            # The cause may quote the play's data: masked like everything it records.
-            reason = Redactor(doc.get("secrets") or ()).text(describe_crash(crash))
-            crashes = int(doc.get("crashes") or 0)
-            if doc.get("cancel_requested"):
-                await _commands.end_unheld_play(
-                    self, company_id, doc, PlayState.CANCEL, "cancelled"
-                )
-            elif crashes >= self.settings.max_play_crashes:
-                error = f"PLAY_CRASHED: the play crashed {crashes} times; last error: {reason}"
-                await _commands.end_unheld_play(self, company_id, doc, PlayState.FAIL, error)
-            else:
-                retry_at = time.time() + 2.0 ** (crashes - 1)
-                await self._plays(company_id).update_one(
-                    {"_id": play_id, "status": PlayState.RUN.value, "lease_owner": self.owner},
-                    {"$set": {"lease_expires_at": retry_at, "last_crash": reason}},
-                )
-            log.warning("play_crashed", play_id=play_id, crashes=crashes, error=reason)
-        except Exception:
-            # The store itself may be what failed: the lease lapses and the play is resumed.
-            log.exception("play_crash_not_recorded", play_id=play_id)
-
-    def remember_finished(self, play: Play) -> None:
-        """Keep a play this instance ended, so waiters are answered without a read."""
-        self._finished[play.id] = play
-        while len(self._finished) > 4096:
-            del self._finished[next(iter(self._finished))]
-
-    async def _promote_deferred(self, company_id: str, flow_id: str) -> None:
-        plays = self._plays(company_id)
-        doc = await plays.find_one({"flow_id": flow_id, "status": PlayState.DEFERRED.value})
-        if doc is None:
-            return
-        limit = doc.get("max_concurrent") or 0
-        running = await plays.count({"flow_id": flow_id, "status": PlayState.RUN.value})
-        if limit and running >= limit:
-            return
-        await plays.find_one_and_update(
-            {"flow_id": flow_id, "status": PlayState.DEFERRED.value},
-            {"$set": {"status": PlayState.NEW.value}},
-            sort=[("created_at", 1)],
-        )
-        self._wake.set()
 
     # -- subflows -------------------------------------------------------------------------
 
@@ -600,10 +469,10 @@ class Engine:
         with trio.fail_after(timeout if timeout else math.inf):
             async with self.events.subscribe(flt, buffer=8) as events:
                 while True:
-                    done = self._finished.get(play_id)
+                    done = self.local.finished(play_id)
                     if done is not None and done.company_id == company_id:
                         return done
-                    if play_id not in self._running:
+                    if play_id not in self.local:
                         play = await self.get_play(company_id, play_id)
                         if play.state.final:
                             return play
@@ -623,7 +492,7 @@ class Engine:
     ) -> tuple[Play, list[str]]:
         """The play (with ``real``, its data unmasked, as the engine runs it) and the
         secrets it knows."""
-        doc = await self._plays(company_id).find_one({"_id": play_id})
+        doc = await self.ledger.read(company_id, play_id)
         if doc is None:
             raise PlayNotFound(f"play {play_id!r} not found")
         return play_from_doc(doc, real=real), list(doc.get("secrets") or [])
@@ -652,7 +521,7 @@ class Engine:
             window["$lt"] = created_before.timestamp()
         if window:
             flt["created_at"] = window
-        coll = self._plays(company_id)
+        coll = self.ledger.plays(company_id)
         docs = await coll.find(flt, sort=[("created_at", -1)], skip=skip, limit=limit)
         return [play_from_doc(d) for d in docs], await coll.count(flt)
 
@@ -672,25 +541,39 @@ class Engine:
     async def cancel_play(self, company_id: str, play_id: str) -> Play:
         """Cancel a play that has not finished. A running play is cancelled through its
         cancel scope (here, or by the instance holding it, at its next lease renewal)."""
-        return await _commands.cancel_play(self, company_id, play_id)
+        return await self.commands.cancel(company_id, play_id)
 
     async def decide(
         self, company_id: str, play_id: str, *, approve: bool, by: str | None = None
     ) -> Play:
         """Approve or reject the step a play waits on. Approval resumes the play (here when
         this instance runs plays, else at any dispatcher); rejection fails it."""
-        return await _commands.decide(self, company_id, play_id, approve=approve, by=by)
+        return await self.commands.decide(company_id, play_id, approve=approve, by=by)
 
     async def retry_play(self, company_id: str, play_id: str, from_ref: str) -> Play:
         """Start a new play of the latest flow version with the failed play's input,
         reusing the outputs of the steps before ``from_ref``."""
-        return await _commands.retry_play(self, company_id, play_id, from_ref)
+        # The real input (a play that knew secrets shows it masked), and those secrets.
+        old, secrets = await self.read_play(company_id, play_id, real=True)
+        if old.state not in (PlayState.FAIL, PlayState.CANCEL):
+            raise PlayStateError(f"only failed or cancelled plays can be retried ({old.state})")
+        flow = await self.flows.get(company_id, old.flow_id)
+        if from_ref not in self.plans.get(flow).order():
+            raise PlayStateError(f"the latest version of the flow has no step {from_ref!r}")
+        return await self.start_play(
+            company_id,
+            old.flow_id,
+            old.input,
+            trigger=Trigger(TriggerKind.RETRY, play_id),
+            retry_of=play_id,
+            resume_from=from_ref,
+            secrets=secrets,
+        )
 
     async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The dispatcher (see :class:`Dispatcher`)."""
-        from ._dispatcher import Dispatcher
-
-        await Dispatcher(self).serve(task_status=task_status)
+        dispatcher = Dispatcher(self.ledger, self.local, self.actors, self.settings)
+        await dispatcher.serve(task_status=task_status)
 
 
 def _child_failed(child: Play, flow_id: str) -> str:

@@ -3,10 +3,6 @@
 Hierarchy::
 
     EngineError
-    ├── ExpressionError          an expression does not parse, throws, or returns
-    │   │                        something that is not JSON
-    │   └── ExpressionLimit      it ran out of its budget (time, memory, depth) or a
-    │                            built-in would exceed a cap (string length, items)
     ├── StepError                a step failed (carries the flowlet ref); the layer fails
     │   ├── StepTimeout          the step ran past its timeout
     │   ├── OutputTooLarge       the step's output exceeds the configured limit
@@ -19,6 +15,10 @@ Hierarchy::
     ├── KvError                  a bad KV request (unknown scope, value too large)
     ├── FlowNotFound             no such flow (or flow version) for this company
     └── PlayStateError           the play is not in a state that allows the request
+
+Expression errors (``ExpressionError``, ``ExpressionLimit``) are not engine errors: they
+belong to ``flow8.expressions``, below the engine. The engine reports them as failed steps
+(``EXPRESSION_LIMIT`` for a limit) or as problems of a flow being saved.
 """
 
 from __future__ import annotations
@@ -26,37 +26,6 @@ from __future__ import annotations
 
 class EngineError(Exception):
     """Base of every engine error."""
-
-
-class ExpressionError(EngineError):
-    def __init__(self, source: str, message: str, *, where: str = "") -> None:
-        self.source = source
-        self.message = message
-        self.where = where
-        prefix = f"{where}: " if where else ""
-        super().__init__(f"{prefix}expression {{{{ {source} }}}} {message}")
-
-    def at(self, where: str) -> ExpressionError:
-        """The same error, located at a flowlet field (``ref.args.x``)."""
-        located = ExpressionError(self.source, self.message, where=where)
-        located.__cause__ = self.__cause__
-        return located
-
-
-class ExpressionLimit(ExpressionError):
-    """An evaluation exceeded one of its limits; ``limit`` names which (``time``,
-    ``memory``, ``depth``, ``string``, ``items``, ``range``, ``picture``) and ``detail``
-    says by how much, e.g. ``it ran longer than 250 ms``."""
-
-    def __init__(self, source: str, limit: str, detail: str, *, where: str = "") -> None:
-        self.limit = limit
-        self.detail = detail
-        super().__init__(source, f"exceeded a limit: {detail}", where=where)
-
-    def at(self, where: str) -> ExpressionLimit:
-        located = ExpressionLimit(self.source, self.limit, self.detail, where=where)
-        located.__cause__ = self.__cause__
-        return located
 
 
 class StepError(EngineError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from flow8.domain import PlayLayer
@@ -84,11 +84,12 @@ class Journal:
         self._pending += 1
         self.writes += 1
 
-    def play(self, fields: dict[str, Any], *, lease_owner: str | None = None) -> None:
-        """Update the play document; with ``lease_owner``, only while we hold the lease."""
+    def play(self, fields: dict[str, Any], *, guard: Mapping[str, Any] | None = None) -> None:
+        """Update the play document; with ``guard`` (the ledger's: its state, our lease),
+        only while the play matches it."""
         flt: dict[str, Any] = {"_id": self.play_id}
-        if lease_owner is not None:
-            flt["lease_owner"] = lease_owner
+        if guard is not None:
+            flt.update(guard)
         self._pipe.update_one(self.plays, flt, {"$set": fields})
         self._pending += 1
         self.writes += 1

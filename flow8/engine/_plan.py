@@ -22,6 +22,14 @@ from flow8.domain import (
     execution_groups,
 )
 from flow8.domain import FlowValidationError as _FlowValidationError
+from flow8.expressions import (
+    CompiledFilter,
+    CompiledValue,
+    ExpressionError,
+    compile_filters,
+    compile_value,
+    expression_problems,
+)
 from flow8.modules import (
     AGGREGATOR,
     ITERATOR,
@@ -30,10 +38,6 @@ from flow8.modules import (
     ModuleRegistry,
     ModuleSpec,
 )
-
-from ._exceptions import ExpressionError
-from ._filters import CompiledFilter, compile_filters
-from ._templates import CompiledValue, compile_value, expression_problems
 
 
 @attrs.frozen

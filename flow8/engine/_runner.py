@@ -10,12 +10,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import trio
 from jsonata.jsonata import Jsonata
 
+from flow8 import events as ev
 from flow8.domain import (
     MAX_RETRY_COUNT,
     Attempt,
@@ -26,29 +27,24 @@ from flow8.domain import (
     WaitReason,
     layer_key,
 )
+from flow8.expressions import (
+    ExpressionError,
+    ExpressionLimit,
+    FilterError,
+    filters_pass_async,
+    to_json_value,
+)
 from flow8.modules import InvalidArgs, ModuleSpec
 from flow8.store import InvalidDocument, InvalidQuery, prepare_value
 
-from . import _events as ev
 from ._big import json_size, off_the_loop_if_big
-from ._exceptions import (
-    ExpressionError,
-    ExpressionLimit,
-    Interrupted,
-    OutputTooLarge,
-    StepError,
-    StepTimeout,
-)
-from ._expressions import to_json_value
-from ._filters import FilterError, filters_pass_async
+from ._exceptions import Interrupted, OutputTooLarge, StepError, StepTimeout
+from ._host import PlayHost
 from ._journal import Created, Journal
 from ._kv import PlayKv
 from ._plan import Group, Loop, Node, Plan, Step
 from ._records import error_text
 from ._redact import Redactor
-
-if TYPE_CHECKING:
-    from ._engine import Engine
 
 _rng = random.Random()
 YIELD_EVERY_SECONDS = 0.001
@@ -136,7 +132,7 @@ class PlayRun:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: PlayHost,
         plan: Plan,
         play: Play,
         layers: dict[str, PlayLayer],
@@ -168,7 +164,7 @@ class PlayRun:
 
     # -- events ---------------------------------------------------------------------------
 
-    def _publish(self, type_: str, data: dict[str, Any]) -> None:
+    def publish(self, type_: str, data: dict[str, Any]) -> None:
         p = self.play
         self.engine.events.publish(ev.Event(type_, p.company_id, p.flow_id, p.id, data))
 
@@ -178,7 +174,7 @@ class PlayRun:
             event = _layer_event(layer)
             if self.redactor and layer.error:
                 event["error"] = self.redactor.text(layer.error)
-            self._publish(type_, event)
+            self.publish(type_, event)
 
     def shown(self, layer: PlayLayer) -> PlayLayer:
         """The layer as it is recorded and reported: every secret the play knows masked
@@ -208,7 +204,7 @@ class PlayRun:
         if self.redactor.unsaved():  # kept (encrypted) so that a resumed play masks them too
             self.journal.play({"secrets": self.redactor.secrets})
 
-    def _record(self, layer: PlayLayer) -> PlayLayer:
+    def record(self, layer: PlayLayer) -> PlayLayer:
         """Write a layer state; a value the store refuses (an integer beyond 64 bits, JSON
         nested too deeply, text that is not valid Unicode) fails the step, not the play's
         actor: the store checks a write before queueing it, so the refusal surfaces here."""
@@ -254,7 +250,7 @@ class PlayRun:
             for step in steps:
                 if step is None or layer_key(self.play.id, step.ref, ()) in self.layers:
                     continue
-                self._record(
+                self.record(
                     PlayLayer(
                         play_id=self.play.id,
                         company_id=self.play.company_id,
@@ -329,7 +325,7 @@ class PlayRun:
             for step in group.steps:
                 layer = self.layers.get(layer_key(self.play.id, step.ref, it))
                 if layer is not None and layer.state is LayerState.RUN:
-                    self._record(
+                    self.record(
                         attrs.evolve(
                             layer,
                             state=LayerState.FAIL,
@@ -425,7 +421,7 @@ class PlayRun:
                 and existing.attempts
                 and not step.module.idempotent
             ):
-                layer = self._record(
+                layer = self.record(
                     attrs.evolve(
                         existing,
                         state=LayerState.FAIL,
@@ -452,7 +448,7 @@ class PlayRun:
         )
         try:
             if step.filters and not await filters_pass_async(step.filters, bindings):
-                filtered = self._record(
+                filtered = self.record(
                     attrs.evolve(base, state=LayerState.FILTERED, finished_at=now)
                 )
                 self._publish_layer(ev.LAYER_COMPLETED, filtered)
@@ -463,7 +459,7 @@ class PlayRun:
         except (ExpressionError, FilterError) as e:
             raise self._fail(base, f"{e}") from e
         if step.flowlet.needs_approval and not approved:
-            layer = self._record(attrs.evolve(base, state=LayerState.WAIT, args=args))
+            layer = self.record(attrs.evolve(base, state=LayerState.WAIT, args=args))
             raise _Suspended(layer, WaitReason.APPROVAL, None)
         module_args = args if extra_args is None else {**args, **extra_args}
         if not step.args.constant or extra_args is not None:
@@ -487,7 +483,7 @@ class PlayRun:
         )
 
     def _fail(self, layer: PlayLayer, error: str) -> StepError:
-        failed = self._record(
+        failed = self.record(
             attrs.evolve(layer, state=LayerState.FAIL, error=error, finished_at=time.time())
         )
         self._publish_layer(ev.LAYER_FAILED, failed)
@@ -521,7 +517,7 @@ class PlayRun:
             running = attrs.evolve(layer, state=LayerState.RUN, attempts=tuple(attempts))
             # An idempotent step's RUN state is only announced (an event), not written: if
             # the instance dies, it simply runs again. Its end state is written.
-            layer = self._record(running) if not module.idempotent else self._note(running)
+            layer = self.record(running) if not module.idempotent else self._note(running)
             self._publish_layer(ev.LAYER_STARTED, layer)
             if not module.idempotent:
                 # Output commit: everything before a side effect is durable, and so is the
@@ -531,7 +527,7 @@ class PlayRun:
             try:
                 output = await self._invoke(step, ctx, args)
             except Suspend as s:
-                layer = self._record(
+                layer = self.record(
                     attrs.evolve(layer, state=LayerState.WAIT, finished_at=s.wake_at)
                 )
                 raise _Suspended(layer, s.reason, s.wake_at) from None
@@ -546,7 +542,7 @@ class PlayRun:
             finished = time.time()
             attempts[-1] = Attempt(number, started, finished, error)
             if error is None:
-                done = self._record(
+                done = self.record(
                     attrs.evolve(
                         layer,
                         state=LayerState.DONE,
@@ -565,11 +561,11 @@ class PlayRun:
                 if delay > self.engine.settings.hold_delay_seconds:
                     # A long back-off parks the play (no actor held) until it is due.
                     wake = time.time() + delay
-                    waiting = self._record(
+                    waiting = self.record(
                         attrs.evolve(layer, state=LayerState.WAIT, finished_at=wake)
                     )
                     raise _Suspended(waiting, WaitReason.RETRY, wake)
-                self._record(layer)
+                self.record(layer)
                 await trio.sleep(delay)
         raise self._fail(layer, error or "failed")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import actors
+from flow8.events import EventBus
 from flow8.modules import ModuleRegistry, default_registry
 
 from ._engine import Engine
-from ._events import EventBus
 
 
 def events_child(bus: EventBus, *, id: str = "events") -> actors.ChildSpec:

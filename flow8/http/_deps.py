@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from flow8.engine import EventBus
+from flow8.events import EventBus
 from flow8.modules import ModuleRegistry
 from flow8.services.audit import AuditEntry
 from flow8.services.credentials import CredentialService

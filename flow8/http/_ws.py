@@ -28,7 +28,7 @@ import attrs
 import trio
 from quart import websocket
 
-from flow8.engine import EventFilter
+from flow8.events import EventFilter
 from flow8.logs import get_logger
 from flow8.services.audit import AuditEntry
 from flow8.services.flows import FlowNotFound

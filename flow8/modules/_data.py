@@ -7,6 +7,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from flow8.expressions import Expression, ExpressionError, ExpressionLimit
+
 from ._errors import ModuleFailure
 from ._registry import ModuleContext, ModuleSpec
 
@@ -23,16 +25,11 @@ async def _template(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
 
 
 @functools.lru_cache(maxsize=512)
-def _compiled(source: str) -> Any:
-    # Imported lazily: the engine depends on modules, not the other way round at import time.
-    from flow8.engine import Expression
-
+def _compiled(source: str) -> Expression:
     return Expression.compile(source)
 
 
 async def _transform(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
-    from flow8.engine import ExpressionError, ExpressionLimit
-
     try:
         expr = _compiled(args["expression"])
         data = args.get("input")
@@ -46,8 +43,6 @@ async def _transform(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
 
 def _expression_problems(args: Mapping[str, Any]) -> list[tuple[str, str]]:
     """A transform's expression that does not parse, found when the flow is saved."""
-    from flow8.engine import ExpressionError
-
     source = args.get("expression")
     if not isinstance(source, str):
         return []  # the schema reports it

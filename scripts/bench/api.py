@@ -62,7 +62,8 @@ from hypercorn.trio import serve
 from quart import Response
 from quart_trio import QuartTrio
 
-from flow8.engine import Engine, EventBus
+from flow8.engine import Engine
+from flow8.events import EventBus
 from flow8.http import HttpDeps, HttpSettings, create_app
 from flow8.http._dump import dump
 from flow8.http._engine_models import PlayOut

@@ -35,7 +35,9 @@ sys.path.insert(0, str(_HERE.parents[1]))
 import trio  # noqa: E402
 
 from flow8.domain import PlayState, parse_flow_definition  # noqa: E402
-from flow8.engine import Engine, EngineSettings, EventBus, compile_value  # noqa: E402
+from flow8.engine import Engine, EngineSettings  # noqa: E402
+from flow8.events import EventBus  # noqa: E402
+from flow8.expressions import compile_value  # noqa: E402
 from flow8.logs import configure_logging  # noqa: E402
 from flow8.store import Durability, Keyring, Store, open_store  # noqa: E402
 

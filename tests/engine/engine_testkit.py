@@ -11,7 +11,8 @@ from typing import Any
 import trio
 
 from flow8.domain import Flow, Play, PlayState, parse_flow_definition
-from flow8.engine import Engine, EngineSettings, EventBus
+from flow8.engine import Engine, EngineSettings
+from flow8.events import EventBus
 from flow8.modules import ModuleSpec
 from flow8.store import Store, open_store
 

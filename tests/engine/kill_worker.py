@@ -13,7 +13,8 @@ from typing import Any
 import trio
 
 from flow8.domain import parse_flow_definition
-from flow8.engine import Engine, EngineSettings, EventBus
+from flow8.engine import Engine, EngineSettings
+from flow8.events import EventBus
 from flow8.modules import ModuleContext, ModuleSpec
 from flow8.store import open_store
 

@@ -6,7 +6,7 @@ import sys
 
 import trio
 
-from flow8.engine._background import BUSY_SWITCH_INTERVAL, Background
+from flow8.expressions._background import BUSY_SWITCH_INTERVAL, Background
 
 
 async def test_the_switch_interval_is_short_only_while_background_work_runs() -> None:

@@ -26,15 +26,21 @@ from jsonata.jsonata import Jsonata
 from jsonata.regex_engine import RegexFlags
 from jsonata.utils import Utils
 
-from flow8.engine import Expression, ExpressionError, ExpressionLimits, _jsontext
-from flow8.engine import _builtins_codec as codec
-from flow8.engine import _builtins_data as data
-from flow8.engine import _builtins_format as fmt
-from flow8.engine import _builtins_regex as rx
-from flow8.engine import _builtins_text as text
-from flow8.engine._budget import Budget, install
-from flow8.engine._expressions import _re2_engine, to_json_value
-from flow8.engine._jsontext import clone, jsonata_string, stringify, to_json
+from flow8.expressions import (
+    Expression,
+    ExpressionError,
+    ExpressionLimits,
+    _jsontext,
+    to_json_value,
+)
+from flow8.expressions import _builtins_codec as codec
+from flow8.expressions import _builtins_data as data
+from flow8.expressions import _builtins_format as fmt
+from flow8.expressions import _builtins_regex as rx
+from flow8.expressions import _builtins_text as text
+from flow8.expressions._budget import Budget, install
+from flow8.expressions._expressions import _re2_engine
+from flow8.expressions._jsontext import clone, jsonata_string, stringify, to_json
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("EXAMPLES", "200")),

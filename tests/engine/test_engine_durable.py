@@ -22,7 +22,8 @@ from engine_testkit import (
 from structlog.testing import capture_logs
 
 from flow8.domain import LayerState, PlayState, TriggerKind
-from flow8.engine import Engine, EventBus, PlayStateError
+from flow8.engine import Engine, PlayStateError
+from flow8.events import EventBus
 from flow8.modules import ModuleContext
 from flow8.store import Store
 
@@ -502,7 +503,7 @@ async def test_kv_conflict_parent_prefers_the_parent_value(engine: Engine) -> No
 
 
 async def test_waiting_and_failure_events(engine: Engine) -> None:
-    from flow8.engine import EventFilter
+    from flow8.events import EventFilter
 
     flow = await make_flow(engine, APPROVAL_FLOW)
     async with engine.events.subscribe(EventFilter(COMPANY, flow_id=flow.id)) as events:
@@ -537,7 +538,7 @@ async def test_subflow_timeout_fails_the_step_and_cancels_the_child(engine: Engi
 
 
 async def test_a_play_whose_lease_was_taken_stops_without_reporting(store: Store) -> None:
-    from flow8.engine import EventFilter
+    from flow8.events import EventFilter
 
     stopped = trio.Event()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from flow8.engine import SUBSCRIBER_DROPPED, Event, EventBus, EventFilter
+from flow8.events import SUBSCRIBER_DROPPED, Event, EventBus, EventFilter
 
 
 def ev(company: str, play: str, kind: str = "play:started", flow: str = "f") -> Event:

@@ -9,8 +9,15 @@ import pytest
 from engine_testkit import layers_by_ref, make_flow, run
 
 from flow8.domain import Cast, FilterOperator, FilterSpec, LayerState, PlayState
-from flow8.engine import Engine, Expression, ExpressionError, FilterError, compile_value
-from flow8.engine._filters import compile_filters, filters_pass
+from flow8.engine import Engine
+from flow8.expressions import (
+    Expression,
+    ExpressionError,
+    FilterError,
+    compile_filters,
+    compile_value,
+    filters_pass,
+)
 
 # What Python shows of itself in an error message.
 PYTHON = re.compile(

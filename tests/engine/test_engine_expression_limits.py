@@ -16,19 +16,19 @@ from jsonata.jsonata import Jsonata
 from jsonata.utils import Utils
 
 from flow8.domain import FilterOperator, FilterSpec
-from flow8.engine import (
+from flow8.expressions import (
     Expression,
     ExpressionError,
     ExpressionLimit,
     ExpressionLimits,
+    compile_filters,
     compile_value,
     configure_expressions,
     expression_limits,
     filters_pass_async,
 )
-from flow8.engine._builtins import SANDBOX_FRAME, _Guarded
-from flow8.engine._filters import compile_filters
-from flow8.engine._limits import thread_limiter
+from flow8.expressions._builtins import SANDBOX_FRAME, _Guarded
+from flow8.expressions._limits import thread_limiter
 
 MB = 1024 * 1024
 LOOP_LIMIT_S = 0.050  # the requirement: never more than 50 ms at a time

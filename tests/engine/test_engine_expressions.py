@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flow8.engine import Expression, ExpressionError, compile_value, split_template
+from flow8.expressions import Expression, ExpressionError, compile_value, split_template
 
 
 def resolve(value: object, **bindings: object) -> object:

@@ -7,8 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flow8.domain import Cast, FilterMode, FilterOperator, FilterSpec
-from flow8.engine import FilterError, apply_operator, cast_value
-from flow8.engine._filters import compile_filters, filters_pass
+from flow8.expressions import (
+    FilterError,
+    apply_operator,
+    cast_value,
+    compile_filters,
+    filters_pass,
+)
 
 OP = FilterOperator
 

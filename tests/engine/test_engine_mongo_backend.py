@@ -12,7 +12,8 @@ import trio
 from engine_testkit import COMPANY, fast_settings, make_flow
 
 from flow8.domain import PlayState
-from flow8.engine import Engine, EventBus
+from flow8.engine import Engine
+from flow8.events import EventBus
 from flow8.store import Keyring, open_store
 
 

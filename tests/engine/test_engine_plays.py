@@ -9,7 +9,8 @@ import trio
 from engine_testkit import COMPANY, layers_by_ref, make_flow, run, spec
 
 from flow8.domain import LayerState, PlayState
-from flow8.engine import Engine, EventFilter
+from flow8.engine import Engine
+from flow8.events import EventFilter
 from flow8.modules import ModuleContext
 
 

@@ -21,7 +21,8 @@ from engine_testkit import (
 )
 
 from flow8.domain import PlayState
-from flow8.engine import Engine, EventFilter
+from flow8.engine import Engine
+from flow8.events import EventFilter
 from flow8.modules import ModuleContext
 from flow8.store import Store
 

@@ -10,7 +10,8 @@ from engine_testkit import COMPANY, fast_settings, make_flow
 
 import actors
 from flow8.domain import PlayState
-from flow8.engine import Engine, EventBus, engine_child, events_child
+from flow8.engine import Engine, engine_child, events_child
+from flow8.events import EventBus
 from flow8.modules import ModuleContext, ModuleSpec
 from flow8.store import Store
 

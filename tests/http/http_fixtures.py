@@ -10,7 +10,8 @@ import attrs
 import httpx
 import trio
 
-from flow8.engine import Engine, EventBus
+from flow8.engine import Engine
+from flow8.events import EventBus
 from flow8.http import Flow8App, HttpDeps, HttpSettings, create_app
 from flow8.services.audit import AuditLog, StoreAuditSink
 from flow8.services.credentials import CredentialService

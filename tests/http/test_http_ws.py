@@ -10,7 +10,7 @@ import trio
 from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ApiEnv, start_app
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from flow8.engine import Event
+from flow8.events import Event
 from flow8.http import HttpSettings, serve_http
 from flow8.store import Store
 from flow8.store._store import StoreImpl

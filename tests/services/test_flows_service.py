@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from flow8.domain import FlowValidationError
-from flow8.engine import Engine, EventBus, FlowNotFound
+from flow8.engine import Engine, FlowNotFound
+from flow8.events import EventBus
 from flow8.services.flows import FlowService
 from flow8.store import open_store
 

@@ -10,7 +10,8 @@ import pytest
 import trio
 
 from flow8.domain import LayerState, PlayState, TriggerKind
-from flow8.engine import Engine, EngineSettings, EventBus, PlayNotFound, PlayStateError
+from flow8.engine import Engine, EngineSettings, PlayNotFound, PlayStateError
+from flow8.events import EventBus
 from flow8.services.flows import FlowService
 from flow8.services.plays import PlayService
 from flow8.store import open_store

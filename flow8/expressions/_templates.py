@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from ._budget import Slice
-from ._exceptions import ExpressionError, ExpressionLimit
+from ._errors import ExpressionError, ExpressionLimit
 from ._expressions import MISSING, Expression, split_template
 from ._jsontext import stringify
 from ._limits import MAX_STRING

@@ -33,7 +33,7 @@ from jsonata.regex_engine import RegexFlags
 from jsonata.utils import Utils
 
 from ._budget import Budget, LimitHit, Slice, SliceSpent, install
-from ._exceptions import ExpressionError, ExpressionLimit
+from ._errors import ExpressionError, ExpressionLimit
 from ._explain import explain
 from ._jsontext import NotJson, stringify, to_json
 from ._limits import MAX_RANGE, MAX_STRING, expression_limits

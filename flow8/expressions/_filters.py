@@ -18,7 +18,7 @@ import attrs
 from flow8.domain import Cast, FilterMode, FilterOperator, FilterSpec
 
 from ._budget import Budget, LimitHit, Slice, SliceSpent
-from ._exceptions import ExpressionError, ExpressionLimit
+from ._errors import ExpressionError, ExpressionLimit
 from ._explain import describe, json_type, shown
 from ._expressions import compile_regex
 from ._jsontext import is_small, stringify

@@ -1,7 +1,9 @@
 """Heavy work of one play, done beside the event loop at a lower OS priority.
 
 Expressions that outgrow their slice of the event loop, and big values being checked for
-the store, run in worker threads. On a machine with few cores those threads compete for CPU
+the store (``flow8/engine/_big.py``), run in worker threads: one pool, sized by
+``ExpressionLimits.threads``. It lives with expressions, below the engine, so that both can
+use it without an upward import. On a machine with few cores those threads compete for CPU
 with the event loop that serves everybody else: at equal priority the scheduler shares the
 cores out evenly, and requests wait while one tenant's expression runs. Their threads are
 therefore niced (``BACKGROUND_NICE``): they get whatever CPU the loop, the store's writer
