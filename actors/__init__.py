@@ -8,7 +8,26 @@ See README.md for usage.
 """
 
 from ._actor import Actor, ActorContext
-from ._errors import (
+from ._refs import ActorRef, DynamicSupervisorRef, Ref, SupervisorRef, TaskRef
+from ._registry import Registry
+from ._runtime import Runtime, open_runtime
+from ._spec import (
+    ActorStart,
+    ChildKind,
+    ChildSpec,
+    DynamicSupervisorSpec,
+    Restart,
+    Strategy,
+    SupervisorSpec,
+    TaskStart,
+    actor,
+    dynamic_supervisor,
+    supervisor,
+    task,
+)
+from ._stats import NodeKind, State, Stats
+from ._task import stop_requested
+from .exceptions import (
     ActorError,
     ActorNotRunning,
     ActorStopped,
@@ -29,25 +48,6 @@ from ._errors import (
     describe,
     leaves,
 )
-from ._refs import ActorRef, DynamicSupervisorRef, Ref, SupervisorRef, TaskRef
-from ._registry import Registry
-from ._runtime import Runtime, open_runtime
-from ._spec import (
-    ActorStart,
-    ChildKind,
-    ChildSpec,
-    DynamicSupervisorSpec,
-    Restart,
-    Strategy,
-    SupervisorSpec,
-    TaskStart,
-    actor,
-    dynamic_supervisor,
-    supervisor,
-    task,
-)
-from ._stats import NodeKind, State, Stats
-from ._task import stop_requested
 
 __all__ = [
     "Actor",

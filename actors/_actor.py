@@ -16,9 +16,9 @@ import attrs
 import outcome
 import trio
 
-from ._errors import ActorNotRunning, CallFailed
 from ._mailbox import Mailbox, _Call, deliver
 from ._refs import ActorRef
+from .exceptions import ActorNotRunning, CallFailed
 
 if TYPE_CHECKING:
     from ._slot import Slot

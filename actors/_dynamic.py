@@ -8,7 +8,12 @@ from typing import Any, Literal
 
 import trio
 
-from ._errors import (
+from ._refs import Ref
+from ._restarts import RestartWindow, escalation, log_exit
+from ._slot import Exit, ExitKind, Slot, should_restart
+from ._spec import ChildSpec, DynamicSupervisorSpec
+from ._stats import State
+from .exceptions import (
     ActorNotRunning,
     ChildNotFound,
     ChildStartFailed,
@@ -16,11 +21,6 @@ from ._errors import (
     TooManyChildren,
     describe,
 )
-from ._refs import Ref
-from ._restarts import RestartWindow, escalation, log_exit
-from ._slot import Exit, ExitKind, Slot, should_restart
-from ._spec import ChildSpec, DynamicSupervisorSpec
-from ._stats import State
 
 _Stop = Literal["stop"]
 _STOP: _Stop = "stop"

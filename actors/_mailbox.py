@@ -12,7 +12,7 @@ from typing import Any
 import outcome
 import trio
 
-from ._errors import ActorStopped
+from .exceptions import ActorStopped
 
 
 class _Call:

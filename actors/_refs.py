@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import trio
 
-from ._errors import ActorNotRunning, CallTimeout, ChildNotFound, MailboxFull
 from ._mailbox import Mailbox, _Call, stopped_error
 from ._spec import DEFAULT_CAPACITY, DEFAULT_SHUTDOWN, ChildSpec, Restart, TaskFunction
 from ._spec import actor as actor_spec
 from ._spec import task as task_spec
+from .exceptions import ActorNotRunning, CallTimeout, ChildNotFound, MailboxFull
 
 if TYPE_CHECKING:
     from ._actor import Actor

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import attrs
 
-from ._errors import ActorStopped, NameNotFound, NameTaken, SpecError
 from ._refs import Ref
+from .exceptions import ActorStopped, NameNotFound, NameTaken, SpecError
 
 
 @attrs.define

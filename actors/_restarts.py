@@ -8,8 +8,8 @@ import logging
 import attrs
 import trio
 
-from ._errors import SupervisorFailed
 from ._slot import Exit, ExitKind
+from .exceptions import SupervisorFailed
 
 logger = logging.getLogger("actors")
 

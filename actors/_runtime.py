@@ -9,12 +9,12 @@ from typing import Any
 import attrs
 import trio
 
-from ._errors import ChildNotFound, RuntimeFailed, SpecError
 from ._refs import ActorRef, DynamicSupervisorRef, Ref, SupervisorRef
 from ._registry import Registry
 from ._slot import Env, Exit, ExitKind, Slot
 from ._spec import ChildSpec, Restart, SupervisorSpec
 from ._stats import Stats
+from .exceptions import ChildNotFound, RuntimeFailed, SpecError
 
 
 @attrs.define(eq=False)

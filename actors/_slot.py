@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 import trio
 
-from ._errors import ActorNotRunning, ActorStopped
 from ._mailbox import Mailbox
 from ._refs import ActorRef, DynamicSupervisorRef, Ref, SupervisorRef, TaskRef
 from ._spec import ActorStart, ChildSpec, DynamicSupervisorSpec, Restart, SupervisorSpec, TaskStart
 from ._stats import NodeKind, State, Stats
 from ._task import TaskControl, current_task_control
+from .exceptions import ActorNotRunning, ActorStopped
 
 if TYPE_CHECKING:
     from ._registry import Registry

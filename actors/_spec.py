@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import attrs
 import trio
 
-from ._errors import SpecError
+from .exceptions import SpecError
 
 if TYPE_CHECKING:
     from ._actor import Actor

@@ -8,11 +8,11 @@ from typing import Any, Literal
 
 import trio
 
-from ._errors import ChildStartFailed, describe
 from ._restarts import RestartWindow, escalation, log_exit
 from ._slot import Exit, ExitKind, Slot, should_restart
 from ._spec import Restart, Strategy, SupervisorSpec
 from ._stats import State
+from .exceptions import ChildStartFailed, describe
 
 _Stop = Literal["stop"]
 _STOP: _Stop = "stop"

@@ -1,8 +1,8 @@
 """Configuration: the settings table, ``conf/config.yml`` loading and ``${VAR}`` substitution."""
 
-from ._errors import ConfigError
 from ._load import DEFAULT_CONFIG_PATH, default_config_text, load_env_file, load_settings
 from ._settings import SETTINGS, PortRange, Setting, Settings, build_settings
+from .exceptions import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",

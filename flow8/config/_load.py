@@ -15,9 +15,9 @@ from typing import Any
 import yaml
 from dotenv import load_dotenv
 
-from ._errors import ConfigError
 from ._settings import SETTINGS, Settings, build_settings
 from ._substitute import substitute
+from .exceptions import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("conf/config.yml")
 

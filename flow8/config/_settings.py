@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from ._errors import ConfigError
+from .exceptions import ConfigError
 
 Durability = Literal["full", "normal"]
 

@@ -7,7 +7,6 @@ form; ``api`` / ``storage`` are the cattrs converters for the two boundaries.
 from __future__ import annotations
 
 from ._codec import api, flow_definition_to_api, parse_flow_definition, storage
-from ._errors import DomainError, FlowValidationError, InvalidTransition, Problem
 from ._flow import (
     Cast,
     ExecutionSettings,
@@ -56,6 +55,7 @@ from ._rules import (
     prev_refs,
     validate_definition,
 )
+from .exceptions import DomainError, FlowValidationError, InvalidTransition, Problem
 
 __all__ = [
     "KV_MODULES",

@@ -18,7 +18,6 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from . import _limits as limits
-from ._errors import FlowValidationError, Problem
 from ._flow import (
     COMPONENT_KINDS,
     Cast,
@@ -31,6 +30,7 @@ from ._flow import (
     KvConflict,
     RetryPolicy,
 )
+from .exceptions import FlowValidationError, Problem
 
 
 def _camel(name: str) -> str:

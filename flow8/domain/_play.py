@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from ._errors import InvalidTransition
+from .exceptions import InvalidTransition
 
 
 class PlayState(enum.StrEnum):

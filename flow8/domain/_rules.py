@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from ._errors import FlowValidationError, Problem
 from ._flow import FlowDefinition, Flowlet
+from .exceptions import FlowValidationError, Problem
 
 ITERATOR = "iterator"
 AGGREGATOR = "aggregator"

@@ -8,7 +8,13 @@ the engine. See README.md in this package for how the pieces are wired (``events
 from __future__ import annotations
 
 from ._engine import Engine
-from ._exceptions import (
+from ._flows import FlowRepository
+from ._kv import KvError, KvStore, scope_key
+from ._plan import PlanCache, validate_definition
+from ._redact import MASK
+from ._settings import EngineSettings
+from ._wiring import engine_child, events_child, module_catalog
+from .exceptions import (
     EngineError,
     FlowNotFound,
     IdempotencyKeyReused,
@@ -22,12 +28,6 @@ from ._exceptions import (
     StepError,
     StepTimeout,
 )
-from ._flows import FlowRepository
-from ._kv import KvError, KvStore, scope_key
-from ._plan import PlanCache, validate_definition
-from ._redact import MASK
-from ._settings import EngineSettings
-from ._wiring import engine_child, events_child, module_catalog
 
 __all__ = [
     "MASK",

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import attrs
 import trio
 
-from ._exceptions import PlayLimitReached
+from .exceptions import PlayLimitReached
 
 _MAX_TRACKED = 10_000  # companies with a bucket in memory (least recently used dropped)
 

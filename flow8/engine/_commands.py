@@ -11,11 +11,11 @@ from flow8.domain import LayerState, Play, PlayState, WaitReason
 from flow8.events import EventBus
 from flow8.store import Collection, Store
 
-from ._exceptions import PlayNotFound, PlayStateError
 from ._ledger import PlayLedger
 from ._local import LocalPlays
 from ._play_actor import PlayActors
 from ._records import play_from_doc
+from .exceptions import PlayNotFound, PlayStateError
 
 
 @attrs.frozen

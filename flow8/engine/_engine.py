@@ -41,15 +41,6 @@ from ._admission import Admission
 from ._big import json_size, off_the_loop_if_big
 from ._commands import PlayCommands
 from ._dispatcher import Dispatcher
-from ._exceptions import (
-    IdempotencyKeyReused,
-    InvalidInput,
-    PlayLimitReached,
-    PlayNotFound,
-    PlayStateError,
-    StartTimedOut,
-    StepError,
-)
 from ._fair import FairGate
 from ._flows import FlowRepository
 from ._journal import Created
@@ -68,6 +59,15 @@ from ._records import (
 )
 from ._redact import Redactor
 from ._settings import EngineSettings
+from .exceptions import (
+    IdempotencyKeyReused,
+    InvalidInput,
+    PlayLimitReached,
+    PlayNotFound,
+    PlayStateError,
+    StartTimedOut,
+    StepError,
+)
 
 log = get_logger("flow8.engine")
 

@@ -12,9 +12,9 @@ import attrs
 from flow8.domain import Flow, FlowDefinition
 from flow8.store import DuplicateKey, Store, new_id
 
-from ._exceptions import FlowNotFound
 from ._plan import PlanCache
 from ._records import flow_definition_doc, flow_from_doc
+from .exceptions import FlowNotFound
 
 
 @attrs.define

@@ -18,7 +18,7 @@ import attrs
 from flow8.domain import KvConflict
 from flow8.store import DuplicateKey, Store
 
-from ._exceptions import EngineError
+from .exceptions import EngineError
 
 _MAX_APPEND_RETRIES = 20
 

@@ -13,7 +13,7 @@ import trio
 from flow8.domain import Play
 
 from ._admission import Admission
-from ._exceptions import PlayStateError
+from .exceptions import PlayStateError
 
 # How plays are started as tasks: under the plays supervisor (see Engine.attach), or in the
 # dispatcher's nursery. Takes the play's id and the task's body.

@@ -38,13 +38,13 @@ from flow8.modules import InvalidArgs, ModuleSpec
 from flow8.store import InvalidDocument, InvalidQuery, prepare_value
 
 from ._big import json_size, off_the_loop_if_big
-from ._exceptions import Interrupted, OutputTooLarge, StepError, StepTimeout
 from ._host import PlayHost
 from ._journal import Created, Journal
 from ._kv import PlayKv
 from ._plan import Group, Loop, Node, Plan, Step
 from ._records import error_text
 from ._redact import Redactor
+from .exceptions import Interrupted, OutputTooLarge, StepError, StepTimeout
 
 _rng = random.Random()
 YIELD_EVERY_SECONDS = 0.001

@@ -9,7 +9,6 @@ the event loop.
 from __future__ import annotations
 
 from ._background import background
-from ._errors import ExpressionError, ExpressionLimit
 from ._expressions import Expression, split_template, to_json_value
 from ._filters import (
     CompiledFilter,
@@ -22,6 +21,7 @@ from ._filters import (
 )
 from ._limits import ExpressionLimits, configure_expressions, expression_limits
 from ._templates import CompiledValue, compile_value, expression_problems
+from .exceptions import ExpressionError, ExpressionLimit
 
 __all__ = [
     "CompiledFilter",

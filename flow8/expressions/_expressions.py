@@ -33,12 +33,12 @@ from jsonata.regex_engine import RegexFlags
 from jsonata.utils import Utils
 
 from ._budget import Budget, LimitHit, Slice, SliceSpent, install
-from ._errors import ExpressionError, ExpressionLimit
 from ._explain import explain
 from ._jsontext import NotJson, stringify, to_json
 from ._limits import MAX_RANGE, MAX_STRING, expression_limits
 from ._offload import run_bounded, run_in_thread
 from ._sandbox import Sandboxed
+from .exceptions import ExpressionError, ExpressionLimit
 
 __all__ = ["MAX_RANGE", "MAX_STRING", "MISSING", "Expression", "compile_regex", "stringify"]
 

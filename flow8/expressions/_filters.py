@@ -18,13 +18,13 @@ import attrs
 from flow8.domain import Cast, FilterMode, FilterOperator, FilterSpec
 
 from ._budget import Budget, LimitHit, Slice, SliceSpent
-from ._errors import ExpressionError, ExpressionLimit
 from ._explain import describe, json_type, shown
 from ._expressions import compile_regex
 from ._jsontext import is_small, stringify
 from ._limits import expression_limits
 from ._offload import run_bounded
 from ._templates import Bindings, CompiledValue, compile_value
+from .exceptions import ExpressionError, ExpressionLimit
 
 
 class FilterError(ValueError):

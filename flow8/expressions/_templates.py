@@ -13,11 +13,11 @@ from typing import Any
 import attrs
 
 from ._budget import Slice
-from ._errors import ExpressionError, ExpressionLimit
 from ._expressions import MISSING, Expression, split_template
 from ._jsontext import stringify
 from ._limits import MAX_STRING
 from ._offload import run_bounded, run_in_thread
+from .exceptions import ExpressionError, ExpressionLimit
 
 Bindings = Mapping[str, Any]
 _Eval = Callable[[Bindings, Slice | None], Any]

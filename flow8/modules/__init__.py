@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from ._control import AGGREGATOR, ITERATOR, SUBFLOW, control_modules, read_path
 from ._data import data_modules
-from ._errors import DuplicateModule, InvalidArgs, ModuleError, ModuleFailure, UnknownModule
 from ._kv import SCOPES, kv_modules
 from ._registry import KvAccess, ModuleContext, ModuleRegistry, ModuleSpec, RunFn
 from ._schema import ArgsValidator, InvalidSchema
 from ._utility import utility_modules
+from .exceptions import DuplicateModule, InvalidArgs, ModuleError, ModuleFailure, UnknownModule
 
 
 def default_registry() -> ModuleRegistry:

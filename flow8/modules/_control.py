@@ -12,8 +12,8 @@ from typing import Any
 
 import trio
 
-from ._errors import ModuleFailure
 from ._registry import ModuleContext, ModuleSpec
+from .exceptions import ModuleFailure
 
 MAX_ENUMERATION = 100_000
 ITERATOR = "iterator"

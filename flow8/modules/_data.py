@@ -9,8 +9,8 @@ from typing import Any
 
 from flow8.expressions import Expression, ExpressionError, ExpressionLimit
 
-from ._errors import ModuleFailure
 from ._registry import ModuleContext, ModuleSpec
+from .exceptions import ModuleFailure
 
 ANY: dict[str, Any] = {}
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from flow8.domain import no_flow_group
 
-from ._errors import ModuleFailure
 from ._registry import ModuleContext, ModuleSpec
+from .exceptions import ModuleFailure
 
 SCOPES = ["global", "flow_group", "flow"]
 _KEY = {"type": "string", "minLength": 1, "maxLength": 256}

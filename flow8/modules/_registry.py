@@ -7,8 +7,8 @@ from typing import Any, Protocol
 
 import attrs
 
-from ._errors import DuplicateModule, InvalidArgs, UnknownModule
 from ._schema import ArgsValidator, dotted
+from .exceptions import DuplicateModule, InvalidArgs, UnknownModule
 
 
 class KvAccess(Protocol):

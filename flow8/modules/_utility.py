@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import ModuleFailure
 from ._registry import ModuleContext, ModuleSpec
+from .exceptions import ModuleFailure
 
 
 async def _delay(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
