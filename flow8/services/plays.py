@@ -9,13 +9,24 @@ from typing import Any
 import attrs
 
 from flow8.domain import Play, PlayLayer, PlayState, Trigger, TriggerKind
-from flow8.engine import Engine, InvalidInput, PlayNotFound, PlayStateError
+from flow8.engine import (
+    Engine,
+    IdempotencyKeyReused,
+    InvalidInput,
+    PlayLimitReached,
+    PlayNotFound,
+    PlayStateError,
+    StartTimedOut,
+)
 
 __all__ = [
+    "IdempotencyKeyReused",
     "InvalidInput",
+    "PlayLimitReached",
     "PlayNotFound",
     "PlayService",
     "PlayStateError",
+    "StartTimedOut",
 ]
 
 
