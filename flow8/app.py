@@ -39,8 +39,9 @@ from .expressions import ExpressionLimits, configure_expressions
 from .http import HttpDeps, HttpSettings, create_app, http_child
 from .interpreter import settle_after_startup
 from .logs import get_logger
-from .services.audit import AuditLog, StoreAuditSink, audit_child
+from .services.audit import AuditLog, AuditQueries, StoreAuditSink, audit_child
 from .services.credentials import CredentialService
+from .services.events import EventService
 from .services.flows import FlowService
 from .services.identity import (
     IdentityService,
@@ -49,6 +50,7 @@ from .services.identity import (
     needs_install,
 )
 from .services.kv import KvService
+from .services.modules import ModuleCatalog
 from .services.plays import PlayService
 from .store import Store, StoreUnavailable, load_keyring, open_store
 
@@ -90,14 +92,14 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         actor_tree=platform.actor_tree,
         ready=platform.ready,
         identity=platform.identity,
-        store=platform.store,
         flows=FlowService(platform.engine),
         plays=PlayService(platform.engine),
         kv=KvService(platform.engine.kv),
         credentials=CredentialService(platform.store),
-        events=platform.events,
-        modules=platform.engine.registry,
+        events=EventService(platform.events),
+        modules=ModuleCatalog(platform.engine.registry),
         audit=platform.audit.record,
+        audit_queries=AuditQueries(platform.store),
     )
     app = create_app(deps)
     return actors.SupervisorSpec(

@@ -67,7 +67,7 @@ def _operational_errors() -> tuple[type[Exception], ...]:
     import actors
 
     from .http import CannotListen
-    from .store import StoreError
+    from .services.exceptions import StoreError
 
     return (StoreError, CannotListen, actors.RuntimeFailed)
 
@@ -277,7 +277,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from .expressions import configure_expressions
     from .flow_files import read_flow_file
     from .services.identity import IdentityService
-    from .store import invalid_text_in
+    from .services.storage import invalid_text_in
 
     async def run_stored(flow_id: str, company: str | None) -> Watched:
         # The store as configured, key ring included: keys set only in config.yml must
@@ -383,7 +383,7 @@ def _plays_decide(args: argparse.Namespace, settings: Settings, *, approve: bool
 
 
 def _modules_list(args: argparse.Namespace, _settings: Settings) -> int:
-    from .engine import module_catalog
+    from .services.modules import module_catalog
 
     catalog = module_catalog()
     if args.json:
@@ -425,7 +425,7 @@ def _flows_failure(error: Exception) -> int:
 
 def _flow_errors() -> tuple[type[Exception], ...]:
     from .domain import FlowValidationError
-    from .engine import EngineError
+    from .services.exceptions import EngineError
     from .services.identity import IdentityError
 
     return (FlowValidationError, EngineError, IdentityError)
@@ -480,7 +480,8 @@ def _flows_import(args: argparse.Namespace, settings: Settings) -> int:
 
 def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
     from .app import open_configured_store
-    from .store import StoreError, rotate_keys
+    from .services.exceptions import StoreError
+    from .services.storage import rotate_keys
 
     async def rotate() -> int:
         async with open_configured_store(settings) as store:

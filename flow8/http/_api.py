@@ -22,7 +22,7 @@ from werkzeug.datastructures import Headers
 from flow8.services.audit import AuditEntry
 from flow8.services.identity import Action, Principal
 from flow8.services.identity import NotAuthenticated as IdentityUnauthenticated
-from flow8.store import invalid_text_in
+from flow8.services.storage import invalid_text_in
 
 from ._client_ip import client_address
 from ._context import app

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from flow8.services.audit import AuditFilter, AuditQueries
+from flow8.services.audit import AuditFilter
 from flow8.services.identity import Action
 
 from ._api import Req, Routes
@@ -69,14 +69,12 @@ class AuditEntryOut:
 )
 async def list_audit(req: Req) -> object:
     q: AuditQuery = req.query
-    store = app().deps.store
-    if store is None:
+    queries = app().deps.audit_queries
+    if queries is None:
         raise NotFound("audit store not configured")
     where = AuditFilter(
         q.action, q.user_id, q.target_type, q.target_id, q.method, q.status, q.since, q.until
     )
-    rows, total = await AuditQueries(store).page(
-        req.company_id, where, skip=q.page * q.size, limit=q.size
-    )
+    rows, total = await queries.page(req.company_id, where, skip=q.page * q.size, limit=q.size)
     items = [AuditEntryOut.of(r) for r in rows]
     return make_page(AuditEntryOut, items, total, PageQuery(q.page, q.size))

@@ -8,15 +8,14 @@ from typing import Any
 
 import attrs
 
-from flow8.events import EventBus
-from flow8.modules import ModuleRegistry
-from flow8.services.audit import AuditEntry
+from flow8.services.audit import AuditEntry, AuditQueries
 from flow8.services.credentials import CredentialService
+from flow8.services.events import EventService
 from flow8.services.flows import FlowService
 from flow8.services.identity import IdentityService
 from flow8.services.kv import KvService
+from flow8.services.modules import ModuleCatalog
 from flow8.services.plays import PlayService
-from flow8.store import Store
 
 from ._client_ip import IPNetwork, trusted_networks
 
@@ -60,7 +59,7 @@ class HttpSettings:
 
 @attrs.define
 class HttpDeps:
-    """Collaborators of the HTTP app.
+    """Collaborators of the HTTP app: the services it calls (and nothing below them).
 
     `actor_tree` returns the runtime's JSON rendering of the supervision tree;
     `ready` says whether the tree is up (health checks answer 503 until it is).
@@ -72,12 +71,13 @@ class HttpDeps:
     # Wall clock for cookie and session expiry; tests substitute a controllable one.
     clock: Callable[[], float] = time.time
     identity: IdentityService | None = None
-    store: Store | None = None
     flows: FlowService | None = None
     plays: PlayService | None = None
     kv: KvService | None = None
     credentials: CredentialService | None = None
-    events: EventBus | None = None
-    modules: ModuleRegistry | None = None
+    events: EventService | None = None
+    modules: ModuleCatalog | None = None
     # Non-blocking: AuditLog.record. Every request and change is reported here.
     audit: Callable[[AuditEntry], None] = _no_audit
+    # The company's audit trail as `GET /api/audit` reads it.
+    audit_queries: AuditQueries | None = None

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from flow8.domain import FlowValidationError
-from flow8.engine import (
-    FlowNotFound,
+from flow8.logs import get_logger
+from flow8.services import credentials as cred
+from flow8.services import identity as ident
+from flow8.services.exceptions import InvalidDocument, StoreClosed, StoreError, StoreUnavailable
+from flow8.services.flows import FlowNotFound, FlowValidationError
+from flow8.services.kv import KvError
+from flow8.services.plays import (
     IdempotencyKeyReused,
     InvalidInput,
-    KvError,
     PlayLimitReached,
     PlayNotFound,
     PlayStateError,
     StartTimedOut,
 )
-from flow8.logs import get_logger
-from flow8.services import credentials as cred
-from flow8.services import identity as ident
-from flow8.store import InvalidDocument, StoreClosed, StoreError, StoreUnavailable
 
 from .exceptions import (
     ApiError,

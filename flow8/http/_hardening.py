@@ -6,12 +6,12 @@ import attrs
 from quart import Response, has_request_context, request
 from werkzeug.exceptions import HTTPException
 
-from flow8.domain import FlowValidationError
-from flow8.engine import EngineError, KvError
 from flow8.logs import get_logger
 from flow8.services.credentials import CredentialError
+from flow8.services.exceptions import EngineError, StoreError
+from flow8.services.flows import FlowValidationError
 from flow8.services.identity import IdentityError
-from flow8.store import StoreError
+from flow8.services.kv import KvError
 
 from ._context import Flow8App
 from ._deps import HttpSettings

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flow8.modules import ModuleRegistry
 from flow8.services.identity import Action
+from flow8.services.modules import ModuleCatalog
 
 from ._api import Req, Routes
 from ._context import app
@@ -14,11 +14,11 @@ from .exceptions import NotFound
 routes = Routes("modules", "modules")
 
 
-def _registry() -> ModuleRegistry:
-    registry = app().deps.modules
-    if registry is None:
+def _catalog() -> ModuleCatalog:
+    catalog = app().deps.modules
+    if catalog is None:
         raise NotFound("the module catalog is not available on this instance")
-    return registry
+    return catalog
 
 
 def _out(entry: dict[str, object]) -> ModuleOut:
@@ -41,7 +41,7 @@ def _out(entry: dict[str, object]) -> ModuleOut:
     response=page_of(ModuleOut),
 )
 async def list_modules(req: Req) -> object:
-    return slice_page(ModuleOut, [_out(e) for e in _registry().catalog()], req.query)
+    return slice_page(ModuleOut, [_out(e) for e in _catalog().list()], req.query)
 
 
 @routes.route(
@@ -53,7 +53,7 @@ async def list_modules(req: Req) -> object:
     errors=(404,),
 )
 async def get_module(req: Req, appId: str) -> ModuleOut:
-    registry = _registry()
-    if appId not in registry:
+    entry = _catalog().describe(appId)
+    if entry is None:
         raise NotFound("module not found", code="MODULE_NOT_FOUND")
-    return _out(registry.get(appId).describe())
+    return _out(entry)

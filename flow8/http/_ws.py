@@ -28,13 +28,13 @@ import attrs
 import trio
 from quart import websocket
 
-from flow8.events import EventFilter
 from flow8.logs import get_logger
 from flow8.services.audit import AuditEntry
+from flow8.services.exceptions import StoreError
 from flow8.services.flows import FlowNotFound
 from flow8.services.identity import Action, IdentityError, Principal
 from flow8.services.plays import PlayNotFound
-from flow8.store import StoreError, invalid_text_in
+from flow8.services.storage import invalid_text_in
 
 from ._api import authenticate, client_ip
 from ._context import app
@@ -118,6 +118,7 @@ class _Connection:
         assert company is not None
         deps = app().deps
         play_id, flow_id = msg.get("playId"), msg.get("flowId")
+        on: tuple[str | None, str | None]  # the (play, flow) subscribed to
         if play_id is not None:
             if not isinstance(play_id, str) or deps.plays is None:
                 self.error("VALIDATION_FAILED", "playId must be a string")
@@ -130,7 +131,7 @@ class _Connection:
             except StoreError as e:
                 self._store_failed(e)
                 return
-            flt = EventFilter(company, play_id=play_id)
+            on = (play_id, None)  # one play (a flowId beside it is not a filter)
         elif flow_id is not None:
             if not isinstance(flow_id, str) or deps.flows is None:
                 self.error("VALIDATION_FAILED", "flowId must be a string")
@@ -143,9 +144,9 @@ class _Connection:
             except StoreError as e:
                 self._store_failed(e)
                 return
-            flt = EventFilter(company, flow_id=flow_id)
+            on = (None, flow_id)  # every play of the flow
         elif msg.get("company") is True:
-            flt = EventFilter(company)
+            on = (None, None)  # every play of the company
         else:
             self.error("VALIDATION_FAILED", "give playId, flowId or company: true")
             return
@@ -153,7 +154,7 @@ class _Connection:
         sub_id = f"s{self.counter}"
         scope = trio.CancelScope()
         self.subscriptions[sub_id] = scope
-        await self.nursery.start(self._pump, sub_id, flt, scope)
+        await self.nursery.start(self._pump, sub_id, *on, scope)
         self.push(
             {"type": "subscribed", "subscription": sub_id, "playId": play_id, "flowId": flow_id}
         )
@@ -161,17 +162,24 @@ class _Connection:
     async def _pump(
         self,
         sub_id: str,
-        flt: EventFilter,
+        play_id: str | None,
+        flow_id: str | None,
         scope: trio.CancelScope,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        bus = app().deps.events
-        assert bus is not None
+        """Events of one play, of one flow's plays, or (both None) of the company's."""
+        events_service = app().deps.events
+        assert events_service is not None
+        company = self.principal.company_id
+        assert company is not None
         with scope:
             # The bus buffer is roomier than the connection's queue, so a client that stops
             # reading fills the queue (and is disconnected with 1013) before the bus drops it.
             buffer = 4 * app().deps.settings.ws_queue_size
-            async with bus.subscribe(flt, buffer=buffer) as events:
+            subscription = events_service.subscribe(
+                company, play_id=play_id, flow_id=flow_id, buffer=buffer
+            )
+            async with subscription as events:
                 task_status.started()
                 async for event in events:
                     self.push({**event.to_json(), "subscription": sub_id})

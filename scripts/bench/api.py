@@ -70,10 +70,12 @@ from flow8.http._engine_models import PlayOut
 from flow8.http._responses import json_response
 from flow8.http._serve import hypercorn_config
 from flow8.interpreter import settle_after_startup
-from flow8.services.audit import AuditLog, StoreAuditSink
+from flow8.services.audit import AuditLog, AuditQueries, StoreAuditSink
+from flow8.services.events import EventService
 from flow8.services.flows import FlowService
 from flow8.services.identity import IdentityService
 from flow8.services.kv import KvService
+from flow8.services.modules import ModuleCatalog
 from flow8.services.plays import PlayService
 from flow8.store import Keyring, Store, open_store
 
@@ -349,13 +351,13 @@ async def bench(
             deps = HttpDeps(
                 settings=HttpSettings(),
                 identity=identity,
-                store=store,
                 flows=flows,
                 plays=plays,
                 kv=KvService(engine.kv),
-                events=bus,
-                modules=engine.registry,
+                events=EventService(bus),
+                modules=ModuleCatalog(engine.registry),
                 audit=audit.record,
+                audit_queries=AuditQueries(store),
             )
             app = create_app(deps)
             bare = QuartTrio("bare")

@@ -13,11 +13,13 @@ import trio
 from flow8.engine import Engine
 from flow8.events import EventBus
 from flow8.http import Flow8App, HttpDeps, HttpSettings, create_app
-from flow8.services.audit import AuditLog, StoreAuditSink
+from flow8.services.audit import AuditLog, AuditQueries, StoreAuditSink
 from flow8.services.credentials import CredentialService
+from flow8.services.events import EventService
 from flow8.services.flows import FlowService
 from flow8.services.identity import IdentityService
 from flow8.services.kv import KvService
+from flow8.services.modules import ModuleCatalog
 from flow8.services.plays import PlayService
 from flow8.store import Store
 
@@ -118,13 +120,13 @@ async def start_app(
     deps = HttpDeps(
         settings=settings,
         identity=identity,
-        store=store,
         flows=FlowService(engine),
         plays=PlayService(engine),
         kv=KvService(engine.kv),
         credentials=CredentialService(store),
-        events=bus,
-        modules=engine.registry,
+        events=EventService(bus),
+        modules=ModuleCatalog(engine.registry),
         audit=audit.record,
+        audit_queries=AuditQueries(store),
     )
     return create_app(deps), identity, audit

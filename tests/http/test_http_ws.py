@@ -162,8 +162,8 @@ async def test_client_that_stops_reading_is_disconnected(
     company = result.principal.company_id
     assert company is not None
     url = (await serve(app)).replace("http://", "ws://") + "/ws"
-    bus = app.deps.events
-    assert bus is not None
+    assert app.deps.events is not None
+    bus = app.deps.events.bus
     headers = [(b"authorization", f"Bearer {key}".encode())]
     async with open_websocket_url(
         url, extra_headers=headers, message_queue_size=1, max_message_size=2**24
