@@ -1,12 +1,29 @@
 """Domain models and pure rules: flows, flowlets, plays, layers; no I/O.
 
-Models are attrs classes (snake_case). ``parse_flow_definition`` reads the camelCase JSON
-form; ``api`` / ``storage`` are the cattrs converters for the two boundaries.
+Models are attrs classes (snake_case). ``api`` / ``storage`` are the cattrs converters for
+the two boundaries (camelCase JSON, checked field by field with every problem listed; stored
+documents); ``field`` / ``rules`` declare a field's rules for both the API converter and the
+OpenAPI document. ``parse_flow_definition`` reads the camelCase JSON form of a flow.
 """
 
 from __future__ import annotations
 
-from ._codec import api, flow_definition_to_api, parse_flow_definition, storage
+from ._boundary import (
+    IS_REQUIRED,
+    MESSAGES,
+    BoundaryField,
+    Invalid,
+    JsonData,
+    api,
+    api_fields,
+    camel,
+    field,
+    format_datetime,
+    optional_inner,
+    rules,
+    storage,
+)
+from ._codec import flow_definition_to_api, parse_flow_definition
 from ._flow import (
     Cast,
     ExecutionSettings,
@@ -55,9 +72,16 @@ from ._rules import (
     prev_refs,
     validate_definition,
 )
-from .exceptions import DomainError, FlowValidationError, InvalidTransition, Problem
+from .exceptions import (
+    DomainError,
+    FlowValidationError,
+    InvalidData,
+    InvalidTransition,
+    Problem,
+)
 
 __all__ = [
+    "IS_REQUIRED",
     "KV_MODULES",
     "MAX_BACKOFF_MULTIPLIER",
     "MAX_DESCRIPTION_LENGTH",
@@ -67,7 +91,9 @@ __all__ = [
     "MAX_REF_LENGTH",
     "MAX_RETRY_COUNT",
     "MAX_RETRY_DELAY_MS",
+    "MESSAGES",
     "Attempt",
+    "BoundaryField",
     "Cast",
     "DomainError",
     "ExecutionSettings",
@@ -79,7 +105,10 @@ __all__ = [
     "FlowDefinition",
     "FlowValidationError",
     "Flowlet",
+    "Invalid",
+    "InvalidData",
     "InvalidTransition",
+    "JsonData",
     "KvConflict",
     "LayerState",
     "Play",
@@ -92,16 +121,22 @@ __all__ = [
     "TriggerKind",
     "WaitReason",
     "api",
+    "api_fields",
+    "camel",
     "check_play_transition",
     "check_transition_target",
     "definition_problems",
     "execution_groups",
+    "field",
     "flow_definition_to_api",
+    "format_datetime",
     "layer_key",
     "no_flow_group",
+    "optional_inner",
     "parse_flow_definition",
     "play_sources",
     "prev_refs",
+    "rules",
     "storage",
     "transition_sources",
     "transition_targets",

@@ -10,6 +10,20 @@ from typing import Any
 
 import attrs
 
+from . import _limits as limits
+from ._boundary import (
+    MUST_BE_OBJECT,
+    MUST_BE_STRING,
+    MUST_NOT_BE_BLANK,
+    Invalid,
+    field,
+    invalid_many,
+    rules,
+    too_long,
+    too_many_entries,
+    too_short,
+)
+
 
 class FilterOperator(enum.StrEnum):
     EQ = "eq"
@@ -47,7 +61,7 @@ class KvConflict(enum.StrEnum):
 class FilterSpec:
     """One condition gating a flowlet; ``mode`` joins it to the conditions before it."""
 
-    left_value: Any
+    left_value: Any = attrs.field(metadata=rules(required=False))  # left out in the API: null
     operator: FilterOperator
     right_value: Any = None
     cast: Cast | None = None
@@ -58,11 +72,11 @@ class FilterSpec:
 class RetryPolicy:
     """How often and how patiently a failed step is attempted again."""
 
-    count: int = 0
-    delay_ms: int = 1000
-    backoff_multiplier: float = 2.0
+    count: int = field(default=0, minimum=0, maximum=limits.MAX_RETRY_COUNT)
+    delay_ms: int = field(default=1000, minimum=0, maximum=limits.MAX_RETRY_DELAY_MS)
+    backoff_multiplier: float = field(default=2.0, minimum=1, maximum=limits.MAX_BACKOFF_MULTIPLIER)
     jitter: bool = False
-    max_delay_ms: int = 300_000
+    max_delay_ms: int = field(default=300_000, minimum=0, maximum=limits.MAX_RETRY_DELAY_MS)
 
     def delay_seconds(self, retry_number: int, rng: random.Random | None = None) -> float:
         """Delay before retry ``retry_number`` (1-based): exponential, capped, optionally
@@ -81,6 +95,68 @@ COMPONENT_KINDS = ("request", "storage", "db", "email", "console", "ai")
 """What a step's ``componentConfigIds`` may name a config for: the kinds of component a
 module can be pointed at (one config id each)."""
 
+_NOT_A_KIND = f"is not a component kind (one of: {', '.join(COMPONENT_KINDS)})"
+
+
+def _component_config_ids(value: Any) -> dict[str, str]:
+    """Component kind -> config id. Kinds are a closed set, so a typo (``"reqest"``) is
+    refused when the flow is saved instead of being silently ignored when it runs. Every
+    entry's problem is listed, under its key."""
+    if not isinstance(value, Mapping):
+        raise Invalid(MUST_BE_OBJECT)
+    if len(value) > limits.MAX_COMPONENT_CHOICES:
+        # One problem, not one per entry: the list of problems stays small.
+        raise Invalid(too_many_entries(limits.MAX_COMPONENT_CHOICES))
+    problems: list[Invalid] = []
+    for kind, config_id in value.items():
+        if kind not in COMPONENT_KINDS:
+            problems.append(Invalid(_NOT_A_KIND, (kind,)))
+        elif not isinstance(config_id, str):
+            problems.append(Invalid(MUST_BE_STRING, (kind,)))
+        elif not config_id:
+            problems.append(Invalid(too_short(1), (kind,)))
+        elif len(config_id) > limits.MAX_NAME_LENGTH:
+            problems.append(Invalid(too_long(limits.MAX_NAME_LENGTH), (kind,)))
+        elif not config_id.strip():
+            problems.append(Invalid(MUST_NOT_BE_BLANK, (kind,)))
+    if problems:
+        raise invalid_many(problems)
+    return dict(value)
+
+
+_COMPONENT_CONFIG_SCHEMA = {
+    "type": "object",
+    "propertyNames": {"enum": list(COMPONENT_KINDS)},
+    "additionalProperties": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": limits.MAX_NAME_LENGTH,
+        "pattern": r"\S",
+    },
+}
+
+
+def _ref_problem(ref: str) -> str | None:
+    if not ref.replace("_", "a").replace("-", "a").isalnum():
+        return "may contain only letters, digits, '_' and '-'"
+    if ref == "args":
+        return "must not be 'args' (reserved for the play input, $prev.args)"
+    return None
+
+
+def _ref_as_name(flowlet: Any) -> str:
+    name: str = flowlet.ref
+    return name
+
+
+def _zero_is_none(value: float | None) -> float | None:
+    """No limit is written 0 or null; the model holds None."""
+    return value or None
+
+
+def _empty_is_none(value: str | None) -> str | None:
+    return value or None
+
 
 @attrs.frozen
 class Flowlet:
@@ -90,38 +166,60 @@ class Flowlet:
     the company's config the step uses for it.
     """
 
-    ref: str
-    app_id: str
-    name: str = ""
+    ref: str = attrs.field(
+        metadata=rules(min_length=1, max_length=limits.MAX_REF_LENGTH, check=_ref_problem)
+    )
+    app_id: str = attrs.field(metadata=rules(min_length=1))
+    name: str = field(
+        default=attrs.Factory(_ref_as_name, takes_self=True),
+        max_length=limits.MAX_NAME_LENGTH,
+        null_as_default=True,
+        description="defaults to the ref",
+    )
     index: int | None = None
-    args: Mapping[str, Any] = attrs.field(factory=dict)
-    timeout: float | None = None
-    retry: RetryPolicy = RetryPolicy()
-    filters: tuple[FilterSpec, ...] = ()
+    args: Mapping[str, Any] = field(factory=dict, null_as_default=True)
+    timeout: float | None = field(default=None, exclusive_minimum=0)
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy, metadata=rules(null_as_default=True))
+    filters: tuple[FilterSpec, ...] = field(
+        default=(), max_items=limits.MAX_FILTERS, null_as_default=True
+    )
     needs_approval: bool = False
-    component_config_ids: Mapping[str, str] = attrs.field(factory=dict)
+    component_config_ids: Mapping[str, str] = field(
+        factory=dict,
+        structure=_component_config_ids,
+        schema=_COMPONENT_CONFIG_SCHEMA,
+        null_as_default=True,
+    )
 
 
 @attrs.frozen
 class ExecutionSettings:
     """Per-flow execution limits. ``max_concurrent`` 0 means unlimited."""
 
-    timeout_seconds: float | None = None
-    max_concurrent: int = 0
+    timeout_seconds: float | None = field(default=None, minimum=0, converter=_zero_is_none)
+    max_concurrent: int = field(default=0, minimum=0)
 
 
 @attrs.frozen
 class FlowDefinition:
     """What a user edits: everything about a flow except identity and version bookkeeping."""
 
-    name: str
-    flowlets: tuple[Flowlet, ...] = ()
-    description: str = ""
+    name: str = attrs.field(
+        metadata=rules(min_length=1, max_length=limits.MAX_NAME_LENGTH, not_blank=True)
+    )
+    flowlets: tuple[Flowlet, ...] = field(default=(), max_items=limits.MAX_FLOWLETS, required=True)
+    description: str = field(
+        default="", max_length=limits.MAX_DESCRIPTION_LENGTH, null_as_default=True
+    )
     input_schema: Mapping[str, Any] | None = None
-    execution: ExecutionSettings = ExecutionSettings()
+    execution: ExecutionSettings = attrs.field(
+        factory=ExecutionSettings, metadata=rules(null_as_default=True)
+    )
     kv_inherit: bool = True
     kv_conflict: KvConflict = KvConflict.CHILD
-    group: str | None = None
+    group: str | None = field(
+        default=None, max_length=limits.MAX_NAME_LENGTH, converter=_empty_is_none
+    )
 
     def flowlet(self, ref: str) -> Flowlet | None:
         for f in self.flowlets:

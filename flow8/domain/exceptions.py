@@ -3,7 +3,8 @@
 Hierarchy::
 
     DomainError
-    ├── FlowValidationError      a flow definition has one or more problems (all listed)
+    ├── InvalidData              data at a boundary does not fit its model (every problem listed)
+    │   └── FlowValidationError  a flow definition has one or more problems (all listed)
     └── InvalidTransition        a play or layer state change the state machine forbids
 """
 
@@ -29,12 +30,21 @@ class DomainError(Exception):
     """Base of every domain error."""
 
 
-class FlowValidationError(DomainError):
-    """A flow definition is invalid; ``problems`` lists every problem found, not just the first."""
+class InvalidData(DomainError):
+    """Data read at a boundary (a request body, query parameters, a flow file) does not fit
+    its model; ``problems`` lists every problem found, not just the first."""
+
+    what = "invalid data"
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
-        super().__init__("invalid flow: " + "; ".join(str(p) for p in self.problems))
+        super().__init__(f"{self.what}: " + "; ".join(str(p) for p in self.problems))
+
+
+class FlowValidationError(InvalidData):
+    """A flow definition is invalid; ``problems`` lists every problem found, not just the first."""
+
+    what = "invalid flow"
 
 
 class InvalidTransition(DomainError):

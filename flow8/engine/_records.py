@@ -6,39 +6,34 @@ import hashlib
 from typing import Any
 
 import orjson
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 import actors
 from flow8.domain import Flow, FlowDefinition, Play, PlayLayer, storage
 
-# A stored play names its id `_id` and its state `status`; every other field is the attribute.
-# The runtime fields the engine keeps beside them (lease, approvals, cancel request) are not
-# part of `Play` and are simply not read. Generated once: reading a play (every GET of one)
-# copies no dictionary.
-_play_to_doc = make_dict_unstructure_fn(
-    Play,
-    storage,
-    id=override(rename="_id"),
-    state=override(rename="status"),
-    input=override(unstruct_hook=lambda v: v),  # JSON already: not walked (see _as_is)
-    output=override(unstruct_hook=lambda v: v),
-)
-_play_from_doc = make_dict_structure_fn(
-    Play, storage, id=override(rename="_id"), state=override(rename="status")
-)
+# The storage converter knows the documents' shapes (``flow8.domain``: a play's `_id` and
+# `status`, data fields taken as they are). Its generated functions are fetched once: reading
+# a play (every GET of one) is one call, no dispatch and no dictionary copied.
+_play_to_doc = storage.get_unstructure_hook(Play)
+_play_from_doc = storage.get_structure_hook(Play)
+_layer_to_doc = storage.get_unstructure_hook(PlayLayer)
+_layer_from_doc = storage.get_structure_hook(PlayLayer)
+_definition_to_doc = storage.get_unstructure_hook(FlowDefinition)
+_definition_from_doc = storage.get_structure_hook(FlowDefinition)
 
 
 def flow_definition_doc(definition: FlowDefinition) -> dict[str, Any]:
-    doc: dict[str, Any] = storage.unstructure(definition)
+    doc: dict[str, Any] = _definition_to_doc(definition)
     return doc
 
 
 def flow_from_doc(doc: dict[str, Any]) -> Flow:
+    """A stored flow version (``flow_versions``: its flow's id in ``flow_id``) or head
+    (``flows``: in ``_id``)."""
     return Flow(
         id=doc["flow_id"] if "flow_id" in doc else doc["_id"],
         company_id=doc["company_id"],
         version=doc["version"],
-        definition=storage.structure(doc["definition"], FlowDefinition),
+        definition=_definition_from_doc(doc["definition"], FlowDefinition),
         created_at=doc["created_at"],
         updated_at=doc.get("updated_at", doc["created_at"]),
     )
@@ -88,20 +83,6 @@ def play_from_doc(doc: dict[str, Any], *, real: bool = False) -> Play:
     return play
 
 
-def _as_is(value: Any) -> Any:
-    return value
-
-
-# A layer's arguments and output are JSON already (the runner made them so): taken as they
-# are, not walked by cattrs (which would copy a 100,000-item output item by item).
-_layer_to_doc = make_dict_unstructure_fn(
-    PlayLayer,
-    storage,
-    args=override(unstruct_hook=_as_is),
-    output=override(unstruct_hook=_as_is),
-)
-
-
 def layer_doc(layer: PlayLayer) -> dict[str, Any]:
     doc: dict[str, Any] = _layer_to_doc(layer)
     doc["_id"] = layer.key
@@ -109,14 +90,11 @@ def layer_doc(layer: PlayLayer) -> dict[str, Any]:
     return doc
 
 
-_NOT_LAYER_FIELDS = frozenset({"_id", "layer_id", "data", "sealed"})
-
-
 def layer_from_doc(doc: dict[str, Any], *, real: bool = False) -> PlayLayer:
-    """A stored layer as everyone sees it, or with ``real`` as the engine replays it."""
-    doc = _unsealed(doc, real)
-    data = {k: v for k, v in doc.items() if k not in _NOT_LAYER_FIELDS}
-    return storage.structure(data, PlayLayer)
+    """A stored layer as everyone sees it, or with ``real`` as the engine replays it (keys
+    that are not fields, `_id`, `layer_id`, `data`, `sealed`, are not read)."""
+    layer: PlayLayer = _layer_from_doc(_unsealed(doc, real), PlayLayer)
+    return layer
 
 
 MAX_ERROR_LENGTH = 2000

@@ -187,9 +187,9 @@ async def test_retry_policies_are_bounded_when_the_flow_is_saved(engine: Engine)
         await make_flow(engine, bad)
     problems = {p.path: p.message for p in refused.value.problems}
     assert problems == {
-        "flowlets[0].retry.count": "must be at most 10",
-        "flowlets[0].retry.delayMs": "must be at most 3600000 (one hour)",
-        "flowlets[0].retry.maxDelayMs": "must be at most 3600000 (one hour)",
+        "flowlets[0].retry.count": "must be between 0 and 10",
+        "flowlets[0].retry.delayMs": "must be between 0 and 3600000",
+        "flowlets[0].retry.maxDelayMs": "must be between 0 and 3600000",
         "flowlets[0].retry.backoffMultiplier": "must be between 1 and 10",
         "flowlets[1].ref": "must be at most 100 characters",
         "flowlets[1].name": "must be at most 200 characters",

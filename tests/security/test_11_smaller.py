@@ -171,12 +171,12 @@ def test_names_longer_than_their_limits_are_refused_and_nothing_is_stored(
                     "group": LONG,
                     "flowlets": [{**step, "ref": LONG, "name": LONG}],
                 },
-                [
+                [  # in the order of the model's fields
                     {"field": "name", "message": "must be at most 200 characters"},
-                    {"field": "description", "message": "must be at most 10000 characters"},
-                    {"field": "group", "message": "must be at most 200 characters"},
                     REF,
                     {"field": "flowlets[0].name", "message": "must be at most 200 characters"},
+                    {"field": "description", "message": "must be at most 10000 characters"},
+                    {"field": "group", "message": "must be at most 200 characters"},
                 ],
             ),
         ]:
