@@ -5,13 +5,10 @@ the response shape and the OpenAPI document, so none of them can drift from the 
 
 from __future__ import annotations
 
-import functools
 import hmac
 import json
 import re
-import typing
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -19,6 +16,7 @@ from quart import Quart, Response, has_websocket_context, request, websocket
 from quart.globals import request_ctx
 from werkzeug.datastructures import Headers
 
+from flow8.domain import InvalidData, Problem, api, camel
 from flow8.services.audit import AuditEntry
 from flow8.services.identity import Action, Principal
 from flow8.services.identity import NotAuthenticated as IdentityUnauthenticated
@@ -26,10 +24,8 @@ from flow8.services.storage import invalid_text_in
 
 from ._client_ip import client_address
 from ._context import app
-from ._dump import dump
 from ._request_audit import Trail, trail_of
 from ._responses import empty_response, json_response
-from ._schema import _Errors, camel, parse
 from .exceptions import (
     BadRequest,
     Forbidden,
@@ -319,55 +315,26 @@ def refuse_invalid_text(raw: bytes | str, value: Any) -> None:
         raise ValidationFailed([{"field": field, "message": problem}], f"{field}: {problem}")
 
 
-@functools.cache
-def _query_plan(cls: type) -> tuple[tuple[str, str, type], ...]:
-    """(attribute, query name, target type) per field of a query model, resolved once."""
-    hints = typing.get_type_hints(cls)
-    plan = []
-    for a in attrs.fields(cls):
-        tp = hints[a.name]
-        inner = [t for t in typing.get_args(tp) if t is not type(None)] or [tp]
-        plan.append((a.name, camel(a.name), inner[0]))
-    return tuple(plan)
+def problem_fields(problems: Sequence[Problem]) -> list[dict[str, str]]:
+    """Problems as the API lists them: ``{field, message}``, ``(body)`` for the whole body."""
+    return [{"field": p.path or "(body)", "message": p.message} for p in problems]
 
 
-# How a refused query value is described to the client (in the words of the API, not Python's).
-_QUERY_KINDS: dict[type, str] = {
-    int: "an integer",
-    float: "a number",
-    bool: "true or false",
-    datetime: "an RFC 3339 date-time with offset",
-}
+def parse_body(cls: type, value: Any) -> Any:
+    """``value`` (decoded JSON) as ``cls``, or 422 listing every bad field at once."""
+    try:
+        return api.parse(value, cls)
+    except InvalidData as e:
+        raise ValidationFailed(problem_fields(e.problems)) from None
 
 
 def parse_query(cls: type, args: Mapping[str, str]) -> Any:
-    errors = _Errors()
-    values: dict[str, Any] = {}
-    for name, key, target in _query_plan(cls):
-        raw = args.get(key)
-        if raw is None:
-            continue
-        try:
-            if target is int:
-                values[name] = int(raw)
-            elif target is bool:
-                if raw.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError
-                values[name] = raw.lower() in ("true", "1")
-            elif target is float:
-                values[name] = float(raw)
-            elif target is datetime:
-                moment = datetime.fromisoformat(raw)
-                if moment.tzinfo is None:
-                    raise ValueError
-                values[name] = moment
-            else:
-                values[name] = raw
-        except ValueError:
-            errors.add(key, f"must be {_QUERY_KINDS.get(target, target.__name__)}")
-    if errors.items:
-        raise ValidationFailed(errors.items)
-    return parse(cls, {camel(k): v for k, v in values.items()})
+    """Query parameters as ``cls`` (each read as its field's type), or 422 listing every bad
+    parameter, in the same words as a bad body field."""
+    try:
+        return api.parse_text(args, cls)
+    except InvalidData as e:
+        raise ValidationFailed(problem_fields(e.problems)) from None
 
 
 async def _run(spec: RouteSpec, params: dict[str, str]) -> Response:
@@ -395,7 +362,7 @@ async def _run(spec: RouteSpec, params: dict[str, str]) -> Response:
     raw: Any = None
     if spec.body is not None:
         raw = await _read_json(optional=spec.body_optional)
-        body = raw if spec.body is Any else parse(spec.body, raw)
+        body = raw if spec.body is Any else parse_body(spec.body, raw)
     query = parse_query(spec.query, current.args) if spec.query is not None else None
     req = Req(
         principal,
@@ -413,4 +380,4 @@ async def _run(spec: RouteSpec, params: dict[str, str]) -> Response:
         return result
     if spec.response is None:
         return empty_response(spec.status)
-    return json_response(dump(result), status=spec.status)
+    return json_response(api.unstructure(result), status=spec.status)

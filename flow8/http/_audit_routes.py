@@ -7,13 +7,13 @@ from typing import Any
 
 import attrs
 
+from flow8.domain import field
 from flow8.services.audit import AuditFilter
 from flow8.services.identity import Action
 
 from ._api import Req, Routes
 from ._context import app
 from ._page import PageQuery, make_page, page_of
-from ._schema import field
 from .exceptions import NotFound
 
 routes = Routes("audit", "audit")

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from flow8.domain import field
 from flow8.services.credentials import (
     DESCRIPTION_MAX,
     NAME_MAX,
@@ -19,8 +20,6 @@ from flow8.services.credentials import (
     patch_schema,
 )
 from flow8.services.identity import NON_BLANK
-
-from ._schema import field
 
 
 @attrs.frozen
@@ -76,13 +75,13 @@ class CredentialOut:
     @classmethod
     def of(cls, c: Credential) -> CredentialOut:
         return cls(
-            c.id,
-            c.name,
-            c.type,  # type: ignore[arg-type]
-            c.description,
-            list(c.fields),
-            c.created_at,
-            c.updated_at,
-            c.created_by,
-            c.updated_by,
+            id=c.id,
+            name=c.name,
+            type=c.type,  # type: ignore[arg-type]
+            description=c.description,
+            fields=list(c.fields),
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+            created_by=c.created_by,
+            updated_by=c.updated_by,
         )

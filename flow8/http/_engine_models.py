@@ -14,13 +14,13 @@ import attrs
 from flow8.domain import (
     Flow,
     FlowDefinition,
+    JsonData,
     LayerState,
     Play,
     PlayLayer,
     PlayState,
+    field,
 )
-
-from ._schema import JsonData, field
 
 
 def _when(epoch: float | None) -> datetime | None:
@@ -37,7 +37,7 @@ def _flow_out_class() -> type:
     }
     own: dict[str, Any] = {}
     for a in attrs.fields(FlowDefinition):
-        kwargs: dict[str, Any] = {"type": a.type}
+        kwargs: dict[str, Any] = {"type": a.type, "metadata": a.metadata}
         if a.default is not attrs.NOTHING:
             kwargs["default"] = a.default
         own[a.name] = attrs.field(**kwargs)
@@ -83,23 +83,23 @@ class PlayOut:
     @classmethod
     def of(cls, p: Play) -> PlayOut:
         return cls(
-            p.id,
-            p.flow_id,
-            p.flow_version,
-            p.state,
-            p.input,
-            p.output,
-            p.error,
-            p.trigger.kind.value,
-            _when(p.created_at),
-            _when(p.started_at),
-            _when(p.finished_at),
-            p.trigger.source,
-            p.parent_play_id,
-            p.wait_reason.value if p.wait_reason else None,
-            p.wait_ref,
-            p.retry_of,
-            p.resume_from,
+            id=p.id,
+            flow_id=p.flow_id,
+            flow_version=p.flow_version,
+            state=p.state,
+            input=p.input,
+            out=p.output,
+            error=p.error,
+            trigger=p.trigger.kind.value,
+            created_at=_when(p.created_at),
+            started_at=_when(p.started_at),
+            finished_at=_when(p.finished_at),
+            trigger_source=p.trigger.source,
+            parent_play_id=p.parent_play_id,
+            wait_reason=p.wait_reason.value if p.wait_reason else None,
+            wait_ref=p.wait_ref,
+            retry_of=p.retry_of,
+            resume_from=p.resume_from,
         )
 
 
@@ -129,21 +129,26 @@ class LayerOut:
     @classmethod
     def of(cls, la: PlayLayer) -> LayerOut:
         return cls(
-            la.key,
-            la.ref,
-            la.state,
-            list(la.iteration),
-            la.app_id,
-            la.args,
-            la.output,
-            la.error,
-            [
-                AttemptOut(a.number, _when(a.started_at), _when(a.finished_at), a.error)
+            id=la.key,
+            ref=la.ref,
+            state=la.state,
+            iteration=list(la.iteration),
+            app_id=la.app_id,
+            args=la.args,
+            output=la.output,
+            error=la.error,
+            attempts=[
+                AttemptOut(
+                    number=a.number,
+                    started_at=_when(a.started_at),
+                    finished_at=_when(a.finished_at),
+                    error=a.error,
+                )
                 for a in la.attempts
             ],
-            _when(la.started_at),
-            _when(la.finished_at),
-            la.seq,
+            started_at=_when(la.started_at),
+            finished_at=_when(la.finished_at),
+            seq=la.seq,
         )
 
 

@@ -7,12 +7,11 @@ from typing import Any
 import trio
 from quart import Response
 
-from flow8.domain import FlowDefinition, Flowlet, flow_definition_to_api
+from flow8.domain import FlowDefinition, Flowlet, api, flow_definition_to_api
 from flow8.services.identity import Action
 
 from ._api import Req, Routes, audit_change
 from ._context import flow_service, play_service
-from ._dump import dump
 from ._engine_models import FlowOut, PlayOut, RunQuery, flow_out
 from ._page import PageQuery, make_page, page_of, slice_page
 from ._responses import json_response
@@ -254,4 +253,4 @@ async def run_flow(req: Req, flowId: str) -> Response:
         except TimeoutError:
             play = await play_service().get(req.company_id, play.id)
     status = 200 if play.state.final else 202
-    return json_response(dump(PlayOut.of(play)), status=status)
+    return json_response(api.unstructure(PlayOut.of(play)), status=status)

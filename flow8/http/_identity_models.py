@@ -7,6 +7,7 @@ from typing import Literal
 
 import attrs
 
+from flow8.domain import field
 from flow8.services.identity import (
     NON_BLANK,
     ApiKey,
@@ -19,8 +20,6 @@ from flow8.services.identity import (
     User,
 )
 
-from ._schema import field
-
 
 @attrs.frozen
 class UserOut:
@@ -31,7 +30,7 @@ class UserOut:
 
     @classmethod
     def of(cls, user: User) -> UserOut:
-        return cls(user.id, user.email, user.name, user.created_at)
+        return cls(id=user.id, email=user.email, name=user.name, created_at=user.created_at)
 
 
 @attrs.frozen
@@ -46,7 +45,12 @@ class CompanyOut:
     @classmethod
     def of(cls, company: Company, role: Role | None = None) -> CompanyOut:
         return cls(
-            company.id, company.name, company.slug, company.created_at, company.updated_at, role
+            id=company.id,
+            name=company.name,
+            slug=company.slug,
+            created_at=company.created_at,
+            updated_at=company.updated_at,
+            role=role,
         )
 
 
@@ -91,13 +95,13 @@ class SessionOut:
     @classmethod
     def of(cls, p: Principal, expires_at: datetime | None = None) -> SessionOut:
         return cls(
-            UserOut.of(p.user),
-            p.company_id,
-            p.role,
-            p.via,
-            p.csrf_token,
-            expires_at,
-            sorted(p.scopes),
+            user=UserOut.of(p.user),
+            company_id=p.company_id,
+            role=p.role,
+            via=p.via,
+            csrf_token=p.csrf_token,
+            expires_at=expires_at,
+            scopes=sorted(p.scopes),
         )
 
 
@@ -127,13 +131,13 @@ class ApiKeyOut:
     @classmethod
     def of(cls, key: ApiKey) -> ApiKeyOut:
         return cls(
-            key.id,
-            key.name,
-            key.prefix,
-            list(key.scopes),
-            key.user_id,
-            key.created_at,
-            key.last_used_at,
+            id=key.id,
+            name=key.name,
+            prefix=key.prefix,
+            scopes=list(key.scopes),
+            user_id=key.user_id,
+            created_at=key.created_at,
+            last_used_at=key.last_used_at,
         )
 
 
@@ -169,7 +173,13 @@ class MemberOut:
 
     @classmethod
     def of(cls, m: Member) -> MemberOut:
-        return cls(m.user.id, m.user.email, m.user.name, m.role, m.joined_at)
+        return cls(
+            user_id=m.user.id,
+            email=m.user.email,
+            name=m.user.name,
+            role=m.role,
+            joined_at=m.joined_at,
+        )
 
 
 @attrs.frozen
@@ -192,7 +202,15 @@ class InvitationOut:
 
     @classmethod
     def of(cls, i: Invitation) -> InvitationOut:
-        return cls(i.id, i.email, i.role, i.company_id, i.invited_by, i.created_at, i.expires_at)
+        return cls(
+            id=i.id,
+            email=i.email,
+            role=i.role,
+            company_id=i.company_id,
+            invited_by=i.invited_by,
+            created_at=i.created_at,
+            expires_at=i.expires_at,
+        )
 
 
 @attrs.frozen
@@ -214,14 +232,14 @@ class InvitationCreated:
     def of(cls, created: CreatedInvitation) -> InvitationCreated:
         i = created.invitation
         return cls(
-            i.id,
-            i.email,
-            i.role,
-            i.company_id,
-            i.invited_by,
-            i.created_at,
-            i.expires_at,
-            created.token,
+            id=i.id,
+            email=i.email,
+            role=i.role,
+            company_id=i.company_id,
+            invited_by=i.invited_by,
+            created_at=i.created_at,
+            expires_at=i.expires_at,
+            token=created.token,
         )
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from quart import Response, request
 
+from flow8.domain import api
 from flow8.services.identity import Action, IdentityService, LoginResult, Role
 
 from ._api import SESSION_COOKIE, Req, Routes
 from ._context import app
-from ._dump import dump
 from ._identity_models import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -52,7 +52,7 @@ def _session_cookie(value: str, max_age: int) -> str:
     response=InstallStatus,
 )
 async def install_status(req: Req) -> InstallStatus:
-    return InstallStatus(await _identity().installed())
+    return InstallStatus(installed=await _identity().installed())
 
 
 @routes.route(
@@ -68,7 +68,7 @@ async def install_status(req: Req) -> InstallStatus:
 async def install(req: Req) -> InstallResponse:
     body: InstallRequest = req.body
     user, company = await _identity().install(body.company, body.email, body.password)
-    return InstallResponse(UserOut.of(user), CompanyOut.of(company, Role.OWNER))
+    return InstallResponse(user=UserOut.of(user), company=CompanyOut.of(company, Role.OWNER))
 
 
 @routes.route(
@@ -96,7 +96,7 @@ async def _signed_in(result: LoginResult) -> Response:
     ttl = int(_identity().session_ttl.total_seconds())
     out = SessionOut.of(result.principal, result.expires_at)
     return json_response(
-        dump(out),
+        api.unstructure(out),
         headers={"Set-Cookie": _session_cookie(result.token, ttl), "Cache-Control": "no-store"},
     )
 
@@ -190,7 +190,14 @@ async def create_api_key(req: Req) -> ApiKeyCreated:
     body: ApiKeyCreate = req.body
     created = await _identity().create_api_key(req.user, body.name, body.scopes)
     k = created.api_key
-    return ApiKeyCreated(k.id, created.key, k.prefix, list(k.scopes), k.name, k.created_at)
+    return ApiKeyCreated(
+        id=k.id,
+        key=created.key,
+        prefix=k.prefix,
+        scopes=list(k.scopes),
+        name=k.name,
+        created_at=k.created_at,
+    )
 
 
 @routes.route(

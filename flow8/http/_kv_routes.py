@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flow8.domain import IS_REQUIRED
 from flow8.services.identity import Action
 
 from ._api import Req, Routes, audit_change
@@ -20,7 +21,7 @@ def _scope_args(scope: str, scope_key: str | None) -> dict[str, str | None]:
     if scope == "global":
         return {"scope": scope}
     if not scope_key:
-        problem = {"field": "scopeKey", "message": f"required for scope {scope}"}
+        problem = {"field": "scopeKey", "message": f"{IS_REQUIRED} for scope {scope}"}
         raise ValidationFailed([problem])
     if scope == "flow":
         return {"scope": scope, "flow_id": scope_key}
@@ -40,7 +41,14 @@ async def list_kv(req: Req) -> object:
     scope = _scope_args(q.scope, q.scope_key)
     rows = await kv_service().list(req.company_id, **scope)  # type: ignore[arg-type]
     items = [
-        KvEntryOut(r["key"], r["value"], q.scope, q.scope_key, r["expiresAt"], r["secret"])
+        KvEntryOut(
+            key=r["key"],
+            value=r["value"],
+            scope=q.scope,
+            scope_key=q.scope_key,
+            expires_at=r["expiresAt"],
+            secret=r["secret"],
+        )
         for r in rows
     ]
     return slice_page(KvEntryOut, items, PageQuery(q.page, q.size))
@@ -71,7 +79,12 @@ async def set_kv(req: Req) -> KvEntryOut:
     entries = await kv_service().list(req.company_id, **scope)  # type: ignore[arg-type]
     entry = next(e for e in entries if e["key"] == body.key)
     return KvEntryOut(
-        body.key, entry["value"], body.scope, body.scope_key, entry["expiresAt"], entry["secret"]
+        key=body.key,
+        value=entry["value"],
+        scope=body.scope,
+        scope_key=body.scope_key,
+        expires_at=entry["expiresAt"],
+        secret=entry["secret"],
     )
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Iterable
 from typing import Any
 
-import attrs
-
+from flow8.domain import api_fields
 from flow8.services.identity import Action
 
 from ._api import SESSION_COOKIE, RouteSpec
-from ._schema import Components, _apply_rules, _rules, camel, type_schema
+from ._schema import Components, field_schema, type_schema
 
 _ERROR = {
     "type": "object",
@@ -68,17 +66,9 @@ def _parameters(spec: RouteSpec, comps: Components) -> list[dict[str, Any]]:
         for p in spec.params
     ]
     if spec.query is not None:
-        hints = typing.get_type_hints(spec.query)
-        for a in attrs.fields(spec.query):
-            schema = _apply_rules(type_schema(hints[a.name], comps), _rules(a))
-            out.append(
-                {
-                    "name": camel(a.name),
-                    "in": "query",
-                    "required": a.default is attrs.NOTHING,
-                    "schema": schema,
-                }
-            )
+        for f in api_fields(spec.query):
+            schema = field_schema(f, comps)
+            out.append({"name": f.key, "in": "query", "required": f.required, "schema": schema})
     return out
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from ._schema import field
+from flow8.domain import field
 
 MAX_SIZE = 100
 
@@ -37,7 +37,9 @@ def page_of(item: type) -> type:
 
 def make_page(item: type, rows: Sequence[Any], total: int, query: PageQuery) -> Any:
     pages = (total + query.size - 1) // query.size
-    return page_of(item)(list(rows), total, query.page, query.size, pages)
+    return page_of(item)(
+        data=list(rows), total=total, page=query.page, size=query.size, pages=pages
+    )
 
 
 def slice_page(item: type, rows: Sequence[Any], query: PageQuery) -> Any:

@@ -62,10 +62,10 @@ from hypercorn.trio import serve
 from quart import Response
 from quart_trio import QuartTrio
 
+from flow8.domain import api
 from flow8.engine import Engine
 from flow8.events import EventBus
 from flow8.http import HttpDeps, HttpSettings, create_app
-from flow8.http._dump import dump
 from flow8.http._engine_models import PlayOut
 from flow8.http._responses import json_response
 from flow8.http._serve import hypercorn_config
@@ -197,14 +197,14 @@ async def _breakdown(store: Store, plays: PlayService, company: str, play_id: st
         await plays.get(company, play_id)
 
     async def render() -> None:
-        json_response(dump(PlayOut.of(play)))
+        json_response(api.unstructure(PlayOut.of(play)))
 
     print("where the time goes on the get path (in-process, CPU us per call, median of 3):")
     figures = [
         ("worker-thread hop, no work (point reads skip it)", await _per_call(hop)),
         ("store find_one of the play (store)", await _per_call(find_one)),
         ("PlayService.get = find_one + play_from_doc (engine)", await _per_call(get_play)),
-        ("PlayOut + dump + json_response (http)", await _per_call(render)),
+        ("PlayOut + api.unstructure + json_response (http)", await _per_call(render)),
     ]
     for label, value in figures:
         print(f"  {label:<54}{value:>8.1f}")

@@ -18,7 +18,7 @@ async def test_every_route_refuses_a_flow_or_group_scope_without_its_key(
         assert write.status_code == 422, write.text
         refusal = write.json()
         assert refusal["fields"] == [
-            {"field": "scopeKey", "message": f"required for scope {scope}"}
+            {"field": "scopeKey", "message": f"is required for scope {scope}"}
         ]
         # A read used to answer an empty page here, as if the scope existed and held nothing.
         read = await c.get("/api/kv", params={"scope": scope})

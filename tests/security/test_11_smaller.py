@@ -197,12 +197,13 @@ def test_names_longer_than_their_limits_are_refused_and_nothing_is_stored(
         assert _refused(a, "PUT", f"/api/flows/{flow_id}", {**at_limits, "name": LONG}) == [
             {"field": "name", "message": "must be at most 200 characters"}
         ]
+        # A layer's body is a flowlet: its fields are named as in the body.
         assert _refused(a, "POST", f"/api/flows/{flow_id}/layers", long_step) == [
-            {"field": "flowlets[1].ref", "message": "must be at most 100 characters"}
+            {"field": "ref", "message": "must be at most 100 characters"}
         ]
         assert _refused(
             a, "PUT", f"/api/flows/{flow_id}/layers/{'r' * 100}", {**step, "name": LONG}
-        ) == [{"field": "flowlets[0].name", "message": "must be at most 200 characters"}]
+        ) == [{"field": "name", "message": "must be at most 200 characters"}]
         # The flow at the limits runs; its layer ids carry the 100-character ref.
         play = a.run_done(flow_id)
         assert [la["id"] for la in a.layers(play["id"])] == [f"{play['id']}:{'r' * 100}:"]

@@ -1,5 +1,6 @@
-"""The answer renderer: camelCase keys, RFC 3339 UTC datetimes, enums by value, nested
-models, lists and mappings; what a client parses out of every JSON answer."""
+"""Answers as the API converter (`flow8.domain.api`) renders them: camelCase keys, RFC 3339
+UTC datetimes, enums by value, nested models, lists and mappings; what a client parses out of
+every JSON answer."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from flow8.http._dump import dump
+from flow8.domain import api
 from flow8.http._responses import json_bytes
 
 
@@ -56,7 +57,7 @@ def test_models_render_as_camel_case_json() -> None:
         [Inner(moment.astimezone(timezone(timedelta(hours=2))))],
         extra={"k": [moment, {"deep": Colour.RED}], 7: frozenset({1})},
     )
-    assert dump(value) == {
+    assert api.unstructure(value) == {
         "playId": "p1",
         "count": 3,
         "ratio": 0.5,
@@ -77,7 +78,7 @@ def test_models_render_as_camel_case_json() -> None:
 def test_rendered_models_encode_to_the_json_clients_read() -> None:
     moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     value = Outer("p1", 3, 0.5, False, Colour.RED, Mood.CALM, Inner(moment), [])
-    assert json.loads(json_bytes(dump(value))) == {
+    assert json.loads(json_bytes(api.unstructure(value))) == {
         "playId": "p1",
         "count": 3,
         "ratio": 0.5,
@@ -93,6 +94,6 @@ def test_rendered_models_encode_to_the_json_clients_read() -> None:
 
 def test_plain_json_passes_through_unchanged() -> None:
     data = {"a": [1, 2.5, "x", None, True, {"b": []}]}
-    assert dump(data) == data
-    assert dump("text") == "text"
-    assert dump(None) is None
+    assert api.unstructure(data) == data
+    assert api.unstructure("text") == "text"
+    assert api.unstructure(None) is None
