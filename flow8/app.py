@@ -39,17 +39,18 @@ from .expressions import ExpressionLimits, configure_expressions
 from .http import HttpDeps, HttpSettings, create_app, http_child
 from .interpreter import settle_after_startup
 from .logs import get_logger
+from .modules import default_registry
 from .services.audit import AuditLog, AuditQueries, StoreAuditSink, audit_child
 from .services.credentials import CredentialService
 from .services.events import EventService
-from .services.flows import FlowService
+from .services.flows import FlowRepository, FlowService
 from .services.identity import (
     IdentityService,
     SigninLimits,
     install_instructions,
     needs_install,
 )
-from .services.kv import KvService
+from .services.kv import KvService, KvStore
 from .services.modules import ModuleCatalog
 from .services.plays import PlayService
 from .store import Store, StoreUnavailable, load_keyring, open_store
@@ -60,12 +61,18 @@ ADMIN_TREE_CHILD_LIMIT = 200
 
 @attrs.define
 class Platform:
-    """The long-lived objects of one instance, shared by the children of the tree."""
+    """The long-lived objects of one instance, shared by the children of the tree.
+
+    ``flows`` and ``kv`` are the flows' and KV entries' stores, the services' own: the engine
+    reads from them (as its ``FlowSource`` and ``KvStorage``) and the services manage them.
+    """
 
     settings: Settings
     store: Store
     events: EventBus
     audit: AuditLog
+    flows: FlowRepository
+    kv: KvStore
     engine: Engine
     identity: IdentityService
     runtime: actors.Runtime | None = None
@@ -92,9 +99,9 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         actor_tree=platform.actor_tree,
         ready=platform.ready,
         identity=platform.identity,
-        flows=FlowService(platform.engine),
+        flows=FlowService(platform.flows),
         plays=PlayService(platform.engine),
-        kv=KvService(platform.engine.kv),
+        kv=KvService(platform.kv),
         credentials=CredentialService(platform.store),
         events=EventService(platform.events),
         modules=ModuleCatalog(platform.engine.registry),
@@ -157,12 +164,16 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
     async with open_configured_store(settings, serve=False) as store:
         events = EventBus()
         audit = AuditLog(StoreAuditSink(store))
+        registry = default_registry()
+        flows, kv = FlowRepository(store, registry), KvStore(store)
         platform = Platform(
             settings=settings,
             store=store,
             events=events,
             audit=audit,
-            engine=Engine(store, events, engine_settings(settings)),
+            flows=flows,
+            kv=kv,
+            engine=Engine(store, events, engine_settings(settings), registry, flows=flows, kv=kv),
             identity=identity_service(settings, store, audit),
         )
         async with actors.open_runtime(

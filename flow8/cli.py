@@ -400,13 +400,20 @@ def _modules_list(args: argparse.Namespace, _settings: Settings) -> int:
 def _flows_command(
     settings: Settings, company: str | None, use: Callable[[Any], Awaitable[T]]
 ) -> T:
-    """Run ``use(FlowFiles)`` against the configured store, once the company is known."""
+    """Run ``use(FlowFiles)`` against the configured store, once the company is known (by
+    id or slug, or the only one): an unknown company is the identity service's not-found
+    error, never a new, unreachable tenant."""
     from .app import open_configured_store
     from .flow_files import FlowFiles
+    from .services.audit import StoreAuditSink
+    from .services.flows import FlowService
+    from .services.identity import IdentityService
 
     async def run() -> T:
         async with open_configured_store(settings) as store:
-            return await use(await FlowFiles.of(store, company))
+            found = await IdentityService(store).resolve_company(company)
+            files = FlowFiles(FlowService.over(store), found.id, StoreAuditSink(store))
+            return await use(files)
 
     return _trio_run(run)
 

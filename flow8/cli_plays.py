@@ -23,7 +23,10 @@ from flow8.domain import Play, PlayState, TriggerKind, WaitReason
 from flow8.engine import Engine, EngineSettings
 from flow8.events import PLAY_COMPLETED, PLAY_FAILED, PLAY_WAITING, EventBus, EventFilter
 from flow8.flow_files import FlowFiles
-from flow8.services.audit import cli_entry, os_user, write_now
+from flow8.modules import default_registry
+from flow8.services.audit import StoreAuditSink, cli_entry, os_user, write_now
+from flow8.services.flows import FlowRepository, FlowService
+from flow8.services.kv import KvStore
 from flow8.services.plays import PlayService
 from flow8.store import Keyring, Store, open_store
 
@@ -69,7 +72,7 @@ async def run_play(
     ``approvable`` False (nobody else can reach the store) the watch ends there instead.
     Raises what starting raises (``FlowNotFound``, ``InvalidInput``, ...).
     """
-    engine = Engine(store, EventBus(), settings)
+    engine = _engine(store, settings)
     async with trio.open_nursery() as nursery:
         # The dispatcher runs the plays of an engine no supervision tree holds.
         await nursery.start(engine.serve)
@@ -114,7 +117,8 @@ async def run_file(
             data_dir=directory,
             encryption=Keyring.generate("run"),
         ) as store:
-            flow = await FlowFiles(store, THROWAWAY_COMPANY).import_(data)
+            files = FlowFiles(FlowService.over(store), THROWAWAY_COMPANY, StoreAuditSink(store))
+            flow = await files.import_(data)
             return await run_play(
                 store,
                 THROWAWAY_COMPANY,
@@ -135,7 +139,7 @@ async def decide(
     The engine here runs nothing: an approved play is resumed by the dispatcher of whichever
     instance claims it first (a server, or the ``flow8 run`` watching it).
     """
-    service = PlayService(Engine(store, EventBus(), settings))
+    service = PlayService(_engine(store, settings))
     by = f"cli:{os_user()}"
     if approve:
         play = await service.approve(company_id, play_id, by=by)
@@ -148,6 +152,14 @@ async def decide(
     )  # fmt: skip
     await write_now(store, entry)
     return play
+
+
+def _engine(store: Store, settings: EngineSettings) -> Engine:
+    """An engine of this process, wired as the server's: the flows it runs and the KV its
+    plays use are the flows' and kv services' stores."""
+    registry = default_registry()
+    flows, kv = FlowRepository(store, registry), KvStore(store)
+    return Engine(store, EventBus(), settings, registry, flows=flows, kv=kv)
 
 
 async def _watch(

@@ -5,7 +5,8 @@ exported file imports unchanged, on this instance or another. An import validate
 file first (every problem listed, nothing stored), then creates a flow or, given a flow id,
 stores the file as that flow's next version; plays already started keep the version they
 pinned. Imports are audited like the REST API's changes (before and after state), with the
-CLI as the actor (see ``flow8.services.audit.cli_entry``).
+CLI as the actor (see ``flow8.services.audit.cli_entry``). Everything goes through the flows
+service, as the REST API's requests do.
 """
 
 from __future__ import annotations
@@ -17,51 +18,33 @@ from typing import Any
 
 import attrs
 
-from flow8.domain import (
-    FlowValidationError,
-    Problem,
-    flow_definition_to_api,
-    parse_flow_definition,
-)
-from flow8.engine import FlowRepository, PlanCache
-from flow8.modules import default_registry
-from flow8.services.audit import cli_entry, write_now
-from flow8.services.identity import IdentityService
-from flow8.store import Store, invalid_text_in
+from flow8.domain import FlowValidationError, Problem, flow_definition_to_api
+from flow8.services.audit import AuditSink, cli_entry
+from flow8.services.flows import FlowService
+from flow8.services.storage import invalid_text_in
 
 _PAGE = 100
 
 
 @attrs.frozen
 class FlowFiles:
-    """The flows of one company, read and stored through the flow repository the engine
-    uses, with the same validation as the REST API (every problem, before anything is
-    stored); no engine is built, since nothing here runs a play."""
+    """The flows of one (existing) company, read and stored through the flows service, with
+    the REST API's validation (every problem, before anything is stored); nothing here runs
+    a play. Each change's audit entry is written to ``audit`` before the change returns (a
+    command exits right after)."""
 
-    store: Store
+    flows: FlowService
     company_id: str
-    _flows: FlowRepository = attrs.field(
-        init=False,
-        default=attrs.Factory(
-            lambda s: FlowRepository(s.store, PlanCache(default_registry())), takes_self=True
-        ),
-    )
-
-    @classmethod
-    async def of(cls, store: Store, company: str | None) -> FlowFiles:
-        """The flows of the company named by id or slug (or of the only company); an unknown
-        company is the identity service's not-found error, never a new, unreachable tenant."""
-        found = await IdentityService(store).resolve_company(company)
-        return cls(store, found.id)
+    audit: AuditSink
 
     async def list(self) -> list[dict[str, Any]]:
         """``{id, name, version, updatedAt}`` of every flow, most recently changed first;
         ``updatedAt`` is a UTC datetime (the CLI prints it as the API does, ISO-8601)."""
         rows: list[dict[str, Any]] = []
+        page = 0
         while True:
-            flows, total = await self._flows.list_flows(
-                self.company_id, skip=len(rows), limit=_PAGE
-            )
+            flows, total = await self.flows.list(self.company_id, page=page, size=_PAGE)
+            page += 1
             rows += [
                 {"id": f.id, "name": f.definition.name, "version": f.version,
                  "updatedAt": datetime.fromtimestamp(f.updated_at, UTC)}
@@ -72,22 +55,22 @@ class FlowFiles:
 
     async def export(self, flow_id: str, version: int | None = None) -> dict[str, Any]:
         """The flow's definition (latest version unless ``version``), ready to import."""
-        flow = await self._flows.get(self.company_id, flow_id, version)
+        flow = await self.flows.get(self.company_id, flow_id, version)
         return flow_definition_to_api(flow.definition)
 
     async def import_(self, data: Any, flow_id: str | None = None) -> dict[str, Any]:
         """Store ``data`` as a new flow, or as the next version of ``flow_id``; answers
         ``{id, name, version}``."""
-        # Parsing lists every structural problem; the repository then checks the rest
-        # (modules, args, expressions, references) before it stores anything.
-        definition = parse_flow_definition(data)
-        flows = self._flows
+        # The service parses and checks the whole file (structure, modules, args,
+        # expressions, references), listing every problem, before it stores anything.
+        flows = self.flows
         if flow_id is None:
-            flow = await flows.create(self.company_id, definition)
+            flow = await flows.create(self.company_id, data)
             await self._audit("flow_created", flow.id, after=data, version=flow.version)
         else:
+            flows.parse(data)  # a bad file is refused as such, whether or not the flow exists
             before = await flows.get(self.company_id, flow_id)
-            flow = await flows.update(self.company_id, flow_id, definition)
+            flow = await flows.update(self.company_id, flow_id, data)
             await self._audit(
                 "flow_updated",
                 flow.id,
@@ -109,7 +92,7 @@ class FlowFiles:
             after=after,
             details={"version": version},
         )
-        await write_now(self.store, entry)
+        await self.audit.write(entry.company_id, [entry.to_doc()])
 
 
 def read_flow_file(path: str | Path) -> Any:

@@ -22,7 +22,8 @@ from flow8.cli_plays import decide, run_file, run_play
 from flow8.domain import Play, PlayState
 from flow8.engine import EngineSettings
 from flow8.flow_files import FlowFiles
-from flow8.services.audit import AuditFilter, AuditQueries, os_user
+from flow8.services.audit import AuditFilter, AuditQueries, StoreAuditSink, os_user
+from flow8.services.flows import FlowService
 from flow8.store import Store, open_store
 
 GATED = {"name": "gated", "flowlets": [
@@ -160,7 +161,8 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 async def _gates(store: Store, *refs: str) -> str:
     flowlets = [{"ref": ref, "appId": "noop", "needsApproval": True} for ref in refs]
-    flow = await FlowFiles(store, "acme").import_({"name": "gates", "flowlets": flowlets})
+    files = FlowFiles(FlowService.over(store), "acme", StoreAuditSink(store))
+    flow = await files.import_({"name": "gates", "flowlets": flowlets})
     flow_id: str = flow["id"]
     return flow_id
 

@@ -1,19 +1,21 @@
-"""The flow engine: flows and their compiled plans, play execution, the dispatcher, KV.
+"""The flow engine: compiled plans, play execution, the dispatcher, KV as plays see it.
 
 Expressions live in ``flow8.expressions`` and the event bus in ``flow8.events``, both below
-the engine. See README.md in this package for how the pieces are wired (``events_child``,
-``engine_child``, ``module_catalog``).
+the engine. Flows and KV entries are stored by the services above it: the engine reads them
+through the protocols it declares (:class:`FlowSource`, :class:`KvStorage`). See README.md in
+this package for how the pieces are wired (``events_child``, ``engine_child``).
 """
 
 from __future__ import annotations
 
 from ._engine import Engine
-from ._flows import FlowRepository
-from ._kv import KvError, KvStore, scope_key
-from ._plan import PlanCache, validate_definition
+from ._kv import KvError, scope_key
+from ._plan import PlanCache, check_definition, validate_definition
+from ._records import flow_definition_doc, flow_from_doc
 from ._redact import MASK
 from ._settings import EngineSettings
-from ._wiring import engine_child, events_child, module_catalog
+from ._sources import FlowSource, KvStorage
+from ._wiring import engine_child, events_child
 from .exceptions import (
     EngineError,
     FlowNotFound,
@@ -35,12 +37,12 @@ __all__ = [
     "EngineError",
     "EngineSettings",
     "FlowNotFound",
-    "FlowRepository",
+    "FlowSource",
     "IdempotencyKeyReused",
     "Interrupted",
     "InvalidInput",
     "KvError",
-    "KvStore",
+    "KvStorage",
     "OutputTooLarge",
     "PlanCache",
     "PlayLimitReached",
@@ -49,9 +51,11 @@ __all__ = [
     "StartTimedOut",
     "StepError",
     "StepTimeout",
+    "check_definition",
     "engine_child",
     "events_child",
-    "module_catalog",
+    "flow_definition_doc",
+    "flow_from_doc",
     "scope_key",
     "validate_definition",
 ]

@@ -42,9 +42,7 @@ from ._big import json_size, off_the_loop_if_big
 from ._commands import PlayCommands
 from ._dispatcher import Dispatcher
 from ._fair import FairGate
-from ._flows import FlowRepository
 from ._journal import Created
-from ._kv import KvStore
 from ._ledger import PlayLedger
 from ._local import LocalPlays
 from ._plan import PlanCache
@@ -59,6 +57,7 @@ from ._records import (
 )
 from ._redact import Redactor
 from ._settings import EngineSettings
+from ._sources import FlowSource, KvStorage
 from .exceptions import (
     IdempotencyKeyReused,
     InvalidInput,
@@ -84,7 +83,13 @@ SUBFLOW_START_TIMEOUT = 30.0
 
 
 class Engine:
-    """Plays and flows over one store. Thread-unsafe; lives in one Trio run."""
+    """Plays over one store. Thread-unsafe; lives in one Trio run.
+
+    The flows it runs are read from ``flows`` and the KV entries its plays use are kept in
+    ``kv``: both are stored by the services above the engine (``FlowRepository``,
+    ``KvStore``), which the composition root hands in. ``registry`` must be the one the flows
+    were validated against.
+    """
 
     def __init__(
         self,
@@ -92,14 +97,17 @@ class Engine:
         events: EventBus | None = None,
         settings: EngineSettings | None = None,
         registry: ModuleRegistry | None = None,
+        *,
+        flows: FlowSource,
+        kv: KvStorage,
     ) -> None:
         self.store = store
         self.events = events or EventBus()
         self.settings = settings or EngineSettings()
         self.registry = registry or default_registry()
         self.plans = PlanCache(self.registry)
-        self.flows = FlowRepository(store, self.plans)
-        self.kv = KvStore(store)
+        self.flows = flows
+        self.kv = kv
         self.owner = self.settings.instance_id
         self.admission = Admission(
             self.settings.company_plays_per_second, self.settings.company_running_plays

@@ -13,10 +13,9 @@ from flow8.domain import Play
 from flow8.events import EventBus
 from flow8.store import Store
 
-from ._flows import FlowRepository
-from ._kv import KvStore
 from ._plan import PlanCache
 from ._settings import EngineSettings
+from ._sources import FlowSource, KvStorage
 
 
 class PlayHost(Protocol):
@@ -30,13 +29,13 @@ class PlayHost(Protocol):
     def events(self) -> EventBus: ...
 
     @property
-    def flows(self) -> FlowRepository: ...
+    def flows(self) -> FlowSource: ...
 
     @property
     def plans(self) -> PlanCache: ...
 
     @property
-    def kv(self) -> KvStore: ...
+    def kv(self) -> KvStorage: ...
 
     async def run_subflow(
         self,

@@ -1,144 +1,28 @@
-"""Key-value storage for flows: scoped, encrypted at rest (the store's secret ``value``
-field), with optional TTL.
+"""KV as a play sees it: the scope names kv modules use, mapped to stored scopes, and the
+subflow inheritance rules.
 
-Scopes as stored: ``global``, ``group:<group>``, ``flow:<flow id>``. A play reaches KV through
-:class:`PlayKv`, which maps the module-facing scope names (``global``, ``flow_group``,
-``flow``) and applies the subflow inheritance rules (``kvInherit`` / ``kvConflict``).
+Scopes as stored: ``global``, ``group:<group>``, ``flow:<flow id>``. The entries themselves are
+the kv service's (``flow8.services.kv.KvStore``); the engine reaches them through the narrow
+:class:`KvStorage` it is given. A play reaches KV through :class:`PlayKv`, which maps the
+module-facing scope names (``global``, ``flow_group``, ``flow``) and applies the subflow
+inheritance rules (``kvInherit`` / ``kvConflict``).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 
 from flow8.domain import KvConflict
-from flow8.store import DuplicateKey, Store
 
+from ._sources import KvStorage
 from .exceptions import EngineError
-
-_MAX_APPEND_RETRIES = 20
 
 
 class KvError(EngineError, ValueError):
     """Bad KV request (unknown scope, value too large). Still a ValueError, as it was."""
-
-
-def _expires(ttl_seconds: float | None) -> datetime | None:
-    if ttl_seconds is None:
-        return None
-    return datetime.now(UTC) + timedelta(seconds=float(ttl_seconds))
-
-
-def _alive(doc: dict[str, Any] | None) -> bool:
-    if doc is None:
-        return False
-    exp = doc.get("expires_at")
-    return exp is None or exp > datetime.now(UTC)
-
-
-@attrs.define
-class KvStore:
-    """Company-scoped KV operations on the ``kv`` collection."""
-
-    store: Store
-
-    def _coll(self, company_id: str) -> Any:
-        return self.store.tenant(company_id).collection("kv")
-
-    async def get(self, company_id: str, scope: str, key: str) -> tuple[bool, Any]:
-        found, value, _secret = await self.entry(company_id, scope, key)
-        return found, value
-
-    async def entry(self, company_id: str, scope: str, key: str) -> tuple[bool, Any, bool]:
-        """(found, value, whether the entry is marked secret)."""
-        doc = await self._coll(company_id).find_one({"scope": scope, "key": key})
-        if not _alive(doc):
-            return False, None, False
-        assert doc is not None
-        return True, doc.get("value"), bool(doc.get("secret"))
-
-    async def set(
-        self,
-        company_id: str,
-        scope: str,
-        key: str,
-        value: Any,
-        ttl_seconds: float | None,
-        *,
-        secret: bool | None = None,
-    ) -> None:
-        """Create or replace an entry. ``secret`` marks it (True), unmarks it (False) or
-        leaves the mark as it is (None: a new entry is not secret)."""
-        coll = self._coll(company_id)
-        fields = {"value": value, "expires_at": _expires(ttl_seconds), "updated_at": time.time()}
-        if secret is not None:
-            fields["secret"] = secret
-        try:
-            await coll.update_one(
-                {"scope": scope, "key": key},
-                {"$set": fields, "$inc": {"rev": 1}},
-                upsert=True,
-            )
-        except DuplicateKey:
-            # Two upserts raced to create the key; the other one won, so update it.
-            await coll.update_one(
-                {"scope": scope, "key": key}, {"$set": fields, "$inc": {"rev": 1}}
-            )
-
-    async def append(
-        self, company_id: str, scope: str, key: str, value: Any, ttl_seconds: float | None
-    ) -> int:
-        """Append to the list under ``key`` (created when absent); returns its new length.
-
-        The value is encrypted, so the store cannot ``$push`` into it: read, then write back
-        conditionally on the revision read (optimistic concurrency)."""
-        coll = self._coll(company_id)
-        for _ in range(_MAX_APPEND_RETRIES):
-            doc = await coll.find_one({"scope": scope, "key": key})
-            if doc is None or not _alive(doc):
-                items = [value]
-                if doc is None:
-                    try:
-                        await coll.insert_one(
-                            {
-                                "scope": scope,
-                                "key": key,
-                                "value": items,
-                                "rev": 1,
-                                "expires_at": _expires(ttl_seconds),
-                                "updated_at": time.time(),
-                            }
-                        )
-                        return 1
-                    except DuplicateKey:
-                        continue
-            else:
-                current = doc.get("value")
-                items = [*current, value] if isinstance(current, list) else [current, value]
-            assert doc is not None
-            fields: dict[str, Any] = {"value": items, "updated_at": time.time()}
-            if ttl_seconds is not None or not _alive(doc):
-                fields["expires_at"] = _expires(ttl_seconds)
-            res = await coll.update_one(
-                {"_id": doc["_id"], "rev": doc.get("rev", 0)},
-                {"$set": fields, "$inc": {"rev": 1}},
-            )
-            if res.matched_count:
-                return len(items)
-        raise KvError(f"kv key {key!r} is too contended to append to")
-
-    async def delete(self, company_id: str, scope: str, key: str) -> bool:
-        doc = await self._coll(company_id).find_one({"scope": scope, "key": key})
-        deleted = await self._coll(company_id).delete_one({"scope": scope, "key": key})
-        return bool(deleted) and _alive(doc)
-
-    async def list(self, company_id: str, scope: str) -> list[dict[str, Any]]:
-        docs = await self._coll(company_id).find({"scope": scope}, sort=[("key", 1)])
-        return [d for d in docs if _alive(d)]
 
 
 def scope_key(scope: str, flow_id: str, group: str | None) -> str:
@@ -164,7 +48,7 @@ class PlayKv:
     the key. Writes always go to the play's own scope.
     """
 
-    kv: KvStore
+    kv: KvStorage
     company_id: str
     flow_id: str
     group: str | None

@@ -1,12 +1,9 @@
-"""Child specs for the supervision tree, and the module catalog behind ``flow8 modules list``."""
+"""Child specs for the supervision tree."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import actors
 from flow8.events import EventBus
-from flow8.modules import ModuleRegistry, default_registry
 
 from ._engine import Engine
 
@@ -33,8 +30,3 @@ def engine_child(engine: Engine, *, id: str = "engine") -> actors.ChildSpec:
         intensity=3,
         period=5.0,
     )
-
-
-def module_catalog(registry: ModuleRegistry | None = None) -> list[dict[str, Any]]:
-    """Every module (appId, category, description, idempotent, args/output schema)."""
-    return (registry or default_registry()).catalog()

@@ -70,11 +70,12 @@ from flow8.http._engine_models import PlayOut
 from flow8.http._responses import json_response
 from flow8.http._serve import hypercorn_config
 from flow8.interpreter import settle_after_startup
+from flow8.modules import default_registry
 from flow8.services.audit import AuditLog, AuditQueries, StoreAuditSink
 from flow8.services.events import EventService
-from flow8.services.flows import FlowService
+from flow8.services.flows import FlowRepository, FlowService
 from flow8.services.identity import IdentityService
-from flow8.services.kv import KvService
+from flow8.services.kv import KvService, KvStore
 from flow8.services.modules import ModuleCatalog
 from flow8.services.plays import PlayService
 from flow8.store import Keyring, Store, open_store
@@ -333,7 +334,9 @@ async def bench(
             audit = AuditLog(StoreAuditSink(store))
             await nursery.start(audit.serve)
             bus = EventBus()
-            engine = Engine(store, bus)
+            registry = default_registry()
+            repository, kv = FlowRepository(store, registry), KvStore(store)
+            engine = Engine(store, bus, None, registry, flows=repository, kv=kv)
             await nursery.start(bus.serve)
             await nursery.start(engine.serve)
             identity = IdentityService(store, audit=audit.record)
@@ -344,7 +347,7 @@ async def bench(
             key = (await identity.create_api_key(login.principal, "bench", ["api"])).key
             company = login.principal.company_id
             assert company is not None
-            flows, plays = FlowService(engine), PlayService(engine)
+            flows, plays = FlowService(repository), PlayService(engine)
             flow = await flows.create(company, FLOW)
             play = await plays.run(company, flow.id, {"n": 0}, timeout=10)
             await _breakdown(store, plays, company, play.id)
@@ -353,9 +356,9 @@ async def bench(
                 identity=identity,
                 flows=flows,
                 plays=plays,
-                kv=KvService(engine.kv),
+                kv=KvService(kv),
                 events=EventService(bus),
-                modules=ModuleCatalog(engine.registry),
+                modules=ModuleCatalog(registry),
                 audit=audit.record,
                 audit_queries=AuditQueries(store),
             )

@@ -39,6 +39,9 @@ from flow8.engine import Engine, EngineSettings  # noqa: E402
 from flow8.events import EventBus  # noqa: E402
 from flow8.expressions import compile_value  # noqa: E402
 from flow8.logs import configure_logging  # noqa: E402
+from flow8.modules import default_registry  # noqa: E402
+from flow8.services.flows import FlowRepository  # noqa: E402
+from flow8.services.kv import KvStore  # noqa: E402
 from flow8.store import Durability, Keyring, Store, open_store  # noqa: E402
 
 COMPANY = "bench"
@@ -86,7 +89,12 @@ async def with_engine(
         async with open_store(
             f"sqlite:///{Path(d) / 'bench.db'}", data_dir=d, durability=durability, encryption=KEYS
         ) as store:
-            engine = Engine(store, EventBus(), settings or EngineSettings())
+            # Wired as the server wires it: flows and KV from the services' stores.
+            registry = default_registry()
+            flows, kv = FlowRepository(store, registry), KvStore(store)
+            engine = Engine(
+                store, EventBus(), settings or EngineSettings(), registry, flows=flows, kv=kv
+            )
             async with trio.open_nursery() as nursery:
                 await nursery.start(engine.serve)
                 result = await fn(engine, store)

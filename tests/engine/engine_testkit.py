@@ -13,7 +13,9 @@ import trio
 from flow8.domain import Flow, Play, PlayState, parse_flow_definition
 from flow8.engine import Engine, EngineSettings
 from flow8.events import EventBus
-from flow8.modules import ModuleSpec
+from flow8.modules import ModuleRegistry, ModuleSpec, default_registry
+from flow8.services.flows import FlowRepository
+from flow8.services.kv import KvStore
 from flow8.store import Store, open_store
 
 COMPANY = "acme"
@@ -60,11 +62,24 @@ async def stallable_store(tmp_path: Path) -> AsyncIterator[StallableStore]:
         nursery.cancel_scope.cancel()  # the writer, before the store closes
 
 
+def new_engine(
+    store: Store,
+    events: EventBus | None = None,
+    settings: EngineSettings | None = None,
+    registry: ModuleRegistry | None = None,
+) -> Engine:
+    """An engine wired as the composition roots wire it: the flows it runs and its plays' KV
+    are the flows and kv services' stores (``engine.flows`` and ``engine.kv`` are them)."""
+    registry = registry or default_registry()
+    flows, kv = FlowRepository(store, registry), KvStore(store)
+    return Engine(store, events, settings, registry, flows=flows, kv=kv)
+
+
 @asynccontextmanager
 async def running_engine(store: Store, **settings: Any) -> AsyncIterator[Engine]:
     """An engine with its dispatcher, stopped before the store closes (as in the tree)."""
     async with trio.open_nursery() as nursery:
-        eng = Engine(store, EventBus(), fast_settings(**settings))
+        eng = new_engine(store, EventBus(), fast_settings(**settings))
         await nursery.start(eng.serve)
         yield eng
         nursery.cancel_scope.cancel()

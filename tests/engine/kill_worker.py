@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from engine_testkit import new_engine
 
 from flow8.domain import parse_flow_definition
 from flow8.engine import Engine, EngineSettings
@@ -63,7 +64,7 @@ async def main(mode: str, directory: str, count: int) -> None:
     d = Path(directory)
     settings = EngineSettings(lease_seconds=1.0, poll_interval=0.05, hold_delay_seconds=5)
     async with open_store(f"sqlite:///{d / 'flow8.db'}", data_dir=d, durability="normal") as store:
-        engine = Engine(store, EventBus(), settings)
+        engine = new_engine(store, EventBus(), settings)
         register(engine, d / "effects.log")
         if mode == "seed":
             flow = await engine.flows.create(COMPANY, parse_flow_definition(FLOW), flow_id="kf")

@@ -3,7 +3,7 @@ tests/test_cli*.py)."""
 
 from __future__ import annotations
 
-from flow8.engine import module_catalog
+from flow8.services.modules import module_catalog
 
 
 def test_module_catalog() -> None:

@@ -14,6 +14,7 @@ from engine_testkit import (
     fast_settings,
     layers_by_ref,
     make_flow,
+    new_engine,
     run,
     running_engine,
     spec,
@@ -42,7 +43,7 @@ APPROVAL_FLOW = {
 
 async def test_approval_survives_a_restart(store: Store) -> None:
     async with trio.open_nursery() as nursery:
-        first = Engine(store, EventBus(), fast_settings())
+        first = new_engine(store, EventBus(), fast_settings())
         await nursery.start(first.serve)
         flow = await make_flow(first, APPROVAL_FLOW)
         play = await first.start_play(COMPANY, flow.id, {"amount": 12})
@@ -54,7 +55,7 @@ async def test_approval_survives_a_restart(store: Store) -> None:
     layers = await layers_by_ref(first, waiting)
     assert layers["pay"].state is LayerState.WAIT
     async with trio.open_nursery() as nursery:
-        second = Engine(store, EventBus(), fast_settings())
+        second = new_engine(store, EventBus(), fast_settings())
         await nursery.start(second.serve)
         await second.decide(COMPANY, play.id, approve=True, by="boss")
         done = await second.wait_play(COMPANY, play.id, timeout=10)
@@ -154,7 +155,7 @@ async def test_lapsed_lease_resumes_from_the_first_unfinished_step(store: Store)
         ]
     }
     async with trio.open_nursery() as nursery:
-        dying = Engine(store, EventBus(), fast_settings(lease_seconds=0.6))
+        dying = new_engine(store, EventBus(), fast_settings(lease_seconds=0.6))
         registry_for(dying, hang=True)
         await nursery.start(dying.serve)
         flow = await make_flow(dying, flow_def)
@@ -168,7 +169,7 @@ async def test_lapsed_lease_resumes_from_the_first_unfinished_step(store: Store)
         nursery.cancel_scope.cancel()  # the instance dies mid-step (no clean shutdown)
     assert (await dying.get_play(COMPANY, play.id)).state is PlayState.RUN
     async with trio.open_nursery() as nursery:
-        heir = Engine(store, EventBus(), fast_settings(lease_seconds=0.6))
+        heir = new_engine(store, EventBus(), fast_settings(lease_seconds=0.6))
         registry_for(heir, hang=False)
         await nursery.start(heir.serve)
         done = await heir.wait_play(COMPANY, play.id, timeout=10)
@@ -190,7 +191,7 @@ async def test_interrupted_non_idempotent_step_is_not_rerun(store: Store) -> Non
 
     flow_def = {"flowlets": [{"ref": "charge", "appId": "charge"}]}
     async with trio.open_nursery() as nursery:
-        dying = Engine(store, EventBus(), fast_settings(lease_seconds=0.5))
+        dying = new_engine(store, EventBus(), fast_settings(lease_seconds=0.5))
         dying.registry.register(spec("charge", charge, idempotent=False))
         await nursery.start(dying.serve)
         flow = await make_flow(dying, flow_def)
@@ -198,7 +199,7 @@ async def test_interrupted_non_idempotent_step_is_not_rerun(store: Store) -> Non
         await entered.wait()
         nursery.cancel_scope.cancel()
     async with trio.open_nursery() as nursery:
-        heir = Engine(store, EventBus(), fast_settings(lease_seconds=0.5))
+        heir = new_engine(store, EventBus(), fast_settings(lease_seconds=0.5))
         heir.registry.register(spec("charge", charge, idempotent=False))
         await nursery.start(heir.serve)
         done = await heir.wait_play(COMPANY, play.id, timeout=10)
@@ -586,7 +587,7 @@ async def test_a_play_that_cannot_get_an_actor_is_left_to_the_dispatcher(
         async def start_task(self, *args: Any, **kwargs: Any) -> None:
             raise RuntimeError("supervisor is stopping")
 
-    starter = Engine(store, EventBus(), fast_settings())
+    starter = new_engine(store, EventBus(), fast_settings())
     starter.attach(StoppingSupervisor())
     flow = await make_flow(
         starter, {"flowlets": [{"ref": "a", "appId": "set", "args": {"value": 7}}]}
@@ -623,7 +624,7 @@ async def test_a_play_without_an_actor_here_is_not_kept_alive_by_lease_renewal(
         busy = await make_flow(engine, {"flowlets": [{"ref": "h", "appId": "hang"}]})
         await engine.start_play(COMPANY, busy.id)  # keeps a play running here
         flow = await make_flow(engine, {"flowlets": [{"ref": "n", "appId": "noop"}]})
-        idle = Engine(store, EventBus(), fast_settings())  # no dispatcher: its play stays NEW
+        idle = new_engine(store, EventBus(), fast_settings())  # no dispatcher: its play stays NEW
         orphan = await idle.start_play(COMPANY, flow.id)
         await plays.update_one(
             {"_id": orphan.id},
@@ -668,7 +669,7 @@ async def test_starts_beyond_max_starting_wait_their_turn_in_arrival_order(store
                     self.changed = trio.Event()
                     await self.changed.wait()
 
-    engine = Engine(store, EventBus(), fast_settings(max_starting=2))
+    engine = new_engine(store, EventBus(), fast_settings(max_starting=2))
     flow = await make_flow(engine, {"flowlets": [{"ref": "a", "appId": "noop"}]})
     started: dict[str, int] = {}  # play id -> arrival number
     async with trio.open_nursery() as nursery:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import trio
 
 from flow8.domain import Flow, FlowDefinition, parse_flow_definition
-from flow8.engine import Engine, FlowRepository
+from flow8.engine import Engine
+from flow8.services.flows import FlowRepository
 from flow8.store import Store
 
 COMPANY = "acme"
@@ -29,7 +30,7 @@ async def _three_versions(engine: Engine) -> list[Flow]:
 
 def _fresh(engine: Engine, store: Store) -> FlowRepository:
     """A repository with nothing cached: what it answers comes from the store."""
-    return FlowRepository(store, engine.plans)
+    return FlowRepository(store, engine.registry)
 
 
 async def test_created_at_stays_the_first_versions_time(engine: Engine, store: Store) -> None:

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import mongomock
 import trio
-from engine_testkit import COMPANY, fast_settings, make_flow
+from engine_testkit import COMPANY, fast_settings, make_flow, new_engine
 
 from flow8.domain import PlayState
-from flow8.engine import Engine
 from flow8.events import EventBus
 from flow8.store import Keyring, open_store
 
@@ -28,7 +27,7 @@ async def test_a_representative_flow_runs_on_the_mongo_backend(tmp_path: Path) -
         ) as store,
         trio.open_nursery() as nursery,
     ):
-        engine = Engine(store, EventBus(), fast_settings(hold_delay_seconds=0.2))
+        engine = new_engine(store, EventBus(), fast_settings(hold_delay_seconds=0.2))
         await nursery.start(engine.serve)
         flow = await make_flow(
             engine,

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import trio
-from engine_testkit import COMPANY, fast_settings, make_flow
+from engine_testkit import COMPANY, fast_settings, make_flow, new_engine
 
 import actors
 from flow8.domain import PlayState
-from flow8.engine import Engine, engine_child, events_child
+from flow8.engine import engine_child, events_child
 from flow8.events import EventBus
 from flow8.modules import ModuleContext, ModuleSpec
 from flow8.store import Store
@@ -27,7 +27,7 @@ async def test_plays_run_as_children_of_the_plays_supervisor(store: Store) -> No
         raise RuntimeError("module bug")
 
     bus = EventBus()
-    engine = Engine(store, bus, fast_settings())
+    engine = new_engine(store, bus, fast_settings())
     engine.registry.register(ModuleSpec("hold", "t", "t", {"type": "object"}, {}, True, hold))
     engine.registry.register(ModuleSpec("crash", "t", "t", {"type": "object"}, {}, True, crash))
     root = actors.SupervisorSpec([events_child(bus), engine_child(engine)])

@@ -13,12 +13,13 @@ import trio
 from flow8.engine import Engine
 from flow8.events import EventBus
 from flow8.http import Flow8App, HttpDeps, HttpSettings, create_app
+from flow8.modules import default_registry
 from flow8.services.audit import AuditLog, AuditQueries, StoreAuditSink
 from flow8.services.credentials import CredentialService
 from flow8.services.events import EventService
-from flow8.services.flows import FlowService
+from flow8.services.flows import FlowRepository, FlowService
 from flow8.services.identity import IdentityService
-from flow8.services.kv import KvService
+from flow8.services.kv import KvService, KvStore
 from flow8.services.modules import ModuleCatalog
 from flow8.services.plays import PlayService
 from flow8.store import Store
@@ -114,18 +115,20 @@ async def start_app(
     await nursery.start(audit.serve)
     identity = IdentityService(store, audit=audit.record)
     bus = EventBus()
-    engine = Engine(store, bus)
+    registry = default_registry()
+    flows, kv = FlowRepository(store, registry), KvStore(store)
+    engine = Engine(store, bus, None, registry, flows=flows, kv=kv)
     await nursery.start(bus.serve)
     await nursery.start(engine.serve)
     deps = HttpDeps(
         settings=settings,
         identity=identity,
-        flows=FlowService(engine),
+        flows=FlowService(flows),
         plays=PlayService(engine),
-        kv=KvService(engine.kv),
+        kv=KvService(kv),
         credentials=CredentialService(store),
         events=EventService(bus),
-        modules=ModuleCatalog(engine.registry),
+        modules=ModuleCatalog(registry),
         audit=audit.record,
         audit_queries=AuditQueries(store),
     )

@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 
 from flow8.domain import FlowValidationError
-from flow8.engine import Engine, FlowNotFound
-from flow8.events import EventBus
-from flow8.services.flows import FlowService
+from flow8.services.flows import FlowNotFound, FlowService
 from flow8.store import open_store
 
 FLOW = {
@@ -22,7 +20,7 @@ FLOW = {
 @pytest.fixture
 async def flows(tmp_path: Path) -> AsyncIterator[FlowService]:
     async with open_store(f"sqlite:///{tmp_path / 'f.db'}", data_dir=tmp_path) as store:
-        yield FlowService(Engine(store, EventBus()))
+        yield FlowService.over(store)
 
 
 async def test_create_get_and_render(flows: FlowService) -> None:

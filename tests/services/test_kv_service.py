@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from flow8.engine import KvError, KvStore
-from flow8.services.kv import KvService
+from flow8.services.kv import KvError, KvService, KvStore
 from flow8.store import open_store
 
 

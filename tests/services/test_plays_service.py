@@ -10,10 +10,12 @@ import pytest
 import trio
 
 from flow8.domain import LayerState, PlayState, TriggerKind
-from flow8.engine import Engine, EngineSettings, PlayNotFound, PlayStateError
+from flow8.engine import Engine, EngineSettings
 from flow8.events import EventBus
-from flow8.services.flows import FlowService
-from flow8.services.plays import PlayService
+from flow8.modules import default_registry
+from flow8.services.flows import FlowRepository, FlowService
+from flow8.services.kv import KvStore
+from flow8.services.plays import PlayNotFound, PlayService, PlayStateError
 from flow8.store import open_store
 
 
@@ -24,9 +26,12 @@ async def services(tmp_path: Path) -> AsyncIterator[tuple[FlowService, PlayServi
         trio.open_nursery() as nursery,
     ):
         # The dispatcher stops before the store closes, as in the supervision tree.
-        engine = Engine(store, EventBus(), EngineSettings(poll_interval=0.05))
+        registry = default_registry()
+        flows = FlowRepository(store, registry)
+        settings = EngineSettings(poll_interval=0.05)
+        engine = Engine(store, EventBus(), settings, registry, flows=flows, kv=KvStore(store))
         await nursery.start(engine.serve)
-        yield FlowService(engine), PlayService(engine)
+        yield FlowService(flows), PlayService(engine)
         nursery.cancel_scope.cancel()
 
 

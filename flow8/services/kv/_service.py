@@ -7,9 +7,9 @@ from typing import Any
 
 import attrs
 
-from flow8.engine import MASK, KvError, KvStore, scope_key
+from flow8.engine import MASK, KvError, scope_key
 
-__all__ = ["KvError", "KvService"]
+from ._store import KvStore
 
 
 @attrs.define

@@ -1,4 +1,5 @@
-"""Flows and their immutable versions in the store."""
+"""Flows and their immutable versions in the store: the flows service's persistence, and the
+``flow8.engine.FlowSource`` the engine reads the versions it runs from."""
 
 from __future__ import annotations
 
@@ -10,20 +11,19 @@ from typing import Any
 import attrs
 
 from flow8.domain import Flow, FlowDefinition
+from flow8.engine import FlowNotFound, check_definition, flow_definition_doc, flow_from_doc
+from flow8.modules import ModuleRegistry
 from flow8.store import DuplicateKey, Store, new_id
-
-from ._plan import PlanCache
-from ._records import flow_definition_doc, flow_from_doc
-from .exceptions import FlowNotFound
 
 
 @attrs.define
 class FlowRepository:
     """Create, version, read and delete flows. Every change makes a new version; old
-    versions stay readable (plays pin them)."""
+    versions stay readable (plays pin them). Nothing is stored that does not validate
+    against ``registry`` (the engine's, so that what is stored compiles)."""
 
     store: Store
-    plans: PlanCache
+    registry: ModuleRegistry
     # Versions are immutable, so a parsed version never goes stale.
     _cache: OrderedDict[tuple[str, str, int], Flow] = attrs.field(factory=OrderedDict)
     cache_size: int = 1024
@@ -48,9 +48,7 @@ class FlowRepository:
         self, company_id: str, definition: FlowDefinition, *, flow_id: str | None = None
     ) -> Flow:
         """Validate and store version 1 of a new flow."""
-        from ._plan import check_definition
-
-        check_definition(definition, self.plans.registry)
+        check_definition(definition, self.registry)
         now = time.time()
         fid = flow_id or new_id()
         flow = Flow(fid, company_id, 1, definition, now, now)
@@ -107,9 +105,7 @@ class FlowRepository:
 
     async def update(self, company_id: str, flow_id: str, definition: FlowDefinition) -> Flow:
         """Store ``definition`` as the next version of ``flow_id``."""
-        from ._plan import check_definition
-
-        check_definition(definition, self.plans.registry)
+        check_definition(definition, self.registry)
         for _ in range(10):
             current = await self.get(company_id, flow_id)
             now = time.time()

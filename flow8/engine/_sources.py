@@ -1,0 +1,50 @@
+"""What the engine reads and writes outside its own records, as narrow protocols.
+
+Flows and KV entries are stored by the services above the engine (``flow8.services.flows``
+owns the flows and their versions, ``flow8.services.kv`` the KV entries); the engine sees
+only what it needs of them, and the composition root hands it the services' implementations.
+Plain structural protocols: a call through one costs what a call on the object costs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from flow8.domain import Flow
+
+
+class FlowSource(Protocol):
+    """Flow versions as the engine runs them (implemented by the flows service's
+    ``FlowRepository``)."""
+
+    async def get(self, company_id: str, flow_id: str, version: int | None = None) -> Flow:
+        """The given version of a flow (a play pins one), or its latest; raises
+        :class:`flow8.engine.FlowNotFound`."""
+        ...
+
+
+class KvStorage(Protocol):
+    """KV entries by stored scope (``global``, ``group:<group>``, ``flow:<flow id>``), as
+    :class:`PlayKv` reads and writes them for a play's kv modules (implemented by the kv
+    service's ``KvStore``)."""
+
+    async def entry(self, company_id: str, scope: str, key: str) -> tuple[bool, Any, bool]:
+        """(found, value, whether the entry is marked secret)."""
+        ...
+
+    async def set(
+        self,
+        company_id: str,
+        scope: str,
+        key: str,
+        value: Any,
+        ttl_seconds: float | None,
+        *,
+        secret: bool | None = None,
+    ) -> None: ...
+
+    async def append(
+        self, company_id: str, scope: str, key: str, value: Any, ttl_seconds: float | None
+    ) -> int: ...
+
+    async def delete(self, company_id: str, scope: str, key: str) -> bool: ...
