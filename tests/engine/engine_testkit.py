@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from support.virtual_time import require_wall_clock
 
-from flow8.domain import Flow, Play, PlayState, parse_flow_definition
+from flow8.domain import Flow, Play, parse_flow_definition
 from flow8.engine import Engine, EngineSettings
 from flow8.events import EventBus
 from flow8.modules import ModuleRegistry, ModuleSpec, default_registry
@@ -39,21 +40,33 @@ class StallableStore:
         self.store = store
         self._nursery = nursery
         self._writer = trio.CancelScope()
-        nursery.start_soon(self._serve)
+        self._stopped = trio.Event()
+        self.resume()
 
-    async def _serve(self) -> None:
-        with self._writer:
-            await self.store.serve()
+    async def _serve(self, writer: trio.CancelScope, stopped: trio.Event) -> None:
+        try:
+            with writer:
+                await self.store.serve()
+        finally:
+            stopped.set()
 
-    def stall(self) -> None:
+    async def stall(self) -> None:
+        """Stop the writer; returns once it has stopped, so writes from here stay queued."""
         self._writer.cancel()
+        await self._stopped.wait()
 
     def resume(self) -> None:
-        self._nursery.start_soon(self.store.serve)
+        self._writer, self._stopped = trio.CancelScope(), trio.Event()
+        self._nursery.start_soon(self._serve, self._writer, self._stopped)
+
+    def queued_writes(self) -> int:
+        queued: int = self.store.statistics()["queued_writes"]
+        return queued
 
 
 @asynccontextmanager
 async def stallable_store(tmp_path: Path) -> AsyncIterator[StallableStore]:
+    require_wall_clock("the sqlite store")
     async with (
         open_store(f"sqlite:///{tmp_path / 's.db'}", data_dir=tmp_path, serve=False) as store,
         trio.open_nursery() as nursery,
@@ -107,14 +120,3 @@ async def layers_by_ref(engine: Engine, play: Play) -> dict[str, Any]:
 def spec(app_id: str, fn: Any, *, idempotent: bool = True) -> ModuleSpec:
     """A test module running ``fn``, accepting any arguments."""
     return ModuleSpec(app_id, "test", "test module", {"type": "object"}, {}, idempotent, fn)
-
-
-async def wait_state(
-    engine: Engine, play_id: str, state: PlayState, timeout: float = 10, company: str = COMPANY
-) -> None:
-    """Wait until the stored play is in ``state`` (fails after ``timeout`` seconds)."""
-    with trio.fail_after(timeout):
-        while True:
-            if (await engine.get_play(company, play_id)).state is state:
-                return
-            await trio.sleep(0.02)

@@ -18,9 +18,10 @@ from engine_testkit import (
     run,
     running_engine,
     spec,
-    wait_state,
 )
 from structlog.testing import capture_logs
+from support.waits import wait_for_play, wait_until
+from trio.testing import wait_all_tasks_blocked
 
 from flow8.domain import LayerState, PlayState, TriggerKind
 from flow8.engine import Engine, PlayStateError
@@ -41,13 +42,14 @@ APPROVAL_FLOW = {
 }
 
 
-async def test_approval_survives_a_restart(store: Store) -> None:
+async def test_approval_survives_a_restart(each_store: Store) -> None:
+    store = each_store
     async with trio.open_nursery() as nursery:
         first = new_engine(store, EventBus(), fast_settings())
         await nursery.start(first.serve)
         flow = await make_flow(first, APPROVAL_FLOW)
         play = await first.start_play(COMPANY, flow.id, {"amount": 12})
-        await wait_state(first, play.id, PlayState.WAIT)
+        await wait_for_play(first, COMPANY, play.id, PlayState.WAIT)
         assert first.running == 0  # WAIT holds no actor
         nursery.cancel_scope.cancel()
     waiting = await first.get_play(COMPANY, play.id)
@@ -67,7 +69,7 @@ async def test_approval_survives_a_restart(store: Store) -> None:
 async def test_rejection_fails_the_play(engine: Engine) -> None:
     flow = await make_flow(engine, APPROVAL_FLOW)
     play = await engine.start_play(COMPANY, flow.id, {"amount": 1})
-    await wait_state(engine, play.id, PlayState.WAIT)
+    await wait_for_play(engine, COMPANY, play.id, PlayState.WAIT)
     rejected = await engine.decide(COMPANY, play.id, approve=False, by="boss")
     assert rejected.state is PlayState.FAIL
     assert rejected.error == "rejected by boss"
@@ -88,7 +90,7 @@ async def test_long_delay_parks_the_play_and_the_dispatcher_wakes_it(engine: Eng
         },
     )
     play = await engine.start_play(COMPANY, flow.id)
-    await wait_state(engine, play.id, PlayState.WAIT)
+    await wait_for_play(engine, COMPANY, play.id, PlayState.WAIT)
     parked = await engine.get_play(COMPANY, play.id)
     assert parked.wait_reason is not None
     assert parked.wait_reason.value == "delay"
@@ -99,9 +101,11 @@ async def test_long_delay_parks_the_play_and_the_dispatcher_wakes_it(engine: Eng
 
 
 async def test_cancel_a_running_play_cancels_its_module(engine: Engine) -> None:
+    running = trio.Event()
     cancelled = trio.Event()
 
     async def forever(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+        running.set()
         try:
             await trio.sleep_forever()
         finally:
@@ -110,7 +114,7 @@ async def test_cancel_a_running_play_cancels_its_module(engine: Engine) -> None:
     engine.registry.register(spec("forever", forever))
     flow = await make_flow(engine, {"flowlets": [{"ref": "f", "appId": "forever"}]})
     play = await engine.start_play(COMPANY, flow.id)
-    await trio.sleep(0.1)
+    await running.wait()
     await engine.cancel_play(COMPANY, play.id)
     done = await engine.wait_play(COMPANY, play.id, timeout=5)
     assert done.state is PlayState.CANCEL
@@ -123,12 +127,13 @@ async def test_cancel_a_running_play_cancels_its_module(engine: Engine) -> None:
 async def test_cancel_a_waiting_play(engine: Engine) -> None:
     flow = await make_flow(engine, APPROVAL_FLOW)
     play = await engine.start_play(COMPANY, flow.id, {"amount": 1})
-    await wait_state(engine, play.id, PlayState.WAIT)
+    await wait_for_play(engine, COMPANY, play.id, PlayState.WAIT)
     cancelled = await engine.cancel_play(COMPANY, play.id)
     assert cancelled.state is PlayState.CANCEL
 
 
-async def test_lapsed_lease_resumes_from_the_first_unfinished_step(store: Store) -> None:
+async def test_lapsed_lease_resumes_from_the_first_unfinished_step(each_store: Store) -> None:
+    store = each_store
     calls: dict[str, int] = {"first": 0, "pure": 0, "side": 0}
     entered = trio.Event()
 
@@ -161,11 +166,11 @@ async def test_lapsed_lease_resumes_from_the_first_unfinished_step(store: Store)
         flow = await make_flow(dying, flow_def)
         play = await dying.start_play(COMPANY, flow.id)
         await entered.wait()
-        with trio.fail_after(10):  # step a's pipelined layer reaches the store
-            while True:
-                if [la.ref for la in await dying.get_layers(COMPANY, play.id)] == ["a"]:
-                    break
-                await trio.sleep(0.01)
+
+        async def a_is_stored() -> bool:  # step a's pipelined layer reaches the store
+            return [la.ref for la in await dying.get_layers(COMPANY, play.id)] == ["a"]
+
+        await wait_until(a_is_stored, what="step a's layer stored")
         nursery.cancel_scope.cancel()  # the instance dies mid-step (no clean shutdown)
     assert (await dying.get_play(COMPANY, play.id)).state is PlayState.RUN
     async with trio.open_nursery() as nursery:
@@ -179,7 +184,8 @@ async def test_lapsed_lease_resumes_from_the_first_unfinished_step(store: Store)
     assert calls == {"first": 1, "pure": 2, "side": 0}  # a's output was reused
 
 
-async def test_interrupted_non_idempotent_step_is_not_rerun(store: Store) -> None:
+async def test_interrupted_non_idempotent_step_is_not_rerun(each_store: Store) -> None:
+    store = each_store
     runs = 0
     entered = trio.Event()
 
@@ -280,7 +286,7 @@ async def test_idempotency_key_expires_after_the_window(store: Store) -> None:
 async def _idempotency_window(engine: Engine) -> None:
     flow = await make_flow(engine, {"flowlets": [{"ref": "a", "appId": "noop"}]})
     one = await engine.start_play(COMPANY, flow.id, idempotency_key="k")
-    await trio.sleep(0.3)
+    await trio.sleep(0.3)  # (virtual time) past the window
     two = await engine.start_play(COMPANY, flow.id, idempotency_key="k")
     assert one.id != two.id
     assert (await engine.start_play(COMPANY, flow.id, idempotency_key="k")).id == two.id
@@ -465,7 +471,7 @@ async def test_kv_scopes_and_subflow_inheritance(engine: Engine) -> None:
 async def test_kv_ttl_expires_values(engine: Engine) -> None:
     await engine.kv.set(COMPANY, "global", "temp", "x", 0.1)
     assert await engine.kv.get(COMPANY, "global", "temp") == (True, "x")
-    await trio.sleep(0.2)
+    await trio.sleep(0.2)  # (virtual time) past its TTL
     assert await engine.kv.get(COMPANY, "global", "temp") == (False, None)
 
 
@@ -509,7 +515,7 @@ async def test_waiting_and_failure_events(engine: Engine) -> None:
     flow = await make_flow(engine, APPROVAL_FLOW)
     async with engine.events.subscribe(EventFilter(COMPANY, flow_id=flow.id)) as events:
         play = await engine.start_play(COMPANY, flow.id, {"amount": 1})
-        await wait_state(engine, play.id, PlayState.WAIT)
+        await wait_for_play(engine, COMPANY, play.id, PlayState.WAIT)
         await engine.decide(COMPANY, play.id, approve=False)
         seen = []
         with trio.move_on_after(0.5):
@@ -541,9 +547,11 @@ async def test_subflow_timeout_fails_the_step_and_cancels_the_child(engine: Engi
 async def test_a_play_whose_lease_was_taken_stops_without_reporting(store: Store) -> None:
     from flow8.events import EventFilter
 
+    running = trio.Event()
     stopped = trio.Event()
 
     async def hang(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+        running.set()
         try:
             await trio.sleep_forever()
         finally:
@@ -554,16 +562,17 @@ async def test_a_play_whose_lease_was_taken_stops_without_reporting(store: Store
         flow = await make_flow(engine, {"flowlets": [{"ref": "h", "appId": "hang"}]})
         async with engine.events.subscribe(EventFilter(COMPANY, flow_id=flow.id)) as events:
             play = await engine.start_play(COMPANY, flow.id)
-            await trio.sleep(0.05)
+            await running.wait()
             # Another instance claims the play (as after a stall past the lease).
-            await (
+            taken = await (
                 store.tenant(COMPANY)
                 .collection("plays")
                 .update_one({"_id": play.id}, {"$set": {"lease_owner": "other-instance"}})
             )
+            assert taken.matched_count == 1
             with trio.fail_after(5):
                 await stopped.wait()
-            await trio.sleep(0.1)
+            await trio.sleep(0.1)  # (virtual time) a report would have been published by now
             types = []
             while True:
                 try:
@@ -636,7 +645,7 @@ async def test_a_play_without_an_actor_here_is_not_kept_alive_by_lease_renewal(
                 }
             },
         )
-        await trio.sleep(1.5)
+        await trio.sleep(1.5)  # (virtual time) seven rounds of lease renewal
         assert engine.running == 1
         doc = await plays.find_one({"_id": orphan.id})
         assert doc is not None
@@ -682,13 +691,13 @@ async def test_starts_beyond_max_starting_wait_their_turn_in_arrival_order(store
 
         for n in range(5):
             nursery.start_soon(start, n)
-            await trio.sleep(0.01)  # arrival order 0, 1, 2, 3, 4
+            await wait_all_tasks_blocked()  # start n waits somewhere: arrival order 0..4
         await supervisor.wait_entered(2)
-        await trio.sleep(0.2)
+        await wait_all_tasks_blocked()
         assert len(supervisor.entered) == 2  # the other three wait at the gate
         for turn in range(5):  # each finished start lets exactly one more in
             supervisor.release[turn].set()
             await supervisor.wait_entered(min(5, turn + 3))
-            await trio.sleep(0.05)
+            await wait_all_tasks_blocked()
             assert len(supervisor.entered) == min(5, turn + 3)
     assert [started[e.removeprefix("play-")] for e in supervisor.entered] == [0, 1, 2, 3, 4]

@@ -30,6 +30,10 @@ from flow8.expressions import (
 from flow8.expressions._builtins import SANDBOX_FRAME, _Guarded
 from flow8.expressions._limits import thread_limiter
 
+# Real time and real threads are what these tests measure (how long the loop is held, what
+# moves to a worker thread): on virtual time the clock holds still while a thread works.
+pytestmark = pytest.mark.wall_clock
+
 MB = 1024 * 1024
 LOOP_LIMIT_S = 0.050  # the requirement: never more than 50 ms at a time
 

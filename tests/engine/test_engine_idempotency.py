@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 from engine_testkit import COMPANY, make_flow, running_engine, stallable_store
+from support.waits import wait_until
 
 from flow8.domain import Play
 from flow8.engine import Engine, IdempotencyKeyReused
@@ -61,13 +62,14 @@ async def test_a_key_past_its_window_takes_any_request(store: Store) -> None:
     async with running_engine(store, idempotency_window_seconds=0.2) as engine:
         flow = await make_flow(engine, NOOP)
         one = await engine.start_play(COMPANY, flow.id, {"a": 1}, idempotency_key="k")
-        await trio.sleep(0.3)
+        await trio.sleep(0.3)  # (virtual time) past the window
         two = await engine.start_play(COMPANY, flow.id, {"a": 2}, idempotency_key="k")
         assert two.id != one.id
         with pytest.raises(IdempotencyKeyReused):  # the key now stands for the new request
             await engine.start_play(COMPANY, flow.id, {"a": 1}, idempotency_key="k")
 
 
+@pytest.mark.wall_clock  # stalls sqlite's writer
 async def test_two_different_requests_racing_for_a_key_start_one_play(tmp_path: Path) -> None:
     """Both starts look the key up before either play is stored: the second insert meets
     the unique key, and is then compared with the play that won."""
@@ -76,8 +78,7 @@ async def test_two_different_requests_racing_for_a_key_start_one_play(tmp_path: 
         running_engine(stallable.store) as engine,
     ):
         flow = await make_flow(engine, NOOP)
-        stallable.stall()  # inserts queue up from here, unseen by lookups
-        await trio.sleep(0.1)
+        await stallable.stall()  # inserts queue up from here, unseen by lookups
         answers: dict[int, Play | IdempotencyKeyReused] = {}
 
         async def start(n: int) -> None:
@@ -91,7 +92,7 @@ async def test_two_different_requests_racing_for_a_key_start_one_play(tmp_path: 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(start, 1)
             nursery.start_soon(start, 2)
-            await trio.sleep(0.3)  # both inserts are queued
+            await wait_until(lambda: stallable.queued_writes() == 2, what="both inserts queued")
             stallable.resume()
         plays = [a for a in answers.values() if isinstance(a, Play)]
         refused = [a for a in answers.values() if isinstance(a, IdempotencyKeyReused)]

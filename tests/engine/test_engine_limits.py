@@ -14,8 +14,8 @@ from engine_testkit import (
     running_engine,
     spec,
     stallable_store,
-    wait_state,
 )
+from support.waits import wait_for_play, wait_until
 
 from flow8.domain import PlayState, parse_flow_definition
 from flow8.engine import Engine, PlayLimitReached, StartTimedOut
@@ -83,11 +83,11 @@ async def test_a_flow_that_starts_itself_stops_at_the_tree_limit(store: Store) -
         )
         root = await engine.start_play(COMPANY, flow.id)
         plays = store.tenant(COMPANY).collection("plays")
-        with trio.fail_after(30):
-            while True:  # until every play of the tree has ended
-                if not await plays.count({"status": {"$in": ["NEW", "RUN"]}}):
-                    break
-                await trio.sleep(0.05)
+
+        async def all_ended() -> bool:
+            return not await plays.count({"status": {"$in": ["NEW", "RUN"]}})
+
+        await wait_until(all_ended, timeout=30, what="every play of the tree ended")
         assert await plays.count({}) == 21  # the root and the 20 plays it may start
         doc = await plays.find_one({"_id": root.id})
         assert doc is not None
@@ -111,7 +111,7 @@ async def test_a_company_over_its_running_limit_is_queued_not_dropped(store: Sto
         engine.registry.register(spec("hold", hold), replace=True)
         flow = await make_flow(engine, {"flowlets": [{"ref": "h", "appId": "hold"}]})
         started = [await engine.start_play(COMPANY, flow.id) for _ in range(6)]
-        await trio.sleep(0.5)
+        await trio.sleep(0.5)  # (virtual time) ten dispatcher polls: ample room to over-claim
         assert engine.running == 2
         states = [(await engine.get_play(COMPANY, p.id)).state for p in started]
         assert states.count(PlayState.RUN) == 2
@@ -123,6 +123,7 @@ async def test_a_company_over_its_running_limit_is_queued_not_dropped(store: Sto
         assert max(running_now) <= 2
 
 
+@pytest.mark.wall_clock  # stalls sqlite's writer
 async def test_a_start_that_stalls_answers_with_the_play_it_stored(tmp_path: Path) -> None:
     """The store's writer is not running: the insert is handed over but never committed.
     After the deadline the start answers the play (it exists as soon as the writer runs),
@@ -131,8 +132,7 @@ async def test_a_start_that_stalls_answers_with_the_play_it_stored(tmp_path: Pat
         store = stallable.store
         async with running_engine(store, max_starting=1) as engine:
             flow = await make_flow(engine, {"flowlets": [{"ref": "a", "appId": "noop"}]})
-            stallable.stall()  # the writer stalls from here on
-            await trio.sleep(0.1)
+            await stallable.stall()  # the writer stalls from here on
             with trio.fail_after(5):
                 play = await engine.start_play(COMPANY, flow.id, timeout=0.5)
             assert play.state is PlayState.RUN  # claimed at birth; its insert is queued
@@ -145,9 +145,10 @@ async def test_a_start_that_stalls_answers_with_the_play_it_stored(tmp_path: Pat
             assert done.state is PlayState.DONE
             plays = store.tenant(COMPANY).collection("plays")
             assert await plays.count({}) == 1
-            await wait_state(engine, play.id, PlayState.DONE)
+            await wait_for_play(engine, COMPANY, play.id, PlayState.DONE)
 
 
+@pytest.mark.wall_clock  # stalls sqlite's writer
 @pytest.mark.parametrize("key", [None, "order-9"])
 async def test_a_start_cancelled_after_its_insert_hands_the_play_to_the_dispatcher(
     tmp_path: Path, key: str | None
@@ -159,19 +160,15 @@ async def test_a_start_cancelled_after_its_insert_hands_the_play_to_the_dispatch
         store = stallable.store
         async with running_engine(store, lease_seconds=30) as engine:
             flow = await make_flow(engine, {"flowlets": [{"ref": "a", "appId": "noop"}]})
-            stallable.stall()  # writes queue up from here
-            await trio.sleep(0.1)
+            await stallable.stall()  # writes queue up from here
             with trio.move_on_after(0.5) as waited:
                 await engine.start_play(COMPANY, flow.id, idempotency_key=key)
             assert waited.cancelled_caught  # cancelled while its insert was queued
             stallable.resume()
             plays = store.tenant(COMPANY).collection("plays")
-            with trio.fail_after(10):
-                while True:
-                    doc = await plays.find_one({})
-                    if doc is not None and doc["status"] == "DONE":
-                        break
-                    await trio.sleep(0.05)
+            await wait_until(
+                lambda: plays.find_one({"status": "DONE"}), what="the play run by a dispatcher"
+            )
 
 
 async def test_a_child_waited_for_ends_with_its_cancelled_parent(engine: Engine) -> None:
@@ -183,12 +180,9 @@ async def test_a_child_waited_for_ends_with_its_cancelled_parent(engine: Engine)
     )
     play = await engine.start_play(COMPANY, parent.id)
     plays = engine.store.tenant(COMPANY).collection("plays")
-    with trio.fail_after(10):
-        while True:  # the child has been started
-            kid = await plays.find_one({"parent_play_id": play.id})
-            if kid is not None:
-                break
-            await trio.sleep(0.02)
+    kid = await wait_until(
+        lambda: plays.find_one({"parent_play_id": play.id}), what="the child started"
+    )
     await engine.cancel_play(COMPANY, play.id)
     assert (await engine.wait_play(COMPANY, play.id, timeout=10)).state is PlayState.CANCEL
-    await wait_state(engine, kid["_id"], PlayState.CANCEL)
+    await wait_for_play(engine, COMPANY, kid["_id"], PlayState.CANCEL)

@@ -8,14 +8,17 @@ import os
 from pathlib import Path
 
 import mongomock
+import pytest
 import trio
 from engine_testkit import COMPANY, fast_settings, make_flow, new_engine
+from support.waits import wait_until
 
 from flow8.domain import PlayState
 from flow8.events import EventBus
 from flow8.store import Keyring, open_store
 
 
+@pytest.mark.wall_clock  # the mongo backend works in worker threads, as on a real server
 async def test_a_representative_flow_runs_on_the_mongo_backend(tmp_path: Path) -> None:
     keys = Keyring.parse("k1:" + base64.b64encode(os.urandom(32)).decode())
     async with (
@@ -65,12 +68,12 @@ async def test_a_representative_flow_runs_on_the_mongo_backend(tmp_path: Path) -
         )
         play = await engine.start_play(COMPANY, flow.id, idempotency_key="once")
         assert (await engine.start_play(COMPANY, flow.id, idempotency_key="once")).id == play.id
-        with trio.fail_after(10):
-            while True:
-                current = await engine.get_play(COMPANY, play.id)
-                if current.wait_reason is not None and current.wait_reason.value == "approval":
-                    break
-                await trio.sleep(0.05)
+
+        async def waits_for_approval() -> bool:
+            current = await engine.get_play(COMPANY, play.id)
+            return current.wait_reason is not None and current.wait_reason.value == "approval"
+
+        await wait_until(waits_for_approval, what="the play waiting for approval")
         await engine.decide(COMPANY, play.id, approve=True)
         done = await engine.wait_play(COMPANY, play.id, timeout=10)
         nursery.cancel_scope.cancel()

@@ -57,7 +57,7 @@ async def test_index_groups_run_in_parallel_and_in_order(engine: Engine) -> None
     play = await run(engine, flow)
     assert play.state is PlayState.DONE
     assert sorted(order[:2]) == ["start p1", "start p2"]  # both started before either ended
-    assert trio.current_time() - started < 1.0
+    assert trio.current_time() - started < 0.4  # (virtual time) not one 0.2 s step after another
     assert play.output == "p1"
 
 

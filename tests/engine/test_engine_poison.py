@@ -18,8 +18,8 @@ from engine_testkit import (
     run,
     running_engine,
     spec,
-    wait_state,
 )
+from support.waits import wait_for_play, wait_until
 
 from flow8.domain import FlowValidationError, LayerState, PlayState, WaitReason
 from flow8.engine import Engine
@@ -53,9 +53,9 @@ async def test_a_value_the_store_refuses_fails_its_step_not_the_play_actor(
     flow = await make_flow(
         engine, {"flowlets": [{"ref": "poison", **step}, {"ref": "after", "appId": "noop"}]}
     )
-    started = time.monotonic()
+    started = trio.current_time()
     done = await run(engine, flow)
-    assert time.monotonic() - started < 5  # ended, not re-claimed after a lease lapse
+    assert trio.current_time() - started < 5  # ended, not re-claimed after a lease lapse
     assert done.state is PlayState.FAIL
     assert done.error is not None
     assert done.error.startswith(f"step 'poison': its {field} cannot be stored: ")
@@ -89,7 +89,7 @@ async def _parked_for_approval(engine: Engine) -> str:
         },
     )
     play = await engine.start_play(COMPANY, flow.id)
-    await wait_state(engine, play.id, PlayState.WAIT)
+    await wait_for_play(engine, COMPANY, play.id, PlayState.WAIT)
     return play.id
 
 
@@ -106,10 +106,10 @@ async def test_a_play_whose_actor_keeps_crashing_fails_with_play_crashed(store: 
     async with running_engine(store, max_play_crashes=3) as engine:
         play_id = await _parked_for_approval(engine)
         await _corrupt_first_layer(store, play_id)
-        started = time.monotonic()
+        started = trio.current_time()  # the engine's clock: virtual time in this test
         await engine.decide(COMPANY, play_id, approve=True)
-        await wait_state(engine, play_id, PlayState.FAIL, timeout=20)
-        elapsed = time.monotonic() - started
+        await wait_for_play(engine, COMPANY, play_id, PlayState.FAIL, timeout=20)
+        elapsed = trio.current_time() - started
         failed = await engine.get_play(COMPANY, play_id)
         assert failed.error is not None
         assert failed.error.startswith("PLAY_CRASHED: the play crashed 3 times; last error: ")
@@ -119,7 +119,7 @@ async def test_a_play_whose_actor_keeps_crashing_fails_with_play_crashed(store: 
         assert doc is not None
         assert doc["crashes"] == 3
         assert doc["lease_owner"] is None
-        await trio.sleep(1.5)  # and it stays ended: nothing re-claims it
+        await trio.sleep(1.5)  # (virtual time) and it stays ended: nothing re-claims it
         assert (await engine.get_play(COMPANY, play_id)).state is PlayState.FAIL
 
 
@@ -129,11 +129,11 @@ async def test_cancel_ends_a_play_between_crashes(store: Store) -> None:
         await _corrupt_first_layer(store, play_id)
         await engine.decide(COMPANY, play_id, approve=True)
         plays = store.tenant(COMPANY).collection("plays")
-        with trio.fail_after(10):
-            while True:  # the first crash has been counted
-                if ((await plays.find_one({"_id": play_id})) or {}).get("crashes"):
-                    break
-                await trio.sleep(0.02)
+
+        async def crashed_once() -> bool:
+            return bool(((await plays.find_one({"_id": play_id})) or {}).get("crashes"))
+
+        await wait_until(crashed_once, what="the first crash counted")
         cancelled = await engine.cancel_play(COMPANY, play_id)
         assert cancelled.state is PlayState.CANCEL
         assert (await engine.get_play(COMPANY, play_id)).state is PlayState.CANCEL
@@ -200,7 +200,7 @@ async def test_attempts_are_bounded_and_a_long_back_off_parks_the_play(store: St
     calls: list[float] = []
 
     async def flaky(_ctx: ModuleContext, _args: Mapping[str, Any]) -> Any:
-        calls.append(time.monotonic())
+        calls.append(trio.current_time())
         raise RuntimeError(f"failure {len(calls)}")
 
     async with running_engine(store, hold_delay_seconds=0.3) as engine:
@@ -219,7 +219,7 @@ async def test_attempts_are_bounded_and_a_long_back_off_parks_the_play(store: St
         )
         play = await engine.start_play(COMPANY, flow.id)
         # delays 0.1 s (held), then 0.5 s: longer than hold_delay, so the play parks
-        await wait_state(engine, play.id, PlayState.WAIT)
+        await wait_for_play(engine, COMPANY, play.id, PlayState.WAIT)
         parked = await engine.get_play(COMPANY, play.id)
         assert parked.wait_reason is WaitReason.RETRY
         assert engine.running == 0

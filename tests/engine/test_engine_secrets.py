@@ -17,8 +17,8 @@ from engine_testkit import (
     run,
     running_engine,
     spec,
-    wait_state,
 )
+from support.waits import wait_for_play
 
 from flow8.domain import PlayState
 from flow8.engine import Engine
@@ -31,6 +31,7 @@ TOKEN = "tok-7f3a9c-secret"
 
 def _raw_database(tmp_path: Path) -> str:
     """Everything the database file and its WAL hold, as text."""
+    assert (tmp_path / "flow8.db").exists(), "no sqlite database: nothing would be checked"
     out = []
     for name in ("flow8.db", "flow8.db-wal"):
         path = tmp_path / name
@@ -55,9 +56,11 @@ async def _secret(engine: Engine) -> None:
     await engine.kv.set(COMPANY, "global", "plain", "not-a-secret", None)
 
 
+@pytest.mark.wall_clock  # its last check reads sqlite's file
 async def test_a_secret_kv_value_is_masked_in_records_and_events(
-    engine: Engine, tmp_path: Path
+    sqlite_engine: Engine, tmp_path: Path
 ) -> None:
+    engine = sqlite_engine
     await _secret(engine)
     seen: list[Any] = []
     _capture(engine, seen)
@@ -115,7 +118,7 @@ async def test_a_resumed_play_gives_later_steps_the_real_value(engine: Engine) -
         },
     )
     play = await engine.start_play(COMPANY, flow.id)
-    await wait_state(engine, play.id, PlayState.WAIT)
+    await wait_for_play(engine, COMPANY, play.id, PlayState.WAIT)
     await engine.decide(COMPANY, play.id, approve=True)
     done = await engine.wait_play(COMPANY, play.id, timeout=10)
     assert done.state is PlayState.DONE
@@ -173,8 +176,9 @@ async def test_a_subflow_is_born_knowing_its_parents_secrets(engine: Engine) -> 
     assert child_play.output == {"t": "***"}
 
 
-async def test_play_data_can_be_encrypted_at_rest(store: Store, tmp_path: Path) -> None:
-    async with running_engine(store, encrypt_play_data=True) as engine:
+@pytest.mark.wall_clock  # reads sqlite's file
+async def test_play_data_can_be_encrypted_at_rest(sqlite_store: Store, tmp_path: Path) -> None:
+    async with running_engine(sqlite_store, encrypt_play_data=True) as engine:
         flow = await make_flow(
             engine,
             {
@@ -186,7 +190,7 @@ async def test_play_data_can_be_encrypted_at_rest(store: Store, tmp_path: Path) 
             },
         )
         play = await engine.start_play(COMPANY, flow.id, {"note": "plain-text-canary"})
-        await wait_state(engine, play.id, PlayState.WAIT)
+        await wait_for_play(engine, COMPANY, play.id, PlayState.WAIT)
         await engine.decide(COMPANY, play.id, approve=True)  # resumed from stored data
         done = await engine.wait_play(COMPANY, play.id, timeout=10)
         assert done.state is PlayState.DONE

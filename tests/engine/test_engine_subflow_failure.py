@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import trio
 from engine_testkit import (
     COMPANY,
     layers_by_ref,
@@ -14,8 +13,8 @@ from engine_testkit import (
     run,
     running_engine,
     spec,
-    wait_state,
 )
+from support.waits import wait_for_play, wait_until
 
 from flow8.domain import LayerState, PlayState, parse_flow_definition
 from flow8.engine import Engine
@@ -102,13 +101,10 @@ async def test_a_cancelled_sync_subflow_fails_its_step(engine: Engine) -> None:
     )
     play = await engine.start_play(COMPANY, parent.id)
     plays = engine.store.tenant(COMPANY).collection("plays")
-    with trio.fail_after(10):
-        while True:  # the child has been started
-            kid = await plays.find_one({"parent_play_id": play.id})
-            if kid is not None:
-                break
-            await trio.sleep(0.02)
-    await wait_state(engine, kid["_id"], PlayState.WAIT)  # the long delay parks it
+    kid = await wait_until(
+        lambda: plays.find_one({"parent_play_id": play.id}), what="the child started"
+    )
+    await wait_for_play(engine, COMPANY, kid["_id"], PlayState.WAIT)  # the long delay parks it
     await engine.cancel_play(COMPANY, kid["_id"])
     done = await engine.wait_play(COMPANY, play.id, timeout=10)
     assert done.state is PlayState.FAIL

@@ -7,6 +7,7 @@ from typing import Any
 
 import trio
 from engine_testkit import COMPANY, fast_settings, make_flow, new_engine
+from support.waits import wait_until
 
 import actors
 from flow8.domain import PlayState
@@ -44,11 +45,8 @@ async def test_plays_run_as_children_of_the_plays_supervisor(store: Store) -> No
         gate.set()
         done = await engine.wait_play(COMPANY, play.id, timeout=5)
         assert done.output == "released"
-        with trio.fail_after(5):
-            while True:  # the child ends right after the play reports its end
-                if plays.count() == 0:
-                    break
-                await trio.sleep(0.01)
+        # the child ends right after the play reports its end
+        await wait_until(lambda: plays.count() == 0, timeout=5, what="the play's child ended")
         tree = runtime.tree()
         assert "engine" in str(tree)
         assert plays.stats().restarts == 0

@@ -14,6 +14,7 @@ import attrs
 import structlog
 import trio
 from identity_support import FAST, IP, OWNER_EMAIL, OWNER_PASSWORD, UA
+from support.waits import wait_until
 
 from flow8.services.identity import IdentityService, Passwords, Principal
 from flow8.store import Keyring, Store, open_store
@@ -141,12 +142,12 @@ async def test_a_failed_write_is_logged_and_the_next_use_tries_again(tmp_path: P
         holder = sqlite3.connect(tmp_path / "flow8.db", isolation_level=None)
         try:
             holder.execute("BEGIN IMMEDIATE")
-            with structlog.testing.capture_logs() as logs, trio.fail_after(10):
+            with structlog.testing.capture_logs() as logs:
                 await _use(k)
-                while True:  # the write fails once the busy timeout has passed
-                    if any(e["event"] == "api_key_last_used_not_written" for e in logs):
-                        break
-                    await trio.sleep(0.02)
+                await wait_until(  # the write fails once the busy timeout has passed
+                    lambda: any(e["event"] == "api_key_last_used_not_written" for e in logs),
+                    what="the failed write logged",
+                )
             holder.execute("ROLLBACK")
         finally:
             holder.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from support.waits import wait_for_play
 
 from flow8.domain import LayerState, PlayState, TriggerKind
 from flow8.engine import Engine, EngineSettings
@@ -33,14 +34,6 @@ async def services(tmp_path: Path) -> AsyncIterator[tuple[FlowService, PlayServi
         await nursery.start(engine.serve)
         yield FlowService(flows), PlayService(engine)
         nursery.cancel_scope.cancel()
-
-
-async def _until_waiting(plays: PlayService, play_id: str) -> None:
-    with trio.fail_after(10):
-        while True:
-            if (await plays.get("acme", play_id)).state is PlayState.WAIT:
-                return
-            await trio.sleep(0.02)
 
 
 async def test_run_and_inspect(services: tuple[FlowService, PlayService]) -> None:
@@ -84,18 +77,18 @@ async def test_approve_reject_cancel_retry(services: tuple[FlowService, PlayServ
     first = await plays.start("acme", flow.id, idempotency_key="req-1")
     again = await plays.start("acme", flow.id, idempotency_key="req-1")
     assert again.id == first.id
-    await _until_waiting(plays, first.id)
+    await wait_for_play(plays, "acme", first.id, PlayState.WAIT)
     await plays.approve("acme", first.id, by="ops")
     failed = await plays.wait("acme", first.id, timeout=10)
     assert failed.state is PlayState.FAIL
     with pytest.raises(PlayStateError):
         await plays.approve("acme", first.id)
     second = await plays.start("acme", flow.id)
-    await _until_waiting(plays, second.id)
+    await wait_for_play(plays, "acme", second.id, PlayState.WAIT)
     rejected = await plays.reject("acme", second.id, by="ops")
     assert rejected.error == "rejected by ops"
     third = await plays.start("acme", flow.id)
-    await _until_waiting(plays, third.id)
+    await wait_for_play(plays, "acme", third.id, PlayState.WAIT)
     assert (await plays.cancel("acme", third.id)).state is PlayState.CANCEL
     await flows.update(
         "acme",
