@@ -18,7 +18,7 @@ from flow8.services.audit import AuditLog, AuditQueries, StoreAuditSink
 from flow8.services.credentials import CredentialService
 from flow8.services.events import EventService
 from flow8.services.flows import FlowRepository, FlowService
-from flow8.services.identity import IdentityService
+from flow8.services.identity import Argon2Params, IdentityService, Passwords
 from flow8.services.kv import KvService, KvStore
 from flow8.services.modules import ModuleCatalog
 from flow8.services.plays import PlayService
@@ -26,6 +26,14 @@ from flow8.store import Store
 
 OWNER_EMAIL = "owner@example.com"
 OWNER_PASSWORD = "owner-password-1"
+# What an in-process client calls itself: not an address, so that a test which opens a real
+# connection to it fails at once instead of reaching something else.
+IN_PROCESS_URL = "http://in-process.invalid"
+# The cheapest argon2id the library takes: hashing at OWASP's cost (~30 ms a hash here) was
+# a large part of these tests' time, and none but the few that ask for it is about the cost.
+TEST_ARGON2 = Argon2Params(memory_kib=1024, iterations=1)
+# Made once: loading the CA bundle for every client cost ~20 ms of each (no test uses TLS).
+_TLS = httpx.create_ssl_context()
 
 
 @attrs.define
@@ -35,9 +43,18 @@ class ApiEnv:
     identity: IdentityService
     audit: AuditLog
     app: Flow8App
+    transport: httpx.AsyncBaseTransport | None = None  # in-process (ASGI); None = `url`'s socket
+
+    @property
+    def plays(self) -> PlayService:
+        """The app's play service (for waiting on a play's state: ``support.waits``)."""
+        assert self.app.deps.plays is not None
+        return self.app.deps.plays
 
     def client(self, **kwargs: Any) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=30, **kwargs)
+        if self.transport is not None:
+            return httpx.AsyncClient(base_url=self.url, transport=self.transport, **kwargs)
+        return httpx.AsyncClient(base_url=self.url, timeout=30, verify=_TLS, **kwargs)
 
     @contextlib.asynccontextmanager
     async def session(self, email: str, password: str) -> AsyncIterator[httpx.AsyncClient]:
@@ -108,12 +125,19 @@ def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 async def start_app(
-    nursery: trio.Nursery, store: Store, settings: HttpSettings
+    nursery: trio.Nursery,
+    store: Store,
+    settings: HttpSettings,
+    *,
+    passwords: Passwords | None = None,
 ) -> tuple[Flow8App, IdentityService, AuditLog]:
-    """The full app as the tree wires it: audit writer, events bus, engine, services."""
+    """The full app as the tree wires it: audit writer, events bus, engine, services; its
+    passwords hashed with ``TEST_ARGON2`` unless ``passwords`` says otherwise."""
     audit = AuditLog(StoreAuditSink(store))
     await nursery.start(audit.serve)
-    identity = IdentityService(store, audit=audit.record)
+    identity = IdentityService(
+        store, audit=audit.record, passwords=passwords or Passwords(TEST_ARGON2)
+    )
     bus = EventBus()
     registry = default_registry()
     flows, kv = FlowRepository(store, registry), KvStore(store)

@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 import attrs
-import httpx
 import pytest
 from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ROLES, ApiEnv, example, operations
 
@@ -194,9 +193,7 @@ async def test_api_key_is_bound_to_its_company(installed: ApiEnv) -> None:
         key = (await boss.post("/api/auth/api-keys", json={"name": "k", "scopes": ["api"]})).json()[
             "key"
         ]
-    async with httpx.AsyncClient(
-        base_url=installed.url, headers={"Authorization": f"Bearer {key}"}
-    ) as bot:
+    async with installed.client(headers={"Authorization": f"Bearer {key}"}) as bot:
         assert (await bot.get(f"/api/companies/{world.a}")).status_code == 404
         assert (await bot.get(f"/api/companies/{world.b}")).status_code == 200
         r = await bot.post("/api/auth/company", json={"companyId": world.a})

@@ -7,9 +7,13 @@ from functools import partial
 from typing import Any
 
 import httpx
+import pytest
 import trio
 
 from flow8.http import HttpDeps, HttpSettings, create_app, serve_http
+
+# The admin endpoints are served on real sockets (the `serve` fixture), on the real clock.
+pytestmark = pytest.mark.wall_clock
 
 Serve = Callable[[Any], Awaitable[str]]
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import trio
 from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ApiEnv
+from support.waits import wait_until
 
 from flow8.store import Store
 
@@ -46,12 +46,12 @@ async def test_a_request_with_a_key_shows_in_the_key_list(installed: ApiEnv) -> 
         async with installed.client(headers={"Authorization": f"Bearer {key}"}) as bot:
             assert (await bot.get("/api/flows")).status_code == 200
         # Written off the request's path: soon after its answer, not necessarily before.
-        with trio.fail_after(10):
-            while True:
-                shown = (await _listed(owner))["lastUsedAt"]
-                if shown is not None:
-                    break
-                await trio.sleep(0.02)
+
+        async def shown_used() -> str | None:
+            shown: str | None = (await _listed(owner))["lastUsedAt"]
+            return shown
+
+        shown = await wait_until(shown_used, what="lastUsedAt shown")
         used = datetime.fromisoformat(shown)
         assert before <= used <= datetime.now(UTC)
         assert await _stored(installed.store, key_id) == used
@@ -67,7 +67,13 @@ async def test_requests_within_a_minute_write_last_used_once(installed: ApiEnv) 
             first = await _stored(installed.store, key_id)
             assert first is not None
             for _ in range(2):
-                await trio.sleep(0.01)  # a second write would store a later millisecond
+                # A second write would store a later millisecond (of the wall clock:
+                # lastUsedAt is datetime.now, which virtual time does not move).
+                await wait_until(
+                    lambda: datetime.now(UTC) >= first + timedelta(milliseconds=1),
+                    interval=0.001,
+                    what="a later millisecond",
+                )
                 assert (await bot.get("/api/auth/me")).status_code == 200
                 await _settled(installed.store)
                 assert await _stored(installed.store, key_id) == first

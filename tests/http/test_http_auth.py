@@ -6,6 +6,7 @@ import contextlib
 import time
 from typing import Any
 
+import pytest
 import trio
 from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ApiEnv
 
@@ -79,6 +80,8 @@ async def test_old_session_token_is_dead_after_logout(installed: ApiEnv) -> None
         assert r.status_code == 401
 
 
+# The hash's real cost is what makes the two paths comparable (one verification each).
+@pytest.mark.parametrize("argon2_params", [Argon2Params()], ids=["production-argon2"])
 async def test_unknown_user_and_wrong_password_answer_the_same(installed: ApiEnv) -> None:
     async with installed.client() as client:
         timings = {}
@@ -124,6 +127,7 @@ async def test_login_rate_limited_per_account(installed: ApiEnv) -> None:
         assert r.status_code == 429
 
 
+@pytest.mark.parametrize("argon2_params", [Argon2Params()], ids=["production-argon2"])
 async def test_login_rehashes_when_parameters_change(installed: ApiEnv) -> None:
     users = installed.store.system.collection("users")
     weak = Passwords(Argon2Params(memory_kib=8 * 1024, iterations=1))
@@ -252,6 +256,7 @@ async def test_auth_events_are_audited_with_no_secrets(installed: ApiEnv) -> Non
     assert "nope-nope" not in everything
 
 
+@pytest.mark.wall_clock  # a raw socket to a real server
 async def test_chunked_body_over_limit_is_413(serve: Any, store: Any, nursery: Any) -> None:
     from http_fixtures import start_app
 

@@ -97,6 +97,7 @@ async def _join_and_change_password(env: ApiEnv, hooks: Any, invitation: str) ->
         assert (await member.post("/api/auth/password", json=change)).status_code == 204
 
 
+@pytest.mark.wall_clock  # the app as deployed: WebSocket frames and sqlite's file are searched too
 async def test_secrets_never_leak(
     installed: ApiEnv, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:

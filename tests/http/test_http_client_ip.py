@@ -23,6 +23,10 @@ from flow8.http._client_ip import client_address, trusted_networks
 from flow8.services.identity import RateLimiter
 from flow8.store import Store
 
+# Socket peers and forwarded addresses: the app as deployed (a real socket, sqlite), on the
+# real clock (see conftest).
+pytestmark = pytest.mark.wall_clock
+
 XFF = "X-Forwarded-For"
 PROXIES = trusted_networks("10.0.0.0/8, fd00::/8, 192.0.2.1")
 

@@ -18,7 +18,7 @@ def _times(flow: dict[str, Any]) -> tuple[datetime, datetime]:
 
 
 async def _put(c: httpx.AsyncClient, fid: str, name: str) -> dict[str, Any]:
-    await trio.sleep(0.01)  # each version's time distinct at the API's millisecond grain
+    await trio.sleep(0.01)  # (virtual time) each version's time distinct at millisecond grain
     r = await c.put(f"/api/flows/{fid}", json={"name": name, "flowlets": [STEP]})
     assert r.status_code == 200, r.text
     flow: dict[str, Any] = r.json()
@@ -49,7 +49,7 @@ async def test_created_at_survives_updates_and_a_restore(installed: ApiEnv) -> N
         listed = (await c.get("/api/flows")).json()["data"]
         assert [_times(f) for f in listed] == [(created, _times(v3)[1])]
 
-        await trio.sleep(0.01)
+        await trio.sleep(0.01)  # (virtual time)
         r = await c.post(f"/api/flows/{fid}/versions/1/restore")
         assert r.status_code == 200, r.text
         restored = r.json()

@@ -5,20 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import httpx
 import trio
 from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ApiEnv
+from support.waits import wait_for_play
+
+from flow8.domain import PlayState
 
 STEP = {"ref": "a", "appId": "set", "args": {"value": "{{ $prev.args.x }}"}}
-
-
-async def _wait_state(client: httpx.AsyncClient, play_id: str, state: str) -> dict[str, Any]:
-    with trio.fail_after(10):
-        while True:
-            play: dict[str, Any] = (await client.get(f"/api/plays/{play_id}")).json()
-            if play["state"] == state:
-                return play
-            await trio.sleep(0.05)
 
 
 async def test_layers_versions_and_restore(installed: ApiEnv) -> None:
@@ -96,19 +89,27 @@ async def test_invalid_flow_lists_every_problem(installed: ApiEnv) -> None:
 
 async def test_approve_reject_cancel_and_retry(installed: ApiEnv) -> None:
     async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as c:
+        company = (await c.get("/api/auth/me")).json()["companyId"]
+
+        async def reached(play_id: str, state: PlayState) -> Any:
+            await wait_for_play(installed.plays, company, play_id, state)
+            play = (await c.get(f"/api/plays/{play_id}")).json()
+            assert play["state"] == state.value  # as the API shows it
+            return play
+
         gated = {"name": "g", "flowlets": [{**STEP, "needsApproval": True}]}
         fid = (await c.post("/api/flows", json=gated)).json()["id"]
         p1 = (await c.post(f"/api/flows/{fid}/run", json={"x": 1})).json()["id"]
-        await _wait_state(c, p1, "WAIT")
+        await reached(p1, PlayState.WAIT)
         r = await c.post(f"/api/plays/{p1}/approve")
         assert r.status_code == 200, r.text
-        assert (await _wait_state(c, p1, "DONE"))["out"] == 1
+        assert (await reached(p1, PlayState.DONE))["out"] == 1
         p2 = (await c.post(f"/api/flows/{fid}/run", json={"x": 2})).json()["id"]
-        await _wait_state(c, p2, "WAIT")
+        await reached(p2, PlayState.WAIT)
         assert (await c.post(f"/api/plays/{p2}/reject")).status_code == 200
-        await _wait_state(c, p2, "FAIL")
+        await reached(p2, PlayState.FAIL)
         p3 = (await c.post(f"/api/flows/{fid}/run", json={"x": 3})).json()["id"]
-        await _wait_state(c, p3, "WAIT")
+        await reached(p3, PlayState.WAIT)
         assert (await c.post(f"/api/plays/{p3}/cancel")).json()["state"] == "CANCEL"
         again = await c.post(f"/api/plays/{p3}/cancel")
         assert again.status_code == 409
@@ -123,7 +124,7 @@ async def test_approve_reject_cancel_and_retry(installed: ApiEnv) -> None:
         await c.put(f"/api/flows/{rid}", json=fixed)
         r = await c.post(f"/api/plays/{failed['id']}/retry", json={"fromRef": "b"})
         assert r.status_code == 201, r.text
-        retried = await _wait_state(c, r.json()["id"], "DONE")
+        retried = await reached(r.json()["id"], PlayState.DONE)
         assert retried["retryOf"] == failed["id"]
         states = (await c.get("/api/plays", params={"state": "FAIL"})).json()
         assert {p["id"] for p in states["data"]} == {p2, failed["id"]}
@@ -190,7 +191,7 @@ async def test_plays_filter_by_creation_time_and_bad_input_is_422(installed: Api
         assert refused.status_code == 422
         assert refused.json()["error"] == "VALIDATION_FAILED"
         first = (await c.post(f"/api/flows/{fid}/run?wait=10", json={"x": 1})).json()
-        await trio.sleep(0.005)  # millisecond timestamps: keep the plays apart
+        await trio.sleep(0.005)  # (virtual time) millisecond timestamps: keep the plays apart
         second = (await c.post(f"/api/flows/{fid}/run?wait=10", json={"x": 2})).json()
 
         async def ids(**params: str) -> list[str]:

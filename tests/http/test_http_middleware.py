@@ -16,8 +16,13 @@ import httpx
 import pytest
 import trio
 from http_fixtures import OWNER_EMAIL, OWNER_PASSWORD, ApiEnv, start_app
+from support.waits import wait_until
 
 from flow8.http import HttpSettings, _middleware, _serve
+
+# Connections are what these tests are about: the app as deployed (a real socket, sqlite),
+# on the real clock (see conftest).
+pytestmark = pytest.mark.wall_clock
 
 _EVERY_ANSWER = {
     "x-content-type-options": "nosniff",
@@ -204,15 +209,14 @@ async def test_a_request_the_client_gives_up_on_is_audited_as_499(
         inner.start_soon(partial(client.get, "/api/slow", headers={"X-Request-Id": "gone-1"}))
         await entered.wait()
         inner.cancel_scope.cancel()  # the client hangs up mid-request
-    with trio.fail_after(5):
-        while True:
-            await audit.wait_idle()
-            found = await store.system.collection("system_audit_logs").find_one(
-                {"correlation_id": "gone-1"}
-            )
-            if found is not None:
-                break
-            await trio.sleep(0.05)
+
+    async def audited() -> Any:
+        await audit.wait_idle()
+        return await store.system.collection("system_audit_logs").find_one(
+            {"correlation_id": "gone-1"}
+        )
+
+    found = await wait_until(audited, timeout=5, what="the request audited")
     assert (found["path"], found["status"]) == ("/api/slow", 499)
 
 
@@ -611,9 +615,7 @@ async def test_a_connection_its_client_closes_is_closed_by_the_server_at_once(
             assert (await raw.answer()).status == 200
             await raw.send("POST", "/api/kv", _kv(f"c{i}"), signed.auth(csrf=i % 2 == 0))
             assert (await raw.answer()).status in (200, 403)
-    for _ in range(60):  # the kernel's view of the sockets: polled, for up to 3 s
-        if not _close_wait(port):
-            break
-        await trio.sleep(0.05)
-    else:
-        pytest.fail(f"{_close_wait(port)} server sockets left in CLOSE-WAIT")
+    # the kernel's view of the sockets: polled, for up to 3 s
+    await wait_until(
+        lambda: not _close_wait(port), timeout=3, what="no server socket left in CLOSE-WAIT"
+    )

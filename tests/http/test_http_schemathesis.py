@@ -20,6 +20,9 @@ from schemathesis import checks
 from flow8.http import HttpSettings, serve_http
 from flow8.store import Keyring, open_store
 
+# A real server in a thread, fuzzed over a real socket, on the real clock.
+pytestmark = pytest.mark.wall_clock
+
 
 def _serve_in_thread(data_dir: Path, ready: queue.Queue[Any], stop: threading.Event) -> None:
     async def main() -> None:

@@ -7,11 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+import pytest
 import trio
 
 import actors
 from flow8.http import HttpDeps, HttpSettings, create_app, http_child
 from flow8.services.audit import AuditEntry, AuditLog, audit_child
+
+# The HTTP child of a real supervision tree, on a real port and the real clock.
+pytestmark = pytest.mark.wall_clock
 
 
 class MemorySink:

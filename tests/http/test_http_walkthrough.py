@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import trio
 from http_fixtures import ApiEnv
 from trio_websocket import open_websocket_url
@@ -27,6 +28,7 @@ async def _receive_until(ws: Any, kind: str, seen: list[dict[str, Any]]) -> dict
                 return message
 
 
+@pytest.mark.wall_clock  # its WebSocket needs the app on a real socket
 async def test_readme_walkthrough(api: ApiEnv) -> None:
     async with api.client() as client:
         # 1. install (first company and owner)

@@ -15,6 +15,9 @@ from flow8.http import HttpSettings, serve_http
 from flow8.store import Store
 from flow8.store._store import StoreImpl
 
+# WebSockets need a real socket: the app as deployed (sqlite), on the real clock (see conftest).
+pytestmark = pytest.mark.wall_clock
+
 FLOW = {"name": "f", "flowlets": [{"ref": "a", "appId": "noop", "args": {"value": 1}}]}
 
 
