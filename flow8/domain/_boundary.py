@@ -174,6 +174,20 @@ def invalid_many(problems: list[Invalid]) -> Exception:
 
 # -- field rules -------------------------------------------------------------------------------
 
+# Whitespace by both Python's and ECMAScript's definition, so the schema's pattern (NON_BLANK,
+# what a client checks) and the converter (what the server checks) agree exactly on what
+# counts as blank text.
+NON_BLANK = (
+    r"[^\t\n\x0b\x0c\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+)
+_NON_BLANK = re.compile(NON_BLANK)
+
+
+def is_blank(text: str) -> bool:
+    """Whether ``text`` holds nothing but whitespace (see :data:`NON_BLANK`)."""
+    return _NON_BLANK.search(text) is None
+
+
 _META = "flow8"
 
 
@@ -231,7 +245,7 @@ def rules(
     }
     found = {k: v for k, v in keywords.items() if v is not None}
     if not_blank:
-        found.setdefault("pattern", r"\S")
+        found.setdefault("pattern", NON_BLANK)
     found.update(schema or {})
     return {_META: Rules(found, not_blank, check, structure, null_as_default, required)}
 
@@ -302,7 +316,7 @@ def _rule_problem(rules: Rules, value: Any) -> str | None:
             return too_short(s["minLength"])
         if "maxLength" in s and len(value) > s["maxLength"]:
             return too_long(s["maxLength"])
-        if rules.not_blank and not value.strip():
+        if rules.not_blank and is_blank(value):
             return MUST_NOT_BE_BLANK
         if "pattern" in s and not rules.not_blank and not re.search(s["pattern"], value):
             return must_match(s["pattern"])

@@ -15,9 +15,11 @@ from ._boundary import (
     MUST_BE_OBJECT,
     MUST_BE_STRING,
     MUST_NOT_BE_BLANK,
+    NON_BLANK,
     Invalid,
     field,
     invalid_many,
+    is_blank,
     rules,
     too_long,
     too_many_entries,
@@ -117,7 +119,7 @@ def _component_config_ids(value: Any) -> dict[str, str]:
             problems.append(Invalid(too_short(1), (kind,)))
         elif len(config_id) > limits.MAX_NAME_LENGTH:
             problems.append(Invalid(too_long(limits.MAX_NAME_LENGTH), (kind,)))
-        elif not config_id.strip():
+        elif is_blank(config_id):
             problems.append(Invalid(MUST_NOT_BE_BLANK, (kind,)))
     if problems:
         raise invalid_many(problems)
@@ -131,7 +133,7 @@ _COMPONENT_CONFIG_SCHEMA = {
         "type": "string",
         "minLength": 1,
         "maxLength": limits.MAX_NAME_LENGTH,
-        "pattern": r"\S",
+        "pattern": NON_BLANK,
     },
 }
 

@@ -19,7 +19,6 @@ from flow8.services.credentials import (
     data_schema,
     patch_schema,
 )
-from flow8.services.identity import NON_BLANK
 
 
 @attrs.frozen
@@ -28,7 +27,7 @@ class CredentialCreate:
     # apiKey {key, header?}; basic {username, password}; bearer {token}; oauth2 {clientId,
     # clientSecret, accessToken?, refreshToken?, tokenUrl?, scopes?}; generic: string fields.
     data: dict[str, Any]
-    name: str = field(min_length=1, max_length=NAME_MAX, pattern=NON_BLANK)
+    name: str = field(min_length=1, max_length=NAME_MAX, not_blank=True)
     description: str | None = field(default=None, max_length=DESCRIPTION_MAX)
 
     __json_schema_extra__: ClassVar[dict[str, Any]] = {
@@ -44,7 +43,7 @@ class CredentialUpdate:
     """Every field optional. In `data` a value replaces that field, null removes it and an
     absent field keeps its stored value; the type never changes."""
 
-    name: str | None = field(default=None, min_length=1, max_length=NAME_MAX, pattern=NON_BLANK)
+    name: str | None = field(default=None, min_length=1, max_length=NAME_MAX, not_blank=True)
     description: str | None = field(default=None, max_length=DESCRIPTION_MAX)
     data: dict[str, Any] | None = None
 

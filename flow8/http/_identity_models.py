@@ -9,7 +9,6 @@ import attrs
 
 from flow8.domain import field
 from flow8.services.identity import (
-    NON_BLANK,
     ApiKey,
     Company,
     CreatedInvitation,
@@ -56,7 +55,7 @@ class CompanyOut:
 
 @attrs.frozen
 class InstallRequest:
-    company: str = field(min_length=1, max_length=200, pattern=NON_BLANK)
+    company: str = field(min_length=1, max_length=200, not_blank=True)
     email: str = field(min_length=3, max_length=320, fmt="email")
     password: str = field(min_length=10, max_length=1024)
 
@@ -112,7 +111,7 @@ class SwitchCompanyRequest:
 
 @attrs.frozen
 class ApiKeyCreate:
-    name: str = field(min_length=1, max_length=200, pattern=NON_BLANK)
+    name: str = field(min_length=1, max_length=200, not_blank=True)
     scopes: list[Literal["api", "mcp"]] = field(  # noqa: RUF009
         factory=lambda: ["api"], min_items=1, max_items=2
     )
@@ -155,12 +154,12 @@ class ApiKeyCreated:
 
 @attrs.frozen
 class CompanyCreate:
-    name: str = field(min_length=1, max_length=200, pattern=NON_BLANK)
+    name: str = field(min_length=1, max_length=200, not_blank=True)
 
 
 @attrs.frozen
 class CompanyUpdate:
-    name: str = field(min_length=1, max_length=200, pattern=NON_BLANK)
+    name: str = field(min_length=1, max_length=200, not_blank=True)
 
 
 @attrs.frozen

@@ -88,3 +88,18 @@ async def test_missing_and_unknown_fields_are_worded_alike(installed: ApiEnv) ->
         # A body that is not an object at all is named as the body.
         r = await c.post("/api/kv", json=[1])
         assert r.json()["fields"] == [{"field": "(body)", "message": "must be an object"}]
+
+
+async def test_blank_text_is_worded_alike_and_means_the_same_as_in_the_schema(
+    installed: ApiEnv,
+) -> None:
+    blank = " \u3000\ufeff"  # whitespace to Python or to ECMAScript (the schema's pattern)
+    said = "must not be blank"
+    assert _flow_problems({"name": blank, "flowlets": [STEP]}) == {"name": said}
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as c:
+        r = await c.post("/api/companies", json={"name": blank})
+        assert r.status_code == 422, r.text
+        assert r.json()["fields"] == [{"field": "name", "message": said}]
+        r = await c.post("/api/flows", json={"name": "f", "flowlets": [STEP], "group": ""})
+        assert r.status_code == 201, r.text
+        assert r.json()["group"] is None  # an empty group is no group
