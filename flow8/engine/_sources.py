@@ -41,7 +41,7 @@ class KvStorage(Protocol):
         ttl_seconds: float | None,
         *,
         secret: bool | None = None,
-    ) -> None: ...
+    ) -> object: ...  # the engine does not read the answer (the entry as written)
 
     async def append(
         self, company_id: str, scope: str, key: str, value: Any, ttl_seconds: float | None

@@ -65,7 +65,7 @@ async def list_kv(req: Req) -> object:
 async def set_kv(req: Req) -> KvEntryOut:
     body: KvSet = req.body
     scope = _scope_args(body.scope, body.scope_key)
-    await kv_service().set(
+    entry = await kv_service().set(
         req.company_id,
         body.key,
         body.value,
@@ -76,8 +76,6 @@ async def set_kv(req: Req) -> KvEntryOut:
     # KV values are secret at rest: the trail records which entry changed, not its value.
     details = {"scope": body.scope, "scopeKey": body.scope_key, "secret": body.secret}
     audit_change(req, "kv_set", "kv", body.key, details=details)
-    entries = await kv_service().list(req.company_id, **scope)  # type: ignore[arg-type]
-    entry = next(e for e in entries if e["key"] == body.key)
     return KvEntryOut(
         key=body.key,
         value=entry["value"],

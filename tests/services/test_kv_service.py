@@ -60,3 +60,17 @@ async def test_bad_input_is_refused(kv: KvService) -> None:
         await kv.get("acme", "k", scope="galaxy")
     with pytest.raises(KvError):
         await kv.set("acme", "k", 1, ttl_seconds=0)
+
+
+async def test_set_answers_the_entry_as_written_even_if_it_expired_since(kv: KvService) -> None:
+    # The API answers a POST /api/kv with the entry; it used to read it back from the list,
+    # and an entry gone by then (a TTL run out, a concurrent delete) answered a 500.
+    written = await kv.set("acme", "t", {"a": 1}, ttl_seconds=1e-6, secret=False)
+    assert written["key"] == "t"
+    assert written["value"] == {"a": 1}
+    assert written["expiresAt"] is not None
+    assert written["secret"] is False
+    assert await kv.list("acme") == []
+    shown = await kv.set("acme", "s", "hunter2", secret=True)
+    assert shown["value"] == "***"
+    assert shown["secret"] is True

@@ -56,13 +56,15 @@ class KvService:
         group: str | None = None,
         ttl_seconds: float | None = None,
         secret: bool | None = None,
-    ) -> None:
+    ) -> dict[str, Any]:
         """``secret``: True marks the entry secret (its value is never shown again and is
-        masked in the records of plays that use it), False unmarks it, None leaves it."""
+        masked in the records of plays that use it), False unmarks it, None leaves it.
+        Answers the entry as written, shown as :meth:`list` shows it."""
         if ttl_seconds is not None and ttl_seconds <= 0:
             raise KvError("ttlSeconds must be positive")
         s = self._scope(scope, flow_id, group)
-        await self.kv.set(company_id, s, self._key(key), value, ttl_seconds, secret=secret)
+        doc = await self.kv.set(company_id, s, self._key(key), value, ttl_seconds, secret=secret)
+        return _shown(doc)
 
     async def delete(
         self,
@@ -87,12 +89,13 @@ class KvService:
         """Live entries of one scope: ``{key, value, expiresAt, secret}`` sorted by key; a
         secret entry's value is shown as ``***``."""
         docs = await self.kv.list(company_id, self._scope(scope, flow_id, group))
-        return [
-            {
-                "key": d["key"],
-                "value": MASK if d.get("secret") else d.get("value"),
-                "expiresAt": d.get("expires_at"),
-                "secret": bool(d.get("secret")),
-            }
-            for d in docs
-        ]
+        return [_shown(d) for d in docs]
+
+
+def _shown(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "key": doc["key"],
+        "value": MASK if doc.get("secret") else doc.get("value"),
+        "expiresAt": doc.get("expires_at"),
+        "secret": bool(doc.get("secret")),
+    }

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from flow8.engine import KvError
-from flow8.store import DuplicateKey, Store
+from flow8.store import DuplicateKey, ReturnDocument, Store
 
 _MAX_APPEND_RETRIES = 20
 
@@ -63,24 +63,31 @@ class KvStore:
         ttl_seconds: float | None,
         *,
         secret: bool | None = None,
-    ) -> None:
+    ) -> dict[str, Any]:
         """Create or replace an entry. ``secret`` marks it (True), unmarks it (False) or
-        leaves the mark as it is (None: a new entry is not secret)."""
+        leaves the mark as it is (None: a new entry is not secret). Answers the entry as
+        written (even one whose TTL has already run out by the time it is read again)."""
         coll = self._coll(company_id)
         fields = {"value": value, "expires_at": _expires(ttl_seconds), "updated_at": time.time()}
         if secret is not None:
             fields["secret"] = secret
+        change = {"$set": fields, "$inc": {"rev": 1}}
+        written: dict[str, Any] | None
         try:
-            await coll.update_one(
+            written = await coll.find_one_and_update(
                 {"scope": scope, "key": key},
-                {"$set": fields, "$inc": {"rev": 1}},
+                change,
                 upsert=True,
+                return_document=ReturnDocument.AFTER,
             )
         except DuplicateKey:
             # Two upserts raced to create the key; the other one won, so update it.
-            await coll.update_one(
-                {"scope": scope, "key": key}, {"$set": fields, "$inc": {"rev": 1}}
+            written = await coll.find_one_and_update(
+                {"scope": scope, "key": key}, change, return_document=ReturnDocument.AFTER
             )
+        if written is None:  # the winner of the race deleted it again: as written here
+            written = {"scope": scope, "key": key, **fields}
+        return written
 
     async def append(
         self, company_id: str, scope: str, key: str, value: Any, ttl_seconds: float | None
