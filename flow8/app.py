@@ -19,9 +19,10 @@ Stop runs in reverse order, bounded by ``SHUTDOWN_GRACE_SECONDS``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -40,7 +41,9 @@ from .http import HttpDeps, HttpSettings, create_app, http_child
 from .interpreter import settle_after_startup
 from .logs import get_logger
 from .modules import default_registry
+from .outbound import OutboundPolicy
 from .services.audit import AuditLog, AuditQueries, StoreAuditSink, audit_child
+from .services.components import ComponentService, ProviderEnv
 from .services.credentials import CredentialService
 from .services.events import EventService
 from .services.flows import FlowRepository, FlowService
@@ -73,6 +76,8 @@ class Platform:
     audit: AuditLog
     flows: FlowRepository
     kv: KvStore
+    credentials: CredentialService
+    components: ComponentService
     engine: Engine
     identity: IdentityService
     runtime: actors.Runtime | None = None
@@ -99,10 +104,13 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         actor_tree=platform.actor_tree,
         ready=platform.ready,
         identity=platform.identity,
-        flows=FlowService(platform.flows),
+        flows=FlowService(
+            platform.flows, components=platform.components, credentials=platform.credentials
+        ),
         plays=PlayService(platform.engine),
         kv=KvService(platform.kv),
-        credentials=CredentialService(platform.store),
+        credentials=platform.credentials,
+        components=platform.components,
         events=EventService(platform.events),
         modules=ModuleCatalog(platform.engine.registry),
         audit=platform.audit.record,
@@ -157,6 +165,31 @@ async def open_configured_store(settings: Settings, *, serve: bool = True) -> As
         yield store
 
 
+def component_env(settings: Settings) -> Callable[[str], ProviderEnv]:
+    """What the server lends each company's components: its own files directory, the
+    directories and internal hosts the operator opened, one pool of worker threads."""
+    hosts, cidrs = [], []
+    for entry in settings.component_allowed_hosts:
+        try:
+            cidrs.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            hosts.append(entry)
+    network = OutboundPolicy(allowed_hosts=hosts, allowed_cidrs=cidrs)
+    threads = trio.CapacityLimiter(16)
+    files = settings.data_dir / "files"
+
+    def env_for(company_id: str) -> ProviderEnv:
+        return ProviderEnv(
+            company_id=company_id,
+            files_dir=files / company_id,
+            allowed_roots=settings.component_local_roots,
+            network=network,
+            threads=threads,
+        )
+
+    return env_for
+
+
 @asynccontextmanager
 async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
     """Open the store, build the tree and start it; yields once every child is running."""
@@ -166,6 +199,8 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
         audit = AuditLog(StoreAuditSink(store))
         registry = default_registry()
         flows, kv = FlowRepository(store, registry), KvStore(store)
+        credentials = CredentialService(store)
+        components = ComponentService(store, component_env(settings))
         platform = Platform(
             settings=settings,
             store=store,
@@ -173,7 +208,18 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
             audit=audit,
             flows=flows,
             kv=kv,
-            engine=Engine(store, events, engine_settings(settings), registry, flows=flows, kv=kv),
+            credentials=credentials,
+            components=components,
+            engine=Engine(
+                store,
+                events,
+                engine_settings(settings),
+                registry,
+                flows=flows,
+                kv=kv,
+                components=components,
+                credentials=credentials,
+            ),
             identity=identity_service(settings, store, audit),
         )
         async with actors.open_runtime(
@@ -185,6 +231,8 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
                 yield platform
             finally:
                 platform.runtime = None
+                with trio.CancelScope(shield=True):
+                    await components.aclose()
 
 
 def _make_private(directory: Path) -> None:

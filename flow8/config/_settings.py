@@ -69,6 +69,8 @@ class Settings:
     expression_memory_mb: int
     expression_max_depth: int
     expression_threads: int
+    component_local_roots: tuple[Path, ...] = ()
+    component_allowed_hosts: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -187,6 +189,23 @@ def _origins(value: Any) -> tuple[str, ...]:
         if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc):
             raise ValueError(f"expected origins like https://flow8.example.com, got {origin!r}")
     return origins
+
+
+def _absolute_dirs(value: Any) -> tuple[Path, ...]:
+    items = value if isinstance(value, list) else _text(value).split(",")
+    roots: list[Path] = []
+    for entry in (_text(item) for item in items):
+        if not entry:
+            continue
+        if not entry.startswith("/"):
+            raise ValueError(f"expected absolute directories, got {entry!r}")
+        roots.append(Path(entry))
+    return tuple(roots)
+
+
+def _host_list(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else _text(value).split(",")
+    return tuple(_text(item).lower() for item in items if _text(item))
 
 
 def _networks(value: Any) -> tuple[IPv4Network | IPv6Network, ...]:
@@ -331,6 +350,15 @@ SETTINGS: tuple[Setting, ...] = (
             _positive_int,
             "Expressions too heavy for the event loop evaluated at once in worker threads "
             "(more wait their turn)."),
+    Setting("components.local_roots", "FLOW8_COMPONENT_LOCAL_ROOTS", "",
+            "component_local_roots", _absolute_dirs,
+            "Comma-separated absolute directories storage/local and db/sqlite components may "
+            "use; relative paths always live in <data_dir>/files/<company id>."),
+    Setting("components.allowed_hosts", "FLOW8_COMPONENT_ALLOWED_HOSTS", "",
+            "component_allowed_hosts", _host_list,
+            "Comma-separated host names or CIDRs on internal networks (loopback, private) "
+            "that db, email and storage components may connect to; every other internal "
+            "address is refused, as for HTTP requests."),
 )  # fmt: skip
 
 

@@ -200,6 +200,9 @@ class ExecutionSettings:
 
     timeout_seconds: float | None = field(default=None, minimum=0, converter=_zero_is_none)
     max_concurrent: int = field(default=0, minimum=0)
+    # Record every component call of every step on its layer (`calls`): what a flow test
+    # fixture replays later. Off by default: calls can be large.
+    record_calls: bool = False
 
 
 @attrs.frozen

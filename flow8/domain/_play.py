@@ -187,6 +187,9 @@ class PlayLayer:
     started_at: float | None = None
     finished_at: float | None = None
     seq: int = 0
+    # The component calls of its last attempt ({componentKind, operation, seq, input, output,
+    # durationMs, error}), masked, when its flow records them (execution.recordCalls).
+    calls: tuple[Any, ...] | None = None
 
     @property
     def key(self) -> str:

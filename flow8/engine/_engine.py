@@ -57,7 +57,7 @@ from ._records import (
 )
 from ._redact import Redactor
 from ._settings import EngineSettings
-from ._sources import FlowSource, KvStorage
+from ._sources import ComponentSource, CredentialSource, FlowSource, KvStorage
 from .exceptions import (
     IdempotencyKeyReused,
     InvalidInput,
@@ -100,6 +100,8 @@ class Engine:
         *,
         flows: FlowSource,
         kv: KvStorage,
+        components: ComponentSource | None = None,
+        credentials: CredentialSource | None = None,
     ) -> None:
         self.store = store
         self.events = events or EventBus()
@@ -108,6 +110,9 @@ class Engine:
         self.plans = PlanCache(self.registry)
         self.flows = flows
         self.kv = kv
+        # None: steps that need a component or a credential fail saying so (engine tests).
+        self.components = components
+        self.credentials = credentials
         self.owner = self.settings.instance_id
         self.admission = Admission(
             self.settings.company_plays_per_second, self.settings.company_running_plays

@@ -15,7 +15,7 @@ from flow8.store import Store
 
 from ._plan import PlanCache
 from ._settings import EngineSettings
-from ._sources import FlowSource, KvStorage
+from ._sources import ComponentSource, CredentialSource, FlowSource, KvStorage
 
 
 class PlayHost(Protocol):
@@ -36,6 +36,12 @@ class PlayHost(Protocol):
 
     @property
     def kv(self) -> KvStorage: ...
+
+    @property
+    def components(self) -> ComponentSource | None: ...
+
+    @property
+    def credentials(self) -> CredentialSource | None: ...
 
     async def run_subflow(
         self,

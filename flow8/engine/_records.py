@@ -44,7 +44,7 @@ def flow_from_doc(doc: dict[str, Any]) -> Flow:
 # encrypted, in the secret field `data`; a record whose data was masked keeps the real data
 # in the secret field `sealed`, which only the engine reads (to resume with real values).
 PLAY_DATA = ("input", "output")
-LAYER_DATA = ("args", "output")
+LAYER_DATA = ("args", "output", "calls")
 
 
 def seal(doc: dict[str, Any], fields: tuple[str, ...], *, encrypt: bool, real: Any = None) -> None:
@@ -85,6 +85,8 @@ def play_from_doc(doc: dict[str, Any], *, real: bool = False) -> Play:
 
 def layer_doc(layer: PlayLayer) -> dict[str, Any]:
     doc: dict[str, Any] = _layer_to_doc(layer)
+    if doc.get("calls") is None:  # recorded only when the flow asks: no field otherwise
+        doc.pop("calls", None)
     doc["_id"] = layer.key
     doc["layer_id"] = layer.key.split(":", 1)[1]
     return doc

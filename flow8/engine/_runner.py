@@ -17,6 +17,12 @@ import trio
 from jsonata.jsonata import Jsonata
 
 from flow8 import events as ev
+from flow8.components import (
+    CallRecorder,
+    ComponentHandle,
+    ComponentUnavailable,
+    basic_token,
+)
 from flow8.domain import (
     MAX_RETRY_COUNT,
     Attempt,
@@ -76,6 +82,7 @@ class StepContext:
     iteration: tuple[int, ...]
     wake_at: float | None
     attempt: int = 1  # numbered across resumes, as the layer's attempts are
+    recorder: CallRecorder | None = None  # this attempt's component calls, when recorded
 
     @property
     def company_id(self) -> str:
@@ -100,6 +107,36 @@ class StepContext:
     @property
     def kv(self) -> PlayKv:
         return self.run.kv
+
+    async def component(self, kind: str) -> ComponentHandle:
+        """The component this step uses for ``kind`` (its ``componentConfigIds`` choice, the
+        company's default, or the built-in default), recording its calls when asked to."""
+        source = self.run.engine.components
+        if source is None:
+            raise ComponentUnavailable("this server runs no components")
+        choice = self.step.flowlet.component_config_ids.get(kind)
+        handle = await source.resolve(self.company_id, kind, choice)
+        if self.recorder is not None:
+            return attrs.evolve(handle, recorder=self.recorder)
+        return handle
+
+    async def credential(self, credential_id: str) -> tuple[str, dict[str, Any]]:
+        """(type, data) of a stored credential of the company. Every text of its data (and
+        the Basic form of a username and password) is masked in all the play records from
+        now on: it is applied on the wire and shown nowhere else."""
+        source = self.run.engine.credentials
+        if source is None:
+            raise ComponentUnavailable("this server has no credentials")
+        type_, data = await source.for_step(self.company_id, credential_id)
+        self.run.redactor.learn(data)
+        if type_ == "basic":
+            self.run.redactor.learn(basic_token(data["username"], data["password"]))
+        return type_, data
+
+    def log_line(self, line: Mapping[str, Any]) -> None:
+        """Stream a console line to whoever watches the play (the step's output keeps it)."""
+        shown = self.run.redactor.mask(dict(line)) if self.run.redactor else dict(line)
+        self.run.publish(ev.PLAY_LOG, {"ref": self.step.ref, **shown})
 
     async def sleep(self, seconds: float) -> None:
         now = time.time()
@@ -419,7 +456,7 @@ class PlayRun:
             elif (
                 existing.state is LayerState.RUN
                 and existing.attempts
-                and not step.module.idempotent
+                and not step.module.is_idempotent(existing.args)
             ):
                 layer = self.record(
                     attrs.evolve(
@@ -454,6 +491,9 @@ class PlayRun:
                 self._publish_layer(ev.LAYER_COMPLETED, filtered)
                 return False
             args = await self._resolve(step, bindings)
+            if step.module.secrets_of is not None and isinstance(args, Mapping):
+                # Before anything records the arguments: they are masked from the start.
+                self.redactor.learn(step.module.secrets_of(args))
         except ExpressionLimit as e:
             raise self._fail(base, limit_error(e)) from e
         except (ExpressionError, FilterError) as e:
@@ -499,6 +539,7 @@ class PlayRun:
         wake_at: float | None,
     ) -> bool:
         module: ModuleSpec = step.module
+        idempotent = module.is_idempotent(args)
         retry = step.flowlet.retry
         attempts = list(layer.attempts)
         ctx = StepContext(self, step, it, wake_at)
@@ -509,17 +550,20 @@ class PlayRun:
         if attempts and attempts[-1].finished_at is None:
             attempts.pop()  # one that was suspended (a parked delay) resumes as itself
         error: str | None = None
+        recording = self.plan.flow.definition.execution.record_calls
         while len(attempts) < allowed:
             number = len(attempts) + 1
             ctx.attempt = number
+            if recording:
+                ctx.recorder = CallRecorder(self.redactor.mask)
             started = time.time()
             attempts.append(Attempt(number, started))
             running = attrs.evolve(layer, state=LayerState.RUN, attempts=tuple(attempts))
             # An idempotent step's RUN state is only announced (an event), not written: if
             # the instance dies, it simply runs again. Its end state is written.
-            layer = self.record(running) if not module.idempotent else self._note(running)
+            layer = self.record(running) if not idempotent else self._note(running)
             self._publish_layer(ev.LAYER_STARTED, layer)
-            if not module.idempotent:
+            if not idempotent:
                 # Output commit: everything before a side effect is durable, and so is the
                 # RUN record that stops it from being silently re-run after a crash.
                 await self.journal.barrier()
@@ -541,6 +585,8 @@ class PlayRun:
                 error = error_text(f"{type(e).__name__}: {e}" if not str(e) else str(e))
             finished = time.time()
             attempts[-1] = Attempt(number, started, finished, error)
+            if ctx.recorder is not None:
+                layer = attrs.evolve(layer, calls=tuple(ctx.recorder.to_json()))
             if error is None:
                 done = self.record(
                     attrs.evolve(

@@ -1,8 +1,10 @@
 """What the engine reads and writes outside its own records, as narrow protocols.
 
-Flows and KV entries are stored by the services above the engine (``flow8.services.flows``
-owns the flows and their versions, ``flow8.services.kv`` the KV entries); the engine sees
-only what it needs of them, and the composition root hands it the services' implementations.
+Flows, KV entries, component configs and credentials are stored by the services above the
+engine (``flow8.services.flows`` owns the flows and their versions, ``flow8.services.kv`` the
+KV entries, ``flow8.services.components`` and ``flow8.services.credentials`` the rest); the
+engine sees only what it needs of them, and the composition root hands it the services'
+implementations.
 Plain structural protocols: a call through one costs what a call on the object costs.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from flow8.components import ComponentHandle
 from flow8.domain import Flow
 
 
@@ -48,3 +51,22 @@ class KvStorage(Protocol):
     ) -> int: ...
 
     async def delete(self, company_id: str, scope: str, key: str) -> bool: ...
+
+
+class ComponentSource(Protocol):
+    """Live components for steps (implemented by the components service)."""
+
+    async def resolve(self, company_id: str, kind: str, choice: str | None) -> ComponentHandle:
+        """The component a step of ``company_id`` uses for ``kind``: ``choice`` (an id or a
+        name, from the step's ``componentConfigIds``), else the company's default, else the
+        built-in default; raises when there is none."""
+        ...
+
+
+class CredentialSource(Protocol):
+    """Stored credentials, decrypted for the step that applies them (implemented by the
+    credentials service)."""
+
+    async def for_step(self, company_id: str, credential_id: str) -> tuple[str, dict[str, Any]]:
+        """(type, data) of the company's credential; raises when there is none."""
+        ...

@@ -20,6 +20,7 @@ LAYER_STARTED = "play:layer:started"
 LAYER_COMPLETED = "play:layer:completed"
 LAYER_FAILED = "play:layer:failed"
 PLAY_WAITING = "play:waiting"
+PLAY_LOG = "play:log"  # a console-log line: {ref, level, message, data, at}
 PLAY_COMPLETED = "play:completed"
 PLAY_FAILED = "play:failed"
 SUBSCRIBER_DROPPED = "subscriber:dropped"

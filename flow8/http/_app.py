@@ -9,6 +9,7 @@ from . import (
     _admin,
     _audit_routes,
     _company_routes,
+    _component_routes,
     _credential_routes,
     _flow_routes,
     _hardening,
@@ -34,6 +35,7 @@ ROUTE_GROUPS: tuple[Routes, ...] = (
     _play_routes.routes,
     _kv_routes.routes,
     _credential_routes.routes,
+    _component_routes.routes,
     _module_routes.routes,
 )
 

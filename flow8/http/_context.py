@@ -8,6 +8,7 @@ import trio
 from quart import current_app
 from quart_trio import QuartTrio
 
+from flow8.services.components import ComponentService
 from flow8.services.credentials import CredentialService
 from flow8.services.flows import FlowService
 from flow8.services.kv import KvService
@@ -54,6 +55,10 @@ def play_service() -> PlayService:
 
 def kv_service() -> KvService:
     return _provided(app().deps.kv, "KV is not available on this instance")
+
+
+def component_service() -> ComponentService:
+    return _provided(app().deps.components, "components are not available on this instance")
 
 
 def credential_service() -> CredentialService:

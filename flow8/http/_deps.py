@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from flow8.services.audit import AuditEntry, AuditQueries
+from flow8.services.components import ComponentService
 from flow8.services.credentials import CredentialService
 from flow8.services.events import EventService
 from flow8.services.flows import FlowService
@@ -75,6 +76,7 @@ class HttpDeps:
     plays: PlayService | None = None
     kv: KvService | None = None
     credentials: CredentialService | None = None
+    components: ComponentService | None = None
     events: EventService | None = None
     modules: ModuleCatalog | None = None
     # Non-blocking: AuditLog.record. Every request and change is reported here.

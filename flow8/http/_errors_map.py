@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flow8.logs import get_logger
+from flow8.services import components as comp
 from flow8.services import credentials as cred
 from flow8.services import identity as ident
 from flow8.services.exceptions import InvalidDocument, StoreClosed, StoreError, StoreUnavailable
@@ -101,4 +102,18 @@ def from_credentials(error: cred.CredentialError) -> ApiError:
         return NotFound("credential not found", code=error.code)
     if isinstance(error, cred.CredentialNameTaken | cred.CredentialConflict):
         return Conflict(str(error), code=error.code)
+    return _internal(error)
+
+
+def from_components(error: comp.ComponentServiceError | comp.ComponentError) -> ApiError:
+    """Problems name fields only; a provider's failure (a connection refused while testing)
+    is answered by the test route itself, not raised."""
+    if isinstance(error, comp.InvalidComponent):
+        return ValidationFailed([{"field": p.field, "message": p.message} for p in error.problems])
+    if isinstance(error, comp.ComponentNotFound):
+        return NotFound(str(error), code=error.code)
+    if isinstance(error, comp.ComponentNameTaken | comp.ComponentConflict):
+        return Conflict(str(error), code=error.code)
+    if isinstance(error, comp.ComponentError):  # opening a provider failed (e.g. no library)
+        return ValidationFailed([{"field": "config", "message": str(error)}])
     return _internal(error)

@@ -7,6 +7,7 @@ from quart import Response, has_request_context, request
 from werkzeug.exceptions import HTTPException
 
 from flow8.logs import get_logger
+from flow8.services.components import ComponentError, ComponentServiceError
 from flow8.services.credentials import CredentialError
 from flow8.services.exceptions import EngineError, StoreError
 from flow8.services.flows import FlowValidationError
@@ -15,7 +16,13 @@ from flow8.services.kv import KvError
 
 from ._context import Flow8App
 from ._deps import HttpSettings
-from ._errors_map import from_credentials, from_engine, from_identity, from_store
+from ._errors_map import (
+    from_components,
+    from_credentials,
+    from_engine,
+    from_identity,
+    from_store,
+)
 from ._responses import error_response, json_response
 from .exceptions import ApiError, PayloadTooLarge
 
@@ -105,6 +112,11 @@ def install(app: Flow8App) -> None:
     @app.errorhandler(CredentialError)
     async def _credential_error(error: CredentialError) -> Response:
         return error_response(from_credentials(error))
+
+    @app.errorhandler(ComponentServiceError)
+    @app.errorhandler(ComponentError)
+    async def _component_error(error: Exception) -> Response:
+        return error_response(from_components(error))  # type: ignore[arg-type]
 
     @app.errorhandler(FlowValidationError)
     @app.errorhandler(EngineError)  # FlowNotFound, PlayNotFound, InvalidInput, ...

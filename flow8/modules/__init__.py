@@ -6,11 +6,15 @@ Public names: :class:`ModuleSpec`, :class:`ModuleRegistry`, :func:`default_regis
 
 from __future__ import annotations
 
+from ._console import console_modules
 from ._control import AGGREGATOR, ITERATOR, SUBFLOW, control_modules, read_path
 from ._data import data_modules
+from ._db import db_modules
+from ._http import http_modules
 from ._kv import SCOPES, kv_modules
 from ._registry import KvAccess, ModuleContext, ModuleRegistry, ModuleSpec, RunFn
 from ._schema import ArgsValidator, InvalidSchema
+from ._storage import storage_modules
 from ._utility import utility_modules
 from .exceptions import DuplicateModule, InvalidArgs, ModuleError, ModuleFailure, UnknownModule
 
@@ -18,7 +22,16 @@ from .exceptions import DuplicateModule, InvalidArgs, ModuleError, ModuleFailure
 def default_registry() -> ModuleRegistry:
     """A fresh registry holding every built-in module."""
     registry = ModuleRegistry()
-    for group in (data_modules(), utility_modules(), kv_modules(), control_modules()):
+    for group in (
+        data_modules(),
+        utility_modules(),
+        kv_modules(),
+        control_modules(),
+        http_modules(),
+        storage_modules(),
+        db_modules(),
+        console_modules(),
+    ):
         registry.extend(group)
     return registry
 

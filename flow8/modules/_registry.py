@@ -7,6 +7,8 @@ from typing import Any, Protocol
 
 import attrs
 
+from flow8.components import ComponentHandle
+
 from ._schema import ArgsValidator, dotted
 from .exceptions import DuplicateModule, InvalidArgs, UnknownModule
 
@@ -61,6 +63,19 @@ class ModuleContext(Protocol):
     @property
     def kv(self) -> KvAccess: ...
 
+    async def component(self, kind: str) -> ComponentHandle:
+        """The component this step uses for ``kind`` (``flow8.components``); its calls go
+        through the seam (timed, recorded when the flow asks)."""
+        ...
+
+    async def credential(self, credential_id: str) -> tuple[str, dict[str, Any]]:
+        """(type, data) of a stored credential; its texts are masked in every record."""
+        ...
+
+    def log_line(self, line: Mapping[str, Any]) -> None:
+        """Stream a console line as an event to whoever watches the play."""
+        ...
+
     async def sleep(self, seconds: float) -> None:
         """Wait; long waits may suspend the play (persisted, no actor held) and resume."""
         ...
@@ -92,6 +107,13 @@ class ModuleSpec:
     is saved and on the resolved ones before the step runs, so it must judge only what an
     expression cannot change (which arguments are present), and cope with arguments the
     schema refuses.
+    ``idempotent_when`` refines ``idempotent`` by the resolved arguments (``curl``: a GET is,
+    a POST is not unless it sends an ``Idempotency-Key``). ``secrets_of`` names the texts
+    of the resolved arguments that are secrets (a ``bearerToken``): the play masks them in
+    every record from before the step is first recorded. ``components`` are the kinds of
+    component the module uses (a flow naming it is refused when saved if the company has
+    none of a kind and no built-in default exists). ``example`` is a flowlet's ``args`` for
+    the generated module reference.
     """
 
     app_id: str
@@ -104,6 +126,10 @@ class ModuleSpec:
     literal_args: tuple[str, ...] = ()
     static_check: Callable[[Mapping[str, Any]], list[tuple[str, str]]] | None = None
     args_check: Callable[[Mapping[str, Any]], list[tuple[str, str]]] | None = None
+    idempotent_when: Callable[[Mapping[str, Any]], bool] | None = None
+    secrets_of: Callable[[Mapping[str, Any]], list[str]] | None = None
+    components: tuple[str, ...] = ()
+    example: Mapping[str, Any] | None = None
     _validator: Any = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -136,6 +162,12 @@ class ModuleSpec:
             return []
         return self.args_check(args)
 
+    def is_idempotent(self, args: Any) -> bool:
+        """Whether running the step again with ``args`` after a crash is safe."""
+        if self.idempotent_when is None or not isinstance(args, Mapping):
+            return self.idempotent
+        return self.idempotent_when(args)
+
     def check_args(self, args: Any) -> None:
         """Raise :class:`InvalidArgs` listing every violation of the args schema."""
         problems = self.arg_problems(args)
@@ -150,6 +182,7 @@ class ModuleSpec:
             "category": self.category,
             "description": self.description,
             "idempotent": self.idempotent,
+            "components": list(self.components),
             "argsSchema": self.args_schema,
             "outputSchema": self.output_schema,
         }

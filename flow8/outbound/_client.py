@@ -89,21 +89,37 @@ class OutboundClient:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
         private_headers: Iterable[str] = (),
+        follow_redirects: bool = True,
+        timeout_seconds: float | None = None,
     ) -> OutboundResponse:
         """Send one request, follow its redirects (each checked again), read the body.
 
         ``private_headers`` are, like ``Authorization`` and ``Cookie``, dropped when a
-        redirect leads to another origin (an API key header, say). Raises
-        ``OutboundRefused``, ``OutboundLimitExceeded`` or ``OutboundFailed``.
+        redirect leads to another origin (an API key header, say). Without
+        ``follow_redirects`` a redirect is the answer. ``timeout_seconds`` shortens the
+        policy's limit for this request (never lengthens it). Raises ``OutboundRefused``,
+        ``OutboundLimitExceeded`` or ``OutboundFailed``.
         """
         policy = self.policy
         first = _parse_url(url, policy)
         hop = [first]  # the URL being asked, for the timeout's message
-        with trio.move_on_after(policy.timeout_seconds):
-            return await self._follow(method.upper(), first, headers, content, private_headers, hop)
+        limit = policy.timeout_seconds
+        if timeout_seconds is not None:
+            limit = min(limit, timeout_seconds)
+        with trio.move_on_after(limit):
+            return await self._follow(
+                method.upper(),
+                first,
+                headers,
+                content,
+                private_headers,
+                hop,
+                follow_redirects,
+                limit,
+            )
         raise OutboundLimitExceeded(
             "time",
-            f"no complete answer within {policy.timeout_seconds:g} s",
+            f"no complete answer within {limit:g} s",
             url=redact_url(hop[0]),
         )
 
@@ -115,12 +131,13 @@ class OutboundClient:
         content: bytes | None,
         private_headers: Iterable[str],
         hop: list[httpx.URL],
+        follow_redirects: bool,
+        timeout: float,
     ) -> OutboundResponse:
         policy = self.policy
         private = {*PRIVATE_HEADERS, *(name.lower() for name in private_headers)}
         sent = httpx.Headers(_DEFAULT_HEADERS)
         sent.update(headers or {})
-        timeout = policy.timeout_seconds
         extensions = {"timeout": {"connect": timeout, "read": timeout, "write": timeout}}
         history: list[httpx.URL] = []
         while True:
@@ -142,7 +159,8 @@ class OutboundClient:
                 raise _failed(error, url) from None
             try:
                 location = response.headers.get("location")
-                if response.status_code not in _REDIRECTS or location is None:
+                redirect = response.status_code in _REDIRECTS and location is not None
+                if not redirect or not follow_redirects:
                     body = await _read_body(response, policy.max_response_bytes, url)
                     return OutboundResponse(
                         status_code=response.status_code,

@@ -257,7 +257,7 @@ CATALOG = Catalog.of(
             index("company_id", "play_id", "layer_id", unique=True),
             index("company_id", "play_id", "seq"),  # a play's layers, paged in order
             secrets=["data", "sealed"],  # as for plays: args and output
-            bulk=["args", "output", "error", "attempts"],
+            bulk=["args", "output", "error", "attempts", "calls"],
             cross_tenant=True,  # retention
         ),
         _tenant(

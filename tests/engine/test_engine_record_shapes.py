@@ -111,7 +111,8 @@ FLOW_DOC: dict[str, Any] = {
     ],
     "description": "d",
     "input_schema": {"type": "object"},
-    "execution": {"timeout_seconds": 300.0, "max_concurrent": 2},
+    # record_calls: added with components (stored documents without it read as false)
+    "execution": {"timeout_seconds": 300.0, "max_concurrent": 2, "record_calls": False},
     "kv_inherit": False,
     "kv_conflict": "parent",
     "group": "g",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -15,6 +17,7 @@ from flow8.events import EventBus
 from flow8.http import Flow8App, HttpDeps, HttpSettings, create_app
 from flow8.modules import default_registry
 from flow8.services.audit import AuditLog, AuditQueries, StoreAuditSink
+from flow8.services.components import ComponentService, ProviderEnv
 from flow8.services.credentials import CredentialService
 from flow8.services.events import EventService
 from flow8.services.flows import FlowRepository, FlowService
@@ -141,16 +144,31 @@ async def start_app(
     bus = EventBus()
     registry = default_registry()
     flows, kv = FlowRepository(store, registry), KvStore(store)
-    engine = Engine(store, bus, None, registry, flows=flows, kv=kv)
+    credentials = CredentialService(store)
+    files = Path(tempfile.mkdtemp(prefix="flow8-http-files-"))
+    components = ComponentService(
+        store, lambda company_id: ProviderEnv(company_id=company_id, files_dir=files / company_id)
+    )
+    engine = Engine(
+        store,
+        bus,
+        None,
+        registry,
+        flows=flows,
+        kv=kv,
+        components=components,
+        credentials=credentials,
+    )
     await nursery.start(bus.serve)
     await nursery.start(engine.serve)
     deps = HttpDeps(
         settings=settings,
         identity=identity,
-        flows=FlowService(flows),
+        flows=FlowService(flows, components=components, credentials=credentials),
         plays=PlayService(engine),
         kv=KvService(kv),
-        credentials=CredentialService(store),
+        credentials=credentials,
+        components=components,
         events=EventService(bus),
         modules=ModuleCatalog(registry),
         audit=audit.record,

@@ -89,7 +89,7 @@ async def call(app_id: str, args: dict[str, Any], ctx: Ctx | None = None) -> Any
 
 def test_catalog_lists_every_module_with_contract() -> None:
     catalog = {m["appId"]: m for m in REGISTRY.catalog()}
-    assert set(catalog) == {
+    assert {
         "set",
         "template",
         "transform",
@@ -107,7 +107,22 @@ def test_catalog_lists_every_module_with_contract() -> None:
         "aggregator",
         "subflow",
         "enumeration",
-    }
+        "curl",
+        "wget",
+        "storage-read",
+        "storage-write",
+        "storage-move",
+        "storage-copy",
+        "storage-delete",
+        "storage-exists",
+        "storage-list",
+        "db-query",
+        "db-insert",
+        "db-update",
+        "db-upsert",
+        "db-delete",
+        "console-log",
+    } <= set(catalog)
     for entry in catalog.values():
         assert entry["category"]
         assert entry["description"]

@@ -178,6 +178,20 @@ class CredentialService:
             raise CredentialNotFound("credential not found")
         return Credential.from_doc(doc)
 
+    async def exists(self, company_id: str, credential_id: str) -> bool:
+        doc = await self._links(company_id).find_one({"_id": credential_id}, projection={"_id": 1})
+        return doc is not None
+
+    async def for_step(self, company_id: str, credential_id: str) -> tuple[str, dict[str, Any]]:
+        """(type, decrypted data), for the engine's steps (its ``CredentialSource``)."""
+        doc = await self._links(company_id).find_one(
+            {"_id": credential_id}, projection={"data": 1, "type": 1}
+        )
+        if doc is None:
+            raise CredentialNotFound(f"no credential {credential_id!r} in this company")
+        data: dict[str, Any] = doc.get("data") or {}
+        return doc["type"], {k: list(v) if isinstance(v, list) else v for k, v in data.items()}
+
     async def reveal(self, company_id: str, credential_id: str) -> dict[str, Any]:
         """The decrypted data, for modules and components acting for `company_id`. Never
         answer it over an interface."""

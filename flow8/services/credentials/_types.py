@@ -64,6 +64,8 @@ RULES: Mapping[str, tuple[FieldRule, ...]] = {
     "apiKey": (
         _field("key", True, 8192),
         _field("header", False, 128, pattern=HEADER_NAME, hint="an HTTP header name"),
+        # Sent as this query parameter instead of a header (an API that wants ?api_key=).
+        _field("query", False, 128, pattern=NO_SPACE, hint="a query parameter name"),
     ),
     "basic": (_field("username", True, 1024), _field("password", True, 4096)),
     "bearer": (_field("token", True, 16384),),

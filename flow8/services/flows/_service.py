@@ -16,6 +16,8 @@ from flow8.domain import (
 )
 from flow8.engine import validate_definition
 from flow8.modules import ModuleRegistry, default_registry
+from flow8.services.components import ComponentService
+from flow8.services.credentials import CredentialService
 from flow8.store import Store
 
 from ._repository import FlowRepository
@@ -33,6 +35,10 @@ class FlowService:
     """
 
     repository: FlowRepository
+    # What a flow may name in a company (components, credentials), checked when it is
+    # saved; None (a process that runs no plays) checks the structure only.
+    components: ComponentService | None = None
+    credentials: CredentialService | None = None
 
     @classmethod
     def over(cls, store: Store, registry: ModuleRegistry | None = None) -> FlowService:
@@ -58,11 +64,64 @@ class FlowService:
         return []
 
     async def create(self, company_id: str, data: Any) -> Flow:
-        return await self.repository.create(company_id, self.parse(data))
+        definition = self.parse(data)
+        await self._check_in_company(company_id, definition)
+        return await self.repository.create(company_id, definition)
 
     async def update(self, company_id: str, flow_id: str, data: Any) -> Flow:
         """Store a new version; plays already started keep the version they pinned."""
-        return await self.repository.update(company_id, flow_id, self.parse(data))
+        definition = self.parse(data)
+        await self._check_in_company(company_id, definition)
+        return await self.repository.update(company_id, flow_id, definition)
+
+    async def _check_in_company(self, company_id: str, definition: FlowDefinition) -> None:
+        """What only the company can answer: every component a step names is one of its
+        own (by id or name, of that kind), every kind a step's module needs has a
+        component to resolve to, every literal ``credentialId`` is one of its credentials.
+        Another company's component or credential is unknown here, as it is everywhere."""
+        problems: list[Problem] = []
+        registry = self.repository.registry
+        for i, flowlet in enumerate(definition.flowlets):
+            at = f"flowlets[{i}]"
+            module = registry.find(flowlet.app_id)
+            if self.components is not None:
+                chosen = flowlet.component_config_ids
+                for kind, choice in chosen.items():
+                    if not await self.components.known(company_id, kind, choice):
+                        problems.append(
+                            Problem(
+                                f"{at}.componentConfigIds.{kind}",
+                                f"step {flowlet.ref!r}: no {kind} component {choice!r} in "
+                                "this company",
+                            )
+                        )
+                for kind in module.components if module else ():
+                    if kind not in chosen and not await self.components.has_default(
+                        company_id, kind
+                    ):
+                        problems.append(
+                            Problem(
+                                f"{at}.componentConfigIds",
+                                f"step {flowlet.ref!r} ({flowlet.app_id}) needs a {kind} "
+                                f"component: this company has no default {kind} component; "
+                                "create one or name one here",
+                            )
+                        )
+            credential_id = flowlet.args.get("credentialId")
+            if (
+                self.credentials is not None
+                and isinstance(credential_id, str)
+                and "{{" not in credential_id
+                and not await self.credentials.exists(company_id, credential_id)
+            ):
+                problems.append(
+                    Problem(
+                        f"{at}.args.credentialId",
+                        f"step {flowlet.ref!r}: no credential {credential_id!r} in this company",
+                    )
+                )
+        if problems:
+            raise FlowValidationError(problems)
 
     async def get(self, company_id: str, flow_id: str, version: int | None = None) -> Flow:
         return await self.repository.get(company_id, flow_id, version)

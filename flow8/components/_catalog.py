@@ -1,0 +1,248 @@
+"""Kinds and providers: what a company can configure, each provider's config schema, which
+of its fields are secrets, and how to open it.
+
+One table drives the API's validation (``GET /api/components/providers`` publishes the same
+schemas), the masking of secret fields and the opening of providers, so a config the schema
+accepts is one the provider can be opened with.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from ._provider import Provider, ProviderEnv
+from .exceptions import ComponentUnavailable
+
+Opener = Callable[[Mapping[str, Any], ProviderEnv], Provider]
+
+KINDS: Mapping[str, str] = {
+    "request": "HTTP requests through the outbound guard (operation: send).",
+    "storage": "Files (operations: read, write, move, copy, delete, exists, list, presign).",
+    "db": "SQL databases (operations: query, insert, update, upsert, delete).",
+    "email": "Sending mail (operation: send).",
+    "console": "Per-play log lines (operation: log).",
+    "ai": "AI models (not available yet: see the AI components issue).",
+}
+"""Every component kind, with the operations each of its providers answers."""
+
+
+@attrs.frozen
+class ProviderSpec:
+    """A provider of a kind.
+
+    ``opener`` is ``"module:function"`` inside ``flow8.components``, imported only when a
+    config of this provider is opened, so an optional library (boto3, psycopg) missing from
+    the install costs nothing until someone uses it; ``extra`` names the pip extra that
+    installs it. ``builtin_default``: the provider with an empty config is what a step gets
+    when its company configured nothing of the kind (the guarded HTTP client, the console).
+    """
+
+    kind: str
+    provider: str
+    description: str
+    config_schema: Mapping[str, Any]
+    opener: str
+    secret_fields: tuple[str, ...] = ()
+    extra: str | None = None
+    builtin_default: bool = False
+
+    def open(self, config: Mapping[str, Any], env: ProviderEnv) -> Provider:
+        module_name, _, function = self.opener.partition(":")
+        try:
+            module = importlib.import_module(f"flow8.components.{module_name}")
+        except ImportError as e:
+            raise ComponentUnavailable(
+                f"the {self.kind}/{self.provider} provider needs a library that is not "
+                f"installed ({e.name}): install flow8 with the '{self.extra}' extra"
+                if self.extra
+                else f"the {self.kind}/{self.provider} provider cannot be loaded: {e}"
+            ) from None
+        opener: Opener = getattr(module, function)
+        return opener(config, env)
+
+    def describe(self) -> dict[str, Any]:
+        """The API's entry (``GET /api/components/providers``)."""
+        return {
+            "kind": self.kind,
+            "provider": self.provider,
+            "description": self.description,
+            "configSchema": self.config_schema,
+            "secretFields": list(self.secret_fields),
+            "extra": self.extra,
+            "builtinDefault": self.builtin_default,
+        }
+
+
+def _object(properties: Mapping[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": dict(properties),
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 1024}
+_SECRET = {"type": "string", "minLength": 1, "maxLength": 16384}
+_PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+_HOSTS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 253}}
+_POSITIVE = {"type": "number", "exclusiveMinimum": 0}
+
+_SQL_SERVER = _object(
+    {
+        "host": _TEXT,
+        "port": _PORT,
+        "database": _TEXT,
+        "user": _TEXT,
+        "password": _SECRET,
+        "sslMode": {"enum": ["disable", "prefer", "require", "verify-ca", "verify-full"]},
+        "readOnly": {"type": "boolean"},
+        "statementTimeoutMs": {"type": "integer", "minimum": 1, "maximum": 3_600_000},
+        "maxRows": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+    },
+    ("host", "database", "user"),
+)
+
+PROVIDERS: tuple[ProviderSpec, ...] = (
+    ProviderSpec(
+        "request",
+        "http",
+        "HTTP(S) client with the outbound guard: internal addresses are refused unless "
+        "allowed here by host name or CIDR.",
+        _object(
+            {
+                "allowedHosts": _HOSTS,
+                "allowedCidrs": {"type": "array", "items": _TEXT},
+                "timeoutSeconds": {**_POSITIVE, "maximum": 3600},
+                "maxResponseBytes": {"type": "integer", "minimum": 1, "maximum": 1 << 30},
+                "verifyTls": {"type": "boolean"},
+                "caBundle": {"type": "string", "minLength": 1, "maxLength": 262144},
+                "proxy": _TEXT,
+            }
+        ),
+        "_request:open_http",
+        secret_fields=("proxy",),  # a proxy URL may carry its password
+        builtin_default=True,
+    ),
+    ProviderSpec(
+        "storage",
+        "local",
+        "A directory on the server: relative roots live in the company's own files "
+        "directory; absolute ones must be under a root the operator opened.",
+        _object({"rootPath": _TEXT}, ("rootPath",)),
+        "_storage_local:open_local",
+    ),
+    ProviderSpec(
+        "storage",
+        "s3",
+        "An S3 bucket (AWS, or MinIO, R2 and the like through `endpoint`).",
+        _object(
+            {
+                "bucket": _TEXT,
+                "region": _TEXT,
+                "endpoint": _TEXT,
+                "accessKeyId": _TEXT,
+                "secretAccessKey": _SECRET,
+            },
+            ("bucket",),
+        ),
+        "_storage_s3:open_s3",
+        secret_fields=("secretAccessKey",),
+        extra="s3",
+    ),
+    ProviderSpec(
+        "storage",
+        "gcs",
+        "A Google Cloud Storage bucket (`endpoint` for an emulator).",
+        _object(
+            {
+                "bucket": _TEXT,
+                "projectId": _TEXT,
+                "endpoint": _TEXT,
+                "credentialsJson": {"type": "string", "minLength": 2, "maxLength": 65536},
+            },
+            ("bucket",),
+        ),
+        "_storage_gcs:open_gcs",
+        secret_fields=("credentialsJson",),
+        extra="gcs",
+    ),
+    ProviderSpec(
+        "db",
+        "postgres",
+        "PostgreSQL (psycopg 3).",
+        _SQL_SERVER,
+        "_db_postgres:open_postgres",
+        secret_fields=("password",),
+        extra="postgres",
+    ),
+    ProviderSpec(
+        "db",
+        "mysql",
+        "MySQL or MariaDB (PyMySQL).",
+        _SQL_SERVER,
+        "_db_mysql:open_mysql",
+        secret_fields=("password",),
+        extra="mysql",
+    ),
+    ProviderSpec(
+        "db",
+        "sqlite",
+        "A SQLite file: a relative path lives in the company's own files directory.",
+        _object({"path": _TEXT, "readOnly": {"type": "boolean"}}, ("path",)),
+        "_db_sqlite:open_sqlite",
+    ),
+    ProviderSpec(
+        "email",
+        "smtp",
+        "An SMTP server (STARTTLS, implicit TLS or plain; optional login).",
+        _object(
+            {
+                "host": _TEXT,
+                "port": _PORT,
+                "security": {"enum": ["starttls", "tls", "none"]},
+                "username": _TEXT,
+                "password": _SECRET,
+                "from": _TEXT,
+            },
+            ("host", "from"),
+        ),
+        "_email_smtp:open_smtp",
+        secret_fields=("password",),
+    ),
+    ProviderSpec(
+        "console",
+        "console",
+        "Log lines on the play: streamed as events and kept with the step.",
+        _object({}),
+        "_console:open_console",
+        builtin_default=True,
+    ),
+)
+
+
+@attrs.frozen
+class ProviderCatalog:
+    """(kind, provider) -> :class:`ProviderSpec`."""
+
+    specs: Mapping[tuple[str, str], ProviderSpec]
+
+    @classmethod
+    def of(cls, specs: tuple[ProviderSpec, ...] = PROVIDERS) -> ProviderCatalog:
+        return cls({(s.kind, s.provider): s for s in specs})
+
+    def find(self, kind: str, provider: str) -> ProviderSpec | None:
+        return self.specs.get((kind, provider))
+
+    def providers(self, kind: str) -> list[str]:
+        return sorted(p for k, p in self.specs if k == kind)
+
+    def builtin_default(self, kind: str) -> ProviderSpec | None:
+        return next((s for s in self if s.kind == kind and s.builtin_default), None)
+
+    def __iter__(self) -> Iterator[ProviderSpec]:
+        return iter(sorted(self.specs.values(), key=lambda s: (s.kind, s.provider)))
