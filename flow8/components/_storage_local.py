@@ -42,6 +42,7 @@ class LocalStorage:
             "exists": self._exists,
             "list": self._list,
             "removeTree": self._remove_tree,
+            "makeDir": self._make_dir,
         }
 
     def _file(self, path: object, *, allow_root: bool = False) -> tuple[str, Path]:
@@ -184,6 +185,11 @@ class LocalStorage:
         key, folder = self._file(input.get("path"))
         await self._run(lambda: shutil.rmtree(folder, ignore_errors=True))
         return {"path": key, "removed": True}
+
+    async def _make_dir(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        key, folder = self._file(input.get("path"))
+        await self._run(lambda: folder.mkdir(mode=0o700, parents=True, exist_ok=True))
+        return {"path": key}
 
     async def check(self) -> str:
         def probe() -> str:

@@ -267,6 +267,9 @@ class PlayActors:
             clear_wait=play.wait_reason is not None or play.wake_at is not None,
         )
         await run.journal.barrier()
+        # Before anyone hears of the end: whoever waited for it finds what the play held
+        # (a temporary directory) already released.
+        await run.release()
         self.local.remember_finished(
             attrs.evolve(play, state=state, output=output, error=error, finished_at=now)
         )

@@ -40,6 +40,7 @@ from flow8.expressions import (
     filters_pass_async,
     to_json_value,
 )
+from flow8.logs import get_logger
 from flow8.modules import InvalidArgs, ModuleSpec
 from flow8.store import InvalidDocument, InvalidQuery, prepare_value
 
@@ -52,7 +53,9 @@ from ._records import error_text
 from ._redact import Redactor
 from .exceptions import Interrupted, OutputTooLarge, StepError, StepTimeout
 
+log = get_logger("flow8.engine")
 _rng = random.Random()
+RELEASE_SECONDS = 10.0
 YIELD_EVERY_SECONDS = 0.001
 E = TypeVar("E", bound=BaseException)
 
@@ -278,6 +281,22 @@ class PlayRun:
             self.layers.pop(key, None)
         else:
             self.layers[key] = layer
+
+    async def release(self) -> None:
+        """The play has ended: steps that hold something until then let go of it (see
+        ``ModuleSpec.at_play_end``). Best effort, bounded: a failure is logged, never the
+        play's."""
+        for step in self.plan.steps():
+            release = step.module.at_play_end
+            if release is None:
+                continue
+            with trio.move_on_after(RELEASE_SECONDS):
+                try:
+                    await release(StepContext(self, step, (), None))
+                except Exception:
+                    log.warning(
+                        "play.release_failed", play_id=self.play.id, ref=step.ref, exc_info=True
+                    )
 
     def skip_unreached(self) -> None:
         """Record SKIP for the steps outside loops that the play never reached (a failed or

@@ -113,7 +113,10 @@ class ModuleSpec:
     every record from before the step is first recorded. ``components`` are the kinds of
     component the module uses (a flow naming it is refused when saved if the company has
     none of a kind and no built-in default exists). ``example`` is a flowlet's ``args`` for
-    the generated module reference.
+    the generated module reference. ``at_play_end`` releases what the module holds for the
+    play (``storage-tempdir``'s directory): the engine calls it once per step of the flow
+    when the play ends, whatever its end, also after a crash and resume, so it must be
+    idempotent and cope with a step that never ran.
     """
 
     app_id: str
@@ -130,6 +133,7 @@ class ModuleSpec:
     secrets_of: Callable[[Mapping[str, Any]], list[str]] | None = None
     components: tuple[str, ...] = ()
     example: Mapping[str, Any] | None = None
+    at_play_end: Callable[[ModuleContext], Awaitable[None]] | None = None
     _validator: Any = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:

@@ -13,6 +13,8 @@ import binascii
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from ._registry import ModuleContext, ModuleSpec
 from .exceptions import ModuleFailure
 
@@ -92,6 +94,29 @@ async def _list(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
             "recursive": bool(args.get("recursive")),
         },
     )
+
+
+def _tempdir_path(ctx: ModuleContext) -> str:
+    return f"tmp/{ctx.play_id}"
+
+
+async def _tempdir(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+    storage = await ctx.component("storage")
+    path = _tempdir_path(ctx)
+    if "makeDir" in storage.provider.operations:
+        await storage.call("makeDir", {"path": path})
+    return {"path": path}
+
+
+async def _remove_tempdir(ctx: ModuleContext) -> None:
+    storage = await ctx.component("storage")
+    path = _tempdir_path(ctx)
+    if "removeTree" in storage.provider.operations:
+        await storage.call("removeTree", {"path": path})
+        return
+    listing = await storage.call("list", {"path": path, "pattern": "*", "recursive": True})
+    for file in listing["files"]:
+        await storage.call("delete", {"path": file["path"]})
 
 
 def _spec(
@@ -195,5 +220,19 @@ def storage_modules() -> list[ModuleSpec]:
             {"files": {"type": "array"}, "count": _I},
             _list,
             {"path": "reports", "pattern": "*.csv"},
+        ),
+        attrs.evolve(
+            _spec(
+                "storage-tempdir",
+                "A directory for this play only (`tmp/<play id>` under the storage root): "
+                "write and read files under its `path`; it is removed with everything in it "
+                "when the play ends, however it ends.",
+                {},
+                [],
+                {"path": _S},
+                _tempdir,
+                {},
+            ),
+            at_play_end=_remove_tempdir,
         ),
     ]

@@ -21,7 +21,7 @@ from flow8.domain import Play, PlayLayer
 from flow8.engine import Engine, EngineSettings
 from flow8.events import Event, EventBus, EventFilter
 from flow8.modules import default_registry
-from flow8.outbound import OutboundPolicy
+from flow8.outbound import OutboundPolicy, Resolver, SystemResolver
 from flow8.services.components import Component, ComponentService, ProviderEnv
 from flow8.services.credentials import CredentialService
 from flow8.services.flows import FlowRepository, FlowService
@@ -90,7 +90,12 @@ class Kit:
         return play, layers
 
 
-def server_env(files: Path, *, allowed_hosts: Sequence[str] = ("127.0.0.1/32", "::1/128")) -> Any:
+def server_env(
+    files: Path,
+    *,
+    allowed_hosts: Sequence[str] = ("127.0.0.1/32", "::1/128"),
+    resolver: Resolver | None = None,
+) -> Any:
     """``env_for`` as the server builds it, with loopback opened to db/email/storage
     components (the servers these tests start listen there); ``allowed_hosts=()`` keeps
     the server's default (every internal address refused)."""
@@ -101,7 +106,11 @@ def server_env(files: Path, *, allowed_hosts: Sequence[str] = ("127.0.0.1/32", "
 
     def env_for(company_id: str) -> ProviderEnv:
         return ProviderEnv(
-            company_id=company_id, files_dir=files / company_id, network=network, threads=threads
+            company_id=company_id,
+            files_dir=files / company_id,
+            network=network,
+            resolver=resolver or SystemResolver(),
+            threads=threads,
         )
 
     return env_for
@@ -109,8 +118,14 @@ def server_env(files: Path, *, allowed_hosts: Sequence[str] = ("127.0.0.1/32", "
 
 @asynccontextmanager
 async def component_kit(
-    tmp_path: Path, *, allowed_hosts: Sequence[str] = ("127.0.0.1/32", "::1/128")
+    tmp_path: Path,
+    *,
+    allowed_hosts: Sequence[str] = ("127.0.0.1/32", "::1/128"),
+    resolver: Resolver | None = None,
 ) -> AsyncIterator[Kit]:
+    """``allowed_hosts``: the internal hosts the operator opened to db, email and storage
+    components (loopback by default, where the tests' servers listen). ``resolver``: DNS
+    as every component sees it (a scripted one for rebinding tests)."""
     files = tmp_path / "files"
     registry = default_registry()
     bus = EventBus()
@@ -119,7 +134,9 @@ async def component_kit(
         open_store(f"sqlite:///{tmp_path / 'flow8.db'}", data_dir=tmp_path) as store,
         trio.open_nursery() as nursery,
     ):
-        components = ComponentService(store, server_env(files, allowed_hosts=allowed_hosts))
+        components = ComponentService(
+            store, server_env(files, allowed_hosts=allowed_hosts, resolver=resolver)
+        )
         credentials = CredentialService(store)
         repository = FlowRepository(store, registry)
         engine = Engine(

@@ -192,3 +192,27 @@ async def test_console_lines_are_streamed_and_kept(tmp_path: Path) -> None:
         assert layers["log"].output["message"] == "low stock: A-1"
         lines = [e.data for e in kit.events if e.type == "play:log" and e.play_id == play.id]
         assert [(line["level"], line["ref"]) for line in lines] == [("warning", "log")]
+
+
+async def test_a_plays_temporary_directory_is_removed_when_the_play_ends(
+    tmp_path: Path,
+) -> None:
+    async with component_kit(tmp_path) as kit:
+        await kit.component("storage", "local", {"rootPath": "shared"})
+        root = kit.files / COMPANY / "shared"
+        seen: dict[str, bool] = {}
+        for outcome in ("done", "fail"):
+            flowlets = [
+                {"ref": "tmp", "appId": "storage-tempdir", "args": {}},
+                {"ref": "w", "appId": "storage-write",
+                 "args": {"path": "{{ $prev.tmp.path }}/x.csv", "content": "a,b"}},
+                {"ref": "r", "appId": "storage-exists",
+                 "args": {"path": "{{ $prev.tmp.path }}/x.csv"}},
+            ]  # fmt: skip
+            if outcome == "fail":
+                flowlets.append({"ref": "boom", "appId": "fail", "args": {"message": "no"}})
+            play, layers = await kit.run(flowlets)
+            assert layers["tmp"].output == {"path": f"tmp/{play.id}"}
+            seen[outcome] = layers["r"].output["exists"]
+            assert not (root / "tmp" / play.id).exists(), outcome
+        assert seen == {"done": True, "fail": True}

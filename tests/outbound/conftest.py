@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
-from outbound_servers import LocalServer, Start
+from support.local_http import LocalServer, Start
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import socket
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from outbound_servers import MapResolver, RebindingResolver
+from support.local_http import MapResolver, RebindingResolver
 
 from flow8.outbound import (
     OutboundFailed,

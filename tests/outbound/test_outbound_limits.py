@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 import trio
-from outbound_servers import LocalServer, Seen, Start, reply
+from support.local_http import LocalServer, Seen, Start, reply
 
 from flow8.outbound import (
     OutboundClient,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
-from outbound_servers import LocalServer, MapResolver, Seen, Start, reply
+from support.local_http import LocalServer, MapResolver, Seen, Start, reply
 
 from flow8.outbound import OutboundClient, OutboundError, OutboundPolicy, redact_url
 

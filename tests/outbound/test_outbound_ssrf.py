@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from outbound_servers import (
+from support.local_http import (
     LocalServer,
     MapResolver,
     RebindingResolver,

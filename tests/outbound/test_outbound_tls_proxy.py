@@ -7,7 +7,7 @@ import ssl
 from pathlib import Path
 
 import pytest
-from outbound_servers import MapResolver, Start, self_signed
+from support.local_http import MapResolver, Start, self_signed
 
 from flow8.outbound import OutboundClient, OutboundFailed, OutboundPolicy, OutboundRefused
 
