@@ -216,3 +216,24 @@ async def test_a_plays_temporary_directory_is_removed_when_the_play_ends(
             seen[outcome] = layers["r"].output["exists"]
             assert not (root / "tmp" / play.id).exists(), outcome
         assert seen == {"done": True, "fail": True}
+
+
+async def test_a_changed_component_takes_effect_for_the_next_step(tmp_path: Path) -> None:
+    async with component_kit(tmp_path) as kit:
+        made = await kit.component("storage", "local", {"rootPath": "before"})
+        write = [{"ref": "w", "appId": "storage-write", "args": {"path": "f.txt", "content": "x"}}]
+        await kit.run(write)
+        await kit.components.update(COMPANY, made.id, {"config": {"rootPath": "after"}})
+        await kit.run(write)
+        company = kit.files / COMPANY
+        assert (company / "before" / "f.txt").exists()
+        assert (company / "after" / "f.txt").exists()
+        # Deleted: a flow saved before fails its step clearly; a new one is refused.
+        saved = await kit.flows.create(COMPANY, {"name": "saved", "flowlets": write})
+        await kit.components.delete(COMPANY, made.id)
+        started = await kit.engine.start_play(COMPANY, saved.id, None)
+        play = await kit.engine.wait_play(COMPANY, started.id, timeout=30)
+        assert play.state is PlayState.FAIL
+        assert "has no default storage component" in (play.error or "")
+        with pytest.raises(FlowValidationError):
+            await kit.run(write)
