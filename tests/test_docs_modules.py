@@ -47,11 +47,7 @@ MODULES = list(default_registry())
 
 # Examples known to be wrong, by appId, each with the bug: strict xfails, so the test fails
 # once the example is fixed, until its entry here is removed.
-KNOWN_BAD_BINDINGS = {
-    "storage-write": "ModuleSpec.example in flow8/modules/_storage.py writes to "
-    "'out/{{ $play.id }}.json': the engine binds $playId, so $play.id is always empty and "
-    "every play writes 'out/.json'",
-}
+KNOWN_BAD_BINDINGS: dict[str, str] = {}
 
 
 def _binding_cases() -> list[Any]:

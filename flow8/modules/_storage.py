@@ -172,7 +172,7 @@ def storage_modules() -> list[ModuleSpec]:
             ["path", "content"],
             {"path": _S, "size": _I},
             _write,
-            {"path": "out/{{ $play.id }}.json", "content": "{{ $string($prev.rows) }}"},
+            {"path": "out/{{ $playId }}.json", "content": "{{ $string($prev.q.rows) }}"},
         ),
         _spec(
             "storage-move",
