@@ -13,6 +13,7 @@ from ._db import db_modules
 from ._http import http_modules
 from ._kv import SCOPES, kv_modules
 from ._registry import KvAccess, ModuleContext, ModuleRegistry, ModuleSpec, RunFn
+from ._s3 import s3_modules
 from ._schema import ArgsValidator, InvalidSchema
 from ._storage import storage_modules
 from ._utility import utility_modules
@@ -29,6 +30,7 @@ def default_registry() -> ModuleRegistry:
         control_modules(),
         http_modules(),
         storage_modules(),
+        s3_modules(),
         db_modules(),
         console_modules(),
     ):
