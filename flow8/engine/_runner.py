@@ -148,8 +148,13 @@ class StepContext:
         remaining = self.wake_at - now
         if remaining <= 0:
             return
-        if remaining > self.run.engine.settings.hold_delay_seconds:
+        timeout = self.step.flowlet.timeout
+        if remaining > self.run.engine.settings.hold_delay_seconds and (
+            timeout is None or timeout >= remaining
+        ):
             raise Suspend(WaitReason.DELAY, self.wake_at)
+        # A step timeout shorter than the wait ends the step in time (parked, nothing would
+        # be there to end it): wait here, and the step's timeout fires.
         await trio.sleep(remaining)
 
     async def run_subflow(

@@ -376,6 +376,17 @@ async def test_step_timeout(engine: Engine) -> None:
     assert "timed out" in (play.error or "")
 
 
+async def test_a_step_timeout_ends_a_wait_long_enough_to_park(engine: Engine) -> None:
+    """A delay beyond the hold delay (0.3 s here) would park the play, where no timeout
+    runs: a shorter step timeout keeps the wait in the actor, and ends the step on time."""
+    flow = await make_flow(
+        engine, {"flowlets": [{"ref": "d", "appId": "delay", "args": {"ms": 5000}, "timeout": 0.5}]}
+    )
+    play = await run(engine, flow)
+    assert play.state is PlayState.FAIL
+    assert play.error == "step 'd': timed out after 0.5 s"  # parked, it would be DONE at 5 s
+
+
 async def test_play_timeout(engine: Engine) -> None:
     flow = await make_flow(
         engine,
