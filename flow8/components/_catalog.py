@@ -208,6 +208,8 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
                 "username": _TEXT,
                 "password": _SECRET,
                 "from": _TEXT,
+                # PEM certificates trusted instead of the system's (a relay's private CA).
+                "caBundle": {"type": "string", "minLength": 1, "maxLength": 262144},
             },
             ("host", "from"),
         ),

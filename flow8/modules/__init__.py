@@ -12,6 +12,7 @@ from ._data import data_modules
 from ._db import db_modules
 from ._http import http_modules
 from ._kv import SCOPES, kv_modules
+from ._mail import mail_modules
 from ._registry import KvAccess, ModuleContext, ModuleRegistry, ModuleSpec, RunFn
 from ._s3 import s3_modules
 from ._schema import ArgsValidator, InvalidSchema
@@ -33,6 +34,7 @@ def default_registry() -> ModuleRegistry:
         s3_modules(),
         db_modules(),
         console_modules(),
+        mail_modules(),
     ):
         registry.extend(group)
     return registry
