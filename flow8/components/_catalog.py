@@ -120,7 +120,12 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
                 "timeoutSeconds": {**_POSITIVE, "maximum": 3600},
                 "maxResponseBytes": {"type": "integer", "minimum": 1, "maximum": 1 << 30},
                 "verifyTls": {"type": "boolean"},
-                "caBundle": {"type": "string", "minLength": 1, "maxLength": 262144},
+                "caBundle": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 262144,
+                    "description": "PEM text of the certificates to trust (not a file name)",
+                },
                 "proxy": _TEXT,
             }
         ),

@@ -9,6 +9,7 @@ pool) per live component.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -81,4 +82,9 @@ def policy_of(config: Mapping[str, Any]) -> OutboundPolicy:
 
 
 def open_http(config: Mapping[str, Any], env: ProviderEnv) -> HttpProvider:
-    return HttpProvider(policy_of(config), env)
+    policy = policy_of(config)
+    try:
+        policy.ssl_context()  # a caBundle that is not PEM certificates is refused when saved
+    except (ssl.SSLError, ValueError):
+        raise ComponentConfigError("request/http: caBundle holds no PEM certificate") from None
+    return HttpProvider(policy, env)

@@ -76,8 +76,9 @@ class OutboundPolicy:
     * ``timeout_seconds``: the whole request, redirects and body included.
     * ``max_response_bytes``: the body as the caller gets it (after decompression).
     * ``max_redirects``: redirects followed; one more is an ``OUTBOUND_LIMIT``.
-    * ``verify_tls``: check the server's certificate (against ``ca_bundle``, a PEM file,
-      when given; else the certifi bundle).
+    * ``verify_tls``: check the server's certificate (against ``ca_bundle``, PEM text of
+      the certificates to trust, when given; else the certifi bundle). Text, not a file
+      name: a policy comes from a tenant's config, which must not name the server's files.
     * ``proxy``: ``http://host:port`` of a forward proxy every request goes through. The
       proxy is checked like any host (an internal proxy needs an allow-list entry), and so
       is every target; the proxy then resolves the target again itself, so pinning the
@@ -124,6 +125,6 @@ class OutboundPolicy:
             context.verify_mode = ssl.CERT_NONE
             return context
         if self.ca_bundle is not None:
-            return ssl.create_default_context(cafile=self.ca_bundle)
+            return ssl.create_default_context(cadata=self.ca_bundle)
         # httpx's default: the certifi bundle (not SSL_CERT_FILE: the policy decides).
         return httpx.create_ssl_context(verify=True, trust_env=False)

@@ -13,6 +13,7 @@ from components_kit import COMPANY, OTHER, Kit, component_kit
 from support.local_http import LocalServer, MapResolver, Seen, Start, reply
 
 from flow8.domain import PlayState
+from flow8.services.components import InvalidComponent
 from flow8.services.flows import FlowValidationError
 
 LOOPBACK = {"allowedCidrs": ["127.0.0.1/32"]}
@@ -319,3 +320,11 @@ async def test_one_company_cannot_name_another_companys_component_or_credential(
         )  # fmt: skip
         assert play.state is PlayState.FAIL
         assert "no credential" in (layers["c"].error or "")
+
+
+async def test_a_ca_bundle_is_certificates_not_a_file_of_the_server(tmp_path: Path) -> None:
+    async with component_kit(tmp_path) as kit:
+        for text in ("/etc/ssl/certs/ca-certificates.crt", "/etc/passwd", "not a certificate"):
+            with pytest.raises(InvalidComponent) as refused:
+                await kit.component("request", "http", {"caBundle": text})
+            assert "caBundle holds no PEM certificate" in str(refused.value)

@@ -27,7 +27,7 @@ async def test_tls_uses_the_url_name_for_sni_and_the_certificate(
     context, cert = server_context(tmp_path)
     server = await start(tls=context, name="tls")
     resolver = MapResolver({"svc.corp.example": ["127.0.0.1"], "other.corp.example": ["127.0.0.1"]})
-    policy = OutboundPolicy(allowed_hosts=["*.corp.example"], ca_bundle=str(cert))
+    policy = OutboundPolicy(allowed_hosts=["*.corp.example"], ca_bundle=cert.read_text())
     async with OutboundClient(policy, resolver=resolver) as client:
         response = await client.request("GET", f"https://svc.corp.example:{server.port}/")
         assert response.content == b"hello from tls"
