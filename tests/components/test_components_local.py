@@ -237,3 +237,19 @@ async def test_a_changed_component_takes_effect_for_the_next_step(tmp_path: Path
         assert "has no default storage component" in (play.error or "")
         with pytest.raises(FlowValidationError):
             await kit.run(write)
+
+
+async def test_a_provider_whose_library_is_missing_names_the_extra_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As if flow8 were installed without its `s3` extra: boto3 cannot be imported."""
+    import sys
+
+    monkeypatch.delitem(sys.modules, "flow8.components._storage_s3", raising=False)
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    async with component_kit(tmp_path) as kit:
+        with pytest.raises(InvalidComponent) as refused:
+            await kit.component("storage", "s3", {"bucket": "b"})
+    message = str(refused.value)
+    assert "needs a library that is not installed (boto3)" in message
+    assert "install flow8 with the 's3' extra" in message
