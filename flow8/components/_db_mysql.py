@@ -71,6 +71,12 @@ class _NamedContext(ssl.SSLContext):
         return super().wrap_socket(sock, *args, **kwargs)
 
 
+def _reading(cursor: Any) -> bool:
+    """Whether an unbuffered cursor's result still has rows on the wire."""
+    pending = getattr(cursor, "_result", None)
+    return bool(pending is not None and getattr(pending, "unbuffered_active", False))
+
+
 def _params(params: Any) -> Any:
     """None for no parameters: a statement without any keeps its ``%`` characters."""
     return params if params else None
@@ -147,20 +153,35 @@ class MysqlProvider(ServerSqlProvider[Connection]):
             raw.commit()
             return result, True
         cursor = pymysql.cursors.SSCursor(raw)
-        cursor.execute(sql, _params(params))
-        result = Result()
-        if cursor.description:
-            result.columns = [d[0] for d in cursor.description]
-            rows = list(cursor.fetchmany(fetch + 1)) if fetch else []
-            result.truncated = len(rows) > fetch
-            result.rows = rows[:fetch]
-            if result.truncated and first_keyword(sql) in READ_STATEMENTS:
-                return result, False  # dropping the connection stops the rest
-        else:
-            result.rowcount = max(cursor.rowcount, 0)
-        cursor.close()  # reads what is left, so the statement completes
+        try:
+            cursor.execute(sql, _params(params))
+            result = Result()
+            if cursor.description:
+                result.columns = [d[0] for d in cursor.description]
+                rows = list(cursor.fetchmany(fetch + 1)) if fetch else []
+                result.truncated = len(rows) > fetch
+                result.rows = rows[:fetch]
+                if result.truncated and first_keyword(sql) in READ_STATEMENTS:
+                    self._abandon(conn, cursor)  # the server stops sending: nothing to keep
+                    return result, False
+            else:
+                result.rowcount = max(cursor.rowcount, 0)
+            cursor.close()  # reads what is left, so the statement completes
+        except BaseException:
+            if _reading(cursor):  # failed mid-result: the connection's state is unknown
+                self._abandon(conn, cursor)
+            raise
         raw.commit()
         return result, True
+
+    def _abandon(self, conn: Connection, cursor: Any) -> None:
+        """Drop ``conn`` in the middle of a result. PyMySQL would read every remaining row
+        when the cursor is closed or collected; it is told the result is over first."""
+        pending = getattr(cursor, "_result", None)
+        if pending is not None:
+            pending.unbuffered_active = False
+        cursor.connection = None
+        self.close(conn)
 
     def rollback(self, conn: Connection) -> None:
         try:

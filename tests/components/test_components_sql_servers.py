@@ -171,6 +171,11 @@ async def test_rows_past_the_limit_are_cut_and_said_to_be(
                  "args": {"sql": MANY_ROWS[server.kind], "limit": 3}},
                 {"ref": "after", "appId": "db-query",
                  "args": {"sql": f"SELECT count(*) AS c FROM {table}"}},
+                # A write whose rows pass the limit still runs to its end.
+                {"ref": "del", "appId": "db-query", "args": {
+                    "sql": f"DELETE FROM {table} WHERE n > 20 RETURNING n", "limit": 2}},
+                {"ref": "left", "appId": "db-query",
+                 "args": {"sql": f"SELECT count(*) AS c FROM {table}"}},
             ]
         )  # fmt: skip
         assert play.state is PlayState.DONE, play.error
@@ -184,6 +189,9 @@ async def test_rows_past_the_limit_are_cut_and_said_to_be(
         assert [r["n"] for r in layers["huge"].output["rows"]] == [1, 2, 3]
         assert layers["huge"].output["truncated"] is True
         assert layers["after"].output["rows"] == [{"c": 30}]
+        assert layers["del"].output["count"] == 2
+        assert layers["del"].output["truncated"] is True
+        assert layers["left"].output["rows"] == [{"c": 20}]
 
 
 async def test_a_statement_past_the_timeout_is_stopped_with_a_clear_error(
@@ -431,10 +439,11 @@ async def test_a_password_is_never_shown_stored_plain_or_logged(
         for text in shown:
             assert secret not in text
     # Encrypted at rest: the store's file (and its write-ahead log) never holds it plain.
-    for name in ("flow8.db", "flow8.db-wal"):
-        path = tmp_path / name
-        if path.exists():
-            data = path.read_bytes()
-            assert canary.encode() not in data
-            assert wrong.encode() not in data
-    assert (tmp_path / "flow8.db").exists()
+    stored = b"".join(
+        (tmp_path / name).read_bytes()
+        for name in ("flow8.db", "flow8.db-wal")
+        if (tmp_path / name).exists()
+    )
+    assert role.encode() in stored  # the config's plain fields are there: the right file
+    assert canary.encode() not in stored
+    assert wrong.encode() not in stored
