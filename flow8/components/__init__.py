@@ -7,9 +7,11 @@ databases, email, console), and the one seam every module's call to them goes th
   (``ProviderEnv``: the company's files directory, the network policy, worker threads).
 * ``_seam``: ``ComponentHandle`` (what a step holds), ``CallRecorder``/``ComponentCall``
   (recorded calls, masked).
-* Providers: ``_request`` (request/http on ``flow8.outbound``), ``_storage_local``,
-  ``_storage_s3``, ``_storage_gcs``, ``_sql`` (what every SQL provider shares) with
-  ``_db_sqlite``, ``_db_postgres``, ``_db_mysql``, ``_email_smtp``, ``_console``.
+* Providers: ``_request`` (request/http on ``flow8.outbound``); ``_storage_local``,
+  ``_storage_s3`` and ``_storage_gcs`` (``_object_store``: what the two object stores
+  share); ``_sql`` (what every SQL provider shares) with ``_db_sqlite``, and
+  ``_sql_server`` (host check, pool, password scrubbing) under ``_db_postgres`` and
+  ``_db_mysql``; ``_email_smtp``; ``_console``. ``_paths``: the path rules of every storage.
 
 Configs are stored and resolved by ``flow8.services.components``; the engine hands a step its
 handles. This package knows no store and no engine (a layer of its own, under the modules).
