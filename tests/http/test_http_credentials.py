@@ -271,7 +271,7 @@ def _doc_bodies(path: Path, start: str, end: str) -> list[Any]:
 async def test_the_documented_curl_examples_work(env: ApiEnv) -> None:
     root = Path(__file__).parents[2]
     create, patch = _doc_bodies(root / "docs/api.md", "## Credentials", "## Routes")
-    (readme,) = _doc_bodies(root / "README.md", "## Credentials", "## Architecture")
+    (readme,) = _doc_bodies(root / "README.md", "## Credentials", "## Components")
     async with env.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
         r = await owner.post("/api/credentials", json=create)
         assert r.status_code == 201, r.text
