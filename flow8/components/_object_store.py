@@ -1,5 +1,12 @@
-"""What the object-store providers (``storage/s3``, ``storage/gcs``) share: the guard on the
-hosts they send requests to, the listing rules and the presign arguments.
+"""What the object-store providers (``storage/s3``, ``storage/gcs``) share: the operations
+themselves (:class:`ObjectStorage`), the guard on the hosts they send requests to, the
+listing rules and the presign arguments.
+
+**The operations** are written once, in :class:`ObjectStorage`: the path checks, the input
+and output shapes of ``storage/local`` (plus ``presign`` and ``removeTree``), the worker
+thread every SDK call runs in and the mapping of its failures. A provider supplies only its
+SDK's primitives (get, put, size, copy, delete, list under a prefix, sign), its client, and
+what its SDK's errors mean.
 
 **The guard.** A company's config names the hosts its provider talks to (an ``endpoint``, a
 service account's ``token_uri``), so each is checked against the server's network policy
@@ -22,12 +29,13 @@ tool) is left out of listings, since no operation could name it.
 
 from __future__ import annotations
 
+import abc
 import fnmatch
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 import trio
@@ -35,9 +43,9 @@ import trio
 from flow8.outbound import OutboundFailed, OutboundRefused, parse_ip_host, resolve_checked
 
 from ._paths import clean_key
-from ._provider import ProviderEnv
+from ._provider import Operation, ProviderEnv
 from ._storage_local import MAX_LISTED, MAX_READ_BYTES, mime_type
-from .exceptions import ComponentConfigError, ComponentFailed, ComponentRefused
+from .exceptions import ComponentConfigError, ComponentError, ComponentFailed, ComponentRefused
 
 __all__ = [
     "MAX_LISTED",
@@ -45,6 +53,7 @@ __all__ = [
     "MAX_READ_BYTES",
     "Guard",
     "GuardRefused",
+    "ObjectStorage",
     "Origin",
     "entry",
     "expires_at",
@@ -52,12 +61,15 @@ __all__ = [
     "mime_of",
     "parse_origin",
     "presign_args",
+    "refuse_larger",
 ]
 
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # what SigV4 and GCS V4 signatures allow
 RECHECK_SECONDS = 300.0
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _GENERIC_TYPES = {"binary/octet-stream", "application/octet-stream", ""}
+
+T = TypeVar("T")
 
 
 class GuardRefused(Exception):
@@ -225,3 +237,302 @@ def presign_args(input: Mapping[str, Any]) -> tuple[str, int, str]:
 def expires_at(issued: datetime, seconds: int) -> str:
     """When a URL issued at ``issued`` stops working: ISO 8601 UTC, to the second."""
     return (issued + timedelta(seconds=seconds)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def refuse_larger(key: str, size: int) -> None:
+    """Refused when an object of ``size`` bytes is more than ``read`` answers."""
+    if size > MAX_READ_BYTES:
+        raise ComponentRefused(f"{key!r} is larger than {MAX_READ_BYTES} bytes")
+
+
+class ObjectStorage(abc.ABC):
+    """A bucket answering the operations of ``storage/local`` with the same shapes (``read``,
+    ``write``, ``move``, ``copy``, ``delete``, ``exists``, ``list``), plus ``presign`` and
+    ``removeTree``; ``write`` answers the ``bucket`` too.
+
+    Each operation is written here once: its keys pass ``clean_key`` before anything is
+    sent, its client is ready (the guard checked, the client made at first use), its SDK
+    calls run in a worker thread (:meth:`_run`) and their failures become a
+    :class:`~flow8.components.exceptions.ComponentError` naming the bucket and the key.
+
+    A provider supplies the rest, each primitive called in a worker thread with the
+    *handle* :meth:`_handle` makes of its client (the client itself, or a bucket object):
+    :meth:`_get`, :meth:`_put`, :meth:`_size`, :meth:`_copy_object`, :meth:`_delete_object`,
+    :meth:`_delete_existing`, :meth:`_objects`, :meth:`_sign` and :meth:`_bucket_exists`;
+    :meth:`_make_client`; :attr:`sdk_errors` with :meth:`_failure`, what they mean; and
+    :meth:`aclose`.
+    """
+
+    #: what names the store in messages (``S3 answered ...``)
+    service: ClassVar[str]
+    #: the exceptions its SDK raises for a failed call (:meth:`_failure` says what each means)
+    sdk_errors: ClassVar[tuple[type[Exception], ...]]
+
+    def __init__(self, bucket: str, env: ProviderEnv, guard: Guard | None) -> None:
+        self.bucket = bucket
+        self._env = env
+        self._guard = guard
+        self._client: Any = None
+        self._lock = trio.Lock()
+        self.operations: Mapping[str, Operation] = {
+            "read": self._read,
+            "write": self._write,
+            "move": self._move,
+            "copy": self._copy,
+            "delete": self._delete,
+            "exists": self._exists,
+            "list": self._list,
+            "presign": self._presign,
+            "removeTree": self._remove_tree,
+        }
+
+    # -- what a provider supplies ---------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def _where(self) -> str:
+        """Where the bucket is, in messages (``S3 (us-east-1)``, an endpoint's URL)."""
+
+    @property
+    @abc.abstractmethod
+    def _cannot_sign(self) -> str | None:
+        """Why ``presign`` is refused (the credentials it needs are not set), or None."""
+
+    @abc.abstractmethod
+    def _make_client(self) -> Any:
+        """The SDK's client, made at first use (in a worker thread)."""
+
+    def _handle(self, client: Any) -> Any:
+        """What the primitives are handed: the client itself, unless a provider says."""
+        return client
+
+    @abc.abstractmethod
+    def _failure(self, e: Exception, key: str | None) -> ComponentError:
+        """What one of :attr:`sdk_errors` tells the flow, for the object ``key`` (None: the
+        bucket itself)."""
+
+    @abc.abstractmethod
+    def _get(self, handle: Any, key: str) -> tuple[bytes, str | None]:
+        """The object's content (at most ``MAX_READ_BYTES + 1`` bytes: a larger one is
+        refused with :func:`refuse_larger`, before its body where the store says its size)
+        and its stored content type."""
+
+    @abc.abstractmethod
+    def _put(self, handle: Any, key: str, content: bytes, content_type: str) -> None:
+        """Store ``content`` as the object ``key``."""
+
+    @abc.abstractmethod
+    def _size(self, handle: Any, key: str) -> int | None:
+        """The object's size, or None when there is none."""
+
+    @abc.abstractmethod
+    def _copy_object(self, handle: Any, source: str, destination: str) -> int | None:
+        """Copy ``source`` to another key: its size, or None when there is no ``source``."""
+
+    @abc.abstractmethod
+    def _delete_object(self, handle: Any, key: str) -> None:
+        """Delete the object ``key`` (one that was just copied)."""
+
+    @abc.abstractmethod
+    def _delete_existing(self, handle: Any, key: str) -> bool:
+        """Delete the object ``key`` if there is one: whether there was."""
+
+    @abc.abstractmethod
+    def _objects(
+        self, handle: Any, prefix: str, *, recursive: bool, limit: int | None = None
+    ) -> Iterator[tuple[str, int | None, datetime | None]]:
+        """(key, size, modified) of the objects whose keys start with ``prefix`` (only
+        those not in a further "folder" unless ``recursive``; at most ``limit``)."""
+
+    def _delete_under(self, handle: Any, prefix: str) -> None:
+        """Every object whose key starts with ``prefix`` deleted (one at a time, unless the
+        store deletes a batch)."""
+        for key, _, _ in self._objects(handle, prefix, recursive=True):
+            self._delete_existing(handle, key)  # one gone already is as good
+
+    @abc.abstractmethod
+    def _sign(self, handle: Any, key: str, seconds: int, method: str) -> str:
+        """A URL that lets whoever holds it ``method`` (GET or PUT) the object ``key`` for
+        ``seconds``."""
+
+    @abc.abstractmethod
+    def _bucket_exists(self, handle: Any) -> bool:
+        """Whether the bucket is there (the provider's connectivity check: one request)."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Release the client and its connections."""
+
+    # -- the client and its failures ------------------------------------------------------
+
+    async def _ready(self) -> Any:
+        if self._guard is not None:
+            await self._guard.check()
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    self._client = await self._run(self._make_client)
+        return self._handle(self._client)
+
+    async def _run(self, fn: Callable[[], T], key: str | None = None) -> T:
+        """``fn`` in a worker thread, its SDK's failures said for the object ``key`` (None:
+        the bucket)."""
+        try:
+            result: T = await self._env.in_thread(fn)
+        except ComponentError:
+            raise
+        except GuardRefused as e:
+            raise ComponentRefused(str(e)) from None
+        except self.sdk_errors as e:
+            raise self._failure(e, key) from None
+        return result
+
+    def _what(self, key: str | None) -> str:
+        return f"{key!r} in bucket {self.bucket!r}" if key else f"bucket {self.bucket!r}"
+
+    def _no_file(self, key: str | None) -> ComponentFailed:
+        return ComponentFailed(f"no such file: {key!r} (bucket {self.bucket!r})")
+
+    def _no_bucket(self) -> ComponentFailed:
+        return ComponentFailed(f"no such bucket {self.bucket!r} at {self._where}")
+
+    def _denied(self, key: str | None) -> ComponentFailed:
+        return ComponentFailed(f"access denied to {self._what(key)}")
+
+    def _answered(self, code: object, message: object, key: str | None) -> ComponentFailed:
+        """The store refused the call with an error the other mappings do not name."""
+        said = f"{self.service} answered {code} for {self._what(key)}: {str(message)[:300]}"
+        return ComponentFailed(said.rstrip(": "))
+
+    def _unreachable(self) -> ComponentFailed:
+        return ComponentFailed(
+            f"could not connect to {self._where}: nothing answered (is it running and reachable?)"
+        )
+
+    def _too_slow(self, key: str | None) -> ComponentFailed:
+        return ComponentFailed(f"{self._where} did not answer in time ({self._what(key)})")
+
+    def _request_failed(self, e: Exception, key: str | None) -> ComponentFailed:
+        return ComponentFailed(
+            f"{self.service} request on {self._what(key)} failed ({type(e).__name__})"
+        )
+
+    # -- the operations -------------------------------------------------------------------
+
+    async def _read(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        key = clean_key(input.get("path"))
+        handle = await self._ready()
+
+        def read() -> tuple[bytes, str | None]:
+            data, stored_type = self._get(handle, key)
+            refuse_larger(key, len(data))
+            return data, stored_type
+
+        content, stored_type = await self._run(read, key)
+        return {
+            "path": key,
+            "content": content,
+            "size": len(content),
+            "mimeType": mime_of(key, stored_type),
+        }
+
+    async def _write(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        key = clean_key(input.get("path"))
+        content = bytes(input.get("content") or b"")
+        content_type = mime_of(key, input.get("contentType"))
+        handle = await self._ready()
+        await self._run(lambda: self._put(handle, key, content, content_type), key)
+        return {"path": key, "size": len(content), "bucket": self.bucket}
+
+    def _copy_sync(self, handle: Any, source: str, destination: str) -> int:
+        if source == destination:  # a copy onto itself changes nothing (S3 refuses one)
+            size = self._size(handle, source)
+        else:
+            size = self._copy_object(handle, source, destination)
+        if size is None:
+            raise self._no_file(source)
+        return size
+
+    async def _move(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        source = clean_key(input.get("source"))
+        destination = clean_key(input.get("destination"))
+        handle = await self._ready()
+
+        def move() -> None:
+            self._copy_sync(handle, source, destination)
+            if source != destination:
+                self._delete_object(handle, source)
+
+        await self._run(move, source)
+        return {"source": source, "destination": destination}
+
+    async def _copy(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        source = clean_key(input.get("source"))
+        destination = clean_key(input.get("destination"))
+        handle = await self._ready()
+        size = await self._run(lambda: self._copy_sync(handle, source, destination), source)
+        return {"source": source, "destination": destination, "size": size}
+
+    async def _delete(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        key = clean_key(input.get("path"))
+        handle = await self._ready()
+        deleted = await self._run(lambda: self._delete_existing(handle, key), key)
+        return {"path": key, "deleted": deleted}
+
+    async def _exists(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        key = clean_key(input.get("path"))
+        handle = await self._ready()
+
+        def exists() -> dict[str, Any]:
+            size = self._size(handle, key)
+            if size is not None:
+                return {"path": key, "exists": True, "size": size, "isDirectory": False}
+            under = self._objects(handle, f"{key}/", recursive=True, limit=1)
+            if next(under, None) is not None:
+                return {"path": key, "exists": True, "size": 0, "isDirectory": True}
+            return {"path": key, "exists": False}
+
+        return await self._run(exists, key)
+
+    async def _list(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        key = clean_key(input.get("path") or "", allow_root=True)
+        pattern = str(input.get("pattern") or "*")
+        recursive = bool(input.get("recursive"))
+        handle = await self._ready()
+
+        def listing() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = []
+            prefix = f"{key}/" if key else ""
+            for name, size, modified in self._objects(handle, prefix, recursive=recursive):
+                if listed(name, pattern):
+                    found.append(entry(name, size, modified))
+                    if len(found) >= MAX_LISTED:
+                        return found
+            return found
+
+        files = sorted(await self._run(listing), key=lambda f: f["path"])
+        return {"path": key, "files": files, "count": len(files)}
+
+    async def _remove_tree(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        """Every object under the folder ``path`` deleted (a play's temporary directory)."""
+        key = clean_key(input.get("path"))
+        handle = await self._ready()
+        await self._run(lambda: self._delete_under(handle, f"{key}/"), key)
+        return {"path": key, "removed": True}
+
+    async def _presign(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        key, seconds, method = presign_args(input)
+        if self._cannot_sign is not None:
+            raise ComponentRefused(self._cannot_sign)
+        handle = await self._ready()
+        issued = datetime.now(UTC).replace(microsecond=0)
+        url = await self._run(lambda: self._sign(handle, key, seconds, method), key)
+        return {"url": url, "expiresAt": expires_at(issued, seconds)}
+
+    # -- the provider ---------------------------------------------------------------------
+
+    async def check(self) -> str:
+        handle = await self._ready()
+        if not await self._run(lambda: self._bucket_exists(handle)):
+            raise self._no_bucket()
+        return f"connected: bucket {self.bucket}"

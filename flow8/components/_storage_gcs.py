@@ -7,6 +7,8 @@ It answers the operations of ``storage/local`` with the same shapes (``read``, `
 expiresSeconds, method: GET|PUT}`` -> ``{url, expiresAt}`` (V4 signed URLs, which need a
 service account key). A "folder" is a name prefix ending in ``/``. ``write`` takes an
 optional ``contentType`` (else the type the name suggests) and answers the ``bucket`` too.
+The operations are written once, in ``_object_store.ObjectStorage``; this module is the
+Google client's side of them.
 
 * Credentials: ``credentialsJson``, a service account key (``type: service_account``;
   other kinds, which name files or URLs to fetch credentials from, are refused), or nothing
@@ -23,15 +25,13 @@ optional ``contentType`` (else the type the name suggests) and answers the ``buc
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
 import requests.adapters
-import trio
 from google.api_core import exceptions as api_errors
 from google.auth import exceptions as auth_errors
 from google.auth.credentials import AnonymousCredentials
@@ -41,21 +41,8 @@ from google.cloud.storage import exceptions as media_errors
 from google.cloud.storage.retry import DEFAULT_RETRY
 from google.oauth2 import service_account
 
-from ._object_store import (
-    MAX_LISTED,
-    MAX_READ_BYTES,
-    Guard,
-    GuardRefused,
-    Origin,
-    entry,
-    expires_at,
-    listed,
-    mime_of,
-    parse_origin,
-    presign_args,
-)
-from ._paths import clean_key
-from ._provider import Operation, ProviderEnv
+from ._object_store import Guard, GuardRefused, ObjectStorage, Origin, parse_origin, refuse_larger
+from ._provider import ProviderEnv
 from .exceptions import ComponentConfigError, ComponentError, ComponentFailed, ComponentRefused
 
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
@@ -111,9 +98,18 @@ def _service_account(raw: object) -> service_account.Credentials:
     return credentials
 
 
-class GcsStorage:
+class GcsStorage(ObjectStorage):
+    service = "GCS"
+    sdk_errors = (
+        api_errors.GoogleAPIError,
+        auth_errors.GoogleAuthError,
+        requests.RequestException,
+        media_errors.InvalidResponse,
+        media_errors.DataCorruption,
+    )
+
     def __init__(self, config: Mapping[str, Any], env: ProviderEnv) -> None:
-        self.bucket_name = str(config["bucket"])
+        bucket = str(config["bucket"])
         self.endpoint = str(config.get("endpoint") or DEFAULT_ENDPOINT).strip().rstrip("/")
         origins: list[Origin] = [parse_origin(self.endpoint, "endpoint")]
         self._credentials: service_account.Credentials | None = None
@@ -124,34 +120,23 @@ class GcsStorage:
             origins.append(parse_origin(token_uri, "token_uri"))
             project = project or self._credentials.project_id
         self.project: str | None = str(project) if project else None
-        self._guard = Guard(origins, env)
-        self._env = env
-        self._client: storage.Client | None = None
         self._sessions: list[requests.Session] = []
-        self._lock = trio.Lock()
-        self.operations: Mapping[str, Operation] = {
-            "read": self._read,
-            "write": self._write,
-            "move": self._move,
-            "copy": self._copy,
-            "delete": self._delete,
-            "exists": self._exists,
-            "list": self._list,
-            "presign": self._presign,
-            "removeTree": self._remove_tree,
-        }
+        super().__init__(bucket, env, Guard(origins, env))
+
+    @property
+    def _where(self) -> str:
+        return self.endpoint
+
+    @property
+    def _cannot_sign(self) -> str | None:
+        if self._credentials is None:
+            return "a presigned URL needs the component's credentialsJson (a service account key)"
+        return None
 
     # -- the client ---------------------------------------------------------------------------
 
-    async def _ready(self) -> storage.Bucket:
-        await self._guard.check()
-        if self._client is None:
-            async with self._lock:
-                if self._client is None:
-                    self._client = await self._run(self._make_client)
-        return self._client.bucket(self.bucket_name)
-
     def _make_client(self) -> storage.Client:
+        assert self._guard is not None
         credentials: Any = self._credentials or AnonymousCredentials()  # type: ignore[no-untyped-call]
         token_session = _guarded(requests.Session(), self._guard)
         http = _guarded(
@@ -173,227 +158,98 @@ class GcsStorage:
         except ValueError as e:  # a universe domain the endpoint does not serve
             raise ComponentConfigError(f"gcs: {e}") from None
 
-    async def _run(self, fn: Callable[[], Any], key: str | None = None) -> Any:
-        try:
-            return await self._env.in_thread(fn)
-        except ComponentError:
-            raise
-        except (
-            GuardRefused,
-            api_errors.GoogleAPIError,
-            auth_errors.GoogleAuthError,
-            requests.RequestException,
-            media_errors.InvalidResponse,
-            media_errors.DataCorruption,
-        ) as e:
-            raise self._failure(e, key) from None
+    def _handle(self, client: storage.Client) -> storage.Bucket:
+        return client.bucket(self.bucket)
 
-    def _failure(self, e: BaseException, key: str | None) -> ComponentError:
-        what = f"{key!r} in bucket {self.bucket_name!r}" if key else f"bucket {self.bucket_name!r}"
+    def _failure(self, e: Exception, key: str | None) -> ComponentError:
         if isinstance(e, api_errors.RetryError) and e.cause is not None:
             e = e.cause  # what the last try met
         if isinstance(e, GuardRefused):
             return ComponentRefused(str(e))
         if isinstance(e, api_errors.NotFound):
-            if key is None:
-                return ComponentFailed(f"no such bucket {self.bucket_name!r} at {self.endpoint}")
-            return ComponentFailed(f"no such file: {key!r} (bucket {self.bucket_name!r})")
+            return self._no_bucket() if key is None else self._no_file(key)
         if isinstance(e, api_errors.Forbidden):
-            return ComponentFailed(f"access denied to {what}")
+            return self._denied(key)
         if isinstance(e, api_errors.Unauthorized | auth_errors.RefreshError):
             return ComponentFailed(
-                f"the credentials were refused for {what}: check credentialsJson"
+                f"the credentials were refused for {self._what(key)}: check credentialsJson"
             )
         if isinstance(e, api_errors.GoogleAPICallError):
-            message = str(e.message or "")[:300]
-            return ComponentFailed(f"GCS answered {e.code} for {what}: {message}".rstrip(": "))
+            return self._answered(e.code, e.message or "", key)
         if isinstance(e, requests.Timeout):
-            return ComponentFailed(f"{self.endpoint} did not answer in time ({what})")
+            return self._too_slow(key)
         if isinstance(e, requests.ConnectionError | auth_errors.TransportError):
-            return ComponentFailed(
-                f"could not connect to {self.endpoint}: nothing answered (is it running and "
-                "reachable?)"
-            )
+            return self._unreachable()
         if isinstance(e, media_errors.DataCorruption):
-            return ComponentFailed(f"the content of {what} failed its checksum")
-        return ComponentFailed(f"GCS request on {what} failed ({type(e).__name__})")
+            return ComponentFailed(f"the content of {self._what(key)} failed its checksum")
+        return self._request_failed(e, key)
 
-    # -- operations ---------------------------------------------------------------------------
+    # -- the primitives (in a worker thread, handed the bucket) -------------------------------
 
-    async def _read(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        key = clean_key(input.get("path"))
-        bucket = await self._ready()
+    def _get(self, bucket: storage.Bucket, key: str) -> tuple[bytes, str | None]:
+        blob = bucket.get_blob(key, timeout=_TIMEOUT, retry=_RETRY)
+        if blob is None:
+            raise self._no_file(key)
+        refuse_larger(key, int(blob.size or 0))
+        # Downloaded by name (and generation: the version just looked at), never from the
+        # link the server put in the metadata.
+        exact = bucket.blob(key, generation=blob.generation)
+        data: bytes = exact.download_as_bytes(timeout=_TIMEOUT, retry=_RETRY)
+        return data, blob.content_type
 
-        def read() -> tuple[bytes, str | None]:
-            blob = bucket.get_blob(key, timeout=_TIMEOUT, retry=_RETRY)
-            if blob is None:
-                raise ComponentFailed(f"no such file: {key!r} (bucket {self.bucket_name!r})")
-            if int(blob.size or 0) > MAX_READ_BYTES:
-                raise ComponentRefused(f"{key!r} is larger than {MAX_READ_BYTES} bytes")
-            # Downloaded by name (and generation: the version just looked at), never from
-            # the link the server put in the metadata.
-            exact = bucket.blob(key, generation=blob.generation)
-            data: bytes = exact.download_as_bytes(timeout=_TIMEOUT, retry=_RETRY)
-            if len(data) > MAX_READ_BYTES:
-                raise ComponentRefused(f"{key!r} is larger than {MAX_READ_BYTES} bytes")
-            return data, blob.content_type
-
-        content, stored_type = await self._run(read, key)
-        return {
-            "path": key,
-            "content": content,
-            "size": len(content),
-            "mimeType": mime_of(key, stored_type),
-        }
-
-    async def _write(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        key = clean_key(input.get("path"))
-        content = bytes(input.get("content") or b"")
-        content_type = mime_of(key, input.get("contentType"))
-        bucket = await self._ready()
-        await self._run(
-            lambda: bucket.blob(key).upload_from_string(
-                content, content_type=content_type, timeout=_TIMEOUT, retry=_RETRY
-            ),
-            key,
+    def _put(self, bucket: storage.Bucket, key: str, content: bytes, content_type: str) -> None:
+        bucket.blob(key).upload_from_string(
+            content, content_type=content_type, timeout=_TIMEOUT, retry=_RETRY
         )
-        return {"path": key, "size": len(content), "bucket": self.bucket_name}
 
-    def _copy_sync(self, bucket: storage.Bucket, source: str, destination: str) -> int:
-        if source == destination:
-            blob = bucket.get_blob(source, timeout=_TIMEOUT, retry=_RETRY)
-            if blob is None:
-                raise ComponentFailed(f"no such file: {source!r} (bucket {self.bucket_name!r})")
-            return int(blob.size or 0)
+    def _size(self, bucket: storage.Bucket, key: str) -> int | None:
+        blob = bucket.get_blob(key, timeout=_TIMEOUT, retry=_RETRY)
+        return None if blob is None else int(blob.size or 0)
+
+    def _copy_object(self, bucket: storage.Bucket, source: str, destination: str) -> int:
         copied = bucket.copy_blob(
             bucket.blob(source), bucket, destination, timeout=_TIMEOUT, retry=_RETRY
         )
-        return int(copied.size or 0)
+        return int(copied.size or 0)  # a missing source fails with NotFound
 
-    async def _move(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        source = clean_key(input.get("source"))
-        destination = clean_key(input.get("destination"))
-        bucket = await self._ready()
+    def _delete_object(self, bucket: storage.Bucket, key: str) -> None:
+        bucket.blob(key).delete(timeout=_TIMEOUT, retry=_RETRY)
 
-        def move() -> None:
-            self._copy_sync(bucket, source, destination)
-            if source != destination:
-                bucket.blob(source).delete(timeout=_TIMEOUT, retry=_RETRY)
+    def _delete_existing(self, bucket: storage.Bucket, key: str) -> bool:
+        try:
+            self._delete_object(bucket, key)
+        except api_errors.NotFound:
+            return False
+        return True
 
-        await self._run(move, source)
-        return {"source": source, "destination": destination}
-
-    async def _copy(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        source = clean_key(input.get("source"))
-        destination = clean_key(input.get("destination"))
-        bucket = await self._ready()
-        size = await self._run(lambda: self._copy_sync(bucket, source, destination), source)
-        return {"source": source, "destination": destination, "size": size}
-
-    async def _delete(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        key = clean_key(input.get("path"))
-        bucket = await self._ready()
-
-        def delete() -> bool:
-            try:
-                bucket.blob(key).delete(timeout=_TIMEOUT, retry=_RETRY)
-            except api_errors.NotFound:
-                return False
-            return True
-
-        return {"path": key, "deleted": await self._run(delete, key)}
-
-    async def _exists(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        key = clean_key(input.get("path"))
-        bucket = await self._ready()
-
-        def exists() -> dict[str, Any]:
-            blob = bucket.get_blob(key, timeout=_TIMEOUT, retry=_RETRY)
-            if blob is not None:
-                return {
-                    "path": key,
-                    "exists": True,
-                    "size": int(blob.size or 0),
-                    "isDirectory": False,
-                }
-            under = bucket.list_blobs(
-                prefix=f"{key}/", max_results=1, timeout=_TIMEOUT, retry=_RETRY
-            )
-            if any(True for _ in under):
-                return {"path": key, "exists": True, "size": 0, "isDirectory": True}
-            return {"path": key, "exists": False}
-
-        result: dict[str, Any] = await self._run(exists, key)
-        return result
-
-    async def _list(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        key = clean_key(input.get("path") or "", allow_root=True)
-        pattern = str(input.get("pattern") or "*")
-        recursive = bool(input.get("recursive"))
-        bucket = await self._ready()
-
-        def listing() -> list[dict[str, Any]]:
-            found: list[dict[str, Any]] = []
-            blobs = bucket.list_blobs(
-                prefix=f"{key}/" if key else "",
-                delimiter=None if recursive else "/",
-                page_size=1000,
-                timeout=_TIMEOUT,
-                retry=_RETRY,
-            )
-            for blob in blobs:
-                if listed(blob.name, pattern):
-                    found.append(entry(blob.name, blob.size, blob.updated))
-                    if len(found) >= MAX_LISTED:
-                        return found
-            return found
-
-        files = sorted(await self._run(listing), key=lambda f: f["path"])
-        return {"path": key, "files": files, "count": len(files)}
-
-    async def _remove_tree(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        """Every object under the folder ``path`` deleted (a play's temporary directory)."""
-        key = clean_key(input.get("path"))
-        bucket = await self._ready()
-
-        def remove() -> None:
-            for blob in bucket.list_blobs(prefix=f"{key}/", timeout=_TIMEOUT, retry=_RETRY):
-                with contextlib.suppress(api_errors.NotFound):  # gone already
-                    bucket.blob(blob.name).delete(timeout=_TIMEOUT, retry=_RETRY)
-
-        await self._run(remove, key)
-        return {"path": key, "removed": True}
-
-    async def _presign(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        key, seconds, method = presign_args(input)
-        credentials = self._credentials
-        if credentials is None:
-            raise ComponentRefused(
-                "a presigned URL needs the component's credentialsJson (a service account key)"
-            )
-        bucket = await self._ready()
-        issued = datetime.now(UTC).replace(microsecond=0)
-        url = await self._run(
-            lambda: bucket.blob(key).generate_signed_url(
-                version="v4",
-                expiration=timedelta(seconds=seconds),
-                method=method,
-                api_access_endpoint=self.endpoint,
-                credentials=credentials,
-            ),
-            key,
+    def _objects(
+        self, bucket: storage.Bucket, prefix: str, *, recursive: bool, limit: int | None = None
+    ) -> Iterator[tuple[str, int | None, datetime | None]]:
+        blobs = bucket.list_blobs(
+            prefix=prefix,
+            delimiter=None if recursive else "/",
+            max_results=limit,
+            page_size=1000,
+            timeout=_TIMEOUT,
+            retry=_RETRY,
         )
-        return {"url": url, "expiresAt": expires_at(issued, seconds)}
+        for blob in blobs:
+            yield blob.name, blob.size, blob.updated
 
-    # -- the provider -------------------------------------------------------------------------
+    def _sign(self, bucket: storage.Bucket, key: str, seconds: int, method: str) -> str:
+        url: str = bucket.blob(key).generate_signed_url(
+            version="v4",
+            expiration=timedelta(seconds=seconds),
+            method=method,
+            api_access_endpoint=self.endpoint,
+            credentials=self._credentials,
+        )
+        return url
 
-    async def check(self) -> str:
-        bucket = await self._ready()
+    def _bucket_exists(self, bucket: storage.Bucket) -> bool:
         # One try, no retries: a check answers what fails now.
-        found = await self._run(lambda: bucket.exists(timeout=_TIMEOUT, retry=None))
-        if not found:
-            raise ComponentFailed(f"no such bucket {self.bucket_name!r} at {self.endpoint}")
-        return f"connected: bucket {self.bucket_name}"
+        found: bool = bucket.exists(timeout=_TIMEOUT, retry=None)
+        return found
 
     async def aclose(self) -> None:
         self._client = None

@@ -5,7 +5,8 @@ It answers the operations of ``storage/local`` with the same shapes (``read``, `
 ``_paths.clean_key``), so the storage modules work unchanged, plus ``presign`` ``{path,
 expiresSeconds, method: GET|PUT}`` -> ``{url, expiresAt}``. A "folder" is a key prefix
 ending in ``/``. ``write`` takes an optional ``contentType`` (else the type the name
-suggests) and answers the ``bucket`` too.
+suggests) and answers the ``bucket`` too. The operations are written once, in
+``_object_store.ObjectStorage``; this module is boto3's side of them.
 
 * Credentials: ``accessKeyId`` with ``secretAccessKey``, or neither (unsigned requests, for a
   public bucket). The server's own AWS credentials (its environment, config files, an
@@ -21,12 +22,11 @@ suggests) and answers the ``bucket`` too.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 import boto3
-import trio
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import (
@@ -37,21 +37,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from ._object_store import (
-    MAX_LISTED,
-    MAX_READ_BYTES,
-    Guard,
-    GuardRefused,
-    entry,
-    expires_at,
-    listed,
-    mime_of,
-    parse_origin,
-    presign_args,
-)
-from ._paths import clean_key
-from ._provider import Operation, ProviderEnv
-from .exceptions import ComponentConfigError, ComponentError, ComponentFailed, ComponentRefused
+from ._object_store import MAX_READ_BYTES, Guard, ObjectStorage, parse_origin, refuse_larger
+from ._provider import ProviderEnv
+from .exceptions import ComponentConfigError, ComponentError, ComponentFailed
 
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 60
@@ -69,9 +57,12 @@ _BAD_CREDENTIALS = {
 _WRONG_REGION = {"PermanentRedirect", "301", "AuthorizationHeaderMalformed"}
 
 
-class S3Storage:
+class S3Storage(ObjectStorage):
+    service = "S3"
+    sdk_errors = (BotoCoreError, ClientError)
+
     def __init__(self, config: Mapping[str, Any], env: ProviderEnv) -> None:
-        self.bucket = str(config["bucket"])
+        bucket = str(config["bucket"])
         self.region = str(config.get("region") or "us-east-1")
         if not _REGION.match(self.region):
             raise ComponentConfigError(f"region {self.region!r} is not an S3 region name")
@@ -86,40 +77,24 @@ class S3Storage:
         self.anonymous = self._key_id is None
         raw_endpoint = config.get("endpoint")
         self.endpoint: str | None = None
-        self._guard: Guard | None = None
+        guard: Guard | None = None
         if raw_endpoint:
             origin = parse_origin(raw_endpoint, "endpoint")
             self.endpoint = str(raw_endpoint).strip()
-            self._guard = Guard([origin], env)
-        self._env = env
-        self._client: Any = None
-        self._lock = trio.Lock()
-        self.operations: Mapping[str, Operation] = {
-            "read": self._read,
-            "write": self._write,
-            "move": self._move,
-            "copy": self._copy,
-            "delete": self._delete,
-            "exists": self._exists,
-            "list": self._list,
-            "presign": self._presign,
-            "removeTree": self._remove_tree,
-        }
+            guard = Guard([origin], env)
+        super().__init__(bucket, env, guard)
 
     @property
     def _where(self) -> str:
         return f"the endpoint {self.endpoint}" if self.endpoint else f"S3 ({self.region})"
 
-    # -- the client ---------------------------------------------------------------------------
+    @property
+    def _cannot_sign(self) -> str | None:
+        if self.anonymous:
+            return "a presigned URL needs the component's accessKeyId and secretAccessKey"
+        return None
 
-    async def _ready(self) -> Any:
-        if self._guard is not None:
-            await self._guard.check()
-        if self._client is None:
-            async with self._lock:
-                if self._client is None:
-                    self._client = await self._run(self._make_client)
-        return self._client
+    # -- the client ---------------------------------------------------------------------------
 
     def _make_client(self) -> Any:
         if not self.anonymous and self._secret is None:
@@ -156,28 +131,17 @@ class S3Storage:
             request.url = url
             request.headers["Host"] = host
 
-    async def _run(self, fn: Callable[[], Any], key: str | None = None) -> Any:
-        try:
-            return await self._env.in_thread(fn)
-        except ComponentError:
-            raise
-        except (BotoCoreError, ClientError, GuardRefused) as e:
-            raise self._failure(e, key) from None
-
     def _failure(self, e: Exception, key: str | None) -> ComponentError:
-        what = f"{key!r} in bucket {self.bucket!r}" if key else f"bucket {self.bucket!r}"
-        if isinstance(e, GuardRefused):
-            return ComponentRefused(str(e))
         if isinstance(e, ClientError):
             error = e.response.get("Error") or {}
             status = (e.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
             code = str(error.get("Code") or status or "error")
             if code == "NoSuchBucket" or (code in _MISSING and key is None):
-                return ComponentFailed(f"no such bucket {self.bucket!r} at {self._where}")
+                return self._no_bucket()
             if code in _MISSING:
-                return ComponentFailed(f"no such file: {key!r} (bucket {self.bucket!r})")
+                return self._no_file(key)
             if code in _DENIED:
-                return ComponentFailed(f"access denied to {what}")
+                return self._denied(key)
             if code in _BAD_CREDENTIALS:
                 return ComponentFailed(
                     f"{self._where} refused the credentials ({code}): check accessKeyId and "
@@ -187,59 +151,29 @@ class S3Storage:
                 return ComponentFailed(
                     f"bucket {self.bucket!r} is not in region {self.region!r}: set its region"
                 )
-            message = str(error.get("Message") or "")[:300]
-            return ComponentFailed(f"S3 answered {code} for {what}: {message}".rstrip(": "))
+            return self._answered(code, error.get("Message") or "", key)
         if isinstance(e, EndpointConnectionError | ConnectTimeoutError):
-            return ComponentFailed(
-                f"could not connect to {self._where}: nothing answered (is it running and "
-                "reachable?)"
-            )
+            return self._unreachable()
         if isinstance(e, ReadTimeoutError):
-            return ComponentFailed(f"{self._where} did not answer in time ({what})")
-        return ComponentFailed(f"S3 request on {what} failed ({type(e).__name__})")
+            return self._too_slow(key)
+        return self._request_failed(e, key)
 
-    # -- operations ---------------------------------------------------------------------------
+    # -- the primitives (in a worker thread, handed the client) -------------------------------
 
-    async def _read(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        key = clean_key(input.get("path"))
-        client = await self._ready()
+    def _get(self, client: Any, key: str) -> tuple[bytes, str | None]:
+        got = client.get_object(Bucket=self.bucket, Key=key)
+        body = got["Body"]
+        try:
+            refuse_larger(key, int(got.get("ContentLength") or 0))
+            data: bytes = body.read(MAX_READ_BYTES + 1)
+        finally:
+            body.close()
+        return data, got.get("ContentType")
 
-        def read() -> tuple[bytes, str | None]:
-            got = client.get_object(Bucket=self.bucket, Key=key)
-            body = got["Body"]
-            try:
-                if int(got.get("ContentLength") or 0) > MAX_READ_BYTES:
-                    raise ComponentRefused(f"{key!r} is larger than {MAX_READ_BYTES} bytes")
-                data: bytes = body.read(MAX_READ_BYTES + 1)
-            finally:
-                body.close()
-            if len(data) > MAX_READ_BYTES:
-                raise ComponentRefused(f"{key!r} is larger than {MAX_READ_BYTES} bytes")
-            return data, got.get("ContentType")
-
-        content, stored_type = await self._run(read, key)
-        return {
-            "path": key,
-            "content": content,
-            "size": len(content),
-            "mimeType": mime_of(key, stored_type),
-        }
-
-    async def _write(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        key = clean_key(input.get("path"))
-        content = bytes(input.get("content") or b"")
-        content_type = mime_of(key, input.get("contentType"))
-        client = await self._ready()
-        await self._run(
-            lambda: client.put_object(
-                Bucket=self.bucket, Key=key, Body=content, ContentType=content_type
-            ),
-            key,
-        )
-        return {"path": key, "size": len(content), "bucket": self.bucket}
+    def _put(self, client: Any, key: str, content: bytes, content_type: str) -> None:
+        client.put_object(Bucket=self.bucket, Key=key, Body=content, ContentType=content_type)
 
     def _size(self, client: Any, key: str) -> int | None:
-        """The object's size, or None when there is none (in a worker thread)."""
         try:
             head = client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as e:
@@ -248,11 +182,9 @@ class S3Storage:
             raise
         return int(head.get("ContentLength") or 0)
 
-    def _copy_sync(self, client: Any, source: str, destination: str) -> int:
+    def _copy_object(self, client: Any, source: str, destination: str) -> int | None:
         size = self._size(client, source)
-        if size is None:
-            raise ComponentFailed(f"no such file: {source!r} (bucket {self.bucket!r})")
-        if source != destination:  # S3 refuses a copy onto itself that changes nothing
+        if size is not None:
             client.copy_object(
                 Bucket=self.bucket,
                 Key=destination,
@@ -260,120 +192,49 @@ class S3Storage:
             )
         return size
 
-    async def _move(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        source = clean_key(input.get("source"))
-        destination = clean_key(input.get("destination"))
-        client = await self._ready()
+    def _delete_object(self, client: Any, key: str) -> None:
+        client.delete_object(Bucket=self.bucket, Key=key)
 
-        def move() -> None:
-            self._copy_sync(client, source, destination)
-            if source != destination:
-                client.delete_object(Bucket=self.bucket, Key=source)
+    def _delete_existing(self, client: Any, key: str) -> bool:
+        if self._size(client, key) is None:
+            return False  # S3 answers a delete of nothing as a success: say what was
+        self._delete_object(client, key)
+        return True
 
-        await self._run(move, source)
-        return {"source": source, "destination": destination}
+    def _objects(
+        self, client: Any, prefix: str, *, recursive: bool, limit: int | None = None
+    ) -> Iterator[tuple[str, int | None, datetime | None]]:
+        arguments: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        if not recursive:
+            arguments["Delimiter"] = "/"
+        pages: Iterable[Any]
+        if limit is None:
+            pages = client.get_paginator("list_objects_v2").paginate(**arguments)
+        else:
+            pages = [client.list_objects_v2(**arguments, MaxKeys=limit)]
+        for page in pages:
+            for obj in page.get("Contents") or ():
+                yield obj["Key"], obj.get("Size"), obj.get("LastModified")
 
-    async def _copy(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        source = clean_key(input.get("source"))
-        destination = clean_key(input.get("destination"))
-        client = await self._ready()
-        size = await self._run(lambda: self._copy_sync(client, source, destination), source)
-        return {"source": source, "destination": destination, "size": size}
+    def _delete_under(self, client: Any, prefix: str) -> None:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        for page in pages:
+            batch = [{"Key": obj["Key"]} for obj in page.get("Contents") or ()]
+            if batch:  # at most 1000 a page: what one DeleteObjects takes
+                client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
-    async def _delete(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        key = clean_key(input.get("path"))
-        client = await self._ready()
-
-        def delete() -> bool:
-            if self._size(client, key) is None:
-                return False  # S3 answers a delete of nothing as a success: say what was
-            client.delete_object(Bucket=self.bucket, Key=key)
-            return True
-
-        return {"path": key, "deleted": await self._run(delete, key)}
-
-    async def _exists(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        key = clean_key(input.get("path"))
-        client = await self._ready()
-
-        def exists() -> dict[str, Any]:
-            size = self._size(client, key)
-            if size is not None:
-                return {"path": key, "exists": True, "size": size, "isDirectory": False}
-            under = client.list_objects_v2(Bucket=self.bucket, Prefix=f"{key}/", MaxKeys=1)
-            if under.get("KeyCount") or under.get("Contents"):
-                return {"path": key, "exists": True, "size": 0, "isDirectory": True}
-            return {"path": key, "exists": False}
-
-        result: dict[str, Any] = await self._run(exists, key)
-        return result
-
-    async def _list(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        key = clean_key(input.get("path") or "", allow_root=True)
-        pattern = str(input.get("pattern") or "*")
-        recursive = bool(input.get("recursive"))
-        client = await self._ready()
-
-        def listing() -> list[dict[str, Any]]:
-            found: list[dict[str, Any]] = []
-            arguments: dict[str, Any] = {"Bucket": self.bucket, "Prefix": f"{key}/" if key else ""}
-            if not recursive:
-                arguments["Delimiter"] = "/"
-            for page in client.get_paginator("list_objects_v2").paginate(**arguments):
-                for obj in page.get("Contents") or ():
-                    if listed(obj["Key"], pattern):
-                        found.append(entry(obj["Key"], obj.get("Size"), obj.get("LastModified")))
-                        if len(found) >= MAX_LISTED:
-                            return found
-            return found
-
-        files = sorted(await self._run(listing), key=lambda f: f["path"])
-        return {"path": key, "files": files, "count": len(files)}
-
-    async def _remove_tree(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        """Every object under the folder ``path`` deleted (a play's temporary directory)."""
-        key = clean_key(input.get("path"))
-        client = await self._ready()
-
-        def remove() -> None:
-            pages = client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=f"{key}/"
-            )
-            for page in pages:
-                batch = [{"Key": obj["Key"]} for obj in page.get("Contents") or ()]
-                if batch:  # at most 1000 a page: what one DeleteObjects takes
-                    client.delete_objects(
-                        Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
-                    )
-
-        await self._run(remove, key)
-        return {"path": key, "removed": True}
-
-    async def _presign(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        key, seconds, method = presign_args(input)
-        if self.anonymous:
-            raise ComponentRefused(
-                "a presigned URL needs the component's accessKeyId and secretAccessKey"
-            )
-        client = await self._ready()
-        issued = datetime.now(UTC).replace(microsecond=0)
-        url = await self._run(
-            lambda: client.generate_presigned_url(
-                "get_object" if method == "GET" else "put_object",
-                Params={"Bucket": self.bucket, "Key": key},
-                ExpiresIn=seconds,
-                HttpMethod=method,
-            ),
-            key,
+    def _sign(self, client: Any, key: str, seconds: int, method: str) -> str:
+        url: str = client.generate_presigned_url(
+            "get_object" if method == "GET" else "put_object",
+            Params={"Bucket": self.bucket, "Key": key},
+            ExpiresIn=seconds,
+            HttpMethod=method,
         )
-        return {"url": url, "expiresAt": expires_at(issued, seconds)}
+        return url
 
-    # -- the provider -------------------------------------------------------------------------
-
-    async def check(self) -> str:
-        client = await self._ready()
-        await self._run(lambda: client.head_bucket(Bucket=self.bucket))
-        return f"connected: bucket {self.bucket}"
+    def _bucket_exists(self, client: Any) -> bool:
+        client.head_bucket(Bucket=self.bucket)  # a missing bucket fails with 404
+        return True
 
     async def aclose(self) -> None:
         client, self._client = self._client, None

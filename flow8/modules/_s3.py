@@ -16,7 +16,7 @@ from typing import Any
 from flow8.components import clean_key
 
 from ._registry import ModuleContext, ModuleSpec
-from ._storage import _bytes, _text
+from ._storage import _bytes, _text, storage_spec
 
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 
@@ -85,36 +85,9 @@ async def _presign(ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
     return {"url": signed["url"], "expiresAt": signed["expiresAt"]}
 
 
-def _spec(
-    app_id: str,
-    description: str,
-    properties: Mapping[str, Any],
-    required: list[str],
-    output: Mapping[str, Any],
-    run: Any,
-    example: Mapping[str, Any],
-) -> ModuleSpec:
-    return ModuleSpec(
-        app_id=app_id,
-        category="storage",
-        description=description,
-        args_schema={
-            "type": "object",
-            "properties": dict(properties),
-            "required": required,
-            "additionalProperties": False,
-        },
-        output_schema={"type": "object", "properties": dict(output)},
-        idempotent=True,
-        run=run,
-        components=("storage",),
-        example=example,
-    )
-
-
 def s3_modules() -> list[ModuleSpec]:
     return [
-        _spec(
+        storage_spec(
             "s3-upload",
             "Upload an object (`encoding: base64` for binary content); `contentType` is "
             "stored with it (else the type its name suggests).",
@@ -129,7 +102,7 @@ def s3_modules() -> list[ModuleSpec]:
             _upload,
             {"key": "exports/{{ $playId }}.json", "content": "{{ $string($prev.q.rows) }}"},
         ),
-        _spec(
+        storage_spec(
             "s3-download",
             "Download an object: its content as text (utf8) or base64, size and MIME type.",
             {"key": _KEY, "encoding": _ENCODING},
@@ -138,7 +111,7 @@ def s3_modules() -> list[ModuleSpec]:
             _download,
             {"key": "imports/today.csv"},
         ),
-        _spec(
+        storage_spec(
             "s3-delete",
             "Delete an object (`deleted: false` when there was none).",
             {"key": _KEY},
@@ -147,7 +120,7 @@ def s3_modules() -> list[ModuleSpec]:
             _delete,
             {"key": "tmp/old.csv"},
         ),
-        _spec(
+        storage_spec(
             "s3-list",
             "List the objects whose keys start with `prefix` (all of them by default) and "
             "whose names match `pattern` (shell-style, e.g. `*.csv`).",
@@ -157,7 +130,7 @@ def s3_modules() -> list[ModuleSpec]:
             _list,
             {"prefix": "reports/2026/", "pattern": "*.csv"},
         ),
-        _spec(
+        storage_spec(
             "s3-presign",
             "A URL that lets whoever holds it GET (download) or PUT (upload) one object, "
             "without the bucket's keys, until `expiresAt` (at most 7 days).",

@@ -119,7 +119,7 @@ async def _remove_tempdir(ctx: ModuleContext) -> None:
         await storage.call("delete", {"path": file["path"]})
 
 
-def _spec(
+def storage_spec(
     app_id: str,
     description: str,
     properties: Mapping[str, Any],
@@ -130,6 +130,8 @@ def _spec(
     *,
     idempotent: bool = True,
 ) -> ModuleSpec:
+    """A module on the step's storage component (the storage-* modules here, the s3-*
+    modules of ``_s3``): its arguments, exactly those in ``properties``."""
     return ModuleSpec(
         app_id=app_id,
         category="storage",
@@ -155,7 +157,7 @@ _B = {"type": "boolean"}
 
 def storage_modules() -> list[ModuleSpec]:
     return [
-        _spec(
+        storage_spec(
             "storage-read",
             "Read a file: its content as text (utf8) or base64, size and MIME type.",
             {"path": _PATH, "encoding": _ENCODING},
@@ -164,7 +166,7 @@ def storage_modules() -> list[ModuleSpec]:
             _read,
             {"path": "reports/today.csv"},
         ),
-        _spec(
+        storage_spec(
             "storage-write",
             "Write a file (atomically: readers see the old or the new content, never half). "
             "`encoding: base64` for binary content.",
@@ -174,7 +176,7 @@ def storage_modules() -> list[ModuleSpec]:
             _write,
             {"path": "out/{{ $playId }}.json", "content": "{{ $string($prev.q.rows) }}"},
         ),
-        _spec(
+        storage_spec(
             "storage-move",
             "Move (rename) a file.",
             {"source": _PATH, "destination": _PATH},
@@ -184,7 +186,7 @@ def storage_modules() -> list[ModuleSpec]:
             {"source": "inbox/a.csv", "destination": "done/a.csv"},
             idempotent=False,  # after a crash the source may be gone already
         ),
-        _spec(
+        storage_spec(
             "storage-copy",
             "Copy a file.",
             {"source": _PATH, "destination": _PATH},
@@ -193,7 +195,7 @@ def storage_modules() -> list[ModuleSpec]:
             _copy,
             {"source": "templates/a.txt", "destination": "out/a.txt"},
         ),
-        _spec(
+        storage_spec(
             "storage-delete",
             "Delete a file (`deleted: false` when it did not exist).",
             {"path": _PATH},
@@ -202,7 +204,7 @@ def storage_modules() -> list[ModuleSpec]:
             _delete,
             {"path": "tmp/old.csv"},
         ),
-        _spec(
+        storage_spec(
             "storage-exists",
             "Whether a file exists, and its size.",
             {"path": _PATH},
@@ -211,7 +213,7 @@ def storage_modules() -> list[ModuleSpec]:
             _exists,
             {"path": "reports/today.csv"},
         ),
-        _spec(
+        storage_spec(
             "storage-list",
             "List the files under `path` (the root by default) whose names match `pattern` "
             "(shell-style, e.g. `*.csv`); `recursive` descends into folders.",
@@ -222,7 +224,7 @@ def storage_modules() -> list[ModuleSpec]:
             {"path": "reports", "pattern": "*.csv"},
         ),
         attrs.evolve(
-            _spec(
+            storage_spec(
                 "storage-tempdir",
                 "A directory for this play only (`tmp/<play id>` under the storage root): "
                 "write and read files under its `path`; it is removed with everything in it "
