@@ -7,6 +7,7 @@
     ├── engine           one_for_one
     │   ├── plays        dynamic supervisor: one PlayActor per running play
     │   └── dispatcher   claims runnable plays with a lease, resumes orphans
+    ├── jobs             one_for_one: the scheduler and the periodic jobs
     └── http             Hypercorn serving the Quart-Trio app on SERVER_PORT
 
 Start-up order: ``flow8.cli`` has loaded ``.env``, configured logging and checked the settings;
@@ -39,6 +40,7 @@ from .events import EventBus
 from .expressions import ExpressionLimits, configure_expressions
 from .http import HttpDeps, HttpSettings, create_app, http_child
 from .interpreter import settle_after_startup
+from .jobs import jobs_child
 from .logs import get_logger
 from .modules import default_registry
 from .outbound import OutboundPolicy
@@ -123,6 +125,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
             events_child(platform.events),
             audit_child(platform.audit),
             engine_child(platform.engine),
+            jobs_child(),
             http_child(
                 app,
                 settings.server_host,

@@ -113,7 +113,7 @@ def test_serve_answers_health_and_admin_tree_then_stops_on_sigterm(
     assert tree["name"] == "root"
     assert tree["strategy"] == "rest_for_one"
     names = [child["name"] for child in tree["children"]]
-    assert names == ["store", "events", "audit", "engine", "http"]
+    assert names == ["store", "events", "audit", "engine", "jobs", "http"]
     engine = next(child for child in tree["children"] if child["name"] == "engine")
     assert {c["name"] for c in engine["children"]} == {"plays", "dispatcher"}
     for node in [tree, *tree["children"]]:

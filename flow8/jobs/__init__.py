@@ -1,0 +1,12 @@
+"""Jobs: the scheduler and the periodic jobs, children of the ``jobs`` supervisor.
+
+    jobs                 one_for_one
+    ├── scheduler        cron schedules -> plays, each tick claimed exactly once
+    └── ...              retention, audit-cache, ttl-cache
+
+``jobs_child(*children)`` builds the supervisor; ``flow8.app.build_tree`` lists its children.
+"""
+
+from ._wiring import jobs_child
+
+__all__ = ["jobs_child"]
