@@ -8,6 +8,7 @@
     │   ├── plays        dynamic supervisor: one PlayActor per running play
     │   └── dispatcher   claims runnable plays with a lease, resumes orphans
     ├── jobs             one_for_one: the scheduler and the periodic jobs
+    │   ├── scheduler    cron schedules -> plays, each tick claimed exactly once
     └── http             Hypercorn serving the Quart-Trio app on SERVER_PORT
 
 Start-up order: ``flow8.cli`` has loaded ``.env``, configured logging and checked the settings;
@@ -40,7 +41,7 @@ from .events import EventBus
 from .expressions import ExpressionLimits, configure_expressions
 from .http import HttpDeps, HttpSettings, create_app, http_child
 from .interpreter import settle_after_startup
-from .jobs import jobs_child
+from .jobs import Scheduler, jobs_child, scheduler_child
 from .logs import get_logger
 from .modules import default_registry
 from .outbound import OutboundPolicy
@@ -58,6 +59,7 @@ from .services.identity import (
 from .services.kv import KvService, KvStore
 from .services.modules import ModuleCatalog
 from .services.plays import PlayService
+from .services.schedules import ScheduleService
 from .store import Store, StoreUnavailable, load_keyring, open_store
 
 log = get_logger("flow8.app")
@@ -95,6 +97,10 @@ class Platform:
 def build_tree(platform: Platform) -> actors.SupervisorSpec:
     """The supervision tree of one instance (see the module docstring)."""
     settings = platform.settings
+    scheduler = Scheduler(platform.store, PlayService(platform.engine))
+    schedules = ScheduleService(
+        platform.store, platform.flows, PlayService(platform.engine), on_change=scheduler.changed
+    )
     deps = HttpDeps(
         settings=HttpSettings(
             admin_token=settings.admin_token,
@@ -117,6 +123,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         modules=ModuleCatalog(platform.engine.registry),
         audit=platform.audit.record,
         audit_queries=AuditQueries(platform.store),
+        schedules=schedules,
     )
     app = create_app(deps)
     return actors.SupervisorSpec(
@@ -125,7 +132,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
             events_child(platform.events),
             audit_child(platform.audit),
             engine_child(platform.engine),
-            jobs_child(),
+            jobs_child(scheduler_child(scheduler)),
             http_child(
                 app,
                 settings.server_host,

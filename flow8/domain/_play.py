@@ -140,6 +140,7 @@ class TriggerKind(enum.StrEnum):
     MANUAL = "manual"
     API = "api"
     CRON = "cron"
+    SCHEDULE = "schedule"  # a tick of a schedule (flow8.jobs scheduler) or its run-now
     CHANNEL = "channel"
     MCP = "mcp"
     SUBFLOW = "subflow"

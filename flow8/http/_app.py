@@ -18,6 +18,7 @@ from . import (
     _middleware,
     _module_routes,
     _play_routes,
+    _schedule_routes,
     _ws,
 )
 from ._admin_auth import AdminGate
@@ -37,6 +38,7 @@ ROUTE_GROUPS: tuple[Routes, ...] = (
     _credential_routes.routes,
     _component_routes.routes,
     _module_routes.routes,
+    _schedule_routes.routes,
 )
 
 

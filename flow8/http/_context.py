@@ -13,6 +13,7 @@ from flow8.services.credentials import CredentialService
 from flow8.services.flows import FlowService
 from flow8.services.kv import KvService
 from flow8.services.plays import PlayService
+from flow8.services.schedules import ScheduleService
 
 from ._admin_auth import AdminGate
 from ._deps import HttpDeps
@@ -59,6 +60,10 @@ def kv_service() -> KvService:
 
 def component_service() -> ComponentService:
     return _provided(app().deps.components, "components are not available on this instance")
+
+
+def schedule_service() -> ScheduleService:
+    return _provided(app().deps.schedules, "schedules are not available on this instance")
 
 
 def credential_service() -> CredentialService:

@@ -17,6 +17,7 @@ from flow8.services.identity import IdentityService
 from flow8.services.kv import KvService
 from flow8.services.modules import ModuleCatalog
 from flow8.services.plays import PlayService
+from flow8.services.schedules import ScheduleService
 
 from ._client_ip import IPNetwork, trusted_networks
 
@@ -77,6 +78,7 @@ class HttpDeps:
     kv: KvService | None = None
     credentials: CredentialService | None = None
     components: ComponentService | None = None
+    schedules: ScheduleService | None = None
     events: EventService | None = None
     modules: ModuleCatalog | None = None
     # Non-blocking: AuditLog.record. Every request and change is reported here.

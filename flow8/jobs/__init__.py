@@ -7,6 +7,7 @@
 ``jobs_child(*children)`` builds the supervisor; ``flow8.app.build_tree`` lists its children.
 """
 
-from ._wiring import jobs_child
+from ._scheduler import Scheduler
+from ._wiring import jobs_child, scheduler_child
 
-__all__ = ["jobs_child"]
+__all__ = ["Scheduler", "jobs_child", "scheduler_child"]

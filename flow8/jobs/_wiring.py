@@ -1,8 +1,10 @@
-"""The ``jobs`` supervisor of the tree."""
+"""The ``jobs`` supervisor of the tree and its ``scheduler`` child."""
 
 from __future__ import annotations
 
 import actors
+
+from ._scheduler import Scheduler
 
 
 def jobs_child(*children: actors.ChildSpec, id: str = "jobs") -> actors.ChildSpec:
@@ -15,3 +17,8 @@ def jobs_child(*children: actors.ChildSpec, id: str = "jobs") -> actors.ChildSpe
         intensity=5,
         period=30.0,
     )
+
+
+def scheduler_child(scheduler: Scheduler, *, id: str = "scheduler") -> actors.ChildSpec:
+    """The ``scheduler`` actor: fires the schedules (see ``_scheduler``)."""
+    return actors.task(id, scheduler.serve, shutdown=2.0)

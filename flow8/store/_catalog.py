@@ -276,12 +276,15 @@ CATALOG = Catalog.of(
             "schedules",
             index("company_id", "flow_id"),
             index("enabled", "next_fire_at"),
+            index("updated_at"),  # the scheduler re-reads the schedules changed lately
             cross_tenant=True,  # scheduler
         ),
         _tenant(
             "schedule_ticks",
             index("company_id", "schedule_id", "fire_at", unique=True),
             index("expires_at", expire_after_seconds=0),
+            # claimed ticks whose play is not started yet (finished by any scheduler)
+            index("pending", "claimed_at"),
             cross_tenant=True,  # scheduler
         ),
         _tenant(

@@ -25,6 +25,7 @@ from flow8.services.identity import Argon2Params, IdentityService, Passwords
 from flow8.services.kv import KvService, KvStore
 from flow8.services.modules import ModuleCatalog
 from flow8.services.plays import PlayService
+from flow8.services.schedules import ScheduleService
 from flow8.store import Store
 
 OWNER_EMAIL = "owner@example.com"
@@ -166,6 +167,7 @@ async def start_app(
         identity=identity,
         flows=FlowService(flows, components=components, credentials=credentials),
         plays=PlayService(engine),
+        schedules=ScheduleService(store, flows, PlayService(engine)),
         kv=KvService(kv),
         credentials=credentials,
         components=components,
