@@ -322,4 +322,5 @@ class Slot:
             max_children=max_children,
             child_count=len(slots),
             children=children,
+            info=self.spec.info() if self.spec.info is not None else None,
         )

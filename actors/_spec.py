@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
@@ -140,6 +140,8 @@ class ChildSpec:
     restart: Restart = Restart.PERMANENT
     shutdown: float | None = attrs.field()
     name: str | None = None
+    # Extra statistics of the child, called when the tree is rendered (shown as ``info``).
+    info: Callable[[], Mapping[str, Any]] | None = None
 
     @shutdown.default
     def _default_shutdown(self) -> float | None:
@@ -190,9 +192,11 @@ def task(
     restart: Restart = Restart.PERMANENT,
     shutdown: float | None = DEFAULT_SHUTDOWN,
     name: str | None = None,
+    info: Callable[[], Mapping[str, Any]] | None = None,
 ) -> ChildSpec:
-    """Spec for a plain task child ``async def run(task_status)`` (e.g. an HTTP server)."""
-    return ChildSpec(id, TaskStart(run), restart, shutdown, name)
+    """Spec for a plain task child ``async def run(task_status)`` (e.g. an HTTP server).
+    ``info`` returns extra statistics shown with the child's node in the tree."""
+    return ChildSpec(id, TaskStart(run), restart, shutdown, name, info)
 
 
 def supervisor(

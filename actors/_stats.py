@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -51,6 +52,7 @@ class Stats:
     max_children: int | None
     child_count: int = 0
     children: tuple[Stats, ...] = ()
+    info: Mapping[str, Any] | None = None  # the child's own statistics (ChildSpec.info)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-ready dict served at GET /admin/actors. Keys are camelCase and stable."""
@@ -70,4 +72,5 @@ class Stats:
             "maxChildren": self.max_children,
             "childCount": self.child_count,
             "children": [child.to_json() for child in self.children],
+            **({"info": dict(self.info)} if self.info is not None else {}),
         }

@@ -9,6 +9,9 @@
     │   └── dispatcher   claims runnable plays with a lease, resumes orphans
     ├── jobs             one_for_one: the scheduler and the periodic jobs
     │   ├── scheduler    cron schedules -> plays, each tick claimed exactly once
+    │   ├── retention    deletes what the retention policies let go (every 2 minutes)
+    │   ├── audit-cache  the values behind the audit filters (every 3 minutes)
+    │   └── ttl-cache    evicts expired in-memory cache entries (every minute)
     └── http             Hypercorn serving the Quart-Trio app on SERVER_PORT
 
 Start-up order: ``flow8.cli`` has loaded ``.env``, configured logging and checked the settings;
@@ -41,11 +44,17 @@ from .events import EventBus
 from .expressions import ExpressionLimits, configure_expressions
 from .http import HttpDeps, HttpSettings, create_app, http_child
 from .interpreter import settle_after_startup
-from .jobs import Scheduler, jobs_child, scheduler_child
+from .jobs import Scheduler, cleanup_jobs, jobs_child, scheduler_child
 from .logs import get_logger
 from .modules import default_registry
 from .outbound import OutboundPolicy
-from .services.audit import AuditLog, AuditQueries, StoreAuditSink, audit_child
+from .services.audit import (
+    AuditFilterCache,
+    AuditLog,
+    AuditQueries,
+    StoreAuditSink,
+    audit_child,
+)
 from .services.components import ComponentService, ProviderEnv
 from .services.credentials import CredentialService
 from .services.events import EventService
@@ -59,6 +68,7 @@ from .services.identity import (
 from .services.kv import KvService, KvStore
 from .services.modules import ModuleCatalog
 from .services.plays import PlayService
+from .services.retention import RetentionDefaults, RetentionPolicies
 from .services.schedules import ScheduleService
 from .store import Store, StoreUnavailable, load_keyring, open_store
 
@@ -101,6 +111,22 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
     schedules = ScheduleService(
         platform.store, platform.flows, PlayService(platform.engine), on_change=scheduler.changed
     )
+    retention = RetentionPolicies(
+        platform.store,
+        RetentionDefaults(
+            settings.retention_audit, settings.retention_plays, settings.retention_filtered_plays
+        ),
+    )
+    audit_filters = AuditFilterCache(platform.store)
+    cleanup = cleanup_jobs(
+        platform.store,
+        retention,
+        platform.audit.record,
+        audit_filters,
+        (platform.flows.evict_expired, platform.components.evict_expired),
+        retention_interval=settings.retention_interval_seconds,
+        batch_size=settings.retention_batch_size,
+    )
     deps = HttpDeps(
         settings=HttpSettings(
             admin_token=settings.admin_token,
@@ -124,6 +150,9 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         audit=platform.audit.record,
         audit_queries=AuditQueries(platform.store),
         schedules=schedules,
+        audit_filters=audit_filters,
+        retention=retention,
+        jobs=cleanup.stats,
     )
     app = create_app(deps)
     return actors.SupervisorSpec(
@@ -132,7 +161,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
             events_child(platform.events),
             audit_child(platform.audit),
             engine_child(platform.engine),
-            jobs_child(scheduler_child(scheduler)),
+            jobs_child(scheduler_child(scheduler), *cleanup.children()),
             http_child(
                 app,
                 settings.server_host,

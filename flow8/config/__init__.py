@@ -1,7 +1,14 @@
 """Configuration: the settings table, ``conf/config.yml`` loading and ``${VAR}`` substitution."""
 
 from ._load import DEFAULT_CONFIG_PATH, default_config_text, load_env_file, load_settings
-from ._settings import SETTINGS, PortRange, Setting, Settings, build_settings
+from ._settings import (
+    SETTINGS,
+    PortRange,
+    RetentionDefault,
+    Setting,
+    Settings,
+    build_settings,
+)
 from .exceptions import ConfigError
 
 __all__ = [
@@ -9,6 +16,7 @@ __all__ = [
     "SETTINGS",
     "ConfigError",
     "PortRange",
+    "RetentionDefault",
     "Setting",
     "Settings",
     "build_settings",

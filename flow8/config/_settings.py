@@ -38,6 +38,16 @@ class PortRange:
 
 
 @attrs.frozen
+class RetentionDefault:
+    """A retention default: entries older than ``max_age_days`` go, but never the newest
+    ``min_entries`` nor any younger than ``enforced_minimum_days``."""
+
+    max_age_days: float
+    min_entries: int
+    enforced_minimum_days: float
+
+
+@attrs.frozen
 class Settings:
     """Validated settings. Secret values are left out of ``repr`` so they never reach a log."""
 
@@ -71,6 +81,13 @@ class Settings:
     expression_threads: int
     component_local_roots: tuple[Path, ...] = ()
     component_allowed_hosts: tuple[str, ...] = ()
+    retention_interval_seconds: float = 120.0
+    retention_batch_size: int = 500
+    retention_audit: RetentionDefault = attrs.field(factory=lambda: RetentionDefault(30, 10, 14))
+    retention_plays: RetentionDefault = attrs.field(factory=lambda: RetentionDefault(90, 100, 1))
+    retention_filtered_plays: RetentionDefault = attrs.field(
+        factory=lambda: RetentionDefault(30, 10, 3)
+    )
 
 
 @attrs.frozen
@@ -271,6 +288,24 @@ def _path(value: Any) -> Path:
     return Path(text).expanduser()
 
 
+def _retention(value: Any) -> RetentionDefault:
+    text = _text(value)
+    parts = [p.strip() for p in text.split(",")]
+    shape = "maxAgeDays,minEntries,enforcedMinimumDays (e.g. 30,10,14)"
+    if len(parts) != 3:
+        raise ValueError(f"expected {shape}, got {text!r}")
+    try:
+        max_age, floor = float(parts[0]), float(parts[2])
+        minimum = int(parts[1])
+    except ValueError:
+        raise ValueError(f"expected {shape}, got {text!r}") from None
+    if not (math.isfinite(max_age) and math.isfinite(floor)) or min(max_age, floor, minimum) < 0:
+        raise ValueError(f"expected non-negative numbers {shape}, got {text!r}")
+    if max_age < floor:
+        raise ValueError(f"maxAgeDays ({parts[0]}) is below enforcedMinimumDays ({parts[2]})")
+    return RetentionDefault(max_age, minimum, floor)
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("server.host", "SERVER_HOST", "127.0.0.1", "server_host", _host,
             "Address the HTTP API listens on (0.0.0.0 to accept remote clients)."),
@@ -359,6 +394,23 @@ SETTINGS: tuple[Setting, ...] = (
             "Comma-separated host names or CIDRs on internal networks (loopback, private) "
             "that db, email and storage components may connect to; every other internal "
             "address is refused, as for HTTP requests."),
+    Setting("retention.interval_seconds", "FLOW8_RETENTION_INTERVAL_SECONDS", "120",
+            "retention_interval_seconds", _positive_seconds,
+            "How often the retention job deletes what the retention policies let go."),
+    Setting("retention.batch_size", "FLOW8_RETENTION_BATCH_SIZE", "500",
+            "retention_batch_size", _positive_int,
+            "Plays (with their steps) or audit entries deleted per batch; the job yields "
+            "between batches."),
+    Setting("retention.audit", "FLOW8_RETENTION_AUDIT", "30,10,14", "retention_audit",
+            _retention,
+            "Default audit retention: maxAgeDays,minEntries,enforcedMinimumDays."),
+    Setting("retention.plays", "FLOW8_RETENTION_PLAYS", "90,100,1", "retention_plays",
+            _retention,
+            "Default play retention: maxAgeDays,minEntries,enforcedMinimumDays."),
+    Setting("retention.filtered_plays", "FLOW8_RETENTION_FILTERED_PLAYS", "30,10,3",
+            "retention_filtered_plays", _retention,
+            "Default retention of plays a filter stopped: maxAgeDays,minEntries,"
+            "enforcedMinimumDays."),
 )  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from . import (
     _middleware,
     _module_routes,
     _play_routes,
+    _retention_routes,
     _schedule_routes,
     _ws,
 )
@@ -39,6 +40,7 @@ ROUTE_GROUPS: tuple[Routes, ...] = (
     _component_routes.routes,
     _module_routes.routes,
     _schedule_routes.routes,
+    _retention_routes.routes,
 )
 
 

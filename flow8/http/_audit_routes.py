@@ -78,3 +78,44 @@ async def list_audit(req: Req) -> object:
     rows, total = await queries.page(req.company_id, where, skip=q.page * q.size, limit=q.size)
     items = [AuditEntryOut.of(r) for r in rows]
     return make_page(AuditEntryOut, items, total, PageQuery(q.page, q.size))
+
+
+@attrs.frozen
+class AuditUserOut:
+    id: str
+    email: str | None = None
+
+
+@attrs.frozen
+class AuditFiltersOut:
+    """The values the audit filters offer, as the audit-cache job last saw them."""
+
+    actions: list[str]
+    users: list[AuditUserOut]
+    target_types: list[str]
+    methods: list[str]
+    statuses: list[int]
+    refreshed_at: datetime
+
+
+@routes.route(
+    "GET",
+    "/api/audit/filters",
+    action=Action.AUDIT_READ,
+    summary="The values behind the audit filters (actions, users, target types, methods, "
+    "statuses), refreshed every few minutes",
+    response=AuditFiltersOut,
+)
+async def audit_filters(req: Req) -> AuditFiltersOut:
+    cache = app().deps.audit_filters
+    if cache is None:
+        raise NotFound("audit filters are not available on this instance")
+    v = await cache.get(req.company_id)
+    return AuditFiltersOut(
+        actions=list(v.actions),
+        users=[AuditUserOut(uid, email) for uid, email in v.users],
+        target_types=list(v.target_types),
+        methods=list(v.methods),
+        statuses=list(v.statuses),
+        refreshed_at=v.refreshed_at,
+    )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from flow8.services.audit import AuditEntry, AuditQueries
+from flow8.services.audit import AuditEntry, AuditFilterCache, AuditQueries
 from flow8.services.components import ComponentService
 from flow8.services.credentials import CredentialService
 from flow8.services.events import EventService
@@ -17,6 +17,7 @@ from flow8.services.identity import IdentityService
 from flow8.services.kv import KvService
 from flow8.services.modules import ModuleCatalog
 from flow8.services.plays import PlayService
+from flow8.services.retention import RetentionPolicies
 from flow8.services.schedules import ScheduleService
 
 from ._client_ip import IPNetwork, trusted_networks
@@ -85,3 +86,8 @@ class HttpDeps:
     audit: Callable[[AuditEntry], None] = _no_audit
     # The company's audit trail as `GET /api/audit` reads it.
     audit_queries: AuditQueries | None = None
+    # The values behind the audit filters, refreshed by the audit-cache job.
+    audit_filters: AuditFilterCache | None = None
+    retention: RetentionPolicies | None = None
+    # The periodic jobs' statistics (GET /api/jobs).
+    jobs: Callable[[], Sequence[Mapping[str, Any]]] | None = None

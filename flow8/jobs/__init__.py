@@ -7,7 +7,19 @@
 ``jobs_child(*children)`` builds the supervisor; ``flow8.app.build_tree`` lists its children.
 """
 
+from ._cleanup import CleanupJobs, cleanup_jobs
+from ._periodic import JobStats, PeriodicJob
+from ._retention import Retention
 from ._scheduler import Scheduler
 from ._wiring import jobs_child, scheduler_child
 
-__all__ = ["Scheduler", "jobs_child", "scheduler_child"]
+__all__ = [
+    "CleanupJobs",
+    "JobStats",
+    "PeriodicJob",
+    "Retention",
+    "Scheduler",
+    "cleanup_jobs",
+    "jobs_child",
+    "scheduler_child",
+]

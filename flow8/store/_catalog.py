@@ -223,6 +223,10 @@ CATALOG = Catalog.of(
         ),
         # store-internal bookkeeping (key rotation progress)
         _system("store_meta"),
+        # [retention] the plays a retention run is deleting, written before it deletes any
+        # of them and removed once they are gone with their layers: a crashed run is finished
+        # by the next one (flow8.jobs._retention)
+        _system("retention_journal"),
         # [http/identity engineer] audit entries outside any company (failed logins for
         # unknown accounts); tenant audit entries live in the tenant collection audit_logs.
         _system(
@@ -270,6 +274,13 @@ CATALOG = Catalog.of(
             "audit_logs",
             index("company_id", ("created_at", -1)),
             index("company_id", "action"),
+            cross_tenant=True,  # retention
+        ),
+        # [retention] policies: one per (scope, target, target id); the retention job reads
+        # every company's
+        _tenant(
+            "retention_policies",
+            index("company_id", "scope", "target", "target_id", unique=True),
             cross_tenant=True,  # retention
         ),
         _tenant(

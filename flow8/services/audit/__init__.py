@@ -4,6 +4,7 @@ written in batches by one long-lived writer task."""
 from ._child import audit_child
 from ._cli import CLI_USER_AGENT, cli_entry, os_user, write_now
 from ._entry import AuditEntry
+from ._filters import AuditFilterCache, AuditFilterValues
 from ._log import AuditLog, AuditSink
 from ._mask import MASK, is_secret_key, mask
 from ._store import SYSTEM_COLLECTION, AuditFilter, AuditQueries, StoreAuditSink
@@ -14,6 +15,8 @@ __all__ = [
     "SYSTEM_COLLECTION",
     "AuditEntry",
     "AuditFilter",
+    "AuditFilterCache",
+    "AuditFilterValues",
     "AuditLog",
     "AuditQueries",
     "AuditSink",

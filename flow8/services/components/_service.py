@@ -363,6 +363,15 @@ class ComponentService:
         self._live[key] = (0, handle)
         return handle
 
+    def evict_expired(self) -> int:
+        """Drop the resolutions older than ``resolution_ttl`` (the ``ttl-cache`` job); how
+        many went."""
+        now = time.monotonic()
+        stale = [k for k, c in self._choices.items() if now - c.at >= self.resolution_ttl]
+        for key in stale:
+            del self._choices[key]
+        return len(stale)
+
     def _forget(self, company_id: str) -> None:
         for key in [k for k in self._choices if k[0] == company_id]:
             del self._choices[key]

@@ -131,6 +131,14 @@ class FlowRepository:
             return flow
         raise FlowNotFound(f"flow {flow_id!r} is being updated too often to add a version")
 
+    def evict_expired(self) -> int:
+        """Drop the remembered heads past ``head_ttl`` (the ``ttl-cache`` job); how many went."""
+        now = time.monotonic()
+        stale = [k for k, (_, until) in self._heads.items() if until <= now]
+        for key in stale:
+            del self._heads[key]
+        return len(stale)
+
     async def _latest(self, company_id: str, flow_id: str) -> int:
         key = (company_id, flow_id)
         now = time.monotonic()

@@ -33,6 +33,7 @@ class Action(enum.StrEnum):
     MEMBER_MANAGE = "member.manage"
     API_KEY_MANAGE = "api_key.manage"
     AUDIT_READ = "audit.read"
+    RETENTION_MANAGE = "retention.manage"  # retention policies and the jobs' statistics
     COMPANY_MANAGE = "company.manage"
 
 
@@ -50,6 +51,7 @@ _ADMIN = _EDITOR | {
     Action.MEMBER_MANAGE,
     Action.API_KEY_MANAGE,
     Action.AUDIT_READ,
+    Action.RETENTION_MANAGE,
 }
 _OWNER = _ADMIN | {Action.COMPANY_MANAGE}
 
