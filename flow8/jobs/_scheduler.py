@@ -283,6 +283,7 @@ class Scheduler:
         self.last_run_at = fired_at
         self.last_fire_at = at
         await self._start(schedule.company_id, tick_id, schedule.id, schedule.flow_id, at, args)
+        upcoming = next(fire_times(schedule.cron, schedule.timezone, at), None)
         await (
             self.store.tenant(schedule.company_id)
             .collection(COLLECTION)
@@ -291,7 +292,7 @@ class Scheduler:
                     "_id": schedule.id,
                     "$or": [{"last_fire_at": None}, {"last_fire_at": {"$lt": at}}],
                 },
-                {"$set": {"last_fire_at": at}},
+                {"$set": {"last_fire_at": at, "next_fire_at": upcoming}},
             )
         )
 

@@ -20,5 +20,6 @@ def jobs_child(*children: actors.ChildSpec, id: str = "jobs") -> actors.ChildSpe
 
 
 def scheduler_child(scheduler: Scheduler, *, id: str = "scheduler") -> actors.ChildSpec:
-    """The ``scheduler`` actor: fires the schedules (see ``_scheduler``)."""
-    return actors.task(id, scheduler.serve, shutdown=2.0)
+    """The ``scheduler`` actor: fires the schedules (see ``_scheduler``); its node's ``info``
+    in the tree is ``Scheduler.statistics()`` (last run, next fire, counters)."""
+    return actors.task(id, scheduler.serve, shutdown=2.0, info=scheduler.statistics)

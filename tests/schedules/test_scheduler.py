@@ -10,7 +10,9 @@ import pytest
 import trio
 from schedules_kit import COMPANY, Kit, body, now, schedule_kit, scheduled, sleep_until_second
 
+import actors
 from flow8.domain import TriggerKind
+from flow8.jobs import Scheduler, jobs_child, scheduler_child
 from flow8.store import open_store
 
 
@@ -121,3 +123,20 @@ async def test_another_instances_change_is_picked_up_by_the_periodic_reread(kit:
     kit.stop_schedulers()
     assert len(await kit.plays_of_flow()) == 3
     assert other.statistics()["fired"] == 3
+
+
+async def test_the_scheduler_shows_its_last_and_next_fire_in_the_actor_tree(kit: Kit) -> None:
+    scheduler = Scheduler(kit.store, kit.plays)
+    kit.schedules.on_change = scheduler.changed
+    root = actors.SupervisorSpec([jobs_child(scheduler_child(scheduler))])
+    async with actors.open_runtime(root) as runtime:
+        await sleep_until_second(0.5)
+        await kit.schedules.create(COMPANY, kit.flow_id, body())
+        await trio.sleep(3)
+        (jobs,) = runtime.tree()["children"]
+        (node,) = jobs["children"]
+        assert (jobs["name"], node["name"], node["state"]) == ("jobs", "scheduler", "running")
+        info = node["info"]
+        assert (info["schedules"], info["fired"], info["lostClaims"]) == (1, 3, 0)
+        assert info["nextFireAt"] > info["lastFireAt"]
+        assert info["lastRunAt"] >= info["lastFireAt"]
