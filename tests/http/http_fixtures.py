@@ -15,8 +15,9 @@ import trio
 from flow8.engine import Engine
 from flow8.events import EventBus
 from flow8.http import Flow8App, HttpDeps, HttpSettings, create_app
+from flow8.jobs import cleanup_jobs
 from flow8.modules import default_registry
-from flow8.services.audit import AuditLog, AuditQueries, StoreAuditSink
+from flow8.services.audit import AuditFilterCache, AuditLog, AuditQueries, StoreAuditSink
 from flow8.services.components import ComponentService, ProviderEnv
 from flow8.services.credentials import CredentialService
 from flow8.services.events import EventService
@@ -25,6 +26,7 @@ from flow8.services.identity import Argon2Params, IdentityService, Passwords
 from flow8.services.kv import KvService, KvStore
 from flow8.services.modules import ModuleCatalog
 from flow8.services.plays import PlayService
+from flow8.services.retention import RetentionPolicies
 from flow8.services.schedules import ScheduleService
 from flow8.store import Store
 
@@ -176,4 +178,8 @@ async def start_app(
         audit=audit.record,
         audit_queries=AuditQueries(store),
     )
+    # Retention, the audit filters and the periodic jobs' statistics (the jobs not running).
+    retention = RetentionPolicies(store)
+    deps.retention, deps.audit_filters = retention, AuditFilterCache(store)
+    deps.jobs = cleanup_jobs(store, retention, audit.record, deps.audit_filters).stats
     return create_app(deps), identity, audit

@@ -86,7 +86,9 @@ def test_api_conforms_to_its_openapi_document(live: tuple[str, str]) -> None:
             operation.path.startswith("/api/kv") or operation.path == "/api/flows/{flowId}/run"
         )
         writes = operation.method.upper() in ("POST", "PUT")
-        checked_beyond_schema = operation.path.startswith(("/api/flows", "/api/components"))
+        checked_beyond_schema = operation.path.startswith(
+            ("/api/flows", "/api/components", "/api/retention-policies")
+        )
         if free_form or (checked_beyond_schema and writes):
             # Flows are checked far beyond what a JSON schema says (known modules, each
             # module's args, expressions, step references), and free-form JSON values (KV
@@ -94,7 +96,9 @@ def test_api_conforms_to_its_openapi_document(live: tuple[str, str]) -> None:
             # "$", "." or ""), and a KV scope of flow or flow_group needs its scopeKey, a
             # dependency between query parameters that OpenAPI cannot state. A component's
             # config is checked against its provider's schema (GET /api/components/providers),
-            # and the ai kind is registered but refused until AI components exist. Such
+            # and the ai kind is registered but refused until AI components exist. A retention
+            # policy's fields depend on each other (maxAgeDays >= enforcedMinimumDays >= the
+            # configured floor, targetId by target). Such
             # refusals are 422 by design. All other checks still run.
             excluded.append(checks.positive_data_acceptance)
 
