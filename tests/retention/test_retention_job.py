@@ -263,3 +263,40 @@ async def test_a_run_cancelled_anywhere_never_shows_a_half_deleted_play(
     await retention.run_once()
     assert await seed.play_ids(store, ACME) == set()
     assert await seed.layer_counts(store, ACME) == {}
+
+
+async def test_a_crash_at_every_step_of_a_run_leaves_whole_plays_and_the_next_run_finishes(
+    tmp_path: Path,
+) -> None:
+    """On the memory store every store call is one checkpoint: cancelling the run after k of
+    them, for every k, stops it at each step in turn, between deleting plays and their layers
+    included. A play is never left without its layers; steps left by plays already gone are
+    removed by the next run."""
+    orphaned_runs = 0
+    for k in range(0, 90, 2):
+        async with open_store(f"memory://crash{k}", data_dir=tmp_path) as mem:
+            await seed.company(mem, ACME)
+            await seed.flow(mem, ACME, "f1")
+            await seed.plays(mem, ACME, "f1", 12, age_days=200, kv=True)
+            await RetentionPolicies(mem).create(
+                ACME, {"scope": "plays", "maxAgeDays": 1, "minEntries": 0}
+            )
+            retention, _ = job(mem, batch_size=4, between_batches=trio.lowlevel.checkpoint)
+            async with trio.open_nursery() as nursery:
+
+                async def crash(scope: trio.CancelScope = nursery.cancel_scope, n: int = k) -> None:
+                    for _ in range(n):
+                        await trio.lowlevel.checkpoint()
+                    scope.cancel()
+
+                nursery.start_soon(retention.run_once)
+                nursery.start_soon(crash)
+            present = await seed.play_ids(mem, ACME)
+            counts = await seed.layer_counts(mem, ACME)
+            assert all(counts.get(p) == seed.LAYERS for p in present), k
+            orphaned_runs += bool(set(counts) - present)
+            await job(mem, batch_size=4)[0].run_once()
+            assert await seed.play_ids(mem, ACME) == set(), k
+            assert await seed.layer_counts(mem, ACME) == {}, k
+            assert await mem.tenant(ACME).collection("kv").count({}) == 0, k
+    assert orphaned_runs > 0  # some crashes did fall between a play and its layers
