@@ -49,7 +49,13 @@ log = get_logger("flow8.scheduler")
 TICKS = "schedule_ticks"
 TICK_TTL = timedelta(days=2)  # longer than the plays' idempotency window (24 h)
 _RECOVER_AFTER = timedelta(seconds=10)  # a claimed tick without its play for this long
-_CATCH_UP_SCAN = 100_000  # ticks scanned to find the latest missed one (run_once)
+_COUNT_MISSED = 1_000  # missed ticks counted (statistics only: "at least" beyond)
+# Windows before the end of an outage searched for its latest tick, narrowest first, so an
+# every-second schedule down for a month costs a minute's ticks, not millions.
+_LOOK_BACK = tuple(
+    timedelta(seconds=s) for s in (60, 3600, 86_400, 32 * 86_400, 400 * 86_400, 3000 * 86_400)
+)
+_LOOK_BACK_TICKS = 5_000
 
 
 def _now() -> datetime:
@@ -177,28 +183,18 @@ class Scheduler:
         self._push(entry, next(fire_times(schedule.cron, schedule.timezone, anchor), None))
 
     def _catch_up(self, entry: _Entry, due: datetime, now: datetime) -> None:
-        """``due`` is missed: plan by the misfire rule."""
+        """``due`` is missed (and maybe more after it): plan by the misfire rule. ``skip``: the
+        first tick not missed; ``run_once``: the latest missed tick, fired once for all."""
         schedule = entry.schedule
         late = now - timedelta(seconds=self.misfire_grace)
+        missed = _count_until(schedule, due, late)
+        self.missed += missed
         if schedule.misfire == "run_once":
-            latest, count = due, 1
-            for scanned, at in enumerate(fire_times(schedule.cron, schedule.timezone, due)):
-                if at > late or scanned >= _CATCH_UP_SCAN:
-                    break
-                latest, count = at, count + 1
-            self.missed += count - 1
-            log.info("schedule_misfire_run_once", schedule=schedule.id, missed=count)
-            self._push(entry, latest, catch_up=True)
+            log.info("schedule_misfire_run_once", schedule=schedule.id, missed=missed)
+            self._push(entry, _latest_until(schedule, due, late), catch_up=True)
             return
-        upcoming = next(fire_times(schedule.cron, schedule.timezone, late), None)
-        skipped = 0
-        for at in fire_times(schedule.cron, schedule.timezone, due - timedelta(microseconds=1)):
-            if at > late or skipped >= _CATCH_UP_SCAN:
-                break
-            skipped += 1
-        self.missed += skipped
-        log.info("schedule_misfire_skip", schedule=schedule.id, missed=skipped)
-        self._push(entry, upcoming)
+        log.info("schedule_misfire_skip", schedule=schedule.id, missed=missed)
+        self._push(entry, next(fire_times(schedule.cron, schedule.timezone, late), None))
 
     async def _reload(self, key: tuple[str, str]) -> None:
         company_id, schedule_id = key
@@ -347,6 +343,33 @@ class Scheduler:
                 tick["fire_at"],
                 tick["input"],
             )
+
+
+def _count_until(schedule: Schedule, due: datetime, late: datetime) -> int:
+    """How many ticks from ``due`` (one) to ``late`` (at most ``_COUNT_MISSED``)."""
+    count = 0
+    for at in fire_times(schedule.cron, schedule.timezone, due - timedelta(microseconds=1)):
+        if at > late or count >= _COUNT_MISSED:
+            break
+        count += 1
+    return max(count, 1)
+
+
+def _latest_until(schedule: Schedule, due: datetime, late: datetime) -> datetime:
+    """The latest tick at or before ``late`` (``due`` itself at least: it is one)."""
+    floor = due - timedelta(microseconds=1)
+    for window in _LOOK_BACK:
+        start = max(floor, late - window)
+        latest: datetime | None = None
+        for scanned, at in enumerate(fire_times(schedule.cron, schedule.timezone, start)):
+            if at > late or scanned >= _LOOK_BACK_TICKS:
+                break
+            latest = at
+        if latest is not None:
+            return latest
+        if start == floor:
+            break
+    return due
 
 
 def _iso(instant: datetime | None) -> str | None:

@@ -140,3 +140,20 @@ async def test_the_scheduler_shows_its_last_and_next_fire_in_the_actor_tree(kit:
         assert (info["schedules"], info["fired"], info["lostClaims"]) == (1, 3, 0)
         assert info["nextFireAt"] > info["lastFireAt"]
         assert info["lastRunAt"] >= info["lastFireAt"]
+
+
+async def test_run_once_after_hours_down_fires_the_latest_missed_second_once(kit: Kit) -> None:
+    # 7,200 ticks missed: one play for them, then the ticks less than 5 s late, then on time.
+    await kit.start_scheduler()
+    await sleep_until_second(0.5)
+    await kit.schedules.create(COMPANY, kit.flow_id, body(misfire="run_once"))
+    await trio.sleep(2)
+    kit.stop_schedulers()
+    await trio.sleep(7_200)
+    up = now()
+    await kit.start_scheduler()
+    await trio.sleep(3)
+    kit.stop_schedulers()
+    after = scheduled(await kit.plays_of_flow())[2:]
+    latest_missed = (up - timedelta(seconds=5)).replace(microsecond=0)
+    assert after == [_iso(latest_missed + timedelta(seconds=i)) for i in range(9)]
