@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import attrs
 
@@ -25,6 +25,38 @@ from .exceptions import Conflict, NotFound, ValidationFailed
 
 routes = Routes("retention", "retention")
 T = TypeVar("T")
+
+
+Scope = Literal["audit", "plays", "plays.filtered"]
+Target = Literal["company", "flow", "group"]
+
+
+@attrs.frozen
+class PolicyCreate:
+    """A retention policy. `targetId`: the flow's id or the group's name (none for the
+    company); `enforcedMinimumDays` defaults to the configured floor, under which no policy
+    may go; `maxAgeDays` may not be under it."""
+
+    scope: Scope
+    max_age_days: float
+    target: Target = "company"
+    target_id: str | None = None
+    min_entries: int = 0
+    enforced_minimum_days: float | None = None
+    enabled: bool = True
+
+
+@attrs.frozen
+class PolicyUpdate:
+    """The fields to change; the others keep their values."""
+
+    scope: Scope | None = None
+    max_age_days: float | None = None
+    target: Target | None = None
+    target_id: str | None = None
+    min_entries: int | None = None
+    enforced_minimum_days: float | None = None
+    enabled: bool | None = None
 
 
 @attrs.frozen
@@ -76,9 +108,10 @@ async def _mapped(call: Awaitable[T]) -> T:
 
 
 def _body(req: Req) -> dict[str, Any]:
-    if not isinstance(req.raw_body, dict):
-        raise ValidationFailed([{"field": "body", "message": "a JSON object"}])
-    return req.raw_body
+    # The fields as sent (checked against the body's type already): which were left out
+    # matters (an update keeps them; a policy's floor fills in enforcedMinimumDays).
+    raw: dict[str, Any] = req.raw_body
+    return {k: v for k, v in raw.items() if v is not None or k == "targetId"}
 
 
 @routes.route(
@@ -104,7 +137,7 @@ async def list_policies(req: Req) -> PolicyList:
     action=Action.RETENTION_MANAGE,
     summary="Add a retention policy {scope, target, targetId?, maxAgeDays, minEntries, "
     "enforcedMinimumDays, enabled}",
-    body=Any,
+    body=PolicyCreate,
     response=PolicyOut,
     status=201,
     errors=(409, 422),
@@ -121,7 +154,7 @@ async def create_policy(req: Req) -> PolicyOut:
     "/api/retention-policies/{policyId}",
     action=Action.RETENTION_MANAGE,
     summary="Change a retention policy (fields left out keep their values)",
-    body=Any,
+    body=PolicyUpdate,
     response=PolicyOut,
     errors=(404, 409, 422),
 )
