@@ -89,5 +89,5 @@ class HttpDeps:
     # The values behind the audit filters, refreshed by the audit-cache job.
     audit_filters: AuditFilterCache | None = None
     retention: RetentionPolicies | None = None
-    # The periodic jobs' statistics (GET /api/jobs).
-    jobs: Callable[[], Sequence[Mapping[str, Any]]] | None = None
+    # The periodic jobs' statistics, with the counts of one company (GET /api/jobs).
+    jobs: Callable[[str], Sequence[Mapping[str, Any]]] | None = None

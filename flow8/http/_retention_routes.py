@@ -190,11 +190,12 @@ async def delete_policy(req: Req, policyId: str) -> None:
     "GET",
     "/api/jobs",
     action=Action.RETENTION_MANAGE,
-    summary="The periodic jobs of this instance: last run, duration, removed counts, next run",
+    summary="The periodic jobs of this instance: last run, duration, next run, and what they "
+    "removed of the current company",
     response=JobList,
 )
 async def list_jobs(req: Req) -> JobList:
-    stats: Callable[[], Any] | None = app().deps.jobs
+    stats: Callable[[str], Any] | None = app().deps.jobs
     if stats is None:
         raise NotFound("jobs are not available on this instance")
-    return JobList([JsonData(dict(s)) for s in stats()])
+    return JobList([JsonData(dict(s)) for s in stats(req.company_id)])

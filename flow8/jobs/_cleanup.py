@@ -28,9 +28,10 @@ class CleanupJobs:
     def children(self) -> list[actors.ChildSpec]:
         return [job.child() for job in self.jobs]
 
-    def stats(self) -> list[dict[str, Any]]:
-        """Each job's statistics, as ``GET /api/jobs`` shows them."""
-        return [job.stats.to_json() for job in self.jobs]
+    def stats(self, company_id: str | None = None) -> list[dict[str, Any]]:
+        """Each job's statistics: every count, or with ``company_id`` that company's only
+        (as ``GET /api/jobs`` shows them)."""
+        return [job.stats.to_json(company_id) for job in self.jobs]
 
     def job(self, name: str) -> PeriodicJob:
         return next(j for j in self.jobs if j.name == name)
@@ -57,8 +58,19 @@ def cleanup_jobs(
     return CleanupJobs(
         retention,
         (
-            PeriodicJob("retention", retention.run_once, retention_interval, retention_interval),
-            PeriodicJob("audit-cache", filters.refresh, audit_cache_interval),
+            PeriodicJob(
+                "retention",
+                retention.run_once,
+                retention_interval,
+                retention_interval,
+                by_company=lambda: retention.last_by_company,
+            ),
+            PeriodicJob(
+                "audit-cache",
+                filters.refresh,
+                audit_cache_interval,
+                by_company=lambda: filters.last_by_company,
+            ),
             PeriodicJob("ttl-cache", evict, ttl_cache_interval, ttl_cache_interval),
         ),
     )

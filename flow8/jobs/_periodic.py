@@ -23,6 +23,13 @@ log = get_logger("flow8.jobs")
 
 # What one run of a job did: counts by kind (e.g. {"plays": 12, "layers": 40}).
 Work = Callable[[], Awaitable[Mapping[str, int]]]
+# The same counts per company, of the last run (for a job that works on company data).
+ByCompany = Callable[[], Mapping[str, Mapping[str, int]]]
+
+
+def _add(into: dict[str, int], counts: Mapping[str, int]) -> None:
+    for kind, n in counts.items():
+        into[kind] = into.get(kind, 0) + n
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -45,8 +52,17 @@ class JobStats:
     last_error: str | None = None
     next_run_at: datetime | None = None
     total_removed: dict[str, int] = attrs.field(factory=dict)
+    # None: the job's counts are not per company (instance caches)
+    last_by_company: dict[str, dict[str, int]] | None = None
+    total_by_company: dict[str, dict[str, int]] = attrs.field(factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, company_id: str | None = None) -> dict[str, Any]:
+        """Every count (the operator's view, ``/admin/actors``) or, given ``company_id``, that
+        company's counts only (``GET /api/jobs``: a company never sees another's)."""
+        last, total = self.last_removed, self.total_removed
+        if company_id is not None and self.last_by_company is not None:
+            last = self.last_by_company.get(company_id, {})
+            total = self.total_by_company.get(company_id, {})
         return {
             "name": self.name,
             "intervalSeconds": self.interval_seconds,
@@ -56,10 +72,10 @@ class JobStats:
             "lastRunAt": _iso(self.last_started_at),
             "lastFinishedAt": _iso(self.last_finished_at),
             "lastDurationMs": self.last_duration_ms,
-            "lastRemoved": dict(self.last_removed),
+            "lastRemoved": dict(last),
             "lastError": self.last_error,
             "nextRunAt": _iso(self.next_run_at),
-            "totalRemoved": dict(self.total_removed),
+            "totalRemoved": dict(total),
         }
 
 
@@ -71,6 +87,7 @@ class PeriodicJob:
     work: Work
     interval: float
     first_delay: float = 0.0
+    by_company: ByCompany | None = None
     stats: JobStats = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -95,8 +112,11 @@ class PeriodicJob:
             s.last_duration_ms = round((trio.current_time() - started) * 1000, 3)
         s.last_error = None
         s.last_removed = removed
-        for kind, n in removed.items():
-            s.total_removed[kind] = s.total_removed.get(kind, 0) + n
+        _add(s.total_removed, removed)
+        if self.by_company is not None:
+            s.last_by_company = {c: dict(n) for c, n in self.by_company().items()}
+            for company, counts in s.last_by_company.items():
+                _add(s.total_by_company.setdefault(company, {}), counts)
         return removed
 
     def _plan(self, delay: float) -> None:

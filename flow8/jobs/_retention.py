@@ -68,15 +68,19 @@ class Retention:
     # What the job awaits between two batches: yields to the requests.
     between_batches: Callable[[], Awaitable[None]] = _pause
     clock: Callable[[], float] = time.time  # wall clock (epoch seconds): plays' created_at
+    # What the last run removed in each company where it removed something.
+    last_by_company: dict[str, dict[str, int]] = attrs.field(init=False, factory=dict)
 
     async def run_once(self) -> dict[str, int]:
         """One run over every company; counts of what went."""
         total = await self._finish_journal()
+        by_company: dict[str, dict[str, int]] = {}
         companies = await self.store.system.collection("companies").find({}, projection={"_id": 1})
         for company in companies:
             cid = company["_id"]
             removed = await self._company(cid)
             if any(removed.values()):
+                by_company[cid] = removed
                 self.audit(
                     AuditEntry(
                         "retention_run",
@@ -88,6 +92,7 @@ class Retention:
                 )
             for k, v in removed.items():
                 total[k] += v
+        self.last_by_company = by_company
         return total
 
     # -- crash recovery ------------------------------------------------------------------

@@ -225,6 +225,14 @@ async def test_jobs_show_their_last_run_in_the_api_and_the_actor_tree(installed:
         r = await owner.get("/api/audit", params={"action": "retention_run"})
         [entry] = r.json()["data"]
         assert entry["details"]["plays"] == 7
+        # another company sees when the jobs ran, never what they removed of this one
+        other = (await owner.post("/api/companies", json={"name": "Beta"})).json()["id"]
+        assert (await owner.post("/api/auth/company", json={"companyId": other})).is_success
+        r = await owner.get("/api/jobs")
+        retention = next(j for j in r.json()["items"] if j["name"] == "retention")
+        assert retention["runs"] == 1
+        assert retention["lastRemoved"] == {}
+        assert retention["totalRemoved"] == {}
 
 
 async def test_audit_filters_answer_the_values_in_the_trail(installed: ApiEnv) -> None:

@@ -31,8 +31,10 @@ class _Collect:
     def __init__(self) -> None:
         self.values: dict[str, set[Any]] = {f: set() for f in _FIELDS}
         self.users: dict[str, str | None] = {}
+        self.read = 0
 
     def add(self, doc: dict[str, Any]) -> None:
+        self.read += 1
         for f in _FIELDS:
             v = doc.get(f)
             if v is not None and len(self.values[f]) < MAX_VALUES:
@@ -62,6 +64,8 @@ class AuditFilterCache:
     store: Store
     page_size: int = 2000
     _values: dict[str, AuditFilterValues] = attrs.field(init=False, factory=dict)
+    # Entries the last refresh read, per company.
+    last_by_company: dict[str, dict[str, int]] = attrs.field(init=False, factory=dict)
 
     async def get(self, company_id: str) -> AuditFilterValues:
         """The company's values as last refreshed (read once now if never refreshed)."""
@@ -106,4 +110,5 @@ class AuditFilterCache:
             await trio.lowlevel.checkpoint()  # let requests through between pages
         at = datetime.now(UTC)
         self._values = {cid: c.done(at) for cid, c in per.items()}
+        self.last_by_company = {cid: {"entriesRead": c.read} for cid, c in per.items()}
         return {"entriesRead": read, "companies": len(per)}
