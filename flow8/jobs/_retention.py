@@ -21,11 +21,13 @@ Crash safety. A batch of plays is deleted in this order:
 A crash (or a cancelled run) can stop this anywhere. Before 2, nothing is gone. Between 2 and
 4, some plays are gone and some of their layers may remain: they are unreachable (every read of
 a layer goes through its play, which answers 404), so no half-deleted play is ever visible, and
-the next run starts by finishing every journal entry: it deletes the layers and KV of the
-journaled plays that no longer exist (a journaled play that still exists is left to the
-policies, which are consulted again). Deleting layers first instead would show a play without
-its steps in the meantime. Each step is idempotent, so two instances running the job at once
-only repeat work.
+every run starts by finishing the journal entries older than ``journal_grace`` (5 minutes: a
+live batch takes well under a second): it deletes the layers and KV of the journaled plays that
+no longer exist (a journaled play that still exists is left to the policies, which are
+consulted again). The grace keeps one instance from finishing, and removing, the entry of a
+batch another instance is still working on. Deleting layers first instead would show a play
+without its steps in the meantime. Each step is idempotent, so two instances running the job
+at once only repeat work (each audits what it removed itself).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class Retention:
     # What the job awaits between two batches: yields to the requests.
     between_batches: Callable[[], Awaitable[None]] = _pause
     clock: Callable[[], float] = time.time  # wall clock (epoch seconds): plays' created_at
+    journal_grace: float = 300.0  # seconds before a journal entry counts as a crashed batch's
     # What the last run removed in each company where it removed something.
     last_by_company: dict[str, dict[str, int]] = attrs.field(init=False, factory=dict)
 
@@ -100,7 +103,8 @@ class Retention:
     async def _finish_journal(self) -> dict[str, int]:
         out = _zero()
         journal = self.store.system.collection(JOURNAL)
-        for entry in await journal.find({}, sort=[("_id", 1)]):
+        stale = {"started_at": {"$lt": self.clock() - self.journal_grace}}
+        for entry in await journal.find(stale, sort=[("_id", 1)]):
             ids: list[str] = entry["play_ids"]
             cid: str = entry["company_id"]
             plays = self.store.tenant(cid).collection("plays")
@@ -129,7 +133,7 @@ class Retention:
     async def _delete_plays(self, cid: str, ids: list[str], out: dict[str, int], kind: str) -> None:
         journal = self.store.system.collection(JOURNAL)
         entry = await journal.insert_one(
-            {"company_id": cid, "play_ids": ids, "created_at": datetime.now(UTC)}
+            {"company_id": cid, "play_ids": ids, "started_at": self.clock()}
         )
         plays = self.store.tenant(cid).collection("plays")
         out[kind] += await plays.delete_many({"_id": {"$in": ids}, "status": {"$in": FINAL}})
