@@ -11,7 +11,7 @@ from flow8.domain import FlowDefinition, Flowlet, api, flow_definition_to_api
 from flow8.services.identity import Action
 
 from ._api import Req, Routes, audit_change
-from ._context import flow_service, play_service
+from ._context import app, flow_service, play_service
 from ._engine_models import FlowOut, PlayOut, RunQuery, flow_out
 from ._page import PageQuery, make_page, page_of, slice_page
 from ._responses import json_response
@@ -107,6 +107,10 @@ async def delete_flow(req: Req, flowId: str) -> None:
     audit_change(
         req, "flow_deleted", "flow", flowId, before=flow_definition_to_api(before.definition)
     )
+    # A flow's schedules go with it: left behind, each tick would start a play that fails.
+    if app().deps.schedules is not None:
+        for schedule in await app().deps.schedules.delete_for_flow(req.company_id, flowId):
+            audit_change(req, "schedule_deleted", "schedule", schedule.id, before=schedule.summary())
 
 
 @routes.route(

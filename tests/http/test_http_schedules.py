@@ -207,6 +207,24 @@ async def test_audit_records_each_change(installed: ApiEnv) -> None:
     assert updated["after"]["cron"] == "@daily"
 
 
+async def test_deleting_a_flow_deletes_its_schedules_and_audits_them(installed: ApiEnv) -> None:
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
+        doomed, kept = await _flow(owner), await _flow(owner)
+        gone = [
+            (await owner.post(f"/api/flows/{doomed}/schedules", json=body)).json()["id"]
+            for body in (BERLIN_NINE, {"cron": "@hourly"})
+        ]
+        stays = (await owner.post(f"/api/flows/{kept}/schedules", json=BERLIN_NINE)).json()["id"]
+        assert (await owner.delete(f"/api/flows/{doomed}")).status_code == 204
+        listed = (await owner.get("/api/schedules")).json()["items"]
+        assert [s["id"] for s in listed] == [stays]
+        for sid in gone:
+            assert (await owner.get(f"/api/schedules/{sid}")).status_code == 404
+        await installed.audit.wait_idle()
+        r = await owner.get("/api/audit", params={"action": "schedule_deleted", "size": 100})
+    assert sorted(e["targetId"] for e in r.json()["data"]) == sorted(gone)
+
+
 async def test_the_readme_examples_create_what_they_say(installed: ApiEnv) -> None:
     text = (Path(__file__).parents[2] / "README.md").read_text()
     section = text[text.index("## Schedules") :]

@@ -202,6 +202,16 @@ class ScheduleService:
         self.on_change(company_id, schedule_id)
         return gone
 
+    async def delete_for_flow(self, company_id: str, flow_id: str) -> builtins.list[Schedule]:
+        """Delete every schedule of a flow that is being deleted (its ticks could only fail
+        from now on); answers what was removed, for the audit trail."""
+        gone = await self.list(company_id, flow_id=flow_id)
+        if gone:
+            await self._coll(company_id).delete_many({"flow_id": flow_id})
+            for schedule in gone:
+                self.on_change(company_id, schedule.id)
+        return gone
+
     async def run_now(self, company_id: str, schedule_id: str) -> Play:
         """Start one play of the schedule now (its args, trigger ``schedule``), outside its
         timetable: no tick is claimed and the next fire is unchanged."""
