@@ -110,7 +110,9 @@ async def delete_flow(req: Req, flowId: str) -> None:
     # A flow's schedules go with it: left behind, each tick would start a play that fails.
     if app().deps.schedules is not None:
         for schedule in await app().deps.schedules.delete_for_flow(req.company_id, flowId):
-            audit_change(req, "schedule_deleted", "schedule", schedule.id, before=schedule.summary())
+            audit_change(
+                req, "schedule_deleted", "schedule", schedule.id, before=schedule.summary()
+            )
 
 
 @routes.route(
