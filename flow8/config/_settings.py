@@ -79,6 +79,11 @@ class Settings:
     expression_memory_mb: int
     expression_max_depth: int
     expression_threads: int
+    mcp_jwt_secret: str | None = attrs.field(default=None, repr=False)
+    mcp_jwt_issuer: str = "flow8"
+    mcp_public_url: str = ""  # the audience of MCP JWTs; empty = http://localhost:<MCP_PORT>/mcp
+    channel_max_connections: int = 100
+    channel_rate_per_second: float = 50.0
     component_local_roots: tuple[Path, ...] = ()
     component_allowed_hosts: tuple[str, ...] = ()
     retention_interval_seconds: float = 120.0
@@ -326,8 +331,23 @@ SETTINGS: tuple[Setting, ...] = (
             "cookies and HSTS."),
     Setting("mcp.port", "MCP_PORT", "4445", "mcp_port", _port,
             "Port of the MCP (Streamable HTTP) endpoint."),
+    Setting("mcp.jwt_secret", "MCP_JWT_SECRET", "", "mcp_jwt_secret", _optional_secret,
+            "HS256 secret of the JWTs MCP agents may present (besides API keys with the mcp "
+            "scope); empty = API keys only."),
+    Setting("mcp.jwt_issuer", "MCP_JWT_ISSUER", "flow8", "mcp_jwt_issuer", _text,
+            "The iss an MCP JWT must carry."),
+    Setting("mcp.public_url", "MCP_PUBLIC_URL", "", "mcp_public_url", _text,
+            "The MCP endpoint's URL as agents reach it: the aud an MCP JWT must carry "
+            "(empty = http://localhost:<MCP_PORT>/mcp)."),
     Setting("channels.port_range", "CHANNEL_PORT_RANGE", "7701-7799", "channel_port_range",
             _port_range, "Ports channels may listen on, inclusive."),
+    Setting("channels.max_connections", "CHANNEL_MAX_CONNECTIONS", "100",
+            "channel_max_connections", _positive_int,
+            "Concurrent connections one channel accepts (a new channel's default)."),
+    Setting("channels.rate_per_second", "CHANNEL_RATE_PER_SECOND", "50",
+            "channel_rate_per_second", _rate,
+            "Requests per second one client address may send to a channel (bursts of twice "
+            "that; a new channel's default)."),
     Setting("data_dir", "FLOW8_DATA_DIR", "./data", "data_dir", _path,
             "Directory for the embedded database and generated keys."),
     Setting("store.url", "FLOW8_STORE_URL", "", "store_url", _store_url,
