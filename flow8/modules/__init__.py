@@ -14,6 +14,7 @@ from ._http import http_modules
 from ._kv import SCOPES, kv_modules
 from ._mail import mail_modules
 from ._registry import KvAccess, ModuleContext, ModuleRegistry, ModuleSpec, RunFn
+from ._respond import RESPOND, respond_modules
 from ._s3 import s3_modules
 from ._schema import ArgsValidator, InvalidSchema
 from ._storage import storage_modules
@@ -27,6 +28,7 @@ def default_registry() -> ModuleRegistry:
     for group in (
         data_modules(),
         utility_modules(),
+        respond_modules(),
         kv_modules(),
         control_modules(),
         http_modules(),
@@ -43,6 +45,7 @@ def default_registry() -> ModuleRegistry:
 __all__ = [
     "AGGREGATOR",
     "ITERATOR",
+    "RESPOND",
     "SCOPES",
     "SUBFLOW",
     "ArgsValidator",

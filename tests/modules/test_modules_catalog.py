@@ -98,6 +98,7 @@ def test_catalog_lists_every_module_with_contract() -> None:
         "delay",
         "fail",
         "noop",
+        "respond",
         "kv-set",
         "kv-get",
         "kv-append",
@@ -188,6 +189,9 @@ async def test_utility_modules() -> None:
         await call("fail", {"message": "boom"})
     assert await call("noop", {}) is None
     assert await call("noop", {"value": 3}) == 3
+    assert await call("respond", {}) == {"statusCode": 200, "headers": {}, "body": None}
+    shaped = {"statusCode": 201, "headers": {"X-A": "1"}, "body": "ok"}
+    assert await call("respond", shaped) == shaped
 
 
 def test_delay_takes_ms_or_seconds_not_both() -> None:
