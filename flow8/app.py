@@ -55,6 +55,7 @@ from .services.audit import (
     StoreAuditSink,
     audit_child,
 )
+from .services.channels import ChannelService
 from .services.components import ComponentService, ProviderEnv
 from .services.credentials import CredentialService
 from .services.events import EventService
@@ -111,6 +112,13 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
     schedules = ScheduleService(
         platform.store, platform.flows, PlayService(platform.engine), on_change=scheduler.changed
     )
+    channels = ChannelService(
+        platform.store,
+        platform.flows,
+        settings.channel_port_range,
+        max_connections=settings.channel_max_connections,
+        rate_per_second=settings.channel_rate_per_second,
+    )
     retention = RetentionPolicies(
         platform.store,
         RetentionDefaults(
@@ -150,6 +158,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         audit=platform.audit.record,
         audit_queries=AuditQueries(platform.store),
         schedules=schedules,
+        channels=channels,
         audit_filters=audit_filters,
         retention=retention,
         jobs=cleanup.stats,

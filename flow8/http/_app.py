@@ -8,6 +8,7 @@ from quart import Response
 from . import (
     _admin,
     _audit_routes,
+    _channel_routes,
     _company_routes,
     _component_routes,
     _credential_routes,
@@ -40,6 +41,7 @@ ROUTE_GROUPS: tuple[Routes, ...] = (
     _component_routes.routes,
     _module_routes.routes,
     _schedule_routes.routes,
+    _channel_routes.routes,
     _retention_routes.routes,
 )
 

@@ -8,6 +8,7 @@ import trio
 from quart import current_app
 from quart_trio import QuartTrio
 
+from flow8.services.channels import ChannelService
 from flow8.services.components import ComponentService
 from flow8.services.credentials import CredentialService
 from flow8.services.flows import FlowService
@@ -64,6 +65,10 @@ def component_service() -> ComponentService:
 
 def schedule_service() -> ScheduleService:
     return _provided(app().deps.schedules, "schedules are not available on this instance")
+
+
+def channel_service() -> ChannelService:
+    return _provided(app().deps.channels, "channels are not available on this instance")
 
 
 def credential_service() -> CredentialService:

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from flow8.services.audit import AuditEntry, AuditFilterCache, AuditQueries
+from flow8.services.channels import ChannelService
 from flow8.services.components import ComponentService
 from flow8.services.credentials import CredentialService
 from flow8.services.events import EventService
@@ -80,6 +81,7 @@ class HttpDeps:
     credentials: CredentialService | None = None
     components: ComponentService | None = None
     schedules: ScheduleService | None = None
+    channels: ChannelService | None = None
     events: EventService | None = None
     modules: ModuleCatalog | None = None
     # Non-blocking: AuditLog.record. Every request and change is reported here.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flow8.logs import get_logger
+from flow8.services import channels as chan
 from flow8.services import components as comp
 from flow8.services import credentials as cred
 from flow8.services import identity as ident
@@ -116,4 +117,16 @@ def from_components(error: comp.ComponentServiceError | comp.ComponentError) -> 
         return Conflict(str(error), code=error.code)
     if isinstance(error, comp.ComponentError):  # opening a provider failed (e.g. no library)
         return ValidationFailed([{"field": "config", "message": str(error)}])
+    return _internal(error)
+
+
+def from_channels(error: chan.ChannelError) -> ApiError:
+    """Problems name fields only: the service never puts a token or secret in an error."""
+    if isinstance(error, chan.InvalidChannel):
+        fields = [{"field": p.field, "message": p.message} for p in error.problems]
+        return ValidationFailed(fields, message=str(error))
+    if isinstance(error, chan.ChannelNotFound | chan.RouteNotFound):
+        return NotFound(str(error), code=error.code)
+    if isinstance(error, chan.ChannelConflict):  # name or route taken, ports exhausted
+        return Conflict(str(error), code=error.code)
     return _internal(error)

@@ -7,6 +7,7 @@ from quart import Response, has_request_context, request
 from werkzeug.exceptions import HTTPException
 
 from flow8.logs import get_logger
+from flow8.services.channels import ChannelError
 from flow8.services.components import ComponentError, ComponentServiceError
 from flow8.services.credentials import CredentialError
 from flow8.services.exceptions import EngineError, StoreError
@@ -17,6 +18,7 @@ from flow8.services.kv import KvError
 from ._context import Flow8App
 from ._deps import HttpSettings
 from ._errors_map import (
+    from_channels,
     from_components,
     from_credentials,
     from_engine,
@@ -112,6 +114,10 @@ def install(app: Flow8App) -> None:
     @app.errorhandler(CredentialError)
     async def _credential_error(error: CredentialError) -> Response:
         return error_response(from_credentials(error))
+
+    @app.errorhandler(ChannelError)
+    async def _channel_error(error: ChannelError) -> Response:
+        return error_response(from_channels(error))
 
     @app.errorhandler(ComponentServiceError)
     @app.errorhandler(ComponentError)

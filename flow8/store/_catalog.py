@@ -221,6 +221,10 @@ CATALOG = Catalog.of(
             index("index", unique=True),
             index("expires_at", expire_after_seconds=0),
         ),
+        # [channels] one claim per listening port (_id = the port, as text), holding the
+        # company and channel: the unique _id makes port allocation race-safe across
+        # instances sharing the database (flow8.services.channels)
+        _system("channel_ports", index("claimed_at")),
         # store-internal bookkeeping (key rotation progress)
         _system("store_meta"),
         # [retention] the plays a retention run is deleting, written before it deletes any
@@ -313,7 +317,10 @@ CATALOG = Catalog.of(
         _tenant(
             "channels",
             index("company_id", "name", unique=True),
+            index("company_id", "kind"),  # a company's mcp channels (its tools)
             index("port"),
+            index("enabled"),  # the listeners of every company
+            secrets=["secrets"],  # the bearer token and the HMAC secret
             cross_tenant=True,  # the channel supervisor starts every enabled channel
         ),
     ]

@@ -12,12 +12,14 @@ import attrs
 import httpx
 import trio
 
+from flow8.config import PortRange
 from flow8.engine import Engine
 from flow8.events import EventBus
 from flow8.http import Flow8App, HttpDeps, HttpSettings, create_app
 from flow8.jobs import cleanup_jobs
 from flow8.modules import default_registry
 from flow8.services.audit import AuditFilterCache, AuditLog, AuditQueries, StoreAuditSink
+from flow8.services.channels import ChannelService
 from flow8.services.components import ComponentService, ProviderEnv
 from flow8.services.credentials import CredentialService
 from flow8.services.events import EventService
@@ -38,6 +40,8 @@ IN_PROCESS_URL = "http://in-process.invalid"
 # The cheapest argon2id the library takes: hashing at OWASP's cost (~30 ms a hash here) was
 # a large part of these tests' time, and none but the few that ask for it is about the cost.
 TEST_ARGON2 = Argon2Params(memory_kib=1024, iterations=1)
+# The channel port block of the test app (tests replace `deps.channels` for a smaller one).
+CHANNEL_PORTS = PortRange(7701, 7799)
 # Made once: loading the CA bundle for every client cost ~20 ms of each (no test uses TLS).
 _TLS = httpx.create_ssl_context()
 
@@ -170,6 +174,7 @@ async def start_app(
         flows=FlowService(flows, components=components, credentials=credentials),
         plays=PlayService(engine),
         schedules=ScheduleService(store, flows, PlayService(engine)),
+        channels=ChannelService(store, flows, CHANNEL_PORTS),
         kv=KvService(kv),
         credentials=credentials,
         components=components,

@@ -87,7 +87,7 @@ def test_api_conforms_to_its_openapi_document(live: tuple[str, str]) -> None:
         )
         writes = operation.method.upper() in ("POST", "PUT")
         checked_beyond_schema = operation.path.startswith(
-            ("/api/flows", "/api/components", "/api/retention-policies")
+            ("/api/flows", "/api/components", "/api/retention-policies", "/api/channels")
         )
         if free_form or (checked_beyond_schema and writes):
             # Flows are checked far beyond what a JSON schema says (known modules, each
@@ -98,7 +98,9 @@ def test_api_conforms_to_its_openapi_document(live: tuple[str, str]) -> None:
             # config is checked against its provider's schema (GET /api/components/providers),
             # and the ai kind is registered but refused until AI components exist. A retention
             # policy's fields depend on each other (maxAgeDays >= enforcedMinimumDays >= the
-            # configured floor, targetId by target). Such
+            # configured floor, targetId by target). A channel's auth fields depend on its
+            # authMode, a route's toolName on its channel's kind, and its targetFlowIds must
+            # be flows of the company, and its path free on the channel. Such
             # refusals are 422 by design. All other checks still run.
             excluded.append(checks.positive_data_acceptance)
 

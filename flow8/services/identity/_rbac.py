@@ -28,6 +28,7 @@ class Action(enum.StrEnum):
     FLOW_WRITE = "flow.write"
     KV_WRITE = "kv.write"
     SCHEDULE_WRITE = "schedule.write"
+    CHANNEL_WRITE = "channel.write"  # channels and their routes (the ways in)
     COMPONENT_WRITE = "component.write"
     CREDENTIAL_WRITE = "credential.write"
     MEMBER_MANAGE = "member.manage"
@@ -44,7 +45,12 @@ _OPERATOR = _VIEWER | {
     Action.PLAY_APPROVE,
     Action.PLAY_RETRY,
 }
-_EDITOR = _OPERATOR | {Action.FLOW_WRITE, Action.KV_WRITE, Action.SCHEDULE_WRITE}
+_EDITOR = _OPERATOR | {
+    Action.FLOW_WRITE,
+    Action.KV_WRITE,
+    Action.SCHEDULE_WRITE,
+    Action.CHANNEL_WRITE,
+}
 _ADMIN = _EDITOR | {
     Action.COMPONENT_WRITE,
     Action.CREDENTIAL_WRITE,
