@@ -14,7 +14,7 @@ import hmac
 import time
 from collections.abc import Mapping
 
-from flow8.services.channels._models import AuthMode, Channel, HmacSettings, HmacStyle
+from flow8.services.channels import AuthMode, Channel, HmacSettings, HmacStyle
 
 MAX_SKEW = 300.0
 SLACK_TIMESTAMP = "x-slack-request-timestamp"

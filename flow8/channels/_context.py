@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
+import trio
 
 from flow8.services.audit import AuditEntry
-from flow8.services.channels._models import Channel
+from flow8.services.channels import Channel
 from flow8.services.events import EventService
 
 from ._launch import Launcher
@@ -27,6 +29,33 @@ class Limits:
     max_pending: int = 64  # ws/tcp: plays one connection may wait on at once
 
 
+@attrs.define
+class Drain:
+    """A polite stop of one listener incarnation (its channel changed or was disabled): the
+    socket closes, idle keep-alive connections and ws/tcp sessions end at once, and http
+    requests in progress get the child's shutdown time to be answered."""
+
+    draining: bool = False
+    scopes: set[trio.CancelScope] = attrs.field(factory=set)
+
+    def start(self) -> None:
+        self.draining = True
+        for scope in self.scopes:
+            scope.cancel()
+
+    @contextlib.contextmanager
+    def cancellable(self) -> Iterator[trio.CancelScope]:
+        """A scope the drain cancels (entered already cancelled once draining)."""
+        with trio.CancelScope() as scope:
+            if self.draining:
+                scope.cancel()
+            self.scopes.add(scope)
+            try:
+                yield scope
+            finally:
+                self.scopes.discard(scope)
+
+
 @attrs.frozen
 class ChannelContext:
     channel: Channel
@@ -37,6 +66,7 @@ class ChannelContext:
     stats: ChannelStats
     record: Callable[[AuditEntry], None]
     limits: Limits
+    drain: Drain = attrs.field(factory=Drain)
 
     def audit(
         self,

@@ -24,7 +24,7 @@ import trio
 
 from flow8.domain import Play, PlayState
 from flow8.logs import get_logger
-from flow8.services.channels._models import ResponseMode, Route
+from flow8.services.channels import ResponseMode, Route
 
 from ._auth import hidden_headers, request_ok
 from ._context import ChannelContext
@@ -72,7 +72,9 @@ class HttpConnection:
     async def serve(self) -> None:
         try:
             while True:
-                with trio.move_on_after(self.ctx.limits.keep_alive_seconds) as idle:
+                # Waiting for a request: the idle timeout or a drain may end it.
+                with self.ctx.drain.cancellable() as idle:
+                    idle.relative_deadline = self.ctx.limits.keep_alive_seconds
                     event = await self._next_event()
                 if idle.cancelled_caught or not isinstance(event, h11.Request):
                     return

@@ -14,7 +14,7 @@ import attrs
 
 from flow8.domain import LayerState, Play, PlayState, TriggerKind
 from flow8.logs import get_logger
-from flow8.services.channels._models import Channel, Route
+from flow8.services.channels import Channel, Route
 from flow8.services.exceptions import StoreError
 from flow8.services.flows import FlowNotFound
 from flow8.services.plays import (

@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable
 import attrs
 import trio
 
+import actors
 from flow8.logs import get_logger
-from flow8.services.channels._models import ChannelKind
+from flow8.services.channels import ChannelKind
 
 from ._context import ChannelContext
 from ._http import HttpConnection
@@ -42,7 +43,11 @@ SERVERS: dict[ChannelKind, Serve] = {
 @attrs.define
 class Listener:
     """The live part of one incarnation of a channel actor (tests may close ``socket`` from
-    outside to crash it, as a failing network would)."""
+    outside to crash it, as a failing network would).
+
+    Stopped politely (``actors.stop_requested``): it stops accepting and closes its socket at
+    once (the port is free for the channel's next incarnation), ends idle connections and
+    sessions, and gives http requests in progress the child's shutdown time."""
 
     ctx: ChannelContext
     host: str
@@ -59,18 +64,29 @@ class Listener:
         log.info(
             "channel.listening", channel_id=channel.id, kind=channel.kind.value, port=channel.port
         )
+        stop = actors.stop_requested()
         try:
             async with self.socket, trio.open_nursery() as connections:
-                task_status.started()
-                while True:
-                    try:
-                        stream = await self.socket.accept()
-                    except OSError as e:
-                        if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                            await trio.sleep(0.1)  # out of descriptors: back off, not crash
-                            continue
-                        raise
-                    connections.start_soon(self._connection, serve, stream)
+                with trio.CancelScope() as accepting:
+
+                    async def on_stop() -> None:
+                        await stop.wait()
+                        accepting.cancel()
+
+                    connections.start_soon(on_stop)
+                    task_status.started()
+                    while True:
+                        try:
+                            stream = await self.socket.accept()
+                        except OSError as e:
+                            if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                                await trio.sleep(0.1)  # out of descriptors: back off, not crash
+                                continue
+                            raise
+                        connections.start_soon(self._connection, serve, stream)
+                # Asked to stop: free the port now, let requests in progress be answered.
+                await self.socket.aclose()
+                self.ctx.drain.start()
         finally:
             self.socket = None
 
@@ -89,7 +105,11 @@ class Listener:
             except OSError:
                 host = client = "unknown"
             try:
-                await serve(self.ctx, stream, client, host)
+                if self.ctx.channel.kind is ChannelKind.HTTP:
+                    await serve(self.ctx, stream, client, host)
+                else:  # a session has no natural end: a drain ends it
+                    with self.ctx.drain.cancellable():
+                        await serve(self.ctx, stream, client, host)
             except Exception as e:  # one connection's failure is that connection's only
                 log.warning(
                     "channel.connection_failed", channel_id=self.ctx.channel.id, error=repr(e)[:300]

@@ -28,7 +28,7 @@ import trio
 import actors
 from flow8.logs import get_logger
 from flow8.services.audit import AuditEntry
-from flow8.services.channels._models import Channel
+from flow8.services.channels import Channel
 from flow8.services.events import EventService
 from flow8.services.plays import PlayService
 
@@ -43,6 +43,9 @@ from ._stats import ChannelStats
 log = get_logger("flow8.channels")
 SUPERVISOR_ID = "channels"
 LISTENERS_ID = "listeners"
+# How long a stopped channel's requests in progress may take to be answered: a change
+# takes effect within a second, drain included.
+DRAIN_SECONDS = 0.5
 
 
 def child_id(channel_id: str) -> str:
@@ -153,7 +156,7 @@ class ChannelManager:
                 child_id(cid),
                 partial(self._serve, slot),
                 restart=actors.Restart.TRANSIENT,
-                shutdown=1.0,
+                shutdown=DRAIN_SECONDS,
                 info=slot.stats.info,
             )
             try:

@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 import attrs
 
-from flow8.services.channels._models import Route
+from flow8.services.channels import Route
 
 
 @attrs.frozen

@@ -24,7 +24,7 @@ import attrs
 import trio
 
 from flow8.domain import Play, PlayState
-from flow8.services.channels._models import Route
+from flow8.services.channels import Route
 
 from ._context import ChannelContext
 from ._launch import FINISHED, Refused

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from flow8.services.channels._models import Channel
+from flow8.services.channels import Channel
 
 
 class ChannelSource(Protocol):

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from flow8.services.channels._models import Channel
+from flow8.services.channels import Channel
 
 
 @attrs.define

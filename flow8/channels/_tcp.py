@@ -18,7 +18,7 @@ import time
 import attrs
 import trio
 
-from flow8.services.channels._models import AuthMode
+from flow8.services.channels import AuthMode
 
 from ._context import ChannelContext
 from ._session import dumps, run_session

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import trio
 import trio_websocket
 
-from flow8.services.channels._models import AuthMode
+from flow8.services.channels import AuthMode
 
 from ._auth import bearer_ok
 from ._context import ChannelContext

@@ -22,7 +22,7 @@ from flow8.engine import Engine
 from flow8.events import EventBus
 from flow8.modules import default_registry
 from flow8.services.audit import AuditEntry
-from flow8.services.channels._models import (
+from flow8.services.channels import (
     AuthMode,
     Channel,
     ChannelKind,
@@ -159,6 +159,13 @@ FLOWS: dict[str, dict[str, Any]] = {
     "fail": {
         "name": "fail",
         "flowlets": [{"ref": "a", "appId": "fail", "args": {"message": "boom"}}],
+    },
+    "brief": {
+        "name": "brief",
+        "flowlets": [
+            {"ref": "a", "appId": "delay", "args": {"ms": 300}},
+            {"ref": "b", "appId": "noop", "args": {"value": "answered"}},
+        ],
     },
     "slow": {
         "name": "slow",

@@ -14,7 +14,7 @@ import trio
 from channel_fixtures import HMAC_SECRET, TOKEN, ChannelEnv, channel, route
 from support.waits import wait_until
 
-from flow8.services.channels._models import (
+from flow8.services.channels import (
     AuthMode,
     ChannelKind,
     HmacSettings,

@@ -12,7 +12,7 @@ from channel_fixtures import ChannelEnv, channel, free_port, open_channel_env, r
 from support.waits import wait_until
 
 from flow8.channels import child_id
-from flow8.services.channels._models import ChannelKind
+from flow8.services.channels import ChannelKind
 from flow8.store import Store
 
 
@@ -175,3 +175,31 @@ async def test_a_port_taken_by_something_else_is_retried(env: ChannelEnv) -> Non
     env.manager.changed("company-a", "c1")  # or the next periodic read
     await env.settle()
     assert (await _post(port, "/")).status_code == 200
+
+
+async def test_a_change_lets_requests_in_progress_finish_and_closes_idle_ones(
+    env: ChannelEnv,
+) -> None:
+    routes = [route("b", [env.flows["brief"]], path="/b")]
+    ch = env.source.put(channel("c1", ChannelKind.HTTP, routes))
+    await env.settle()
+    assert ch.port is not None
+    idle = await trio.open_tcp_stream("127.0.0.1", ch.port)
+    answers: list[httpx.Response] = []
+
+    async def request() -> None:
+        answers.append(await _post(ch.port, "/b"))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(request)
+        stats = env.manager.stats("c1")
+        assert stats is not None
+        await wait_until(lambda: stats.plays_started == 1, timeout=2, what="the play started")
+        env.source.update("c1", name="renamed")  # a change: the channel restarts
+        with trio.fail_after(1):
+            assert await idle.receive_some(100) == b""  # the idle connection was closed
+    await idle.aclose()
+    assert answers[0].status_code == 200
+    assert answers[0].json() == "answered"
+    await env.settle()
+    assert (await _post(ch.port, "/b")).status_code == 200

@@ -12,7 +12,7 @@ import trio
 import trio_websocket
 from channel_fixtures import TOKEN, ChannelEnv, channel, route
 
-from flow8.services.channels._models import AuthMode, ChannelKind
+from flow8.services.channels import AuthMode, ChannelKind
 
 
 async def _ws_channel(env: ChannelEnv, cid: str = "w1", **kw: Any) -> str:
