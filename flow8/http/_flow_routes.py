@@ -108,8 +108,9 @@ async def delete_flow(req: Req, flowId: str) -> None:
         req, "flow_deleted", "flow", flowId, before=flow_definition_to_api(before.definition)
     )
     # A flow's schedules go with it: left behind, each tick would start a play that fails.
-    if app().deps.schedules is not None:
-        for schedule in await app().deps.schedules.delete_for_flow(req.company_id, flowId):
+    schedules = app().deps.schedules
+    if schedules is not None:
+        for schedule in await schedules.delete_for_flow(req.company_id, flowId):
             audit_change(
                 req, "schedule_deleted", "schedule", schedule.id, before=schedule.summary()
             )
