@@ -135,20 +135,31 @@ class HttpConnection:
         target = request.target.decode("utf-8", "replace")
         parts = urlsplit(target)
         path = parts.path or "/"
+        answer: _Answer | None = None
         try:
-            answer = await self._answer(request, method, path, parts.query)
-        except Refused as e:
-            answer = _Answer.json(e.status, e.body())
-        if self.conn.their_state is h11.SEND_BODY:
-            answer.close = True  # the body was not read: the connection cannot be reused
-        try:
+            try:
+                answer = await self._answer(request, method, path, parts.query)
+            except Refused as e:
+                answer = _Answer.json(e.status, e.body())
+            except (_Closed, trio.BrokenResourceError, trio.ClosedResourceError):
+                raise
+            except h11.RemoteProtocolError:
+                raise
+            except Exception as e:  # a store that failed while waiting, ...: this request only
+                log.warning(
+                    "channel.request_failed", channel_id=ctx.channel.id, error=repr(e)[:200]
+                )
+                answer = _Answer.json(500, {"error": "INTERNAL"}, close=True)
+            if self.conn.their_state is h11.SEND_BODY:
+                answer.close = True  # the body was not read: the connection cannot be reused
             await self._send(answer)
         finally:
+            # Audited however it ended (499: the client left or the channel stopped first).
             ctx.audit(
                 client=self.client,
-                status=answer.status,
-                route=answer.route,
-                play_ids=answer.play_ids,
+                status=answer.status if answer is not None else 499,
+                route=answer.route if answer is not None else None,
+                play_ids=answer.play_ids if answer is not None else [],
                 started=started,
                 method=method,
                 path=path,

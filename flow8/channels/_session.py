@@ -27,7 +27,7 @@ from flow8.domain import Play, PlayState
 from flow8.services.channels import Route
 
 from ._context import ChannelContext
-from ._launch import FINISHED, Refused
+from ._launch import FINISHED, Refused, log
 
 # Events a subscriber may fall behind by before the bus drops it: a flow subscription sees
 # the events of every play of that flow (filtered here by play id), so it is roomy.
@@ -89,6 +89,10 @@ class Session:
         except Refused as e:
             status, error = e.status, e.code
             self.push({"id": msg_id, **e.body()})
+        except Exception as e:  # this message only: the session goes on
+            log.warning("channel.message_failed", channel_id=ctx.channel.id, error=repr(e)[:200])
+            status, error = 500, "INTERNAL"
+            self.push({"id": msg_id, "error": "INTERNAL", "message": "the message failed"})
         finally:
             ctx.audit(
                 client=self.client,
@@ -137,7 +141,14 @@ class Session:
                 self.push({"id": msg_id, "playId": play.id, "event": event.to_json()})
                 ended = event.type in END_EVENTS
         remaining = deadline - trio.current_time()
-        final = await launcher.wait(play, max(0.0, remaining)) if remaining > 0 or ended else None
+        try:
+            final = (
+                await launcher.wait(play, max(0.0, remaining)) if remaining > 0 or ended else None
+            )
+        except Exception as e:  # the store failed: this play's answer only
+            log.warning("channel.result_failed", play_id=play.id, error=repr(e)[:200])
+            self.push({"id": msg_id, "playId": play.id, "error": "UNAVAILABLE"})
+            return
         if final is None or final.state not in FINISHED:
             self.push({"id": msg_id, "playId": play.id, "error": "TIMEOUT", "status": "running"})
         elif final.state is PlayState.DONE:
