@@ -25,6 +25,7 @@ class Limits:
     max_body_bytes: int = 1_048_576
     allowed_origins: tuple[str, ...] = ()
     keep_alive_seconds: float = 60.0  # an idle http keep-alive connection is closed after
+    body_seconds: float = 30.0  # an http body not received by then: 408 (a slow sender)
     send_queue: int = 256  # ws/tcp: messages waiting for a slow client before it is dropped
     max_pending: int = 64  # ws/tcp: plays one connection may wait on at once
 

@@ -25,6 +25,7 @@ import trio
 from flow8.domain import Play, PlayState
 from flow8.logs import get_logger
 from flow8.services.channels import ResponseMode, Route
+from flow8.services.storage import invalid_text_in
 
 from ._auth import hidden_headers, request_ok
 from ._context import ChannelContext
@@ -191,10 +192,14 @@ class HttpConnection:
         if declared.isdigit() and int(declared) > limit:
             ctx.stats.rejected_size += 1
             return _Answer.json(413, {"error": "PAYLOAD_TOO_LARGE"}, route=route.name)
-        body = await self._read_body(limit)
-        if body is None:
-            ctx.stats.rejected_size += 1
-            return _Answer.json(413, {"error": "PAYLOAD_TOO_LARGE"}, route=route.name)
+        body: bytes | None = None
+        with trio.move_on_after(ctx.limits.body_seconds):
+            body = await self._read_body(limit)
+            if body is None:
+                ctx.stats.rejected_size += 1
+                return _Answer.json(413, {"error": "PAYLOAD_TOO_LARGE"}, route=route.name)
+        if body is None:  # the sender is too slow: a connection held open costs a slot
+            return _Answer.json(408, {"error": "REQUEST_TIMEOUT"}, route=route.name, close=True)
         if not request_ok(ctx.channel, headers, body):
             ctx.stats.rejected_auth += 1
             return _Answer.json(401, {"error": "UNAUTHORIZED"}, route=route.name)
@@ -294,11 +299,20 @@ def _shaped_answer(shaped: dict[str, Any]) -> _Answer:
 
 
 def _parse_body(body: bytes, content_type: str) -> Any:
-    text = body.decode("utf-8", "replace")
+    """JSON for a JSON media type, else text; text that is not valid Unicode is refused
+    here (400 INVALID_TEXT), at the boundary, rather than by the store later."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Refused(400, "INVALID_TEXT", "the body is not UTF-8 text") from e
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
         try:
-            return json.loads(text) if text else None
+            value = json.loads(text) if text else None
         except ValueError as e:
             raise Refused(400, "INVALID_JSON", "the body is not valid JSON") from e
+        bad = invalid_text_in(value)
+        if bad is not None:
+            raise Refused(400, "INVALID_TEXT", f"{bad[0] or 'body'}: {bad[1]}")
+        return value
     return text

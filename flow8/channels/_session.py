@@ -25,6 +25,7 @@ import trio
 
 from flow8.domain import Play, PlayState
 from flow8.services.channels import Route
+from flow8.services.storage import invalid_text_in
 
 from ._context import ChannelContext
 from ._launch import FINISHED, Refused, log
@@ -164,6 +165,9 @@ def _parse(raw: str | bytes) -> dict[str, Any]:
         raise BadMessage("messages are JSON objects") from e
     if not isinstance(msg, dict):
         raise BadMessage("messages are JSON objects")
+    bad = invalid_text_in(msg)
+    if bad is not None:
+        raise BadMessage(f"{bad[0] or 'message'}: {bad[1]}")
     msg_id = msg.get("id")
     if not isinstance(msg_id, (str, int)) or isinstance(msg_id, bool):
         raise BadMessage("id must be a string or a number")

@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from channel_fixtures import HMAC_SECRET, TOKEN, ChannelEnv, channel, route
+from channel_fixtures import HMAC_SECRET, TOKEN, ChannelEnv, channel, open_channel_env, route
 from support.waits import wait_until
 
+from flow8.channels import Limits
 from flow8.services.channels import (
     AuthMode,
     ChannelKind,
@@ -21,6 +22,7 @@ from flow8.services.channels import (
     HmacStyle,
     ResponseMode,
 )
+from flow8.store import Store
 
 
 def _client(env: ChannelEnv, cid: str) -> httpx.AsyncClient:
@@ -353,3 +355,25 @@ async def test_every_request_audited_once_without_secrets(env: ChannelEnv) -> No
     text = json.dumps([e.to_doc() for e in env.audit], default=str)
     assert TOKEN not in text
     assert "guess" not in text
+
+
+async def test_text_that_is_not_unicode_is_refused_at_the_boundary(env: ChannelEnv) -> None:
+    await _http(env, routes=[route("p", [env.flows["echo"]], path="/p")])
+    async with _client(env, "h1") as client:
+        r = await client.post("/p", content=b"\xff\xfe bad", headers={"Content-Type": "text/plain"})
+        assert (r.status_code, r.json()["error"]) == (400, "INVALID_TEXT")
+        lone = b'{"a": "\\ud800"}'
+        r = await client.post("/p", content=lone, headers={"Content-Type": "application/json"})
+        assert (r.status_code, r.json()["error"]) == (400, "INVALID_TEXT")
+        assert (await client.post("/p", json={"a": "caf\u00e9 \U0001f600"})).status_code == 200
+
+
+async def test_a_body_sent_too_slowly_is_answered_408_and_closed(store: Store) -> None:
+    limits = Limits(max_body_bytes=4096, body_seconds=0.3)
+    async with open_channel_env(store, limits=limits) as env:
+        await _http(env, routes=[route("p", [env.flows["echo"]], path="/p")])
+        port = env.source.channels["h1"].port
+        head = await _raw(
+            port, b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"x" * 10
+        )
+        assert head.startswith(b"HTTP/1.1 408")

@@ -280,3 +280,21 @@ async def test_tcp_token_in_the_first_line(env: ChannelEnv) -> None:
         while "result" not in (msg := await lines.read() or {}):
             pass
         assert msg["result"] == "in"
+
+
+async def test_tcp_messages_are_rate_limited_per_client_and_audited(env: ChannelEnv) -> None:
+    port = await _tcp_channel(env, rate_per_second=2.0)
+    async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+        lines = Lines(stream)
+        for i in range(8):
+            await lines.send({"id": i, "route": "echo", "args": i})
+        ends: dict[int, dict[str, Any]] = {}
+        while len(ends) < 8:
+            msg = await lines.read()
+            assert msg is not None
+            if "result" in msg or "error" in msg:
+                ends[msg["id"]] = msg
+    assert [ends[i].get("result") for i in range(4)] == [0, 1, 2, 3]  # a burst of 2 x rate
+    assert {ends[i].get("error") for i in range(4, 8)} == {"RATE_LIMITED"}
+    statuses = [e.status for e in env.audit if e.action == "channel_request"]
+    assert sorted(statuses) == [202] * 4 + [429] * 4
