@@ -161,6 +161,7 @@ class Engine:
         resume_from: str | None = None,
         timeout: float | None = None,
         secrets: Sequence[str] = (),
+        approve_first: bool = False,
     ) -> Play:
         """Queue a play of ``flow_id`` (latest version unless ``version``) and, when this
         instance is running plays, start it right away.
@@ -177,6 +178,9 @@ class Engine:
         With ``timeout``: a start still in progress after that many seconds answers the play
         as it was handed to the store (it is being stored and runs), or raises
         StartTimedOut if nothing was handed to the store yet (a retry is safe then).
+
+        With ``approve_first``, the play waits for an approval (``decide``) before its first
+        step(s), as before a step with ``needsApproval`` (an MCP route requiring a human).
         """
         if parent is None:
             self.admission.admit(company_id)
@@ -197,6 +201,7 @@ class Engine:
                     resume_from=resume_from,
                     submitted=submitted.append,
                     secrets=secrets,
+                    approve_first=approve_first,
                 )
         if submitted:
             return submitted[0]
@@ -216,6 +221,7 @@ class Engine:
         resume_from: str | None,
         submitted: Callable[[Play], None],
         secrets: Sequence[str],
+        approve_first: bool = False,
     ) -> Play:
         flow = await self.flows.get(company_id, flow_id, version)
         plan = self.plans.get(flow)  # fails early for a flow that does not compile
@@ -286,7 +292,11 @@ class Engine:
         if fingerprint is not None:
             doc["idempotency_fingerprint"] = fingerprint
         doc["max_concurrent"] = max_concurrent
-        runnable = state is PlayState.NEW and self.local.runs_plays
+        if approve_first:
+            # Read back by whichever PlayActor runs it: such a play is not launched at birth
+            # (the dispatcher claims it at once), so every run of it reads this flag.
+            doc["approve_first"] = True
+        runnable = state is PlayState.NEW and self.local.runs_plays and not approve_first
         runnable = runnable and len(self.local) < self.settings.max_running_plays
         runnable = runnable and self.admission.has_room(company_id)
         pipe = self.store.pipeline()

@@ -174,6 +174,7 @@ class PlayActors:
             doc.get("approvals") or {},
             created,
             redactor,
+            approve_first=bool(doc.get("approve_first")),
         )
         if play.retry_of and not layers and play.resume_from:
             await self._reuse_layers(run, play.retry_of, play.resume_from)

@@ -185,6 +185,7 @@ class PlayRun:
         approvals: Mapping[str, Any],
         created: Created | None = None,
         redactor: Redactor | None = None,
+        approve_first: bool = False,
     ) -> None:
         self.engine = engine
         self.plan = plan
@@ -192,6 +193,9 @@ class PlayRun:
         self.layers = layers
         self.kv = kv
         self.approvals = approvals
+        # A play started with ``approve_first`` (an MCP route requiring a human's approval)
+        # parks before its first step(s) exactly as before a step with ``needsApproval``.
+        self._approve_first = _first_refs(plan) if approve_first else frozenset()
         self.redactor = redactor if redactor is not None else Redactor()
         self.journal = Journal(
             engine.store,
@@ -522,7 +526,8 @@ class PlayRun:
             raise self._fail(base, limit_error(e)) from e
         except (ExpressionError, FilterError) as e:
             raise self._fail(base, f"{e}") from e
-        if step.flowlet.needs_approval and not approved:
+        needs_approval = step.flowlet.needs_approval or (not it and step.ref in self._approve_first)
+        if needs_approval and not approved:
             layer = self.record(attrs.evolve(base, state=LayerState.WAIT, args=args))
             raise _Suspended(layer, WaitReason.APPROVAL, None)
         module_args = args if extra_args is None else {**args, **extra_args}
@@ -707,6 +712,16 @@ def _layer_event(layer: PlayLayer) -> dict[str, Any]:
         "error": layer.error,
         "attempt": len(layer.attempts),
     }
+
+
+def _first_refs(plan: Plan) -> frozenset[str]:
+    """The steps a play runs first: the first group's steps, or the first loop's iterator."""
+    if not plan.nodes:
+        return frozenset()
+    first = plan.nodes[0]
+    if isinstance(first, Group):
+        return frozenset(s.ref for s in first.steps)
+    return frozenset({first.iterator.ref})
 
 
 def _without_traceback(error: E) -> E:

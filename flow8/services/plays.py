@@ -53,11 +53,13 @@ class PlayService:
         idempotency_key: str | None = None,
         version: int | None = None,
         timeout: float | None = None,
+        approve_first: bool = False,
     ) -> Play:
         """Queue (and, on an instance running plays, start) a play of the flow's latest
         version. A duplicate ``idempotency_key`` within 24 h returns the existing play.
         Raises ``PlayLimitReached`` over the company's start rate; with ``timeout``, see
-        ``Engine.start_play`` (``StartTimedOut`` when nothing was created)."""
+        ``Engine.start_play`` (``StartTimedOut`` when nothing was created). With
+        ``approve_first`` the play waits for ``approve`` before its first step(s)."""
         return await self.engine.start_play(
             company_id,
             flow_id,
@@ -66,6 +68,7 @@ class PlayService:
             idempotency_key=idempotency_key,
             version=version,
             timeout=timeout,
+            approve_first=approve_first,
         )
 
     async def run(
