@@ -25,6 +25,7 @@ from ._context import ChannelContext
 from ._session import run_session
 
 TOO_SLOW = 1013
+HANDSHAKE_SECONDS = 10.0
 _UNAUTHORIZED = b'{"error":"UNAUTHORIZED"}'
 _FORBIDDEN = b'{"error":"ORIGIN_REFUSED"}'
 # Copied per use: trio-websocket appends its Content-Length to the list it is given.
@@ -40,10 +41,17 @@ def _origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
 
 async def serve_ws(ctx: ChannelContext, stream: trio.SocketStream, client: str, host: str) -> None:
     started = time.perf_counter()
+    request: trio_websocket.WebSocketRequest | None = None
     async with trio.open_nursery() as nursery:
-        request = await trio_websocket.wrap_server_stream(
-            nursery, stream, max_message_size=ctx.limits.max_body_bytes
-        )
+        # A client that opens a socket and says nothing holds a connection slot: it gets
+        # HANDSHAKE_SECONDS to send its upgrade request.
+        with trio.move_on_after(HANDSHAKE_SECONDS):
+            request = await trio_websocket.wrap_server_stream(
+                nursery, stream, max_message_size=ctx.limits.max_body_bytes
+            )
+        if request is None:
+            nursery.cancel_scope.cancel()
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
         refused: tuple[int, bytes] | None = None
         if not _origin_allowed(headers.get("origin"), ctx.limits.allowed_origins):

@@ -11,6 +11,7 @@ import pytest
 import trio
 import trio_websocket
 from channel_fixtures import TOKEN, ChannelEnv, channel, route
+from support.waits import wait_until
 
 from flow8.services.channels import AuthMode, ChannelKind
 
@@ -298,3 +299,17 @@ async def test_tcp_messages_are_rate_limited_per_client_and_audited(env: Channel
     assert {ends[i].get("error") for i in range(4, 8)} == {"RATE_LIMITED"}
     statuses = [e.status for e in env.audit if e.action == "channel_request"]
     assert sorted(statuses) == [202] * 4 + [429] * 4
+
+
+async def test_ws_silent_client_is_closed_after_the_handshake_time(
+    env: ChannelEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("flow8.channels._ws.HANDSHAKE_SECONDS", 0.2)
+    url = await _ws_channel(env)
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+        with trio.fail_after(2):
+            assert await stream.receive_some(100) == b""  # closed: it said nothing
+    stats = env.manager.stats("w1")
+    assert stats is not None
+    await wait_until(lambda: stats.connections == 0, timeout=1, what="the slot freed")
