@@ -12,6 +12,9 @@
     │   ├── retention    deletes what the retention policies let go (every 2 minutes)
     │   ├── audit-cache  the values behind the audit filters (every 3 minutes)
     │   └── ttl-cache    evicts expired in-memory cache entries (every minute)
+    ├── channels         one_for_all: the channel listeners (CHANNEL_PORT_RANGE)
+    │   ├── listeners    dynamic supervisor: one task per enabled http/ws/tcp channel
+    │   └── manager      starts, restarts and stops them as channels change
     └── http             Hypercorn serving the Quart-Trio app on SERVER_PORT
 
 Start-up order: ``flow8.cli`` has loaded ``.env``, configured logging and checked the settings;
@@ -38,6 +41,7 @@ import trio
 
 import actors
 
+from .channels import channels_child
 from .config import Settings
 from .engine import Engine, EngineSettings, engine_child, events_child
 from .events import EventBus
@@ -96,6 +100,9 @@ class Platform:
     engine: Engine
     identity: IdentityService
     runtime: actors.Runtime | None = None
+    # Called with the runtime once it is open: children that need a ref into the tree
+    # (the channel manager its dynamic supervisor of listeners).
+    on_runtime: list[Callable[[actors.Runtime], None]] = attrs.field(factory=list)
 
     def actor_tree(self) -> Mapping[str, Any]:
         # A dynamic supervisor may hold thousands of plays: list a page, childCount stays exact.
@@ -119,6 +126,17 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         max_connections=settings.channel_max_connections,
         rate_per_second=settings.channel_rate_per_second,
     )
+    channels_spec, channel_manager = channels_child(
+        channels,
+        PlayService(platform.engine),
+        EventService(platform.events),
+        platform.audit.record,
+        host=settings.server_host,
+        max_body_bytes=settings.max_body_bytes,
+        allowed_origins=settings.allowed_origins,
+    )
+    channels.on_change = channel_manager.changed
+    platform.on_runtime.append(channel_manager.attach)
     retention = RetentionPolicies(
         platform.store,
         RetentionDefaults(
@@ -171,6 +189,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
             audit_child(platform.audit),
             engine_child(platform.engine),
             jobs_child(scheduler_child(scheduler), *cleanup.children()),
+            channels_spec,
             http_child(
                 app,
                 settings.server_host,
@@ -274,6 +293,8 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
             build_tree(platform), shutdown=settings.shutdown_grace_seconds
         ) as runtime:
             platform.engine.attach(runtime.dynamic_supervisor("engine/plays"))
+            for attach in platform.on_runtime:
+                attach(runtime)
             platform.runtime = runtime
             try:
                 yield platform

@@ -113,9 +113,11 @@ def test_serve_answers_health_and_admin_tree_then_stops_on_sigterm(
     assert tree["name"] == "root"
     assert tree["strategy"] == "rest_for_one"
     names = [child["name"] for child in tree["children"]]
-    assert names == ["store", "events", "audit", "engine", "jobs", "http"]
+    assert names == ["store", "events", "audit", "engine", "jobs", "channels", "http"]
     engine = next(child for child in tree["children"] if child["name"] == "engine")
     assert {c["name"] for c in engine["children"]} == {"plays", "dispatcher"}
+    channels = next(child for child in tree["children"] if child["name"] == "channels")
+    assert {c["name"] for c in channels["children"]} == {"listeners", "manager"}
     for node in [tree, *tree["children"]]:
         assert node["state"] == "running"
         assert {"name", "kind", "strategy", "state", "restarts", "mailbox", "children"} <= set(node)
