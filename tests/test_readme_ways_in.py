@@ -1,0 +1,151 @@
+"""The README's channel and MCP examples run as written against a real `flow8 serve`: the
+webhook script in bash (curl, openssl, python3), the WebSocket client in Python, and the MCP
+client configuration read by the official MCP SDK client."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _free_block(size: int = 4) -> str:
+    """CHANNEL_PORT_RANGE of ``size`` consecutive ports free right now."""
+    for _ in range(50):
+        first = _free_port()
+        if first + size > 65535:
+            continue
+        try:
+            for port in range(first, first + size):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return f"{first}-{first + size - 1}"
+    raise RuntimeError("no block of free ports")
+
+
+def _section(title: str) -> str:
+    text = README.read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.index("\n## ", start + 4)
+    return text[start:end]
+
+
+def _blocks(section: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", section, re.S)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A running `flow8 serve` with an owner; answers its base URL, an API key with the api
+    and mcp scopes, and the MCP port."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOW8_", "SERVER_"))}
+    env.update(
+        SERVER_PORT=str(_free_port()),
+        MCP_PORT=str(_free_port()),
+        CHANNEL_PORT_RANGE=_free_block(),
+        FLOW8_DATA_DIR=str(tmp_path / "data"),
+        SHUTDOWN_GRACE_SECONDS="5",
+        FLOW8_CONFIG=str(Path(__file__).parents[1] / "conf" / "config.yml"),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flow8.cli", "serve"], env=env, cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{env['SERVER_PORT']}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(
+                    f"flow8 serve did not come up: {process.stderr and process.stderr.read()}"
+                )
+            time.sleep(0.1)
+        owner = {"company": "Acme", "email": "ops@example.com", "password": "a-long-password"}
+        with httpx.Client(base_url=base, timeout=10) as client:
+            assert client.post("/api/install", json=owner).status_code in (200, 201)
+            login = client.post(
+                "/api/auth/login", json={k: owner[k] for k in ("email", "password")}
+            )
+            csrf = {"X-CSRF-Token": login.json()["csrfToken"]}
+            made = client.post(
+                "/api/auth/api-keys", json={"name": "readme", "scopes": ["api", "mcp"]},
+                headers=csrf,
+            )  # fmt: skip
+            assert made.status_code == 201, made.text
+        yield {"base": base, "key": made.json()["key"], "mcp_port": env["MCP_PORT"]}
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
+@pytest.mark.skipif(
+    not all(shutil.which(tool) for tool in ("bash", "curl", "openssl", "python3")),
+    reason="the README's webhook script needs bash, curl, openssl and python3",
+)
+def test_the_readme_webhook_script_runs_as_written(served: dict[str, str]) -> None:
+    (script,) = _blocks(_section("Channels"), "bash")
+    assert script.startswith("FLOW8=http://localhost:4454\n")
+    script = script.replace("FLOW8=http://localhost:4454", f"FLOW8={served['base']}", 1)
+    run = subprocess.run(
+        ["bash", "-c", script], env={**os.environ, "KEY": served["key"]},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    expected = [line[2:] for line in script.splitlines() if line.startswith("# {")]
+    assert run.stdout.splitlines() == expected
+
+
+def test_the_readme_websocket_client_runs_as_written(served: dict[str, str]) -> None:
+    (client,) = _blocks(_section("Channels"), "python")
+    auth = {"Authorization": f"Bearer {served['key']}"}
+    with httpx.Client(base_url=served["base"], headers=auth, timeout=10) as api:
+        flow = {"name": "hello", "flowlets": [
+            {"ref": "greet", "appId": "template", "args": {"text": "Hello {{ $prev.args.name }}!"}}
+        ]}  # fmt: skip
+        flow_id = api.post("/api/flows", json=flow).json()["id"]
+        channel = api.post("/api/channels", json={"name": "live", "kind": "ws"}).json()
+        route = {"name": "hello", "targetFlowIds": [flow_id]}
+        assert api.post(f"/api/channels/{channel['id']}/routes", json=route).status_code == 201
+    assert "trio.run(main, 7702)" in client
+    program = client.replace("trio.run(main, 7702)", f"trio.run(main, {channel['port']})")
+    deadline = time.monotonic() + 5  # the listener starts within a second of the change
+    while True:
+        run = subprocess.run(
+            [sys.executable, "-c", program], capture_output=True, text=True, timeout=30
+        )
+        if run.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "event play:started"
+    assert "'result': {'text': 'Hello Ada!'}" in lines[-1]
