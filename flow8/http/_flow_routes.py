@@ -108,6 +108,20 @@ async def delete_flow(req: Req, flowId: str) -> None:
         req, "flow_deleted", "flow", flowId, before=flow_definition_to_api(before.definition)
     )
     # A flow's schedules go with it: left behind, each tick would start a play that fails.
+    # Channel routes stop targeting it; a route left with no target goes too.
+    channels = app().deps.channels
+    if channels is not None:
+        for channel, route, after in await channels.forget_flow(req.company_id, flowId):
+            action = "channel_route_deleted" if after is None else "channel_route_updated"
+            audit_change(
+                req,
+                action,
+                "channel",
+                channel.id,
+                before=route.summary(),
+                after=None if after is None else after.summary(),
+                details={"routeId": route.id},
+            )
     schedules = app().deps.schedules
     if schedules is not None:
         for schedule in await schedules.delete_for_flow(req.company_id, flowId):

@@ -501,3 +501,36 @@ async def test_the_documented_curl_examples_work(installed: ApiEnv) -> None:
         r = await owner.post(f"/api/channels/{r.json()['id']}/routes", json=route)
         assert r.status_code == 201, r.text
         assert r.json()["path"] == "/orders/{id}"
+
+
+async def test_deleting_a_flow_takes_it_out_of_routes_and_drops_emptied_routes(
+    installed: ApiEnv,
+) -> None:
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
+        doomed, kept = await _flow(owner), await _flow(owner)
+        channel = await _channel(owner, name="hooks", kind="http")
+        routes = f"/api/channels/{channel['id']}/routes"
+        both = await owner.post(
+            routes, json={"name": "both", "path": "/both", "targetFlowIds": [doomed, kept]}
+        )
+        only = await owner.post(
+            routes, json={"name": "only", "path": "/only", "targetFlowIds": [doomed]}
+        )
+        other = await owner.post(
+            routes, json={"name": "other", "path": "/other", "targetFlowIds": [kept]}
+        )
+        assert {both.status_code, only.status_code, other.status_code} == {201}
+        assert (await owner.delete(f"/api/flows/{doomed}")).status_code == 204
+        left = {r["name"]: r["targetFlowIds"] for r in (await owner.get(routes)).json()["items"]}
+        assert left == {"both": [kept], "other": [kept]}
+        await installed.audit.wait_idle()
+        r = await owner.get("/api/audit", params={"targetType": "channel", "size": 100})
+        actions = {
+            (e["action"], e["details"]["routeId"])
+            for e in r.json()["data"]
+            if e["action"] in ("channel_route_updated", "channel_route_deleted")
+        }
+    assert actions == {
+        ("channel_route_updated", both.json()["id"]),
+        ("channel_route_deleted", only.json()["id"]),
+    }

@@ -377,6 +377,38 @@ class ChannelService:
                 return gone
         raise ChannelConflict("the channel is being changed by others at the same time; retry")
 
+    async def forget_flow(
+        self, company_id: str, flow_id: str
+    ) -> builtins.list[tuple[Channel, Route, Route | None]]:
+        """A flow is being deleted: take it out of every route that targets it, and delete
+        the routes left with no target (a request to them could only fail). Answers
+        (channel, route before, route after or None when deleted), for the audit trail."""
+        changed: builtins.list[tuple[Channel, Route, Route | None]] = []
+        for listed in await self.list(company_id):
+            if not any(flow_id in r.target_flow_ids for r in listed.routes):
+                continue
+            for _ in range(_UPDATE_ATTEMPTS):
+                channel = await self.get(company_id, listed.id)
+                kept: builtins.list[Route] = []
+                these: builtins.list[tuple[Channel, Route, Route | None]] = []
+                for route in channel.routes:
+                    if flow_id not in route.target_flow_ids:
+                        kept.append(route)
+                        continue
+                    targets = tuple(f for f in route.target_flow_ids if f != flow_id)
+                    after = attrs.evolve(route, target_flow_ids=targets) if targets else None
+                    if after is not None:
+                        kept.append(after)
+                    these.append((channel, route, after))
+                if not these or await self._write_routes(company_id, channel, kept) is not None:
+                    changed.extend(these)
+                    break
+            else:
+                raise ChannelConflict(
+                    "the channel is being changed by others at the same time; retry"
+                )
+        return changed
+
     async def _write_routes(
         self, company_id: str, channel: Channel, routes: builtins.list[Route]
     ) -> Channel | None:
