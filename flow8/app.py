@@ -15,7 +15,8 @@
     ├── channels         one_for_all: the channel listeners (CHANNEL_PORT_RANGE)
     │   ├── listeners    dynamic supervisor: one task per enabled http/ws/tcp channel
     │   └── manager      starts, restarts and stops them as channels change
-    └── http             Hypercorn serving the Quart-Trio app on SERVER_PORT
+    ├── http             Hypercorn serving the Quart-Trio app on SERVER_PORT
+    └── mcp              Hypercorn serving the MCP endpoint (Streamable HTTP) on MCP_PORT
 
 Start-up order: ``flow8.cli`` has loaded ``.env``, configured logging and checked the settings;
 :func:`open_platform` then opens the store (connections, indexes) and starts the tree in order
@@ -50,6 +51,7 @@ from .http import HttpDeps, HttpSettings, create_app, http_child
 from .interpreter import settle_after_startup
 from .jobs import Scheduler, cleanup_jobs, jobs_child, scheduler_child
 from .logs import get_logger
+from .mcp import McpApp, McpDeps, McpSettings, mcp_child
 from .modules import default_registry
 from .outbound import OutboundPolicy
 from .services.audit import (
@@ -182,6 +184,27 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         jobs=cleanup.stats,
     )
     app = create_app(deps)
+    mcp_app = McpApp(
+        McpSettings.of(
+            port=settings.mcp_port,
+            public_url=settings.mcp_public_url,
+            allowed_origins=settings.allowed_origins,
+            jwt_secret=settings.mcp_jwt_secret,
+            jwt_issuer=settings.mcp_jwt_issuer,
+            bind_host=settings.server_host,
+        ),
+        platform.identity,
+        McpDeps(
+            flows=FlowService(
+                platform.flows, components=platform.components, credentials=platform.credentials
+            ),
+            plays=PlayService(platform.engine),
+            modules=ModuleCatalog(platform.engine.registry),
+            events=EventService(platform.events),
+            audit=platform.audit.record,
+            channels=channels,
+        ),
+    )
     return actors.SupervisorSpec(
         [
             actors.task("store", platform.store.serve, shutdown=5.0),
@@ -194,6 +217,12 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
                 app,
                 settings.server_host,
                 settings.server_port,
+                graceful_timeout=min(5.0, settings.shutdown_grace_seconds / 2),
+            ),
+            mcp_child(
+                mcp_app,
+                settings.server_host,
+                settings.mcp_port,
                 graceful_timeout=min(5.0, settings.shutdown_grace_seconds / 2),
             ),
         ],

@@ -53,7 +53,9 @@ def test_the_init_hint_runs_as_printed_and_actors_finds_the_configured_port(
     port = _free_port()
     (tmp_path / "conf").mkdir()
     # The port only in config.yml: `flow8 actors` must read it there, as serve does.
-    (tmp_path / "conf" / "config.yml").write_text(f"server:\n  port: {port}\n")
+    (tmp_path / "conf" / "config.yml").write_text(
+        f"server:\n  port: {port}\nmcp:\n  port: {_free_port()}\n"
+    )
     data = tmp_path / "server-data"
     server_env = {**_clean_env(), "FLOW8_DATA_DIR": str(data), "FLOW8_ADMIN_TOKEN": TOKEN,
                   "SHUTDOWN_GRACE_SECONDS": "5"}  # fmt: skip

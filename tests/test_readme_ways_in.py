@@ -5,6 +5,7 @@ client configuration read by the official MCP SDK client."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -149,3 +150,43 @@ def test_the_readme_websocket_client_runs_as_written(served: dict[str, str]) -> 
     lines = run.stdout.splitlines()
     assert lines[0] == "event play:started"
     assert "'result': {'text': 'Hello Ada!'}" in lines[-1]
+
+
+MCP_CLIENT = """
+import json, sys, trio, httpx
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+server = json.loads(sys.argv[1])["mcpServers"]["flow8"]
+
+async def main():
+    async with (
+        httpx.AsyncClient(headers=server["headers"]) as http,
+        streamable_http_client(server["url"], http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        tools = await session.list_tools()
+        print(json.dumps(sorted(t.name for t in tools.tools)))
+        flows = await session.call_tool("list_flows", {})
+        print(json.dumps(flows.structured_content))
+
+trio.run(main)
+"""
+
+
+def test_the_readme_mcp_client_config_connects_as_written(served: dict[str, str]) -> None:
+    (block,) = _blocks(_section("MCP"), "json")
+    assert "http://localhost:4445/mcp" in block
+    assert "Bearer f8k_..." in block
+    config = block.replace("localhost:4445", f"localhost:{served['mcp_port']}").replace(
+        "f8k_...", served["key"]
+    )
+    run = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", MCP_CLIENT, config],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    tools, flows = (json.loads(line) for line in run.stdout.splitlines()[-2:])
+    assert {"list_flows", "run_flow", "get_play", "approve_play"} <= set(tools)
+    assert isinstance(flows, dict)

@@ -37,6 +37,7 @@ def server_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOW8_", "SERVER_"))}
     env.update(
         SERVER_PORT=str(_free_port()),
+        MCP_PORT=str(_free_port()),
         FLOW8_DATA_DIR=str(tmp_path / "data"),
         FLOW8_ADMIN_TOKEN=TOKEN,
         SHUTDOWN_GRACE_SECONDS="5",
@@ -113,7 +114,7 @@ def test_serve_answers_health_and_admin_tree_then_stops_on_sigterm(
     assert tree["name"] == "root"
     assert tree["strategy"] == "rest_for_one"
     names = [child["name"] for child in tree["children"]]
-    assert names == ["store", "events", "audit", "engine", "jobs", "channels", "http"]
+    assert names == ["store", "events", "audit", "engine", "jobs", "channels", "http", "mcp"]
     engine = next(child for child in tree["children"] if child["name"] == "engine")
     assert {c["name"] for c in engine["children"]} == {"plays", "dispatcher"}
     channels = next(child for child in tree["children"] if child["name"] == "channels")
@@ -150,7 +151,8 @@ def test_flow8_actors_prints_the_live_tree(
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("root  [supervisor rest_for_one]  running")
-    assert any(line.startswith("└── http") for line in lines)
+    assert any(line.startswith("├── http") for line in lines)
+    assert any(line.startswith("└── mcp") for line in lines)
     assert any("│   ├── plays" in line or "│   └── plays" in line for line in lines)
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=15)
