@@ -3,35 +3,17 @@
 
 from __future__ import annotations
 
-import errno
-import logging
 from typing import Any
 
 import trio
-from hypercorn.config import Config
 from hypercorn.trio import serve
 
 import actors
+from flow8.serving import CannotListen, cannot_listen, hypercorn_config
 
 from ._app import McpApp
 
-
-class CannotListen(Exception):
-    """The MCP port could not be bound: taken, not ours to take, or not on this host."""
-
-
-_CANNOT_BIND = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
-
-
-def mcp_config(host: str, port: int, graceful_timeout: float) -> Config:
-    config = Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    config.graceful_timeout = graceful_timeout
-    config.accesslog = None  # every tool call is audited; no second access log
-    config.errorlog = logging.getLogger("hypercorn.error")
-    config.keep_alive_timeout = 75
-    config.include_server_header = False
-    return config
+__all__ = ["CannotListen", "mcp_child", "serve_mcp"]
 
 
 async def serve_mcp(
@@ -48,7 +30,7 @@ async def serve_mcp(
     ``task_status.started(binds)`` fires once the socket is bound. The SDK's session manager
     runs around the server; at shutdown its sessions (and their open streams) are closed
     first, while in-flight tool calls finish within ``graceful_timeout``."""
-    config = mcp_config(host, port, graceful_timeout)
+    config = hypercorn_config(host, port, graceful_timeout)
 
     async def trigger() -> None:
         if shutdown_event is None:
@@ -63,15 +45,10 @@ async def serve_mcp(
         async with app.run():
             await serve(asgi, config, shutdown_trigger=trigger, task_status=task_status)
     except* OSError as group:
-        reason = next(
-            (e for e in actors.leaves(group) if isinstance(e, OSError) and e.errno in _CANNOT_BIND),
-            None,
-        )
-        if reason is None:
+        refusal = cannot_listen(group, config.bind[0], "SERVER_HOST / MCP_PORT")
+        if refusal is None:
             raise
-        raise CannotListen(
-            f"cannot listen on {config.bind[0]} (MCP_PORT): {reason.strerror or reason}"
-        ) from group
+        raise refusal from group
 
 
 def mcp_child(
