@@ -4,13 +4,10 @@ client configuration read by the official MCP SDK client."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,31 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.serving import flow8_serve
 
 README = Path(__file__).parents[1] / "README.md"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _free_block(size: int = 4) -> str:
-    """CHANNEL_PORT_RANGE of ``size`` consecutive ports free right now."""
-    for _ in range(50):
-        first = _free_port()
-        if first + size > 65535:
-            continue
-        try:
-            for port in range(first, first + size):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return f"{first}-{first + size - 1}"
-    raise RuntimeError("no block of free ports")
 
 
 def _section(title: str) -> str:
@@ -61,31 +36,8 @@ def _blocks(section: str, language: str) -> list[str]:
 def served(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A running `flow8 serve` with an owner; answers its base URL, an API key with the api
     and mcp scopes, and the MCP port."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOW8_", "SERVER_"))}
-    env.update(
-        SERVER_PORT=str(_free_port()),
-        MCP_PORT=str(_free_port()),
-        CHANNEL_PORT_RANGE=_free_block(),
-        FLOW8_DATA_DIR=str(tmp_path / "data"),
-        SHUTDOWN_GRACE_SECONDS="5",
-        FLOW8_CONFIG=str(Path(__file__).parents[1] / "conf" / "config.yml"),
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flow8.cli", "serve"], env=env, cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{env['SERVER_PORT']}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"flow8 serve did not come up: {process.stderr and process.stderr.read()}"
-                )
-            time.sleep(0.1)
+    with flow8_serve(tmp_path) as server:
+        base = server["base"]
         owner = {"company": "Acme", "email": "ops@example.com", "password": "a-long-password"}
         with httpx.Client(base_url=base, timeout=10) as client:
             assert client.post("/api/install", json=owner).status_code in (200, 201)
@@ -98,14 +50,7 @@ def served(tmp_path: Path) -> Iterator[dict[str, str]]:
                 headers=csrf,
             )  # fmt: skip
             assert made.status_code == 201, made.text
-        yield {"base": base, "key": made.json()["key"], "mcp_port": env["MCP_PORT"]}
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+        yield {"base": base, "key": made.json()["key"], "mcp_port": server["mcp_port"]}
 
 
 @pytest.mark.skipif(

@@ -40,6 +40,14 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _PARAM = re.compile(r"{(\w+)}")
 
 
+def session_cookie(value: str, max_age: int) -> str:
+    """The Set-Cookie value of the session cookie (the API's login and the UI's share it)."""
+    flags = f"Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}"
+    if app().deps.settings.secure_cookies:
+        flags += "; Secure"
+    return f"{SESSION_COOKIE}={value}; {flags}"
+
+
 @attrs.frozen
 class Req:
     """What a handler gets: the caller, the parsed body and query, and request facts."""

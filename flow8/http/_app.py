@@ -22,6 +22,7 @@ from . import (
     _retention_routes,
     _schedule_routes,
     _ws,
+    ui,
 )
 from ._admin_auth import AdminGate
 from ._api import Routes, RouteSpec
@@ -52,7 +53,7 @@ def route_specs() -> list[RouteSpec]:
 
 
 def create_app(deps: HttpDeps) -> Flow8App:
-    application = Flow8App("flow8", static_folder=None)  # nothing static is served
+    application = Flow8App("flow8", static_folder=None)  # ui serves /static itself
     application.deps = deps
     application.closing = trio.Event()
     application.admin_gate = AdminGate(
@@ -73,6 +74,7 @@ def create_app(deps: HttpDeps) -> Flow8App:
     application.add_url_rule("/api/openapi.json", view_func=openapi, methods=["GET"])
     application.add_url_rule("/healthz", view_func=_healthz, methods=["GET"])
     _ws.install(application)
+    ui.install(application)  # the browser pages and their static files
     return application
 
 

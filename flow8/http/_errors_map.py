@@ -7,7 +7,13 @@ from flow8.services import channels as chan
 from flow8.services import components as comp
 from flow8.services import credentials as cred
 from flow8.services import identity as ident
-from flow8.services.exceptions import InvalidDocument, StoreClosed, StoreError, StoreUnavailable
+from flow8.services.exceptions import (
+    EngineError,
+    InvalidDocument,
+    StoreClosed,
+    StoreError,
+    StoreUnavailable,
+)
 from flow8.services.flows import FlowNotFound, FlowValidationError
 from flow8.services.kv import KvError
 from flow8.services.plays import (
@@ -130,3 +136,23 @@ def from_channels(error: chan.ChannelError) -> ApiError:
     if isinstance(error, chan.ChannelConflict):  # name or route taken, ports exhausted
         return Conflict(str(error), code=error.code)
     return _internal(error)
+
+
+def api_error_of(error: Exception) -> ApiError | None:
+    """The API error a service error stands for (None for an error no service raises): the
+    one translation both the JSON API's error handlers and the UI's pages use."""
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, ident.IdentityError):
+        return from_identity(error)
+    if isinstance(error, cred.CredentialError):
+        return from_credentials(error)
+    if isinstance(error, chan.ChannelError):
+        return from_channels(error)
+    if isinstance(error, comp.ComponentServiceError | comp.ComponentError):
+        return from_components(error)
+    if isinstance(error, FlowValidationError | EngineError | KvError):
+        return from_engine(error)
+    if isinstance(error, StoreError):
+        return from_store(error)
+    return None

@@ -8,7 +8,7 @@ from quart import Response, request
 from flow8.domain import api
 from flow8.services.identity import Action, IdentityService, LoginResult, Role
 
-from ._api import SESSION_COOKIE, Req, Routes
+from ._api import SESSION_COOKIE, Req, Routes, session_cookie
 from ._context import app
 from ._identity_models import (
     ApiKeyCreate,
@@ -35,13 +35,6 @@ def _identity() -> IdentityService:
     identity = app().deps.identity
     assert identity is not None  # authenticate() answered 404 already when unset
     return identity
-
-
-def _session_cookie(value: str, max_age: int) -> str:
-    flags = f"Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}"
-    if app().deps.settings.secure_cookies:
-        flags += "; Secure"
-    return f"{SESSION_COOKIE}={value}; {flags}"
 
 
 @routes.route(
@@ -97,7 +90,7 @@ async def _signed_in(result: LoginResult) -> Response:
     out = SessionOut.of(result.principal, result.expires_at)
     return json_response(
         api.unstructure(out),
-        headers={"Set-Cookie": _session_cookie(result.token, ttl), "Cache-Control": "no-store"},
+        headers={"Set-Cookie": session_cookie(result.token, ttl), "Cache-Control": "no-store"},
     )
 
 
@@ -149,7 +142,7 @@ async def change_password(req: Req) -> None:
 )
 async def logout(req: Req) -> Response:
     await _identity().logout(req.user, ip=req.ip, user_agent=req.user_agent)
-    return empty_response(204, headers={"Set-Cookie": _session_cookie("", 0)})
+    return empty_response(204, headers={"Set-Cookie": session_cookie("", 0)})
 
 
 @routes.route(

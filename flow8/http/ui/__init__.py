@@ -1,0 +1,21 @@
+"""The browser UI: server-rendered pages (Jinja2, autoescaped) with htmx for partial updates
+and small script modules where a page is live. Pages call the same services as the REST API,
+with the same roles, tenant scope, CSRF token and audit; see `README.md` beside this file."""
+
+from __future__ import annotations
+
+from quart import Quart
+
+from . import _session_pages, _static
+from ._pages import Pages
+
+PAGE_GROUPS: tuple[Pages, ...] = (_session_pages.pages,)
+
+
+def install(application: Quart) -> None:
+    _static.install(application)
+    for group in PAGE_GROUPS:
+        group.mount(application)
+
+
+__all__ = ["PAGE_GROUPS", "install"]
