@@ -6,10 +6,16 @@ from __future__ import annotations
 
 from quart import Quart
 
-from . import _session_pages, _static
+from . import _flow_pages, _platform_pages, _play_pages, _session_pages, _static, _workspace_pages
 from ._pages import Pages
 
-PAGE_GROUPS: tuple[Pages, ...] = (_session_pages.pages,)
+PAGE_GROUPS: tuple[Pages, ...] = (
+    _session_pages.pages,
+    _flow_pages.pages,
+    _play_pages.pages,
+    _workspace_pages.pages,
+    _platform_pages.pages,
+)
 
 
 def install(application: Quart) -> None:

@@ -1,0 +1,7 @@
+"""Pages of the platform area (see README.md: one group per area)."""
+
+from __future__ import annotations
+
+from ._pages import Pages
+
+pages = Pages("platform")
