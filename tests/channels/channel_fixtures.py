@@ -5,6 +5,7 @@ service (``MemoryChannels``: the one method the runtime reads, plus the writes a
 
 from __future__ import annotations
 
+import shutil
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -208,10 +209,21 @@ class ChannelEnv:
 async def open_channel_env(
     store: Store, *, limits: Limits | None = None, resync_seconds: float = 2.0
 ) -> AsyncIterator[ChannelEnv]:
+    files = Path(tempfile.mkdtemp(prefix="flow8-channel-files-"))
+    try:
+        async with _channel_env(store, files, limits, resync_seconds) as env:
+            yield env
+    finally:
+        shutil.rmtree(files, ignore_errors=True)  # the components' file dirs, not left in /tmp
+
+
+@asynccontextmanager
+async def _channel_env(
+    store: Store, files: Path, limits: Limits | None, resync_seconds: float
+) -> AsyncIterator[ChannelEnv]:
     bus = EventBus()
     registry = default_registry()
     flows_repo, kv = FlowRepository(store, registry), KvStore(store)
-    files = Path(tempfile.mkdtemp(prefix="flow8-channel-files-"))
     components = ComponentService(
         store, lambda company_id: ProviderEnv(company_id=company_id, files_dir=files / company_id)
     )
