@@ -1,4 +1,9 @@
-"""`/admin/*`: the live actor tree for operators, as JSON or as an HTML page."""
+"""`/admin/*`: the live actor tree for operators, as JSON or as an HTML page.
+
+Operators authenticate with the instance's ADMIN_TOKEN (bearer, or the admin cookie the login
+form sets) and see the whole tree. A browser that brings neither but a flow8 session cookie is
+served the UI's page instead (`ui._audit_pages`): owners and admins of the session's company
+see the tree without other companies' plays and channels, whether or not a token is set."""
 
 from __future__ import annotations
 
@@ -10,10 +15,11 @@ from flow8.services.identity import address_key
 
 from ._admin_auth import COOKIE_NAME
 from ._admin_html import render_login, render_tree
-from ._api import client_ip
+from ._api import SESSION_COOKIE, client_ip
 from ._context import app
 from ._responses import error_response, html_response, json_response
 from .exceptions import ApiError, Forbidden, NotFound, TooManyRequests, Unauthenticated
+from .ui._audit_pages import serve_actor_page
 
 blueprint = Blueprint("admin", __name__)
 
@@ -56,6 +62,10 @@ async def actors() -> Response:
     gate = app().admin_gate
     html = _prefers_html()
     authorization = request.headers.get("Authorization")
+    operator = authorization or request.cookies.get(COOKIE_NAME)
+    if not operator and request.cookies.get(SESSION_COOKIE):
+        # A signed-in person, not an operator: the UI page, under the session's role.
+        return await serve_actor_page()
     # A bearer token is a guess at the admin token like the form's: the same limit applies.
     ip = client_ip()
     wait = gate.failures.blocked_for(address_key(ip)) if authorization and gate.enabled else 0.0

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from quart import Quart
 
-from . import _flow_pages, _platform_pages, _play_pages, _session_pages, _static, _workspace_pages
+from . import (
+    _audit_pages,
+    _flow_pages,
+    _member_pages,
+    _platform_pages,
+    _play_pages,
+    _session_pages,
+    _static,
+    _workspace_pages,
+)
 from ._pages import Pages
 
 PAGE_GROUPS: tuple[Pages, ...] = (
@@ -14,6 +23,8 @@ PAGE_GROUPS: tuple[Pages, ...] = (
     _flow_pages.pages,
     _play_pages.pages,
     _workspace_pages.pages,
+    _member_pages.pages,
+    _audit_pages.pages,
     _platform_pages.pages,
 )
 

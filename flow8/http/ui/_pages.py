@@ -197,6 +197,13 @@ async def _serve(spec: PageSpec, params: Mapping[str, str]) -> Response:
         return error_page(page, api_error)
 
 
+async def serve_page(spec: PageSpec, **params: str) -> Response:
+    """Serve a page from a view that owns its URL for other callers too (the admin
+    blueprint's `/admin/actors` hands a browser with only a session to its UI page), with
+    the same gate, session, role check and error pages as a mounted page."""
+    return await _serve(spec, params)
+
+
 class _SignInFirst(Exception):
     """No valid session: the browser is sent to the login page, and back afterwards."""
 

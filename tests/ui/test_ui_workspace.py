@@ -1,0 +1,273 @@
+"""The workspace pages in a real browser: KV, credentials, members and invitations, API keys,
+the audit trail, the actor tree and the account's password, each driven as a person would and
+checked through the page and the API; a viewer sees no write controls and is refused."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+from playwright.sync_api import expect
+from ui_fixtures import Instance, needs_chromium, shoot, sign_in
+
+pytestmark = needs_chromium
+
+
+def _notice(page: Any) -> Any:
+    """The page's own status message (not the shared, usually empty, alert area)."""
+    return page.locator("main [role=status]")
+
+
+def _accept_dialogs(page: Any) -> None:
+    page.on("dialog", lambda dialog: dialog.accept())
+
+
+def test_kv_entry_is_set_viewed_and_deleted(instance: Instance, new_page: Any) -> None:
+    page = new_page(instance.base)
+    _accept_dialogs(page)
+    sign_in(page)
+    page.goto("/kv")
+    page.get_by_label("Key", exact=True).fill("settings.limits")
+    page.get_by_label("Value (JSON)").fill("{not json")
+    page.get_by_role("button", name="Set entry").click()
+    assert "is not valid JSON" in page.locator("#e-value").inner_text()  # beside the field
+    assert page.get_by_label("Key", exact=True).input_value() == "settings.limits"
+
+    page.get_by_label("Value (JSON)").fill('{"max": 5, "names": ["a", "b"]}')
+    page.get_by_role("button", name="Set entry").click()
+    page.wait_for_url(re.compile(r"/kv/entry\?"))
+    shown = page.locator("pre.kv-value").inner_text()
+    assert '"max": 5' in shown
+    assert '"names": [' in shown
+    stored = instance.api.get("/api/kv").json()["data"]
+    assert {"key": "settings.limits", "value": {"max": 5, "names": ["a", "b"]}}.items() <= next(
+        e for e in stored if e["key"] == "settings.limits"
+    ).items()
+
+    page.goto("/kv?prefix=settings.")
+    row = page.get_by_role("row", name=re.compile("settings.limits"))
+    expect(row).to_contain_text('{"max": 5')
+    shoot(page, "workspace-kv")
+    row.get_by_role("button", name="Delete settings.limits").click()
+    page.wait_for_url(re.compile(r"deleted=settings.limits"))
+    expect(page.get_by_role("row", name=re.compile("settings.limits"))).to_have_count(0)
+    keys = [e["key"] for e in instance.api.get("/api/kv").json()["data"]]
+    assert "settings.limits" not in keys
+
+
+def test_a_credential_is_created_and_its_secret_never_shown(
+    instance: Instance, new_page: Any
+) -> None:
+    secret = "pw-Zq81-never-shown-again"
+    page = new_page(instance.base)
+    sign_in(page)
+    page.goto("/credentials")
+    page.get_by_role("link", name="basic", exact=True).click()
+    page.get_by_label("Name", exact=True).fill("billing-api")
+    page.get_by_label("username").fill("billing-bot")
+    password = page.get_by_label("password", exact=True)
+    assert password.get_attribute("type") == "password"
+    password.fill(secret)
+    page.get_by_role("button", name="Create credential").click()
+    page.wait_for_url(re.compile(r"/credentials\?created="))
+    expect(_notice(page)).to_contain_text("never shown again")
+    row = page.get_by_role("row", name=re.compile("billing-api"))
+    expect(row).to_contain_text("password, username")  # field names, not values
+    shoot(page, "workspace-credentials")
+    assert secret not in page.content()
+    listed = page.request.get("/credentials")
+    assert listed.ok
+    assert "billing-api" in listed.text()
+    assert secret not in listed.text()
+    api = instance.api.get("/api/credentials").json()["data"]
+    made = next(c for c in api if c["name"] == "billing-api")
+    assert made["type"] == "basic"
+    assert made["fields"] == ["password", "username"]
+
+    # A form with a problem comes back without the secret typed into it.
+    page.goto("/credentials?new=bearer")
+    page.get_by_label("Name", exact=True).fill("billing-api")
+    page.get_by_label("token").fill("tok-" + secret)
+    page.get_by_role("button", name="Create credential").click()
+    expect(page.locator("#e-name")).to_contain_text("exists")  # beside the field it names
+    assert page.get_by_label("token").input_value() == ""
+    assert secret not in page.content()
+
+
+def test_an_invited_person_joins_and_their_role_is_changed(
+    instance: Instance, new_page: Any
+) -> None:
+    page = new_page(instance.base)
+    _accept_dialogs(page)
+    sign_in(page)
+    page.goto("/members")
+    page.get_by_label("Email").fill("newcomer@example.com")
+    page.get_by_label("Role", exact=True).select_option("viewer")
+    page.get_by_role("button", name="Invite").click()
+    link = page.get_by_label("Invitation link").input_value()
+    assert link.startswith(f"{instance.base}/invitations/accept?token=")
+    row = page.get_by_role("row", name=re.compile("newcomer@example.com"))
+    expect(row).to_contain_text("viewer")  # listed as pending
+    shoot(page, "workspace-members")
+    page.goto("/members")
+    assert link not in page.content()  # the link is shown once only
+
+    guest = new_page(instance.base)
+    guest.goto(link)
+    expect(guest.get_by_role("heading", name="Join a company on flow8")).to_be_visible()
+    guest.get_by_label("Password").fill("short")
+    guest.get_by_role("button", name="Accept and sign in").click()
+    expect(guest.locator("#e-password")).to_contain_text("at least 10 characters")
+    shoot(guest, "workspace-invitation")
+    guest.get_by_label("Password").fill("newcomer-password-1")
+    guest.get_by_role("button", name="Accept and sign in").click()
+    guest.wait_for_url(re.compile(r"/$"))
+    expect(guest.locator("header")).to_contain_text("newcomer@example.com · viewer")
+
+    page.goto("/members")
+    member = page.get_by_role("row", name=re.compile("newcomer@example.com"))
+    member.get_by_label("Role of newcomer@example.com", exact=True).select_option("editor")
+    member.get_by_role("button", name="Save the role of newcomer@example.com").click()
+    expect(_notice(page)).to_contain_text("newcomer@example.com is now editor")
+    members = instance.api.get(f"/api/companies/{instance.company_id}/members").json()["data"]
+    roles = {m["email"]: m["role"] for m in members}
+    assert roles["newcomer@example.com"] == "editor"
+    expect(page.get_by_text("No pending invitations.")).to_be_visible()  # used up
+
+
+def test_an_api_key_is_shown_once_and_works_as_a_bearer_token(
+    instance: Instance, new_page: Any
+) -> None:
+    page = new_page(instance.base)
+    _accept_dialogs(page)
+    sign_in(page)
+    page.goto("/api-keys")
+    page.get_by_label("Name").fill("ci-deploys")
+    page.get_by_label("mcp").check()
+    page.get_by_role("button", name="Create key").click()
+    expect(_notice(page)).to_contain_text("Copy it now")
+    key = page.get_by_label("API key").input_value()
+    assert len(key) > 20
+    shoot(page, "workspace-api-key-created")
+
+    page.goto("/api-keys")
+    row = page.get_by_role("row", name=re.compile("ci-deploys"))
+    expect(row).to_contain_text("api, mcp")
+    assert key not in page.content()
+    shoot(page, "workspace-api-keys")
+    with httpx.Client(base_url=instance.base) as program:
+        me = program.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})
+        assert me.status_code == 200, me.text
+        assert me.json()["user"]["email"] == "owner@example.com"
+        row.get_by_role("button", name="Revoke ci-deploys").click()
+        expect(_notice(page)).to_contain_text("API key revoked")
+        gone = program.get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})
+        assert gone.status_code == 401
+
+
+def test_the_audit_trail_lists_changes_and_filters_narrow_it(
+    instance: Instance, new_page: Any
+) -> None:
+    page = new_page(instance.base)
+    sign_in(page)
+    for key in ("audited.one", "audited.two"):
+        page.goto("/kv")
+        page.get_by_label("Key", exact=True).fill(key)
+        page.get_by_label("Value (JSON)").fill("1")
+        page.get_by_role("button", name="Set entry").click()
+        page.wait_for_url(re.compile(r"/kv/entry\?"))
+    page.goto("/audit")
+    rows = page.locator("table.audit tbody tr")
+    assert rows.count() > 2  # requests, sign-ins, changes
+    shoot(page, "workspace-audit")
+    page.get_by_label("Action").fill("kv_set")
+    page.get_by_label("Target id").fill("audited.two")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(re.compile(r"action=kv_set"))
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("kv_set")
+    expect(rows.first).to_contain_text("owner@example.com")
+    expect(rows.first).to_contain_text("audited.two")
+    page.get_by_label("Target id").fill("")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(lambda url: "audited.two" not in url)
+    texts = rows.all_inner_texts()
+    assert all("kv_set" in t for t in texts)
+    assert any("audited.one" in t for t in texts)
+    assert any("audited.two" in t for t in texts)
+
+
+def test_the_owner_sees_the_live_actor_tree(instance: Instance, new_page: Any) -> None:
+    page = new_page(instance.base)
+    sign_in(page)
+    answer = page.goto("/admin/actors")
+    assert answer is not None
+    assert answer.status == 200
+    tree = page.locator("#actor-tree")
+    expect(tree).to_contain_text("root")
+    expect(tree.locator(".node-name", has_text=re.compile(r"^engine$"))).to_be_visible()
+    expect(tree).to_contain_text("restarts")
+    shoot(page, "workspace-actors")
+    with page.expect_response(lambda r: r.url.endswith("/admin/actors/live")) as refresh:
+        pass  # htmx asks for the fragment every 3 seconds
+    assert refresh.value.status == 200
+    expect(page.locator("#actor-tree .node-name", has_text=re.compile(r"^plays$"))).to_be_visible()
+
+
+def test_a_viewer_sees_no_write_controls_and_is_refused(instance: Instance, new_page: Any) -> None:
+    instance.post("/api/kv", {"key": "viewer.sees", "value": 1})
+    email, password = instance.member("viewer")
+    page = new_page(instance.base)
+    sign_in(page, email, password)
+    page.goto("/kv")
+    expect(page.get_by_role("link", name="viewer.sees")).to_be_visible()  # may read
+    expect(page.get_by_role("button", name=re.compile("Set entry|Delete"))).to_have_count(0)
+    page.goto("/credentials")
+    expect(page.get_by_role("heading", name="Credentials", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("Create|Delete"))).to_have_count(0)
+    expect(page.get_by_role("heading", name="New credential")).to_have_count(0)
+    token = page.locator("form[action='/logout'] input[name=csrf_token]").input_value()
+    assert token  # the viewer's own, valid token
+    for path, form in (
+        ("/kv", {"key": "viewer.writes", "value": "1", "scope": "global"}),
+        ("/kv/delete", {"key": "viewer.sees", "scope": "global"}),
+        ("/credentials", {"type": "bearer", "name": "x", "data.token": "t"}),
+    ):
+        refused = page.request.post(path, form={**form, "csrf_token": token})
+        assert refused.status == 403, path
+        assert "PERMISSION_DENIED" in refused.text()
+    keys = [e["key"] for e in instance.api.get("/api/kv").json()["data"]]
+    assert "viewer.sees" in keys
+    assert "viewer.writes" not in keys
+    for path in ("/members", "/api-keys", "/audit", "/admin/actors"):
+        answer = page.goto(path)
+        assert answer is not None
+        assert answer.status == 403, path
+        expect(page.get_by_text("PERMISSION_DENIED")).to_be_visible()
+
+
+def test_a_member_changes_their_password(instance: Instance, new_page: Any) -> None:
+    email, password = instance.member("editor")
+    page = new_page(instance.base)
+    sign_in(page, email, password)
+    page.goto("/account")
+    page.get_by_label("Current password").fill("not-my-password")
+    page.get_by_label("New password", exact=True).fill("editor-new-password-9")
+    page.get_by_label("New password again").fill("editor-new-password-9")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator("#e-current")).to_contain_text("is not your current password")
+    page.get_by_label("Current password").fill(password)
+    page.get_by_label("New password", exact=True).fill("editor-new-password-9")
+    page.get_by_label("New password again").fill("editor-new-password-9")
+    page.get_by_role("button", name="Change password").click()
+    expect(_notice(page).filter(has_text="Password changed")).to_be_visible()
+    shoot(page, "workspace-account")
+    other = new_page(instance.base)
+    other.goto("/login")
+    other.get_by_label("Email").fill(email)
+    other.get_by_label("Password").fill(password)
+    other.get_by_role("button", name="Sign in").click()
+    expect(other.get_by_role("alert")).to_have_text("Wrong email or password.")
+    sign_in(other, email, "editor-new-password-9")
+    expect(other.locator("header")).to_contain_text(email)
