@@ -85,6 +85,19 @@ def test_a_credential_is_created_and_its_secret_never_shown(
     assert made["type"] == "basic"
     assert made["fields"] == ["password", "username"]
 
+    # Each type's form comes from the service's rule table: secrets are password inputs.
+    for type_, secret_field, plain_field in (
+        ("apiKey", "key", "header (optional)"),
+        ("oauth2", "clientSecret", "clientId"),
+        ("bearer", "token", None),
+    ):
+        page.goto(f"/credentials?new={type_}")
+        assert page.get_by_label(secret_field, exact=True).get_attribute("type") == "password"
+        if plain_field:
+            assert page.get_by_label(plain_field, exact=True).get_attribute("type") == "text"
+    page.goto("/credentials?new=generic")
+    assert page.get_by_label("Field 1 value").get_attribute("type") == "password"
+
     # A form with a problem comes back without the secret typed into it.
     page.goto("/credentials?new=bearer")
     page.get_by_label("Name", exact=True).fill("billing-api")
@@ -251,7 +264,8 @@ def test_a_member_changes_their_password(instance: Instance, new_page: Any) -> N
     email, password = instance.member("editor")
     page = new_page(instance.base)
     sign_in(page, email, password)
-    page.goto("/account")
+    page.locator("header").get_by_role("link", name=email).click()  # the account page
+    page.wait_for_url(re.compile(r"/account$"))
     page.get_by_label("Current password").fill("not-my-password")
     page.get_by_label("New password", exact=True).fill("editor-new-password-9")
     page.get_by_label("New password again").fill("editor-new-password-9")
