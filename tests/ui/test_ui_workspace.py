@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 from playwright.sync_api import expect
-from ui_fixtures import Instance, needs_chromium, shoot, sign_in
+from ui_fixtures import OWNER, Instance, needs_chromium, shoot, sign_in
 
 pytestmark = needs_chromium
 
@@ -211,23 +211,6 @@ def test_the_audit_trail_lists_changes_and_filters_narrow_it(
     assert any("audited.two" in t for t in texts)
 
 
-def test_the_owner_sees_the_live_actor_tree(instance: Instance, new_page: Any) -> None:
-    page = new_page(instance.base)
-    sign_in(page)
-    answer = page.goto("/admin/actors")
-    assert answer is not None
-    assert answer.status == 200
-    tree = page.locator("#actor-tree")
-    expect(tree).to_contain_text("root")
-    expect(tree.locator(".node-name", has_text=re.compile(r"^engine$"))).to_be_visible()
-    expect(tree).to_contain_text("restarts")
-    shoot(page, "workspace-actors")
-    with page.expect_response(lambda r: r.url.endswith("/admin/actors/live")) as refresh:
-        pass  # htmx asks for the fragment every 3 seconds
-    assert refresh.value.status == 200
-    expect(page.locator("#actor-tree .node-name", has_text=re.compile(r"^plays$"))).to_be_visible()
-
-
 def test_a_viewer_sees_no_write_controls_and_is_refused(instance: Instance, new_page: Any) -> None:
     instance.post("/api/kv", {"key": "viewer.sees", "value": 1})
     email, password = instance.member("viewer")
@@ -285,3 +268,44 @@ def test_a_member_changes_their_password(instance: Instance, new_page: Any) -> N
     expect(other.get_by_role("alert")).to_have_text("Wrong email or password.")
     sign_in(other, email, "editor-new-password-9")
     expect(other.locator("header")).to_contain_text(email)
+
+
+def _running_play(api: httpx.Client, name: str) -> str:
+    """A play that holds its actor for 5 seconds (shorter delays are not suspended)."""
+    flowlets = [{"ref": "wait", "appId": "delay", "args": {"seconds": 5}}]
+    flow = api.post("/api/flows", json={"name": name, "flowlets": flowlets})
+    assert flow.status_code == 201, flow.text
+    play = api.post(f"/api/flows/{flow.json()['id']}/run", json={})
+    assert play.status_code in (200, 201, 202), play.text
+    return str(play.json()["id"])
+
+
+def test_the_owner_sees_the_live_actor_tree_without_other_companies_plays(
+    instance: Instance, new_page: Any
+) -> None:
+    page = new_page(instance.base)
+    sign_in(page)  # into Acme, before the owner's other session switches company
+    rival = instance.post("/api/companies", {"name": "Rival"})
+    with httpx.Client(base_url=instance.base, timeout=15) as other:
+        login = other.post("/api/auth/login", json={k: OWNER[k] for k in ("email", "password")})
+        other.headers["X-CSRF-Token"] = login.json()["csrfToken"]
+        switched = other.post("/api/auth/company", json={"companyId": rival["id"]})
+        assert switched.status_code == 200, switched.text
+        theirs = _running_play(other, "rival-wait")
+    mine = _running_play(instance.api, "acme-wait")
+
+    answer = page.goto("/admin/actors")
+    assert answer is not None
+    assert answer.status == 200
+    tree = page.locator("#actor-tree")
+    expect(tree.locator(".node-name", has_text=re.compile(r"^engine$"))).to_be_visible()
+    expect(tree).to_contain_text("restarts")
+    expect(tree.locator(".node-name", has_text=f"play-{mine}")).to_be_visible()
+    expect(tree).to_contain_text("1 of other companies (not shown)")
+    assert theirs not in page.content()
+    shoot(page, "workspace-actors")
+    with page.expect_response(lambda r: r.url.endswith("/admin/actors/live")) as refresh:
+        pass  # htmx asks for the fragment every 3 seconds
+    assert refresh.value.status == 200
+    assert theirs not in refresh.value.text()
+    expect(tree.locator(".node-name", has_text=re.compile(r"^plays$"))).to_be_visible()
