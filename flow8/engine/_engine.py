@@ -15,6 +15,7 @@ plays, :class:`PlayCommands` cancel and decide them, the :class:`Dispatcher` cla
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -187,22 +188,27 @@ class Engine:
         else:
             await self.admission.admit_waiting(company_id)
         submitted: list[Play] = []
-        with trio.move_on_after(math.inf if timeout is None else timeout):
+        start = functools.partial(
+            self._start_play,
+            company_id,
+            flow_id,
+            input,
+            trigger=trigger,
+            idempotency_key=idempotency_key,
+            version=version,
+            parent=parent,
+            retry_of=retry_of,
+            resume_from=resume_from,
+            submitted=submitted.append,
+            secrets=secrets,
+            approve_first=approve_first,
+        )
+        if timeout is None:  # no deadline: no cancel scope to open and close on every start
             async with self._starting.hold(company_id):
-                return await self._start_play(
-                    company_id,
-                    flow_id,
-                    input,
-                    trigger=trigger,
-                    idempotency_key=idempotency_key,
-                    version=version,
-                    parent=parent,
-                    retry_of=retry_of,
-                    resume_from=resume_from,
-                    submitted=submitted.append,
-                    secrets=secrets,
-                    approve_first=approve_first,
-                )
+                return await start()
+        with trio.move_on_after(timeout):
+            async with self._starting.hold(company_id):
+                return await start()
         if submitted:
             return submitted[0]
         raise StartTimedOut(f"starting a play of flow {flow_id!r} took longer than {timeout:g} s")
