@@ -9,6 +9,7 @@ catalog keeps array-free skip the element branch, which leaves the plain
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ _DE = f"'{DATE_END}'"
 _SIMPLE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
+@functools.lru_cache(maxsize=4096)  # a few dozen distinct paths, spelt on every write's filter
 def json_path(path: str) -> str:
     """The SQL literal of a JSON path; index DDL and queries must spell it identically."""
     parts = []
@@ -136,9 +138,10 @@ class Compiler:
         )
 
     def _column(self, path: str) -> str:
-        """Fields kept apart from the indexed document live in the ``bulk`` column (only
-        the store's own jobs filter on them, e.g. key rotation on a ciphertext)."""
-        return "bulk" if path.split(".", 1)[0] in self.spec.apart else "doc"
+        """Fields kept apart from the indexed document live in the ``bulk`` column, or in
+        ``doc`` for a small document stored whole (``bulk`` NULL). Only the store's own jobs
+        filter on them (key rotation on a ciphertext)."""
+        return "coalesce(bulk, doc)" if path.split(".", 1)[0] in self.spec.apart else "doc"
 
     def _matches(self, path: str, op: str, v: Any) -> str:
         col = self._column(path)

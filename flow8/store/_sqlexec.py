@@ -80,6 +80,10 @@ def count(conn: sqlite3.Connection, spec: CollectionSpec, node: Node, now: datet
     return int(conn.execute(sql, params).fetchone()[0])
 
 
+# Documents up to this size are stored whole, whatever fields the catalog keeps apart.
+KEEP_TOGETHER_CHARS = 2048
+
+
 def _encode(
     spec: CollectionSpec, doc: dict[str, Any], marked: bool | None = None
 ) -> tuple[str, str | None]:
@@ -88,13 +92,15 @@ def _encode(
     Fields the catalog keeps apart (``CollectionSpec.apart``: never filtered or indexed) go
     to the ``bulk`` column, so that maintaining the expression indexes, which parse the
     ``doc`` text once per indexed field, never parses a play's input or a layer's output.
+    A small document stays whole: parsing a few hundred bytes per index costs less than
+    writing the document as two (two encodings and two copies of its fields, measured on
+    the engine bench's writer thread), and ``_decode`` reads either form.
     """
-    if spec.apart and not spec.apart.isdisjoint(doc):
+    text, bulk = dumps(doc, marked=marked), None
+    if len(text) > KEEP_TOGETHER_CHARS and spec.apart and not spec.apart.isdisjoint(doc):
         indexed = {k: v for k, v in doc.items() if k not in spec.apart}
-        bulk: str | None = dumps({k: v for k, v in doc.items() if k in spec.apart}, marked=marked)
+        bulk = dumps({k: v for k, v in doc.items() if k in spec.apart}, marked=marked)
         text = dumps(indexed, marked=marked)
-    else:
-        text, bulk = dumps(doc, marked=marked), None
     check_size(f"{spec.name} {doc.get('_id')!r}", text, *([bulk] if bulk else []))
     return text, bulk
 
