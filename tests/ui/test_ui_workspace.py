@@ -149,6 +149,37 @@ def test_an_invited_person_joins_and_their_role_is_changed(
     expect(page.get_by_text("No pending invitations.")).to_be_visible()  # used up
 
 
+def test_an_invitation_is_revoked_and_a_member_removed(instance: Instance, new_page: Any) -> None:
+    email, password = instance.member("operator")
+    page = new_page(instance.base)
+    _accept_dialogs(page)
+    sign_in(page)
+    page.goto("/members")
+    page.get_by_label("Email").fill("changed-mind@example.com")
+    page.get_by_role("button", name="Invite").click()
+    link = page.get_by_label("Invitation link").input_value()
+    page.get_by_role("button", name="Revoke the invitation of changed-mind@example.com").click()
+    expect(_notice(page)).to_contain_text("Invitation revoked")
+    pending = instance.api.get(f"/api/companies/{instance.company_id}/invitations").json()
+    assert "changed-mind@example.com" not in [i["email"] for i in pending["data"]]
+    guest = new_page(instance.base)
+    guest.goto(link)
+    guest.get_by_label("Password").fill("a-good-long-password")
+    guest.get_by_role("button", name="Accept and sign in").click()
+    expect(guest.get_by_role("alert")).to_contain_text("not valid")  # the token stopped working
+
+    page.get_by_role("button", name=f"Remove {email}").click()
+    expect(_notice(page)).to_contain_text("Member removed")
+    members = instance.api.get(f"/api/companies/{instance.company_id}/members").json()["data"]
+    assert email not in [m["email"] for m in members]
+    removed = new_page(instance.base)
+    sign_in(removed, email, password)
+    expect(removed.get_by_role("heading", name="You are not in a company yet")).to_be_visible()
+    # The owner's own row offers no role change or removal (the service refuses both).
+    me = page.get_by_role("row", name=re.compile("owner@example.com"))
+    expect(me.get_by_role("button")).to_have_count(0)
+
+
 def test_an_api_key_is_shown_once_and_works_as_a_bearer_token(
     instance: Instance, new_page: Any
 ) -> None:
