@@ -163,6 +163,16 @@ class RunQuery:
 
 
 @attrs.frozen
+class FlowListQuery:
+    page: int = field(default=0, minimum=0, maximum=1_000_000)
+    size: int = field(default=25, minimum=1, maximum=100)
+    q: str | None = field(
+        default=None, max_length=200, description="the name starts with this (case counts)"
+    )
+    group: str | None = field(default=None, max_length=200)
+
+
+@attrs.frozen
 class PlayListQuery:
     page: int = field(default=0, minimum=0, maximum=1_000_000)
     size: int = field(default=25, minimum=1, maximum=100)

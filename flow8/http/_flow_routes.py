@@ -12,7 +12,7 @@ from flow8.services.identity import Action
 
 from ._api import Req, Routes, audit_change
 from ._context import app, flow_service, play_service
-from ._engine_models import FlowOut, PlayOut, RunQuery, flow_out
+from ._engine_models import FlowListQuery, FlowOut, PlayOut, RunQuery, flow_out
 from ._page import PageQuery, make_page, page_of, slice_page
 from ._responses import json_response
 from .exceptions import BadRequest, NotFound
@@ -28,14 +28,16 @@ routes = Routes("flows", "flows")
     "GET",
     "/api/flows",
     action=Action.READ,
-    summary="Flows of the current company",
-    query=PageQuery,
+    summary="Flows of the current company; ?q= (name prefix) and ?group= narrow it",
+    query=FlowListQuery,
     response=page_of(FlowOut),
 )
 async def list_flows(req: Req) -> object:
-    q: PageQuery = req.query
-    flows, total = await flow_service().list(req.company_id, page=q.page, size=q.size)
-    return make_page(FlowOut, [flow_out(f) for f in flows], total, q)
+    q: FlowListQuery = req.query
+    flows, total = await flow_service().list(
+        req.company_id, page=q.page, size=q.size, name_prefix=q.q, group=q.group
+    )
+    return make_page(FlowOut, [flow_out(f) for f in flows], total, PageQuery(q.page, q.size))
 
 
 @routes.route(

@@ -60,6 +60,19 @@ async def test_layers_versions_and_restore(installed: ApiEnv) -> None:
         assert update["after"]["flowlets"][0]["ref"] == "a"
 
 
+async def test_the_flow_list_filters_by_name_prefix_and_group(installed: ApiEnv) -> None:
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as c:
+        for name, group in [("Billing daily", "finance"), ("Billing weekly", None)]:
+            r = await c.post("/api/flows", json={"name": name, "group": group, "flowlets": [STEP]})
+            assert r.status_code == 201
+        by_name = (await c.get("/api/flows", params={"q": "Billing"})).json()
+        assert sorted(f["name"] for f in by_name["data"]) == ["Billing daily", "Billing weekly"]
+        both = (await c.get("/api/flows", params={"q": "Billing", "group": "finance"})).json()
+        assert [f["name"] for f in both["data"]] == ["Billing daily"]
+        assert both["total"] == 1
+        assert (await c.get("/api/flows", params={"q": "x" * 201})).status_code == 422
+
+
 async def test_invalid_flow_lists_every_problem(installed: ApiEnv) -> None:
     async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as c:
         r = await c.post(

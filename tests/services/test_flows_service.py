@@ -74,3 +74,34 @@ async def test_list_pages_and_delete(flows: FlowService) -> None:
     assert (await flows.get("acme", ids[0], version=1)).definition.name == "f0"
     with pytest.raises(FlowNotFound):
         await flows.delete("acme", ids[0])
+
+
+async def test_list_by_name_prefix_and_group(flows: FlowService) -> None:
+    for name, group in [("Orders in", "sales"), ("Orders out", None), ("Refunds", "sales")]:
+        await flows.create("acme", {**FLOW, "name": name, "group": group})
+    await flows.create("globex", {**FLOW, "name": "Orders elsewhere", "group": "sales"})
+
+    async def names(**query: str) -> list[str]:
+        page, total = await flows.list("acme", **query)  # type: ignore[arg-type]
+        assert total == len(page)
+        return sorted(f.definition.name for f in page)
+
+    assert await names(name_prefix="Orders") == ["Orders in", "Orders out"]
+    assert await names(name_prefix="Orders i") == ["Orders in"]
+    assert await names(name_prefix="orders") == []  # a prefix of the indexed name: case counts
+    assert await names(group="sales") == ["Orders in", "Refunds"]
+    assert await names(name_prefix="Ref", group="sales") == ["Refunds"]
+    assert await names(group="nobody") == []
+
+
+async def test_version_times_page_newest_first(flows: FlowService) -> None:
+    flow = await flows.create("acme", FLOW)
+    for i in range(3):
+        await flows.update("acme", flow.id, {**FLOW, "name": f"greet{i}"})
+    page, total = await flows.version_times("acme", flow.id, page=0, size=3)
+    assert total == 4
+    assert [v for v, _ in page] == [4, 3, 2]
+    assert page[0][1] >= page[-1][1]
+    assert [v for v, _ in (await flows.version_times("acme", flow.id, page=1, size=3))[0]] == [1]
+    with pytest.raises(FlowNotFound):
+        await flows.version_times("globex", flow.id)

@@ -170,9 +170,24 @@ class FlowRepository:
         return self._remember((await self._from_versions(company_id, [vdoc]))[0])
 
     async def list_flows(
-        self, company_id: str, *, skip: int = 0, limit: int = 25
+        self,
+        company_id: str,
+        *,
+        skip: int = 0,
+        limit: int = 25,
+        name_prefix: str | None = None,
+        group: str | None = None,
     ) -> tuple[list[Flow], int]:
-        flt = {"deleted": {"$ne": True}}
+        """One page, newest change first, and the total. ``name_prefix`` keeps the flows
+        whose name starts with it (a range on the indexed name, so case counts); ``group``
+        the flows of that group."""
+        flt: dict[str, Any] = {"deleted": {"$ne": True}}
+        if name_prefix:
+            # Every name starting with the prefix sorts between it and it + the highest
+            # code point: one index range, no scan.
+            flt["name"] = {"$gte": name_prefix, "$lt": name_prefix + "\U0010ffff"}
+        if group:
+            flt["definition.group"] = group
         coll = self._flows(company_id)
         docs = await coll.find(flt, sort=[("updated_at", -1)], skip=skip, limit=limit)
         total = await coll.count(flt)
@@ -183,6 +198,25 @@ class FlowRepository:
         if not docs:
             raise FlowNotFound(f"flow {flow_id!r} not found")
         return await self._from_versions(company_id, docs)
+
+    async def version_times(
+        self, company_id: str, flow_id: str, *, skip: int = 0, limit: int = 25
+    ) -> tuple[builtins.list[tuple[int, float]], int]:
+        """One page of a flow's versions, newest first, as (version, saved at), and how many
+        there are: read from the index, without the definitions."""
+        coll = self._versions(company_id)
+        flt = {"flow_id": flow_id}
+        docs = await coll.find(
+            flt,
+            sort=[("version", -1)],
+            skip=skip,
+            limit=limit,
+            projection={"version": 1, "created_at": 1},
+        )
+        total = await coll.count(flt)
+        if not total:
+            raise FlowNotFound(f"flow {flow_id!r} not found")
+        return [(int(d["version"]), float(d["created_at"])) for d in docs], total
 
     async def delete(self, company_id: str, flow_id: str) -> None:
         """Remove a flow from listings; its versions stay for the plays that pinned them."""

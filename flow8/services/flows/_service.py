@@ -127,15 +127,33 @@ class FlowService:
         return await self.repository.get(company_id, flow_id, version)
 
     async def list(
-        self, company_id: str, *, page: int = 0, size: int = 25
+        self,
+        company_id: str,
+        *,
+        page: int = 0,
+        size: int = 25,
+        name_prefix: str | None = None,
+        group: str | None = None,
     ) -> tuple[builtins.list[Flow], int]:
-        """One page (newest change first) and the total count."""
+        """One page (newest change first) and the total count, of the flows whose name
+        starts with ``name_prefix`` and which are in ``group`` (each when given)."""
         size = max(1, min(size, 100))
-        return await self.repository.list_flows(company_id, skip=page * size, limit=size)
+        return await self.repository.list_flows(
+            company_id, skip=page * size, limit=size, name_prefix=name_prefix, group=group
+        )
 
     async def versions(self, company_id: str, flow_id: str) -> builtins.list[Flow]:
         """Every version, newest first."""
         return await self.repository.versions(company_id, flow_id)
+
+    async def version_times(
+        self, company_id: str, flow_id: str, *, page: int = 0, size: int = 25
+    ) -> tuple[builtins.list[tuple[int, float]], int]:
+        """One page of the versions, newest first, as (version, saved at), and the total."""
+        size = max(1, min(size, 100))
+        return await self.repository.version_times(
+            company_id, flow_id, skip=page * size, limit=size
+        )
 
     async def delete(self, company_id: str, flow_id: str) -> None:
         await self.repository.delete(company_id, flow_id)
