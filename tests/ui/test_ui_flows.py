@@ -81,6 +81,7 @@ def test_build_a_three_step_flow_with_an_expression_and_a_filter_save_and_run_it
     result.get_by_label("value").fill(
         '{"total": "{{ $prev.total }}", "note": "{{ $prev.big.text }}"}'
     )
+    page.get_by_role("heading", name="Steps (3)").scroll_into_view_if_needed()
     shoot(page, "flows-editor")
     page.get_by_role("button", name="Save").click()
     page.wait_for_url(re.compile(r"/flows/[0-9A-Za-z]+$"))
@@ -227,7 +228,6 @@ def test_versions_show_a_diff_and_restore_an_old_one(instance: Instance, new_pag
     current = instance.api.get(f"/api/flows/{flow['id']}").json()
     assert current["version"] == 3
     assert current["flowlets"][0]["args"] == STEP["args"]
-    audit = instance.api.get("/api/audit", params={"targetId": flow["id"], "size": 50})
 
     def restored() -> bool | None:
         entries = instance.api.get(
@@ -235,8 +235,7 @@ def test_versions_show_a_diff_and_restore_an_old_one(instance: Instance, new_pag
         ).json()["data"]
         return any(e["action"] == "flow_restored" for e in entries) or None
 
-    assert audit.status_code == 200
-    assert wait_until(restored)
+    assert wait_until(restored)  # audited as the API's restore
 
 
 def test_a_viewer_sees_the_flow_read_only_and_cannot_save(

@@ -300,7 +300,7 @@ function filterRows(step, at) {
   });
   return h(
     "fieldset",
-    { class: "filters", "data-path": `${at}.filters` },
+    { class: "step-filters", "data-path": `${at}.filters` },
     h("legend", { text: "Filters (the step runs only when they hold)" }),
     rows.length ? rows : h("p", { class: "empty", text: "No filters: the step always runs." }),
     readOnly ? null : h("button", { type: "button", dataset: { action: "add-filter", step: step.key }, text: "Add filter" }),
