@@ -8,10 +8,13 @@ from quart import Quart
 
 from . import (
     _audit_pages,
+    _channel_pages,
+    _component_pages,
     _flow_pages,
     _member_pages,
     _platform_pages,
     _play_pages,
+    _schedule_pages,
     _session_pages,
     _static,
     _workspace_pages,
@@ -26,6 +29,9 @@ PAGE_GROUPS: tuple[Pages, ...] = (
     _member_pages.pages,
     _audit_pages.pages,
     _platform_pages.pages,
+    _component_pages.pages,
+    _channel_pages.pages,
+    _schedule_pages.pages,
 )
 
 
