@@ -41,7 +41,6 @@ def test_a_component_is_created_tested_edited_and_deleted(
     sign_in(page)
     page.goto("/components")
     assert page.get_by_role("heading", name="storage").is_visible()
-    shoot(page, "platform-components")
     page.get_by_role("link", name="New local").click()
     page.get_by_label("Name", exact=True).fill("files")
     page.get_by_label("rootPath").fill("exports")
@@ -52,11 +51,13 @@ def test_a_component_is_created_tested_edited_and_deleted(
     [made] = [c for c in _components(instance) if c["name"] == "files"]
     assert made["config"] == {"rootPath": "exports"}
     assert made["isDefault"] is True
+    page.goto("/components")
     row = page.locator(f"#c-{made['id']}")
     row.get_by_role("button", name="Test connection of files").click()
     result = row.locator(".test-result span")
     result.wait_for()
     assert re.match(r"[✓✗] (Connected|Failed): ", result.inner_text())
+    shoot(page, "platform-components")
     row.get_by_role("link", name="Edit files").click()
     assert page.get_by_label("rootPath").input_value() == "exports"
     page.get_by_label("rootPath").fill("exports-2")
@@ -138,8 +139,9 @@ def test_a_channel_and_its_route_are_created_edited_and_deleted(
     row = page.locator(f"#r-{routes[0]['id']}")
     assert f":{made['port']}/orders/{{id}}" in row.inner_text()
     assert flow["name"] in row.inner_text()
+    page.goto(f"/channels/{made['id']}")
     shoot(page, "platform-channel")
-    row.get_by_role("link", name="Edit orders").click()
+    page.locator(f"#r-{routes[0]['id']}").get_by_role("link", name="Edit orders").click()
     page.get_by_label("Target flows").select_option([flow["id"], other["id"]])
     page.get_by_label("Response").select_option("async")
     page.get_by_role("button", name="Save route").click()
