@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from typing import Any
 
 from ui_fixtures import Instance, needs_chromium, shoot, sign_in
@@ -22,6 +23,17 @@ def _flow(instance: Instance) -> dict[str, Any]:
     }
     made: dict[str, Any] = instance.post("/api/flows", body)
     return made
+
+
+def _audited(instance: Instance, target_id: str, *actions: str) -> list[dict[str, Any]]:
+    """The audit entries of ``target_id`` once all of ``actions`` are recorded (the audit
+    log writes in the background: asked again until they are there, for up to 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        params = {"targetId": target_id, "size": 100}
+        entries: list[dict[str, Any]] = instance.api.get("/api/audit", params=params).json()["data"]
+        if {e["action"] for e in entries} >= set(actions) or time.monotonic() > deadline:
+            return entries
 
 
 def _accept_confirms(page: Any) -> None:
@@ -70,6 +82,8 @@ def test_a_component_is_created_tested_edited_and_deleted(
     page.get_by_role("button", name="Delete files-2").click()
     page.wait_for_url(re.compile(r"/components$"))
     assert all(c["id"] != made["id"] for c in _components(instance))
+    actions = ("component_created", "component_tested", "component_updated", "component_deleted")
+    assert {e["action"] for e in _audited(instance, made["id"], *actions)} >= set(actions)
 
 
 def test_a_component_secret_never_comes_back_and_problems_show_beside_fields(
@@ -168,6 +182,11 @@ def test_a_channel_and_its_route_are_created_edited_and_deleted(
     page.get_by_role("button", name="Delete hooks-2").click()
     page.wait_for_url(re.compile(r"/channels$"))
     assert instance.api.get(f"/api/channels/{made['id']}").status_code == 404
+    actions = ("channel_created", "channel_route_created", "channel_route_updated")
+    actions += ("channel_route_deleted", "channel_updated", "channel_deleted")
+    entries = _audited(instance, made["id"], *actions)
+    assert {e["action"] for e in entries} >= set(actions)  # as the REST routes record them
+    assert token not in str(entries)
 
 
 def test_a_schedule_shows_its_cron_problem_then_is_created_edited_and_deleted(
@@ -212,6 +231,8 @@ def test_a_schedule_shows_its_cron_problem_then_is_created_edited_and_deleted(
     page.locator(f"#s-{made['id']}").get_by_role("button", name=re.compile("^Delete")).click()
     page.wait_for_url(re.compile(r"/schedules$"))
     assert instance.api.get(f"/api/schedules/{made['id']}").status_code == 404
+    actions = ("schedule_created", "schedule_updated", "schedule_deleted")
+    assert {e["action"] for e in _audited(instance, made["id"], *actions)} >= set(actions)
 
 
 def test_retention_lists_policies_and_jobs_and_adds_a_policy(
