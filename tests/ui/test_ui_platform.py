@@ -295,3 +295,43 @@ def test_a_viewer_sees_no_write_controls_and_is_refused(instance: Instance, new_
     assert instance.api.get(f"/api/channels/{channel['id']}").status_code == 200
     page.goto("/retention")
     assert "PERMISSION_DENIED" in page.content()
+
+
+def test_an_hmac_channel_keeps_its_secret_out_of_the_page_and_an_mcp_route_names_its_tool(
+    instance: Instance, new_page: Any
+) -> None:
+    flow = _flow(instance)
+    secret = "hmac-secret-never-shown-99"
+    page = new_page(instance.base)
+    sign_in(page)
+    page.goto("/channels/new")
+    page.get_by_label("Name", exact=True).fill("github")
+    page.get_by_label("Authentication").select_option("hmac")
+    page.get_by_label("Signature header").fill("X-Hub-Signature-256")
+    page.get_by_label("Prefix").fill("sha256=")
+    page.get_by_label("Shared secret").fill("short")
+    page.get_by_role("button", name="Create channel").click()
+    assert page.locator("#e-hmac\\.secret").is_visible()  # too short, named beside it
+    assert page.get_by_label("Signature header").input_value() == "X-Hub-Signature-256"
+    page.get_by_label("Shared secret").fill(secret)
+    page.get_by_role("button", name="Create channel").click()
+    page.wait_for_url(re.compile(r"/channels/[^/]+$"))
+    assert secret not in page.content()
+    channel_id = page.url.rsplit("/", 1)[1]
+    made = instance.api.get(f"/api/channels/{channel_id}").json()
+    assert made["secretFields"] == ["hmac.secret"]
+    assert made["hmac"]["prefix"] == "sha256="
+    page.goto("/channels/new")
+    page.get_by_label("Name", exact=True).fill("agents")
+    page.get_by_label("Kind").select_option("mcp")
+    page.get_by_role("button", name="Create channel").click()
+    page.wait_for_url(re.compile(r"/channels/[^/]+$"))
+    page.get_by_label("Route name").fill("lookup")
+    page.get_by_label("Tool name").fill("lookup_order")
+    page.get_by_label("Target flows").select_option(flow["id"])
+    page.get_by_role("button", name="Add route").click()
+    page.wait_for_url(re.compile(r"#r-"))
+    mcp_id = page.url.split("/channels/", 1)[1].split("#")[0]
+    [route] = instance.api.get(f"/api/channels/{mcp_id}/routes").json()["items"]
+    assert route["toolName"] == "lookup_order"
+    assert "lookup_order" in page.locator(f"#r-{route['id']}").inner_text()
