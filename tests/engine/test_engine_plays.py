@@ -11,7 +11,7 @@ from engine_testkit import COMPANY, layers_by_ref, make_flow, run, spec
 from flow8.domain import LayerState, PlayState
 from flow8.engine import Engine
 from flow8.events import EventFilter
-from flow8.modules import ModuleContext
+from flow8.modules import ModuleContext, ModuleFailure
 
 
 async def test_sequential_steps_and_output_is_last_step(engine: Engine) -> None:
@@ -83,14 +83,21 @@ async def test_failing_parallel_step_cancels_unfinished_siblings(engine: Engine)
         finished.append(ctx.ref)
         return ctx.ref
 
+    async def late_failure(_ctx: ModuleContext, args: Mapping[str, Any]) -> Any:
+        # After its siblings had their turn: the quick one has finished by then (a failure
+        # at once could beat it when the lane yields the loop between its steps).
+        await trio.sleep(0.5)
+        raise ModuleFailure(args["message"])
+
     engine.registry.register(spec("sleepy", slow))
+    engine.registry.register(spec("late_fail", late_failure))
     flow = await make_flow(
         engine,
         {
             "flowlets": [
                 {"ref": "quick", "appId": "set", "index": 1, "args": {"value": 1}},
                 {"ref": "long", "appId": "sleepy", "index": 1, "args": {"s": 30}},
-                {"ref": "boom", "appId": "fail", "index": 1, "args": {"message": "kaput"}},
+                {"ref": "boom", "appId": "late_fail", "index": 1, "args": {"message": "kaput"}},
                 {"ref": "after", "appId": "noop"},
             ]
         },
