@@ -219,11 +219,17 @@ async def test_every_http_route_the_app_serves_is_in_the_openapi_document(
         for path, ops in spec["paths"].items()
         for method in ops
     }
+    rules = [r for r in installed.app.url_map.iter_rules() if not r.websocket]
+    # The browser UI's pages and static files (endpoints "ui.*") are not API routes; none of
+    # them may sit under /api/.
+    assert [
+        r.rule for r in rules if r.endpoint.startswith("ui.") and r.rule.startswith("/api/")
+    ] == []
     served = {
         (method, rule.rule)
-        for rule in installed.app.url_map.iter_rules()
+        for rule in rules
         for method in rule.methods or ()
-        if method not in ("HEAD", "OPTIONS") and not rule.websocket
+        if method not in ("HEAD", "OPTIONS") and not rule.endpoint.startswith("ui.")
     }
     # /admin/* answers to its own token, not the API's credentials (see docs/api.md)
     undocumented = {(m, r) for m, r in served - documented if not r.startswith("/admin/")}
