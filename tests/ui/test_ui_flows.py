@@ -103,6 +103,12 @@ def test_build_a_three_step_flow_with_an_expression_and_a_filter_save_and_run_it
     shoot(page, "flows-run-dialog")
     dialog.get_by_role("button", name="Start play").click()
     page.wait_for_url(re.compile(r"/plays/[0-9A-Za-z]+$"))
+    # The play's page shows its steps done (live, or already so when it rendered).
+    for ref in ("total", "big", "result"):
+        expect(page.locator(f'tr.layer[data-ref="{ref}"] .layer-state')).to_have_text(
+            "DONE", timeout=20_000
+        )
+    expect(page.locator("#play-state")).to_have_text("DONE", timeout=20_000)
     play = _wait_done(instance, page.url.rsplit("/", 1)[1])
     assert play["state"] == "DONE", play
     assert play["flowId"] == flow_id

@@ -218,6 +218,14 @@ def test_the_list_filters_by_flow_and_state_in_the_address(
     page.goto(f"/plays?flow_id={bad_id}")
     assert page.locator("td.flow-name").first.inner_text() == f"{bad} v1"
 
+    # The company's home shows the newest plays and flows, each a link to its page.
+    page.goto("/")
+    recent = page.get_by_role("region", name=re.compile("Recent plays"))
+    expect(recent.get_by_role("link", name=failed["id"])).to_be_visible()
+    flows = page.get_by_role("region", name=re.compile("Flows"))
+    expect(flows.get_by_role("link", name=bad)).to_be_visible()
+    shoot(page, "home")
+
 
 def test_retry_from_a_step_starts_a_new_play(instance: Instance, new_page: Any) -> None:
     expect = _expect()
