@@ -247,8 +247,10 @@ CATALOG = Catalog.of(
         ),
         _tenant(
             "plays",
+            # listings newest first: all of a company's plays, by state, by flow
+            index("company_id", ("created_at", -1)),
+            index("company_id", "status", ("created_at", -1)),
             index("company_id", "flow_id", ("created_at", -1)),
-            index("company_id", "status"),
             index("status", "lease_expires_at"),
             index("status", "wake_at"),
             index("status", "created_at"),
