@@ -18,6 +18,7 @@ from flow8.services.channels import Channel, Route
 from flow8.services.exceptions import StoreError
 from flow8.services.flows import FlowNotFound
 from flow8.services.plays import (
+    FlowDisabled,
     IdempotencyKeyReused,
     InvalidInput,
     PlayLimitReached,
@@ -79,6 +80,8 @@ class Launcher:
             raise Refused(429, "PLAY_LIMIT_REACHED", "too many plays started") from e
         except StartTimedOut as e:
             raise Refused(503, "BUSY", "the server is busy; retry") from e
+        except FlowDisabled as e:
+            raise Refused(409, "FLOW_DISABLED", "the route's flow is disabled") from e
         except FlowNotFound as e:
             log.warning("channel.target_missing", channel_id=self.channel.id, flow_id=flow_id)
             raise Refused(502, "TARGET_NOT_FOUND", "the route's flow does not exist") from e

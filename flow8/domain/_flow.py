@@ -146,6 +146,19 @@ def _ref_problem(ref: str) -> str | None:
     return None
 
 
+def _tags_problem(tags: Any) -> str | None:
+    seen: set[str] = set()
+    for tag in tags:
+        if is_blank(tag):
+            return "a tag must not be blank"
+        if len(tag) > limits.MAX_TAG_LENGTH:
+            return f"a tag has at most {limits.MAX_TAG_LENGTH} characters: {tag[:50]!r}"
+        if tag in seen:
+            return f"tag {tag!r} is listed twice"
+        seen.add(tag)
+    return None
+
+
 def _ref_as_name(flowlet: Any) -> str:
     name: str = flowlet.ref
     return name
@@ -225,6 +238,12 @@ class FlowDefinition:
     group: str | None = field(
         default=None, max_length=limits.MAX_NAME_LENGTH, converter=_empty_is_none
     )
+    tags: tuple[str, ...] = field(
+        default=(), max_items=limits.MAX_TAGS, check=_tags_problem, null_as_default=True
+    )
+    # Only an enabled flow is started by its triggers (schedules, channels, MCP, subflow
+    # steps); a person or the API may still start a disabled one on purpose (`force`).
+    enabled: bool = field(default=True, null_as_default=True)
 
     def flowlet(self, ref: str) -> Flowlet | None:
         for f in self.flowlets:

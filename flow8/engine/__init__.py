@@ -18,6 +18,7 @@ from ._sources import ComponentSource, CredentialSource, FlowSource, KvStorage
 from ._wiring import engine_child, events_child
 from .exceptions import (
     EngineError,
+    FlowDisabled,
     FlowNotFound,
     IdempotencyKeyReused,
     Interrupted,
@@ -38,6 +39,7 @@ __all__ = [
     "Engine",
     "EngineError",
     "EngineSettings",
+    "FlowDisabled",
     "FlowNotFound",
     "FlowSource",
     "IdempotencyKeyReused",

@@ -60,6 +60,7 @@ from ._redact import Redactor
 from ._settings import EngineSettings
 from ._sources import ComponentSource, CredentialSource, FlowSource, KvStorage
 from .exceptions import (
+    FlowDisabled,
     IdempotencyKeyReused,
     InvalidInput,
     PlayLimitReached,
@@ -163,6 +164,7 @@ class Engine:
         timeout: float | None = None,
         secrets: Sequence[str] = (),
         approve_first: bool = False,
+        force: bool = False,
     ) -> Play:
         """Queue a play of ``flow_id`` (latest version unless ``version``) and, when this
         instance is running plays, start it right away.
@@ -182,6 +184,9 @@ class Engine:
 
         With ``approve_first``, the play waits for an approval (``decide``) before its first
         step(s), as before a step with ``needsApproval`` (an MCP route requiring a human).
+
+        A disabled flow (``enabled: false``) is refused with FlowDisabled unless ``force``
+        (a person starting it on purpose) or ``retry_of`` (an operator's retry).
         """
         if parent is None:
             self.admission.admit(company_id)
@@ -202,6 +207,7 @@ class Engine:
             submitted=submitted.append,
             secrets=secrets,
             approve_first=approve_first,
+            force=force or retry_of is not None,
         )
         if timeout is None:  # no deadline: no cancel scope to open and close on every start
             async with self._starting.hold(company_id):
@@ -228,8 +234,14 @@ class Engine:
         submitted: Callable[[Play], None],
         secrets: Sequence[str],
         approve_first: bool = False,
+        force: bool = False,
     ) -> Play:
         flow = await self.flows.get(company_id, flow_id, version)
+        if not force:
+            # The switch is the flow's, not a version's: a pinned version asks the latest.
+            latest = flow if version is None else await self.flows.get(company_id, flow_id)
+            if not latest.definition.enabled:
+                raise FlowDisabled(flow_id)
         plan = self.plans.get(flow)  # fails early for a flow that does not compile
         if plan.input_validator is not None:
             problems = plan.input_validator.problems(input)

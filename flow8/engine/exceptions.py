@@ -14,6 +14,7 @@ Hierarchy::
     ├── PlayNotFound             no such play for this company
     ├── KvError                  a bad KV request (unknown scope, value too large)
     ├── FlowNotFound             no such flow (or flow version) for this company
+    ├── FlowDisabled             a trigger started a disabled flow (only `force` may)
     └── PlayStateError           the play is not in a state that allows the request
 
 Expression errors (``ExpressionError``, ``ExpressionLimit``) are not engine errors: they
@@ -87,6 +88,15 @@ class PlayNotFound(EngineError):
 
 class FlowNotFound(EngineError):
     pass
+
+
+class FlowDisabled(EngineError):
+    """A start of a disabled flow without ``force``: its triggers (schedules, channels, MCP,
+    subflow steps) stop with it; a person or the API may still start it on purpose."""
+
+    def __init__(self, flow_id: str) -> None:
+        self.flow_id = flow_id
+        super().__init__(f"flow {flow_id!r} is disabled: enable it to start plays")
 
 
 class PlayStateError(EngineError):

@@ -160,6 +160,9 @@ class RunQuery:
         maximum=300,
         description="seconds to wait for the end; 200 with the finished play, else 202",
     )
+    force: bool = field(
+        default=False, description="start the flow even if it is disabled (409 otherwise)"
+    )
 
 
 @attrs.frozen
@@ -170,6 +173,10 @@ class FlowListQuery:
         default=None, max_length=200, description="the name starts with this (case counts)"
     )
     group: str | None = field(default=None, max_length=200)
+    tag: str | None = field(default=None, max_length=40, description="flows with this tag")
+    enabled: bool | None = field(
+        default=None, description="true: enabled flows only; false: disabled ones only"
+    )
 
 
 @attrs.frozen

@@ -17,6 +17,7 @@ from flow8.services.exceptions import (
 from flow8.services.flows import FlowNotFound, FlowValidationError
 from flow8.services.kv import KvError
 from flow8.services.plays import (
+    FlowDisabled,
     IdempotencyKeyReused,
     InvalidInput,
     PlayLimitReached,
@@ -68,6 +69,8 @@ def from_engine(error: Exception) -> ApiError:
         return ValidationFailed(fields, message=str(error)[:2000])
     if isinstance(error, FlowNotFound):
         return NotFound("flow not found", code="FLOW_NOT_FOUND")
+    if isinstance(error, FlowDisabled):
+        return Conflict(f"{error}; or run it anyway with ?force=true", code="FLOW_DISABLED")
     if isinstance(error, PlayNotFound):
         return NotFound("play not found", code="PLAY_NOT_FOUND")
     if isinstance(error, PlayStateError):

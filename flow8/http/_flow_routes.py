@@ -28,14 +28,21 @@ routes = Routes("flows", "flows")
     "GET",
     "/api/flows",
     action=Action.READ,
-    summary="Flows of the current company; ?q= (name prefix) and ?group= narrow it",
+    summary="Flows of the current company; ?q= (name prefix), ?group=, ?tag= and ?enabled= "
+    "narrow it",
     query=FlowListQuery,
     response=page_of(FlowOut),
 )
 async def list_flows(req: Req) -> object:
     q: FlowListQuery = req.query
     flows, total = await flow_service().list(
-        req.company_id, page=q.page, size=q.size, name_prefix=q.q, group=q.group
+        req.company_id,
+        page=q.page,
+        size=q.size,
+        name_prefix=q.q,
+        group=q.group,
+        tag=q.tag,
+        enabled=q.enabled,
     )
     return make_page(FlowOut, [flow_out(f) for f in flows], total, PageQuery(q.page, q.size))
 
@@ -261,14 +268,19 @@ async def run_flow(req: Req, flowId: str) -> Response:
     # which would start it twice for a client retrying without an Idempotency-Key).
     with trio.CancelScope(shield=True):
         play = await play_service().start(
-            req.company_id, flowId, req.body, idempotency_key=key, timeout=START_TIMEOUT
+            req.company_id,
+            flowId,
+            req.body,
+            idempotency_key=key,
+            timeout=START_TIMEOUT,
+            force=q.force,
         )
     audit_change(
         req,
         "play_started",
         "play",
         play.id,
-        details={"flowId": flowId, "idempotencyKey": key is not None},
+        details={"flowId": flowId, "idempotencyKey": key is not None, "forced": q.force},
     )
     if q.wait:
         try:

@@ -11,6 +11,7 @@ import attrs
 from flow8.domain import Play, PlayLayer, PlayState, Trigger, TriggerKind
 from flow8.engine import (
     Engine,
+    FlowDisabled,
     IdempotencyKeyReused,
     InvalidInput,
     PlayLimitReached,
@@ -20,6 +21,7 @@ from flow8.engine import (
 )
 
 __all__ = [
+    "FlowDisabled",
     "IdempotencyKeyReused",
     "InvalidInput",
     "PlayLimitReached",
@@ -34,7 +36,8 @@ __all__ = [
 class PlayService:
     """Every method is scoped to ``company_id``.
 
-    Errors: ``FlowNotFound``, ``PlayNotFound``, ``PlayStateError`` (the play is not in a
+    Errors: ``FlowNotFound``, ``FlowDisabled`` (a start of a disabled flow without
+    ``force``), ``PlayNotFound``, ``PlayStateError`` (the play is not in a
     state that allows the request), ``InvalidInput`` (the input does not match the flow's
     ``inputSchema``; the message lists every problem), ``FlowValidationError`` (a stored
     flow that no longer compiles, e.g. a module was removed).
@@ -54,9 +57,11 @@ class PlayService:
         version: int | None = None,
         timeout: float | None = None,
         approve_first: bool = False,
+        force: bool = False,
     ) -> Play:
         """Queue (and, on an instance running plays, start) a play of the flow's latest
         version. A duplicate ``idempotency_key`` within 24 h returns the existing play.
+        A disabled flow raises ``FlowDisabled`` unless ``force`` (a person's deliberate run).
         Raises ``PlayLimitReached`` over the company's start rate; with ``timeout``, see
         ``Engine.start_play`` (``StartTimedOut`` when nothing was created). With
         ``approve_first`` the play waits for ``approve`` before its first step(s)."""
@@ -69,6 +74,7 @@ class PlayService:
             version=version,
             timeout=timeout,
             approve_first=approve_first,
+            force=force,
         )
 
     async def run(

@@ -130,6 +130,12 @@ def channel(
 
 
 FLOWS: dict[str, dict[str, Any]] = {
+    # Switched off: its routes answer 409 and start nothing.
+    "paused": {
+        "name": "paused",
+        "enabled": False,
+        "flowlets": [{"ref": "a", "appId": "noop", "args": {"value": 1}}],
+    },
     # The play's output is its input: what the channel handed the flow.
     "echo": {
         "name": "echo",

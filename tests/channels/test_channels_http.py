@@ -11,7 +11,15 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from channel_fixtures import HMAC_SECRET, TOKEN, ChannelEnv, channel, open_channel_env, route
+from channel_fixtures import (
+    COMPANY,
+    HMAC_SECRET,
+    TOKEN,
+    ChannelEnv,
+    channel,
+    open_channel_env,
+    route,
+)
 from support.waits import wait_until
 
 from flow8.channels import Limits
@@ -139,6 +147,16 @@ async def test_unknown_route_404_wrong_method_405_bad_json_400(env: ChannelEnv) 
         )
         assert r.status_code == 400
         assert r.json()["error"] == "INVALID_JSON"
+
+
+async def test_a_route_to_a_disabled_flow_answers_409_and_starts_nothing(env: ChannelEnv) -> None:
+    await _http(env, routes=[route("off", [env.flows["paused"]], path="/off")])
+    async with _client(env, "h1") as client:
+        r = await client.post("/off", json={"x": 1})
+    assert r.status_code == 409, r.text
+    assert r.json()["error"] == "FLOW_DISABLED"
+    plays, total = await env.plays.list(COMPANY, flow_id=env.flows["paused"])
+    assert (plays, total) == ([], 0)
 
 
 async def test_bearer_token_checked(env: ChannelEnv) -> None:

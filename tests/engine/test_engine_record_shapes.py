@@ -116,6 +116,10 @@ FLOW_DOC: dict[str, Any] = {
     "kv_inherit": False,
     "kv_conflict": "parent",
     "group": "g",
+    # tags and enabled: added with the UI's flow list (documents without them read as no
+    # tags, enabled)
+    "tags": [],
+    "enabled": True,
 }
 
 PLAY = Play(
@@ -221,6 +225,9 @@ def test_a_flow_definition_is_stored_as_it_always_was() -> None:
     flow = flow_from_doc({**stored, "created_at": 1.0})
     assert flow.definition == definition
     assert flow.updated_at == 1.0
+    older = {k: v for k, v in FLOW_DOC.items() if k not in ("tags", "enabled")}
+    before = flow_from_doc({**stored, "definition": older, "created_at": 1.0})
+    assert before.definition == definition  # no tags, enabled
 
 
 def test_a_play_and_a_layer_are_stored_as_they_always_were() -> None:

@@ -73,6 +73,61 @@ async def test_the_flow_list_filters_by_name_prefix_and_group(installed: ApiEnv)
         assert (await c.get("/api/flows", params={"q": "x" * 201})).status_code == 422
 
 
+async def test_flows_carry_tags_and_a_disabled_flow_starts_only_when_forced(
+    installed: ApiEnv,
+) -> None:
+    async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as c:
+        made = {}
+        for name, tags, enabled in [
+            ("nightly sync", ["ops", "nightly"], True),
+            ("paused sync", ["ops"], False),
+            ("plain", [], None),  # left out: enabled
+        ]:
+            body: dict[str, Any] = {"name": name, "tags": tags, "flowlets": [STEP]}
+            if enabled is not None:
+                body["enabled"] = enabled
+            r = await c.post("/api/flows", json=body)
+            assert r.status_code == 201, r.text
+            made[name] = r.json()
+        assert made["plain"]["enabled"] is True
+        assert made["nightly sync"]["tags"] == ["ops", "nightly"]
+
+        async def names(**params: Any) -> list[str]:
+            answer = await c.get("/api/flows", params=params)
+            assert answer.status_code == 200, answer.text
+            return sorted(f["name"] for f in answer.json()["data"])
+
+        assert await names(tag="ops") == ["nightly sync", "paused sync"]
+        assert await names(tag="nightly") == ["nightly sync"]
+        assert await names(enabled="false") == ["paused sync"]
+        assert await names(enabled="true") == ["nightly sync", "plain"]
+        assert await names(tag="ops", enabled="true") == ["nightly sync"]
+        assert (await c.get("/api/flows", params={"enabled": "maybe"})).status_code == 422
+
+        paused = made["paused sync"]["id"]
+        refused = await c.post(f"/api/flows/{paused}/run", json={"x": 1})
+        assert refused.status_code == 409
+        assert refused.json()["error"] == "FLOW_DISABLED"
+        assert "disabled" in refused.json()["message"]
+        assert (await c.get("/api/plays", params={"flowId": paused})).json()["total"] == 0
+        forced = await c.post(f"/api/flows/{paused}/run?force=true&wait=10", json={"x": 1})
+        assert forced.status_code == 200, forced.text
+        assert forced.json()["state"] == "DONE"
+
+        # Bad tags are named, each problem once.
+        for tags, words in [
+            ([" "], "must not be blank"),
+            (["a", "a"], "listed twice"),
+            (["x" * 41], "at most 40 characters"),
+            ([f"t{n}" for n in range(21)], "at most 20"),
+        ]:
+            r = await c.post("/api/flows", json={"name": "t", "tags": tags, "flowlets": [STEP]})
+            assert r.status_code == 422, r.text
+            (problem,) = r.json()["fields"]
+            assert problem["field"] == "tags"
+            assert words in problem["message"], problem
+
+
 async def test_invalid_flow_lists_every_problem(installed: ApiEnv) -> None:
     async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as c:
         r = await c.post(

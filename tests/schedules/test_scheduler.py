@@ -8,11 +8,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import trio
-from schedules_kit import COMPANY, Kit, body, now, schedule_kit, scheduled, sleep_until_second
+from schedules_kit import (
+    COMPANY,
+    FLOW,
+    Kit,
+    body,
+    now,
+    schedule_kit,
+    scheduled,
+    sleep_until_second,
+)
 
 import actors
-from flow8.domain import TriggerKind
+from flow8.domain import TriggerKind, parse_flow_definition
 from flow8.jobs import Scheduler, jobs_child, scheduler_child
+from flow8.modules import default_registry
+from flow8.services.flows import FlowRepository
 from flow8.store import open_store
 
 
@@ -43,6 +54,22 @@ async def test_every_second_for_ten_seconds_starts_exactly_ten_plays(kit: Kit) -
         assert play.input["firedAt"] >= play.input["scheduledAt"]
         assert play.idempotency_key is not None
         assert play.idempotency_key.endswith(f"schedule:{made.id}:{play.input['scheduledAt']}")
+
+
+async def test_a_disabled_flows_schedule_starts_nothing_and_says_why(kit: Kit) -> None:
+    paused = await FlowRepository(kit.store, default_registry()).create(
+        COMPANY, parse_flow_definition({**FLOW, "name": "paused", "enabled": False})
+    )
+    scheduler = await kit.start_scheduler()
+    await kit.schedules.create(COMPANY, paused.id, body())
+    await trio.sleep(3.5)
+    kit.stop_schedulers()
+    plays, total = await kit.engine.list_plays(COMPANY, flow_id=paused.id)
+    assert (plays, total) == ([], 0)
+    assert scheduler.failed >= 3  # each tick, recorded on the tick with the reason
+    ticks = await kit.store.tenant(COMPANY).collection("schedule_ticks").find({})
+    assert ticks
+    assert all("is disabled" in t["error"] for t in ticks)
 
 
 async def test_two_instances_on_one_store_start_one_play_per_tick(kit: Kit) -> None:

@@ -184,6 +184,52 @@ def test_the_list_searches_by_name_and_filters_by_group(instance: Instance, new_
     shoot(page, "flows-list")
 
 
+def test_tags_and_the_enabled_switch_filter_the_list_and_a_disabled_flow_runs_only_on_purpose(
+    instance: Instance, new_page: Any
+) -> None:
+    _flow(instance, "Weekly report", tags=["reports-ui"])
+    paused = _flow(instance, "Paused report", tags=["reports-ui", "old"], enabled=False)
+    page = new_page(instance.base)
+    sign_in(page)
+    page.goto("/flows")
+    page.get_by_label("Tag").fill("reports-ui")
+    page.get_by_role("button", name="Search").click()
+    rows = page.locator("table.flows tbody tr")
+    expect(rows).to_have_count(2)
+    page.get_by_label("Enabled").select_option("false")
+    page.get_by_role("button", name="Search").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Paused report")
+    expect(rows.first.locator(".state-disabled")).to_have_text("disabled")
+    assert "enabled=false" in page.url
+    rows.first.get_by_role("link", name="old").click()  # a tag links to its flows
+    expect(rows).to_have_count(1)
+    assert "tag=old" in page.url
+
+    # A person may run a disabled flow, but only by saying so.
+    page.goto(f"/flows/{paused['id']}/run")
+    page.get_by_role("button", name="Start play").click()
+    expect(page.locator("#e-force")).to_contain_text("this flow is disabled")
+    page.get_by_label("Run it anyway").check()
+    page.get_by_role("button", name="Start play").click()
+    page.wait_for_url(re.compile(r"/plays/[0-9A-Za-z]+$"))
+    assert _wait_done(instance, page.url.rsplit("/", 1)[1])["state"] == "DONE"
+
+    # The editor switches it back on and edits its tags: a new version.
+    page.goto(f"/flows/{paused['id']}")
+    enabled = page.get_by_label("Enabled")
+    expect(enabled).not_to_be_checked()
+    expect(page.get_by_label("Tags")).to_have_value("reports-ui, old")
+    enabled.check()
+    page.get_by_label("Tags").fill("reports-ui, weekly")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#save-status")).to_have_text("Saved as version 2.")
+    saved = instance.api.get(f"/api/flows/{paused['id']}").json()
+    assert saved["enabled"] is True
+    assert saved["tags"] == ["reports-ui", "weekly"]
+    assert saved["version"] == 2
+
+
 def test_export_then_import_round_trips_a_flow(instance: Instance, new_page: Any) -> None:
     original = _flow(instance, "Round trip", group="io", description="goes and comes back")
     page = new_page(instance.base)

@@ -1,5 +1,6 @@
-"""The flows area: the list (search, group filter, paging), create, import and export, the
-flow editor and its save endpoint, versions with a diff and restore, and the run dialog.
+"""The flows area: the list (search, group, tag and enabled filters, paging), create, import
+and export, the flow editor and its save endpoint, versions with a diff and restore, and the
+run dialog (a disabled flow runs only when the person ticks "Run it anyway").
 
 Every change goes through the same service call as its REST twin in `_flow_routes.py` and is
 audited with the same entry (`flow_created`, `flow_updated`, `flow_restored`,
@@ -17,6 +18,7 @@ from quart import Response, request
 
 from flow8.domain import TriggerKind, flow_definition_to_api
 from flow8.services.identity import Action
+from flow8.services.plays import FlowDisabled
 
 from .._api import audit_change
 from .._context import app, component_service, flow_service, play_service
@@ -72,6 +74,8 @@ def _error_json(error: ApiError) -> Response:
 async def flow_list(page: PageReq) -> Response:
     query = _text_arg(page, "q")
     group = _text_arg(page, "group")
+    tag = _text_arg(page, "tag")
+    enabled = _text_arg(page, "enabled")  # "", "true" or "false"; anything else: either
     number = _int_arg(page, "page")
     flows, total = await flow_service().list(
         page.company_id,
@@ -79,8 +83,12 @@ async def flow_list(page: PageReq) -> Response:
         size=LIST_SIZE,
         name_prefix=query or None,
         group=group or None,
+        tag=tag or None,
+        enabled={"true": True, "false": False}.get(enabled),
     )
-    params = {k: v for k, v in (("q", query), ("group", group)) if v}
+    params = {
+        k: v for k, v in (("q", query), ("group", group), ("tag", tag), ("enabled", enabled)) if v
+    }
     return render(
         page,
         "flows/list.html",
@@ -91,6 +99,8 @@ async def flow_list(page: PageReq) -> Response:
         params=params,
         query=query,
         group=group,
+        tag=tag,
+        enabled=enabled,
     )
 
 
@@ -332,6 +342,7 @@ async def run_flow(page: PageReq, flow_id: str) -> Response:
     flow = await flow_service().get(page.company_id, flow_id)
     text = page.form.get("input", "")
     key = page.form.get("idempotency_key", "").strip() or None
+    force = page.form.get("force") == "true"  # a disabled flow, run anyway on purpose
 
     def again(errors: dict[str, str], message: str = "", status: int = 422) -> Response:
         return render(
@@ -361,7 +372,10 @@ async def run_flow(page: PageReq, flow_id: str) -> Response:
                 source="ui",
                 idempotency_key=key,
                 timeout=START_TIMEOUT,
+                force=force,
             )
+    except FlowDisabled:
+        return again({"force": "this flow is disabled: tick the box to run it anyway"}, "", 409)
     except Exception as error:
         mapped = _mapped(error)
         fields = {
@@ -374,6 +388,6 @@ async def run_flow(page: PageReq, flow_id: str) -> Response:
         "play_started",
         "play",
         play.id,
-        details={"flowId": flow_id, "idempotencyKey": key is not None},
+        details={"flowId": flow_id, "idempotencyKey": key is not None, "forced": force},
     )
     return redirect(page, f"/plays/{play.id}")

@@ -177,10 +177,15 @@ class FlowRepository:
         limit: int = 25,
         name_prefix: str | None = None,
         group: str | None = None,
+        tag: str | None = None,
+        enabled: bool | None = None,
     ) -> tuple[list[Flow], int]:
         """One page, newest change first, and the total. ``name_prefix`` keeps the flows
         whose name starts with it (a range on the indexed name, so case counts); ``group``
-        the flows of that group."""
+        the flows of that group, ``tag`` those tagged so, ``enabled`` the enabled (True) or
+        disabled (False) ones. Group, tag and enabled are read from the company's flows
+        (its `(company_id, updated_at)` index walk), not indexed: a company has thousands
+        of flows, not millions."""
         flt: dict[str, Any] = {"deleted": {"$ne": True}}
         if name_prefix:
             # Every name starting with the prefix sorts between it and it + the highest
@@ -188,6 +193,10 @@ class FlowRepository:
             flt["name"] = {"$gte": name_prefix, "$lt": name_prefix + "\U0010ffff"}
         if group:
             flt["definition.group"] = group
+        if tag:
+            flt["definition.tags"] = tag  # an array: matches when one of its items is `tag`
+        if enabled is not None:  # flows stored before the switch existed are enabled
+            flt["definition.enabled"] = False if not enabled else {"$ne": False}
         coll = self._flows(company_id)
         docs = await coll.find(flt, sort=[("updated_at", -1)], skip=skip, limit=limit)
         total = await coll.count(flt)

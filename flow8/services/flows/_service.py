@@ -134,12 +134,21 @@ class FlowService:
         size: int = 25,
         name_prefix: str | None = None,
         group: str | None = None,
+        tag: str | None = None,
+        enabled: bool | None = None,
     ) -> tuple[builtins.list[Flow], int]:
         """One page (newest change first) and the total count, of the flows whose name
-        starts with ``name_prefix`` and which are in ``group`` (each when given)."""
+        starts with ``name_prefix``, which are in ``group``, carry ``tag`` and are enabled
+        or not as ``enabled`` says (each when given)."""
         size = max(1, min(size, 100))
         return await self.repository.list_flows(
-            company_id, skip=page * size, limit=size, name_prefix=name_prefix, group=group
+            company_id,
+            skip=page * size,
+            limit=size,
+            name_prefix=name_prefix,
+            group=group,
+            tag=tag,
+            enabled=enabled,
         )
 
     async def versions(self, company_id: str, flow_id: str) -> builtins.list[Flow]:

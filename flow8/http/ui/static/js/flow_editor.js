@@ -175,6 +175,10 @@ function serialise() {
     out.inputSchema = schema;
   }
   delete out._inputSchemaText;
+  if (definition._tagsText !== undefined) {
+    out.tags = definition._tagsText.split(",").map((t) => t.trim()).filter((t) => t);
+  }
+  delete out._tagsText;
   return out;
 }
 
@@ -389,6 +393,8 @@ function flowFields() {
   if (definition._inputSchemaText === undefined) {
     definition._inputSchemaText = definition.inputSchema ? JSON.stringify(definition.inputSchema, null, 2) : "";
   }
+  if (definition._tagsText === undefined) definition._tagsText = (definition.tags || []).join(", ");
+  if (definition.enabled === undefined || definition.enabled === null) definition.enabled = true;
   return h(
     "fieldset",
     { class: "flow-fields" },
@@ -398,6 +404,8 @@ function flowFields() {
       { class: "row" },
       field({ id: "flow-name", label: "Flow name", path: "name", obj: definition, prop: "name" }),
       field({ id: "flow-group", label: "Group", path: "group", obj: definition, prop: "group", help: "flows of a group share the flow_group KV scope" }),
+      field({ id: "flow-tags", label: "Tags", path: "tags", obj: definition, prop: "_tagsText", help: "separated by commas" }),
+      field({ id: "flow-enabled", label: "Enabled", path: "enabled", obj: definition, prop: "enabled", type: "checkbox", help: "schedules, channels, MCP and subflow steps start only an enabled flow" }),
     ),
     field({ id: "flow-description", label: "Description", path: "description", obj: definition, prop: "description", rows: 2, wide: true }),
     field({ id: "flow-input-schema", label: "Input schema (JSON Schema)", path: "inputSchema", obj: definition, prop: "_inputSchemaText", rows: 4, wide: true, help: "a play's input must match it; empty: any input", onChange: () => {
