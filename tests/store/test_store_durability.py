@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import backend_of, open_test_store
+from conftest import TEST_CATALOG, backend_of, open_test_store
 
 from flow8.store import DatabaseLocked, DuplicateKey, StorageFull, Store, StoreError
 
@@ -264,8 +264,6 @@ async def test_two_stores_on_one_file_see_each_other(tmp_path: Path) -> None:
 
 
 async def test_changed_index_declarations_are_rebuilt_on_start(tmp_path: Path) -> None:
-    from conftest import TEST_CATALOG
-
     from flow8.store import CollectionSpec, index
 
     strict = TEST_CATALOG.extended(
