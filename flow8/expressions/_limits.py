@@ -61,7 +61,8 @@ _MB = 1024 * 1024
 class ExpressionLimits:
     """The budget of one evaluation and how it is run.
 
-    * ``timeout_ms``: wall-clock deadline of one evaluation.
+    * ``timeout_ms``: deadline of one evaluation (its thread's CPU time in a worker thread,
+      at most 10x on the clock).
     * ``memory_bytes``: what one evaluation may allocate, in estimated bytes, counted
       cumulatively (everything it built, even what it dropped again).
     * ``max_depth``: nesting of expression nodes (recursion through lambdas included).

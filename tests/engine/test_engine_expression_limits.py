@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
@@ -276,6 +277,50 @@ def test_limits_are_configurable(limits: None) -> None:
     configure_expressions(ExpressionLimits(timeout_ms=30))
     with pytest.raises(ExpressionLimit, match="ran longer than 30 ms"):
         Expression.compile("($f := function($n){ $f($n + 1) }; $f(0))").evaluate({})
+
+
+def _in_a_thread_beside_a_busy_main_thread(source: str) -> tuple[Any, float, float]:
+    """Evaluate ``source`` in a worker thread while this (the main) thread keeps the GIL
+    busy, as a loaded event loop does: (result or the error, wall seconds, CPU seconds of
+    the worker)."""
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        started, cpu = time.monotonic(), time.thread_time()
+        try:
+            outcome["result"] = Expression.compile(source).evaluate({})
+        except ExpressionLimit as e:
+            outcome["result"] = e
+        outcome["wall"] = time.monotonic() - started
+        outcome["cpu"] = time.thread_time() - cpu
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    spins = 0
+    while worker.is_alive():
+        spins += 1  # pure Python: holds the GIL until the interpreter takes it away
+    worker.join()
+    return outcome["result"], outcome["wall"], outcome["cpu"]
+
+
+def test_a_worker_thread_is_charged_its_own_time_not_its_waits(limits: None) -> None:
+    # The same expression passes or fails the same way on a busy machine: waiting for the
+    # GIL is not spending the budget. (On 2 cores under load, an 85 ms evaluation took
+    # over 250 ms on the clock and failed on a budget it was well within.)
+    source = "$sum($map([1..3000], function($v){ $v * 2 }))"
+    configure_expressions(ExpressionLimits(timeout_ms=60_000))
+    _, _, cpu = _in_a_thread_beside_a_busy_main_thread(source)
+    budget_ms = max(40, int(cpu * 2500))
+    configure_expressions(ExpressionLimits(timeout_ms=budget_ms))
+    result, wall, _ = _in_a_thread_beside_a_busy_main_thread(source)
+    assert result == 3000 * 3001, result
+    assert wall * 1000 > budget_ms, "the main thread did not make the worker wait"
+    # ... while one that needs more than its budget of CPU still fails on it.
+    heavier = "$sum($map([1..100000], function($v){ $v * 2 }))"
+    result, _, cpu = _in_a_thread_beside_a_busy_main_thread(heavier)
+    assert isinstance(result, ExpressionLimit), result
+    assert f"ran longer than {budget_ms} ms" in str(result)
+    assert cpu * 1000 < budget_ms * 1.5
 
 
 async def test_the_thread_limiter_follows_the_configuration(limits: None) -> None:
