@@ -72,6 +72,7 @@ from ._rules import (
     prev_refs,
     validate_definition,
 )
+from ._usage import AiUsage
 from .exceptions import (
     DomainError,
     FlowValidationError,
@@ -92,6 +93,7 @@ __all__ = [
     "MAX_RETRY_COUNT",
     "MAX_RETRY_DELAY_MS",
     "MESSAGES",
+    "AiUsage",
     "Attempt",
     "BoundaryField",
     "Cast",

@@ -25,6 +25,7 @@ from flow8.components import (
 )
 from flow8.domain import (
     MAX_RETRY_COUNT,
+    AiUsage,
     Attempt,
     LayerState,
     Play,
@@ -86,6 +87,7 @@ class StepContext:
     wake_at: float | None
     attempt: int = 1  # numbered across resumes, as the layer's attempts are
     recorder: CallRecorder | None = None  # this attempt's component calls, when recorded
+    usage: list[AiUsage] = attrs.field(factory=list)  # what its provider calls spent
 
     @property
     def company_id(self) -> str:
@@ -135,6 +137,11 @@ class StepContext:
         if type_ == "basic":
             self.run.redactor.learn(basic_token(data["username"], data["password"]))
         return type_, data
+
+    def record_usage(self, usage: AiUsage) -> None:
+        """What a provider call of this step spent: kept with this attempt, written on the
+        step's layer with its end (``Runner._attempts``)."""
+        self.usage.append(usage)
 
     def log_line(self, line: Mapping[str, Any]) -> None:
         """Stream a console line to whoever watches the play (the step's output keeps it)."""

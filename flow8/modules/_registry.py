@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import attrs
 
 from flow8.components import ComponentHandle
+from flow8.domain import AiUsage
 
 from ._schema import ArgsValidator, dotted
 from .exceptions import DuplicateModule, InvalidArgs, UnknownModule
@@ -72,6 +73,11 @@ class ModuleContext(Protocol):
         """(type, data) of a stored credential; its texts are masked in every record."""
         ...
 
+    def record_usage(self, usage: AiUsage) -> None:
+        """Record what a provider call spent (tokens, cost) on this step's layer; the play
+        and the company's usage sum it. Metered modules call it once per provider call."""
+        ...
+
     def log_line(self, line: Mapping[str, Any]) -> None:
         """Stream a console line as an event to whoever watches the play."""
         ...
@@ -116,7 +122,9 @@ class ModuleSpec:
     the generated module reference. ``at_play_end`` releases what the module holds for the
     play (``storage-tempdir``'s directory): the engine calls it once per step of the flow
     when the play ends, whatever its end, also after a crash and resume, so it must be
-    idempotent and cope with a step that never ran.
+    idempotent and cope with a step that never ran. ``metered`` modules spend money (AI
+    calls): the engine refuses to start one past the company's or the flow's budget
+    (BUDGET_EXCEEDED), and they report what they spent with ``ModuleContext.record_usage``.
     """
 
     app_id: str
@@ -134,6 +142,7 @@ class ModuleSpec:
     components: tuple[str, ...] = ()
     example: Mapping[str, Any] | None = None
     at_play_end: Callable[[ModuleContext], Awaitable[None]] | None = None
+    metered: bool = False
     _validator: Any = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
