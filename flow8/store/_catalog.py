@@ -316,6 +316,14 @@ CATALOG = Catalog.of(
             index("company_id", "type", "name"),
             secrets=["data"],
         ),
+        # [credentials] OAuth2 authorizations started and not yet completed: found by the
+        # SHA-256 of their state (never the state), the PKCE verifier encrypted; a callback
+        # deletes the one it uses, and expired ones are purged (flow8.services.credentials)
+        _tenant(
+            "oauth_states",
+            index("expires_at", expire_after_seconds=0),
+            secrets=["verifier"],
+        ),
         _tenant(
             "channels",
             index("company_id", "name", unique=True),

@@ -2,7 +2,9 @@
 maps of a company, stored encrypted. Interfaces see names and field names only; modules and
 components get the data through `CredentialService.reveal`."""
 
-from ._models import Credential, CredentialChange
+from ._models import Credential, CredentialChange, OAuthStatus
+from ._oauth import Authorization, OAuthConnections
+from ._oauth_providers import PROVIDERS, Provider
 from ._service import KEEP, CredentialService, Keep
 from ._types import (
     DESCRIPTION_MAX,
@@ -21,6 +23,11 @@ from .exceptions import (
     CredentialNameTaken,
     CredentialNotFound,
     InvalidCredential,
+    OAuthDenied,
+    OAuthError,
+    OAuthProviderError,
+    OAuthReauthNeeded,
+    OAuthStateInvalid,
     Problem,
 )
 
@@ -29,8 +36,10 @@ __all__ = [
     "KEEP",
     "MAX_DATA_CHARS",
     "NAME_MAX",
+    "PROVIDERS",
     "RULES",
     "TYPES",
+    "Authorization",
     "Credential",
     "CredentialChange",
     "CredentialConflict",
@@ -42,7 +51,15 @@ __all__ = [
     "FieldRule",
     "InvalidCredential",
     "Keep",
+    "OAuthConnections",
+    "OAuthDenied",
+    "OAuthError",
+    "OAuthProviderError",
+    "OAuthReauthNeeded",
+    "OAuthStateInvalid",
+    "OAuthStatus",
     "Problem",
+    "Provider",
     "data_schema",
     "patch_schema",
 ]

@@ -10,6 +10,33 @@ import attrs
 
 
 @attrs.frozen
+class OAuthStatus:
+    """Where an oauth2 credential's connection stands (never its tokens): `status` is
+    `connected`, `needs_reauth` (the provider refused its refresh token or client: connect it
+    again; `problem` says how) or `not_connected` (no access token yet)."""
+
+    status: str
+    expires_at: datetime | None = None
+    connected_at: datetime | None = None
+    refreshed_at: datetime | None = None
+    problem: str | None = None
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> OAuthStatus:
+        state: Mapping[str, Any] = doc.get("oauth") or {}
+        status = state.get("status")
+        if status is None:
+            status = "connected" if "accessToken" in doc.get("fields", ()) else "not_connected"
+        return cls(
+            status,
+            state.get("expires_at"),
+            state.get("connected_at"),
+            state.get("refreshed_at"),
+            state.get("problem"),
+        )
+
+
+@attrs.frozen
 class Credential:
     """A stored credential without its data: `fields` names the data keys it holds."""
 
@@ -22,6 +49,7 @@ class Credential:
     updated_at: datetime
     created_by: str | None
     updated_by: str | None
+    oauth: OAuthStatus | None = None  # oauth2 credentials only
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Credential:
@@ -35,6 +63,7 @@ class Credential:
             doc["updated_at"],
             doc.get("created_by"),
             doc.get("updated_by"),
+            OAuthStatus.from_doc(doc) if doc["type"] == "oauth2" else None,
         )
 
     def summary(self) -> dict[str, Any]:

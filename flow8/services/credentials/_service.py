@@ -5,6 +5,9 @@ bound to company, collection, document and field) before it reaches the database
 else (name, type, description, the names of the data fields) is plain, so listings never
 decrypt anything. Only `reveal` hands the data out, to modules and components; no interface
 route calls it.
+
+OAuth2 connections (authorize, callback, client credentials, refresh before expiry) are
+`oauth` (`_oauth.py`); `for_step` asks it for a token that will not expire during the step.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ import attrs
 from flow8.store import Collection, DuplicateKey, Store
 
 from ._models import Credential, CredentialChange
+from ._oauth import LINKS, Authorization, OAuthConnections, step_view
 from ._types import check_data, check_description, check_name, check_type, merge_data
 from .exceptions import CredentialConflict, CredentialNameTaken, CredentialNotFound
 
-COLLECTION = "links"
+COLLECTION = LINKS
 _UPDATE_ATTEMPTS = 5
 _WITHOUT_DATA = {"data": 0}
 
@@ -55,6 +59,11 @@ class CredentialService:
 
     store: Store
     clock: Callable[[], datetime] = utcnow
+    # Built over `store` and `clock` when not given; the server passes one with its outbound
+    # policy and audit log.
+    oauth: OAuthConnections = attrs.field(
+        default=attrs.Factory(lambda s: OAuthConnections(s.store, s.clock), takes_self=True)
+    )
 
     def _links(self, company_id: str) -> Collection:
         return self.store.tenant(company_id).collection(COLLECTION)
@@ -183,14 +192,41 @@ class CredentialService:
         return doc is not None
 
     async def for_step(self, company_id: str, credential_id: str) -> tuple[str, dict[str, Any]]:
-        """(type, decrypted data), for the engine's steps (its ``CredentialSource``)."""
-        doc = await self._links(company_id).find_one(
-            {"_id": credential_id}, projection={"data": 1, "type": 1}
-        )
+        """(type, decrypted data), for the engine's steps (its ``CredentialSource``). An oauth2
+        credential's access token is refreshed first if it expires soon (or waited for, when
+        another step or instance is refreshing it); its client secret and refresh token are
+        left out: a step applies the access token and nothing else."""
+        doc = await self._links(company_id).find_one({"_id": credential_id})
         if doc is None:
             raise CredentialNotFound(f"no credential {credential_id!r} in this company")
+        if doc["type"] == "oauth2":
+            doc = await self.oauth.fresh(company_id, doc)
+            return doc["type"], step_view(doc.get("data") or {})
         data: dict[str, Any] = doc.get("data") or {}
         return doc["type"], {k: list(v) if isinstance(v, list) else v for k, v in data.items()}
+
+    async def oauth2_authorize(
+        self, company_id: str, credential_id: str, user_id: str, redirect_uri: str
+    ) -> Authorization:
+        """Start the authorization code flow (PKCE): the provider URL to send the person to,
+        with a `state` that only `oauth2_complete` for the same user and company accepts."""
+        return await self.oauth.authorize(company_id, credential_id, user_id, redirect_uri)
+
+    async def oauth2_complete(
+        self, company_id: str, user_id: str, state: str, *, code: str | None, error: str | None
+    ) -> Credential:
+        """The callback: check `state`, exchange `code`, store the tokens (encrypted)."""
+        credential_id = await self.oauth.complete(
+            company_id, user_id, state, code=code, error=error
+        )
+        return await self.get(company_id, credential_id)
+
+    async def oauth2_token(self, company_id: str, credential_id: str) -> Credential:
+        """Get a new access token now: the client credentials grant, or a refresh. Clears
+        `needs_reauth` for a client credentials credential whose new token arrives."""
+        doc = await self.oauth.oauth2_doc(company_id, credential_id)
+        await self.oauth.fresh(company_id, doc, force=True)
+        return await self.get(company_id, credential_id)
 
     async def reveal(self, company_id: str, credential_id: str) -> dict[str, Any]:
         """The decrypted data, for modules and components acting for `company_id`. Never

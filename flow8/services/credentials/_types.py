@@ -75,6 +75,23 @@ RULES: Mapping[str, tuple[FieldRule, ...]] = {
         _field("accessToken", False, 16384),
         _field("refreshToken", False, 16384),
         _field("tokenUrl", False, 2048, pattern=HTTP_URL, hint="an http(s) URL"),
+        # A preset's URLs and default scopes (`_oauth_providers`); tokenUrl, authorizeUrl and
+        # scopes given here win over it, and without a preset they are the whole story.
+        _field(
+            "provider",
+            False,
+            32,
+            pattern=r"^(microsoft|google|slack|github)" + END,
+            hint="one of microsoft, google, slack, github",
+        ),
+        _field("authorizeUrl", False, 2048, pattern=HTTP_URL, hint="an http(s) URL"),
+        _field(
+            "grant",
+            False,
+            32,
+            pattern=r"^(authorizationCode|clientCredentials)" + END,
+            hint="authorizationCode or clientCredentials",
+        ),
         _field(
             "scopes",
             False,

@@ -8,7 +8,17 @@ Hierarchy::
     ├── CredentialNotFound        no such credential in the company (404)
     ├── CredentialNameTaken       another credential of the company has the name (409)
     ├── CredentialConflict        concurrent updates kept colliding; retry (409)
-    └── InvalidCredential         bad name, type or data (422); `problems` lists every one
+    ├── InvalidCredential         bad name, type or data (422); `problems` lists every one
+    └── OAuthError                an OAuth2 connection could not be made or kept
+        ├── OAuthStateInvalid     the callback's `state` is unknown, used, expired or not
+        │                         this user's (400)
+        ├── OAuthDenied           the provider answered the callback with an error (400)
+        ├── OAuthReauthNeeded     the provider refused the refresh token or client: connect
+        │                         the credential again (409)
+        └── OAuthProviderError    the token endpoint failed or answered nonsense (502)
+
+OAuth messages name the provider's error code (``invalid_grant``), never a token, a code or
+the client secret: they reach layers of plays and API answers.
 """
 
 from __future__ import annotations
@@ -49,3 +59,23 @@ class InvalidCredential(CredentialError):
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
         super().__init__("; ".join(f"{p.field}: {p.message}" for p in self.problems))
+
+
+class OAuthError(CredentialError):
+    code = "OAUTH_ERROR"
+
+
+class OAuthStateInvalid(OAuthError):
+    code = "OAUTH_STATE_INVALID"
+
+
+class OAuthDenied(OAuthError):
+    code = "OAUTH_DENIED"
+
+
+class OAuthReauthNeeded(OAuthError):
+    code = "OAUTH_REAUTH_NEEDED"
+
+
+class OAuthProviderError(OAuthError):
+    code = "OAUTH_PROVIDER_ERROR"
