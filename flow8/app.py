@@ -261,16 +261,23 @@ async def open_configured_store(settings: Settings, *, serve: bool = True) -> As
         yield store
 
 
-def component_env(settings: Settings) -> Callable[[str], ProviderEnv]:
-    """What the server lends each company's components: its own files directory, the
-    directories and internal hosts the operator opened, one pool of worker threads."""
+def outbound_policy(settings: Settings) -> OutboundPolicy:
+    """Where the server's outbound requests may go: the internal hosts the operator opened
+    (COMPONENT_ALLOWED_HOSTS) beside the public internet. Components and OAuth2 token
+    requests share it."""
     hosts, cidrs = [], []
     for entry in settings.component_allowed_hosts:
         try:
             cidrs.append(str(ipaddress.ip_network(entry, strict=False)))
         except ValueError:
             hosts.append(entry)
-    network = OutboundPolicy(allowed_hosts=hosts, allowed_cidrs=cidrs)
+    return OutboundPolicy(allowed_hosts=hosts, allowed_cidrs=cidrs)
+
+
+def component_env(settings: Settings) -> Callable[[str], ProviderEnv]:
+    """What the server lends each company's components: its own files directory, the
+    directories and internal hosts the operator opened, one pool of worker threads."""
+    network = outbound_policy(settings)
     threads = trio.CapacityLimiter(16)
     files = settings.data_dir / "files"
 
@@ -296,6 +303,8 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
         registry = default_registry()
         flows, kv = FlowRepository(store, registry), KvStore(store)
         credentials = CredentialService(store)
+        credentials.oauth.network = outbound_policy(settings)
+        credentials.oauth.audit = audit.record
         components = ComponentService(store, component_env(settings))
         platform = Platform(
             settings=settings,

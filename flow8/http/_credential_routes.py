@@ -1,15 +1,35 @@
 """Credentials of the current company. Answers and audit entries carry the names of the data
-fields, never their values; nothing here reveals a credential's data."""
+fields, never their values; nothing here reveals a credential's data.
+
+OAuth2: `POST .../oauth2/authorize` starts the authorization code flow and answers the
+provider URL; the provider sends the person's browser back to `GET /auth/callback`, which
+completes it (the same signed-in user, in the same company) and redirects to the UI's
+credentials page. `POST .../oauth2/token` gets a token now (client credentials, or a refresh)."""
 
 from __future__ import annotations
 
-from flow8.services.credentials import KEEP
+from urllib.parse import urlencode
+
+from markupsafe import escape
+from quart import Response, request
+
+from flow8.services.credentials import KEEP, OAuthError
 from flow8.services.identity import Action
 
 from ._api import Req, Routes, audit_change
 from ._context import credential_service
-from ._credential_models import CredentialCreate, CredentialOut, CredentialQuery, CredentialUpdate
+from ._credential_models import (
+    CredentialCreate,
+    CredentialOut,
+    CredentialQuery,
+    CredentialUpdate,
+    OAuthAuthorizeOut,
+    OAuthCallbackQuery,
+)
+from ._errors_map import api_error_of
 from ._page import PageQuery, make_page, page_of
+
+CALLBACK_PATH = "/auth/callback"
 
 routes = Routes("credentials", "credentials")
 
@@ -113,3 +133,106 @@ async def update_credential(req: Req, credentialId: str) -> CredentialOut:
 async def delete_credential(req: Req, credentialId: str) -> None:
     gone = await credential_service().delete(req.company_id, credentialId)
     audit_change(req, "credential_deleted", "credential", credentialId, before=gone.summary())
+
+
+def callback_url() -> str:
+    """Where the provider sends the person back: this server, as the browser reached it
+    (register exactly this redirect URI with the provider)."""
+    return request.host_url.rstrip("/") + CALLBACK_PATH
+
+
+@routes.route(
+    "POST",
+    "/api/credentials/{credentialId}/oauth2/authorize",
+    action=Action.CREDENTIAL_WRITE,
+    summary="Start connecting an oauth2 credential (authorization code with PKCE): answers "
+    "the provider URL to send the person to; it comes back to GET /auth/callback",
+    response=OAuthAuthorizeOut,
+    errors=(404,),
+)
+async def authorize_credential(req: Req, credentialId: str) -> OAuthAuthorizeOut:
+    redirect_uri = callback_url()
+    started = await credential_service().oauth2_authorize(
+        req.company_id, credentialId, req.user.user.id, redirect_uri
+    )
+    return OAuthAuthorizeOut.of(started, redirect_uri)
+
+
+@routes.route(
+    "POST",
+    "/api/credentials/{credentialId}/oauth2/token",
+    action=Action.CREDENTIAL_WRITE,
+    summary="Get a new access token for an oauth2 credential now: the client credentials "
+    "grant, or a refresh",
+    response=CredentialOut,
+    errors=(404, 409, 502),
+)
+async def fetch_credential_token(req: Req, credentialId: str) -> CredentialOut:
+    try:
+        got = await credential_service().oauth2_token(req.company_id, credentialId)
+    except OAuthError as error:
+        _audit_failure(req, credentialId, error)
+        raise
+    audit_change(req, "credential_token_fetched", "credential", credentialId, after=got.summary())
+    return CredentialOut.of(got)
+
+
+@routes.route(
+    "GET",
+    CALLBACK_PATH,
+    action=Action.CREDENTIAL_WRITE,
+    summary="Where the OAuth2 provider sends the person back: checks `state` (theirs, in "
+    "this company, unused, unexpired), exchanges the code and stores the tokens encrypted; "
+    "redirects to the credentials page (303). A browser is shown failures as a page",
+    query=OAuthCallbackQuery,
+    status=303,
+    errors=(400, 409, 502),
+)
+async def oauth_callback(req: Req) -> Response:
+    q: OAuthCallbackQuery = req.query
+    try:
+        connected = await credential_service().oauth2_complete(
+            req.company_id, req.user.user.id, q.state, code=q.code, error=q.error
+        )
+    except OAuthError as error:
+        _audit_failure(req, error.credential_id, error)
+        if "text/html" not in req.headers.get("Accept", ""):
+            raise
+        return _failure_page(error)
+    audit_change(
+        req,
+        "credential_connected",
+        "credential",
+        connected.id,
+        after=connected.summary(),
+        details={"status": connected.oauth.status if connected.oauth else None},
+    )
+    location = "/credentials?" + urlencode({"connected": connected.name})
+    return Response("", status=303, headers={"Location": location})
+
+
+def _audit_failure(req: Req, credential_id: str | None, error: OAuthError) -> None:
+    if credential_id is None:
+        return  # no credential to name: an unknown state (the request's own entry says so)
+    audit_change(
+        req,
+        "credential_connect_failed",
+        "credential",
+        credential_id,
+        details={"error": error.code, "problem": str(error)},
+    )
+
+
+def _failure_page(error: OAuthError) -> Response:
+    """A person's browser lands here from the provider: a page, not JSON."""
+    mapped = api_error_of(error)
+    status = mapped.status if mapped is not None else 400
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        "<title>Connection failed</title></head><body><main>"
+        "<h1>The connection failed</h1>"
+        f'<p role="alert">{escape(str(error))}</p>'
+        '<p><a href="/credentials">Back to the credentials</a></p>'
+        "</main></body></html>"
+    )
+    return Response(body, status=status, content_type="text/html; charset=utf-8")

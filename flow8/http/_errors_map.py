@@ -28,6 +28,8 @@ from flow8.services.plays import (
 
 from .exceptions import (
     ApiError,
+    BadGateway,
+    BadRequest,
     Conflict,
     Forbidden,
     NotFound,
@@ -112,6 +114,12 @@ def from_credentials(error: cred.CredentialError) -> ApiError:
         return NotFound("credential not found", code=error.code)
     if isinstance(error, cred.CredentialNameTaken | cred.CredentialConflict):
         return Conflict(str(error), code=error.code)
+    if isinstance(error, cred.OAuthStateInvalid | cred.OAuthDenied):
+        return BadRequest(str(error), code=error.code)
+    if isinstance(error, cred.OAuthReauthNeeded):
+        return Conflict(str(error), code=error.code)
+    if isinstance(error, cred.OAuthProviderError):
+        return BadGateway(str(error), code=error.code)
     return _internal(error)
 
 

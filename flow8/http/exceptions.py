@@ -12,6 +12,7 @@ Hierarchy::
     ├── PayloadTooLarge           413 (body over the configured limit, refused before parsing)
     ├── UnsupportedMediaType      415 (a JSON route given another content type)
     ├── TooManyRequests           429 (rate limits; carries `retry_after` seconds)
+    ├── BadGateway                502 (a server asked on the caller's behalf failed: OAuth2)
     └── ServiceUnavailable        503 (the database cannot be reached)
 """
 
@@ -92,6 +93,13 @@ class TooManyRequests(ApiError):
     def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
+
+
+class BadGateway(ApiError):
+    """A server flow8 asked on the caller's behalf (an OAuth2 token endpoint) failed."""
+
+    status = 502
+    default_code = "BAD_GATEWAY"
 
 
 class ServiceUnavailable(ApiError):

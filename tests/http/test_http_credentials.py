@@ -56,7 +56,9 @@ async def test_crud_answers_field_names_never_values(env: ApiEnv) -> None:
             "updatedAt",
             "createdBy",
             "updatedBy",
+            "oauth",  # an oauth2 credential's connection (never a token)
         }
+        assert made["oauth"]["status"] == "not_connected"
         me = (await owner.get("/api/auth/me")).json()
         assert made["createdBy"] == me["user"]["id"]
         assert not _leaks(r.text)

@@ -55,6 +55,7 @@ from .exceptions import (
     CredentialNotFound,
     InvalidCredential,
     OAuthDenied,
+    OAuthError,
     OAuthProviderError,
     OAuthReauthNeeded,
     OAuthStateInvalid,
@@ -167,23 +168,28 @@ class OAuthConnections:
         if pending["expires_at"] <= self.clock():
             raise OAuthStateInvalid("the authorization expired: start the connection again")
         credential_id: str = pending["credential_id"]
-        if error or not code:
-            raise OAuthDenied(
-                f"the provider did not authorize the connection ({safe_code(error or 'no_code')})"
+        try:
+            if error or not code:
+                raise OAuthDenied(
+                    "the provider did not authorize the connection "
+                    f"({safe_code(error or 'no_code')})"
+                )
+            doc = await self.oauth2_doc(company_id, credential_id)
+            data = doc.get("data") or {}
+            tokens = await request_token(
+                self.network,
+                endpoints_of(data),
+                data,
+                {
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": pending["redirect_uri"],
+                    "code_verifier": pending["verifier"],
+                },
             )
-        doc = await self.oauth2_doc(company_id, credential_id)
-        data = doc.get("data") or {}
-        tokens = await request_token(
-            self.network,
-            endpoints_of(data),
-            data,
-            {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": pending["redirect_uri"],
-                "code_verifier": pending["verifier"],
-            },
-        )
+        except OAuthError as failed:
+            failed.credential_id = credential_id
+            raise
         await self._write_tokens(company_id, doc, tokens, connected=True)
         return credential_id
 

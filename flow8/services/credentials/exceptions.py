@@ -63,6 +63,9 @@ class InvalidCredential(CredentialError):
 
 class OAuthError(CredentialError):
     code = "OAUTH_ERROR"
+    # The credential concerned, where one is known (a callback's error names it for the
+    # audit trail once its state was found).
+    credential_id: str | None = None
 
 
 class OAuthStateInvalid(OAuthError):
