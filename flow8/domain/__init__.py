@@ -72,7 +72,7 @@ from ._rules import (
     prev_refs,
     validate_definition,
 )
-from ._usage import AiUsage
+from ._usage import AiUsage, Budget, BudgetPeriod, UsageTotals, usage_day
 from .exceptions import (
     DomainError,
     FlowValidationError,
@@ -96,6 +96,8 @@ __all__ = [
     "AiUsage",
     "Attempt",
     "BoundaryField",
+    "Budget",
+    "BudgetPeriod",
     "Cast",
     "DomainError",
     "ExecutionSettings",
@@ -121,6 +123,7 @@ __all__ = [
     "RetryPolicy",
     "Trigger",
     "TriggerKind",
+    "UsageTotals",
     "WaitReason",
     "api",
     "api_fields",
@@ -142,5 +145,6 @@ __all__ = [
     "storage",
     "transition_sources",
     "transition_targets",
+    "usage_day",
     "validate_definition",
 ]

@@ -801,15 +801,24 @@ class StorageConverter(BoundaryConverter):
         super().__init__(strict=False)
         self._renames: dict[type, dict[str, str]] = {}
 
-    def store_as(self, cls: type, renames: Mapping[str, str], *, as_is: Iterable[str] = ()) -> None:
-        """Store ``cls`` with some attributes under other keys, and some (JSON data
-        already) taken as they are, never walked: a 100,000-item output is not copied
-        item by item."""
+    def store_as(
+        self,
+        cls: type,
+        renames: Mapping[str, str],
+        *,
+        as_is: Iterable[str] = (),
+        omit_default: Iterable[str] = (),
+    ) -> None:
+        """Store ``cls`` with some attributes under other keys, some (JSON data already)
+        taken as they are, never walked: a 100,000-item output is not copied item by item;
+        and some left out while they hold their default (rarely set fields)."""
         self._renames[cls] = dict(renames)
         kw: dict[str, Any] = {name: override(rename=key) for name, key in renames.items()}
         unkw: dict[str, Any] = dict(kw)
         for name in as_is:
             unkw[name] = override(rename=renames.get(name), unstruct_hook=identity)
+        for name in omit_default:
+            unkw[name] = override(rename=renames.get(name), omit_if_default=True)
         self.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, self, **unkw))
         self.register_structure_hook(cls, make_dict_structure_fn(cls, self, **kw))
 

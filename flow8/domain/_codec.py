@@ -22,8 +22,11 @@ from .exceptions import FlowValidationError, InvalidData
 # The runtime fields the engine keeps beside them (lease, approvals, cancel request) are not
 # part of `Play` and are simply not read. A play's input and output, and a layer's arguments
 # and output, are JSON already (the runner made them so): stored as they are, not walked.
-storage.store_as(Play, {"id": "_id", "state": "status"}, as_is=("input", "output"))
-storage.store_as(PlayLayer, {}, as_is=("args", "output"))
+# Usage is kept only by plays and layers that made metered calls.
+storage.store_as(
+    Play, {"id": "_id", "state": "status"}, as_is=("input", "output"), omit_default=("usage",)
+)
+storage.store_as(PlayLayer, {}, as_is=("args", "output"), omit_default=("usage",))
 
 
 def flow_definition_to_api(definition: FlowDefinition) -> dict[str, Any]:

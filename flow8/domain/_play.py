@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from ._usage import AiUsage, UsageTotals
 from .exceptions import InvalidTransition
 
 
@@ -191,6 +192,8 @@ class PlayLayer:
     # The component calls of its last attempt ({componentKind, operation, seq, input, output,
     # durationMs, error}), masked, when its flow records them (execution.recordCalls).
     calls: tuple[Any, ...] | None = None
+    # What its metered calls spent (AI steps), every attempt's; stored only when there are.
+    usage: tuple[AiUsage, ...] = ()
 
     @property
     def key(self) -> str:
@@ -229,3 +232,5 @@ class Play:
     retry_of: str | None = None
     resume_from: str | None = None
     kv_parents: tuple[str, ...] = ()
+    # The sum of its layers' usage (AI steps); stored only once a metered call was made.
+    usage: UsageTotals | None = None

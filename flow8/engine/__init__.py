@@ -14,9 +14,10 @@ from ._plan import PlanCache, check_definition, validate_definition
 from ._records import flow_definition_doc, flow_from_doc
 from ._redact import MASK
 from ._settings import EngineSettings
-from ._sources import ComponentSource, CredentialSource, FlowSource, KvStorage
+from ._sources import BudgetSource, ComponentSource, CredentialSource, FlowSource, KvStorage
 from ._wiring import engine_child, events_child
 from .exceptions import (
+    BudgetExceeded,
     EngineError,
     FlowDisabled,
     FlowNotFound,
@@ -34,6 +35,8 @@ from .exceptions import (
 
 __all__ = [
     "MASK",
+    "BudgetExceeded",
+    "BudgetSource",
     "ComponentSource",
     "CredentialSource",
     "Engine",

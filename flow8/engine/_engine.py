@@ -58,7 +58,7 @@ from ._records import (
 )
 from ._redact import Redactor
 from ._settings import EngineSettings
-from ._sources import ComponentSource, CredentialSource, FlowSource, KvStorage
+from ._sources import BudgetSource, ComponentSource, CredentialSource, FlowSource, KvStorage
 from .exceptions import (
     FlowDisabled,
     IdempotencyKeyReused,
@@ -104,6 +104,7 @@ class Engine:
         kv: KvStorage,
         components: ComponentSource | None = None,
         credentials: CredentialSource | None = None,
+        budgets: BudgetSource | None = None,
     ) -> None:
         self.store = store
         self.events = events or EventBus()
@@ -115,6 +116,7 @@ class Engine:
         # None: steps that need a component or a credential fail saying so (engine tests).
         self.components = components
         self.credentials = credentials
+        self.budgets = budgets  # None: metered steps run unbudgeted
         self.owner = self.settings.instance_id
         self.admission = Admission(
             self.settings.company_plays_per_second, self.settings.company_running_plays

@@ -15,7 +15,7 @@ from flow8.store import Store
 
 from ._plan import PlanCache
 from ._settings import EngineSettings
-from ._sources import ComponentSource, CredentialSource, FlowSource, KvStorage
+from ._sources import BudgetSource, ComponentSource, CredentialSource, FlowSource, KvStorage
 
 
 class PlayHost(Protocol):
@@ -42,6 +42,9 @@ class PlayHost(Protocol):
 
     @property
     def credentials(self) -> CredentialSource | None: ...
+
+    @property
+    def budgets(self) -> BudgetSource | None: ...
 
     async def run_subflow(
         self,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from flow8.domain import PlayLayer
+from flow8.domain import AiUsage, PlayLayer, usage_day
 from flow8.store import Store, StoreError
 
 from ._records import LAYER_DATA, layer_doc, seal
@@ -55,6 +56,7 @@ class Journal:
         scope = store.tenant(company_id)
         self.plays = scope.collection("plays")
         self.layers = scope.collection("play_layers")
+        self.usage = scope.collection("usage_daily")
         self.play_id = play_id
         self._pipe = store.pipeline()
         self._pending = 0
@@ -93,6 +95,33 @@ class Journal:
         self._pipe.update_one(self.plays, flt, {"$set": fields})
         self._pending += 1
         self.writes += 1
+
+    def count_usage(self, flow_id: str, usage: Iterable[AiUsage], at: float) -> None:
+        """Add metered calls to the company's daily counts (``usage_daily``), one document
+        per day, flow, provider and model."""
+        day = usage_day(datetime.fromtimestamp(at, UTC))
+        for u in usage:
+            self._pipe.update_one(
+                self.usage,
+                {"_id": f"{day}|{flow_id}|{u.provider}|{u.model}"},
+                {
+                    "$setOnInsert": {
+                        "day": day,
+                        "flow_id": flow_id,
+                        "provider": u.provider,
+                        "model": u.model,
+                    },
+                    "$inc": {
+                        "calls": 1,
+                        "input_tokens": u.input_tokens,
+                        "output_tokens": u.output_tokens,
+                        "cost": u.cost,
+                    },
+                },
+                upsert=True,
+            )
+            self._pending += 1
+            self.writes += 1
 
     async def keep_pace(self) -> None:
         """Keep at most about ``MAX_IN_FLIGHT`` of this play's writes queued in the store.

@@ -31,6 +31,7 @@ from flow8.domain import (
     Play,
     PlayLayer,
     PlayState,
+    UsageTotals,
     WaitReason,
     layer_key,
 )
@@ -52,7 +53,7 @@ from ._kv import PlayKv
 from ._plan import Group, Loop, Node, Plan, Step
 from ._records import error_text
 from ._redact import Redactor
-from .exceptions import Interrupted, OutputTooLarge, StepError, StepTimeout
+from .exceptions import BudgetExceeded, Interrupted, OutputTooLarge, StepError, StepTimeout
 
 log = get_logger("flow8.engine")
 _rng = random.Random()
@@ -223,6 +224,9 @@ class PlayRun:
         self._base = {"flowId": play.flow_id, "playId": play.id}
         self._max_output = engine.settings.max_output_bytes
         self._last_yield = time.perf_counter()
+        # What the play's metered calls spent, this run's and its earlier runs' (layers read
+        # back on resume): kept on the play document as each call is recorded.
+        self.usage = UsageTotals().plus(u for la in layers.values() for u in la.usage)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -611,12 +615,20 @@ class PlayRun:
                 await self.journal.barrier()
             error = None
             try:
-                output = await self._invoke(step, ctx, args)
+                if module.metered:
+                    await self._within_budget(step)
+                try:
+                    output = await self._invoke(step, ctx, args)
+                finally:  # what it spent is recorded however the attempt ended
+                    layer = self._spent(layer, ctx)
             except Suspend as s:
                 layer = self.record(
                     attrs.evolve(layer, state=LayerState.WAIT, finished_at=s.wake_at)
                 )
                 raise _Suspended(layer, s.reason, s.wake_at) from None
+            except BudgetExceeded as e:  # not retried: the budget is spent until its period ends
+                attempts[-1] = Attempt(number, started, time.time(), e.message)
+                raise self._fail(attrs.evolve(layer, attempts=tuple(attempts)), e.message) from e
             except StepError as e:
                 error = error_text(e.message)
             except ExpressionLimit as e:  # a transform's: the same again would fail the same
@@ -656,6 +668,29 @@ class PlayRun:
                 self.record(layer)
                 await trio.sleep(delay)
         raise self._fail(layer, error or "failed")
+
+    async def _within_budget(self, step: Step) -> None:
+        """Refuse a metered step once its company's or flow's budget is spent (before the
+        provider is called: the barrier before a non-idempotent step made every earlier
+        call's usage durable, so the count includes them)."""
+        budgets = self.engine.budgets
+        if budgets is None:
+            return
+        refusal = await budgets.refusal(self.play.company_id, self.play.flow_id)
+        if refusal is not None:
+            await budgets.refused(self.play.company_id, self.play.flow_id, self.play.id, step.ref)
+            raise BudgetExceeded(step.ref, f"BUDGET_EXCEEDED: {refusal}")
+
+    def _spent(self, layer: PlayLayer, ctx: StepContext) -> PlayLayer:
+        """Move what this attempt's provider calls spent onto the layer, the play's totals
+        and the company's daily counts (written with the layer, in the same pipeline)."""
+        if not ctx.usage:
+            return layer
+        spent, ctx.usage = tuple(ctx.usage), []
+        self.usage = self.usage.plus(spent)
+        self.journal.play({"usage": attrs.asdict(self.usage)})
+        self.journal.count_usage(self.play.flow_id, spent, time.time())
+        return attrs.evolve(layer, usage=layer.usage + spent)
 
     async def _invoke(self, step: Step, ctx: StepContext, args: Any) -> Any:
         timeout = step.flowlet.timeout

@@ -70,3 +70,17 @@ class CredentialSource(Protocol):
     async def for_step(self, company_id: str, credential_id: str) -> tuple[str, dict[str, Any]]:
         """(type, data) of the company's credential; raises when there is none."""
         ...
+
+
+class BudgetSource(Protocol):
+    """The company's and its flows' budgets for metered steps (implemented by the usage
+    service, which reads the counts the engine writes: see ``Journal.count_usage``)."""
+
+    async def refusal(self, company_id: str, flow_id: str) -> str | None:
+        """Why a metered step of this flow may not start now (a budget whose period's
+        spending reached its maximum), or None."""
+        ...
+
+    async def refused(self, company_id: str, flow_id: str, play_id: str, ref: str) -> None:
+        """A step was refused: audit it."""
+        ...

@@ -48,6 +48,10 @@ class Interrupted(StepError):
     pass
 
 
+class BudgetExceeded(StepError):
+    """A metered step would start past its company's or flow's budget (not retried)."""
+
+
 class InvalidInput(EngineError):
     pass
 

@@ -270,6 +270,12 @@ CATALOG = Catalog.of(
             bulk=["args", "output", "error", "attempts", "calls"],
             cross_tenant=True,  # retention
         ),
+        # [usage] what metered steps (AI calls) spent, counted per UTC day, flow, provider
+        # and model (_id = "<day>|<flow id>|<provider>|<model>", written with $inc by the
+        # engine with the step's layer); the usage report and the budgets read them
+        _tenant("usage_daily", index("company_id", "day"), index("company_id", "flow_id", "day")),
+        # [usage] budgets: _id "company" for the company's, "flow:<flow id>" for a flow's
+        _tenant("budgets"),
         _tenant(
             "kv",  # `secret`: the entry is masked in plays' records and never shown
             index("company_id", "scope", "key", unique=True),

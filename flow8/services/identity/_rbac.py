@@ -35,6 +35,7 @@ class Action(enum.StrEnum):
     API_KEY_MANAGE = "api_key.manage"
     AUDIT_READ = "audit.read"
     RETENTION_MANAGE = "retention.manage"  # retention policies and the jobs' statistics
+    BUDGET_MANAGE = "budget.manage"  # the company's and its flows' budgets for AI calls
     COMPANY_MANAGE = "company.manage"
 
 
@@ -58,6 +59,7 @@ _ADMIN = _EDITOR | {
     Action.API_KEY_MANAGE,
     Action.AUDIT_READ,
     Action.RETENTION_MANAGE,
+    Action.BUDGET_MANAGE,
 }
 _OWNER = _ADMIN | {Action.COMPANY_MANAGE}
 
