@@ -1,5 +1,6 @@
 """Components: a company's named, swappable runtime capabilities (HTTP client, storage,
-databases, email, console), and the one seam every module's call to them goes through.
+databases, email, console, AI models), and the one seam every module's call to them goes
+through.
 
 * ``_catalog``: the kinds, each provider's config schema and secret fields, how to open it
   (``KINDS``, ``ProviderSpec``, ``ProviderCatalog``, ``PROVIDERS``).
@@ -11,7 +12,10 @@ databases, email, console), and the one seam every module's call to them goes th
   ``_storage_s3`` and ``_storage_gcs`` (``_object_store``: what the two object stores
   share); ``_sql`` (what every SQL provider shares) with ``_db_sqlite``, and
   ``_sql_server`` (host check, pool, password scrubbing) under ``_db_postgres`` and
-  ``_db_mysql``; ``_email_smtp``; ``_console``. ``_paths``: the path rules of every storage.
+  ``_db_mysql``; ``_email_smtp``; ``_console``; ``_ai`` (what every AI provider shares)
+  with ``_ai_openai`` (OpenAI and the OpenAI-compatible APIs: Mistral, Ollama, any other)
+  and ``_ai_anthropic``, priced by ``_ai_prices``. ``_paths``: the path rules of every
+  storage.
 
 Configs are stored and resolved by ``flow8.services.components``; the engine hands a step its
 handles. This package knows no store and no engine (a layer of its own, under the modules).
@@ -25,6 +29,7 @@ from .exceptions import (
     ComponentConfigError,
     ComponentError,
     ComponentFailed,
+    ComponentRateLimited,
     ComponentRefused,
     ComponentUnavailable,
 )
@@ -38,6 +43,7 @@ __all__ = [
     "ComponentError",
     "ComponentFailed",
     "ComponentHandle",
+    "ComponentRateLimited",
     "ComponentRefused",
     "ComponentUnavailable",
     "Operation",

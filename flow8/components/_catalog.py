@@ -25,7 +25,7 @@ KINDS: Mapping[str, str] = {
     "db": "SQL databases (operations: query, insert, update, upsert, delete).",
     "email": "Sending mail (operation: send).",
     "console": "Per-play log lines (operation: log).",
-    "ai": "AI models (not available yet: see the AI components issue).",
+    "ai": "AI models (operations: chat, embeddings; anthropic: chat only).",
 }
 """Every component kind, with the operations each of its providers answers."""
 
@@ -106,6 +106,41 @@ _SQL_SERVER = _object(
     },
     ("host", "database", "user"),
 )
+
+_PRICE = {"type": "number", "minimum": 0, "maximum": 1_000_000}
+
+
+def _ai(key_required: bool, base_url_required: bool = False) -> dict[str, Any]:
+    """The config of an ai provider (``_ai.settings_of`` reads it)."""
+    required = ("model",) + (("apiKey",) if key_required else ())
+    return _object(
+        {
+            "model": {**_TEXT, "description": "the model a step uses unless it names one"},
+            "embeddingModel": {
+                **_TEXT,
+                "description": "the model of embeddings steps (default: the provider's own)",
+            },
+            "apiKey": _SECRET,
+            "baseUrl": {**_TEXT, "description": "the API's URL, checked like every host"},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2, "default": 0.7},
+            "maxTokens": {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 2048},
+            "timeoutSeconds": {**_POSITIVE, "maximum": 3600, "default": 30},
+            "maxRetries": {"type": "integer", "minimum": 0, "maximum": 10, "default": 2},
+            "topP": {"type": "number", "minimum": 0, "maximum": 1},
+            "prices": {
+                "type": "object",
+                "description": "model -> price per million tokens, in the company's currency "
+                "(before the built-in public prices)",
+                "additionalProperties": _object(
+                    {"inputPerMillion": _PRICE, "outputPerMillion": _PRICE},
+                    ("inputPerMillion", "outputPerMillion"),
+                ),
+                "maxProperties": 200,
+            },
+        },
+        required + (("baseUrl",) if base_url_required else ()),
+    )
+
 
 PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec(
@@ -220,6 +255,53 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         ),
         "_email_smtp:open_smtp",
         secret_fields=("password",),
+    ),
+    ProviderSpec(
+        "ai",
+        "openai",
+        "OpenAI's API (chat completions, embeddings), with the official openai SDK.",
+        _ai(key_required=True),
+        "_ai_openai:open_openai",
+        secret_fields=("apiKey",),
+        extra="ai",
+    ),
+    ProviderSpec(
+        "ai",
+        "anthropic",
+        "Anthropic's Messages API (chat only), with the official anthropic SDK.",
+        _ai(key_required=True),
+        "_ai_anthropic:open_anthropic",
+        secret_fields=("apiKey",),
+        extra="ai",
+    ),
+    ProviderSpec(
+        "ai",
+        "mistral",
+        "Mistral's API (OpenAI's protocol, through the openai SDK).",
+        _ai(key_required=True),
+        "_ai_openai:open_mistral",
+        secret_fields=("apiKey",),
+        extra="ai",
+    ),
+    ProviderSpec(
+        "ai",
+        "ollama",
+        "An Ollama server's OpenAI-compatible API (default http://localhost:11434/v1, "
+        "which an operator must open to components).",
+        _ai(key_required=False),
+        "_ai_openai:open_ollama",
+        secret_fields=("apiKey",),
+        extra="ai",
+    ),
+    ProviderSpec(
+        "ai",
+        "openai-compatible",
+        "Any server speaking OpenAI's chat completions protocol at `baseUrl` (vLLM, "
+        "LiteLLM, LM Studio, a cloud's gateway).",
+        _ai(key_required=False, base_url_required=True),
+        "_ai_openai:open_compatible",
+        secret_fields=("apiKey",),
+        extra="ai",
     ),
     ProviderSpec(
         "console",

@@ -10,7 +10,10 @@ Exception
     │                            (a path escaping its root, a write on a read-only database,
     │                            an identifier that is not one)
     └── ComponentFailed          COMPONENT_FAILED: the outside world failed (connection refused,
-                                 authentication failed, a statement the database rejected)
+        │                        authentication failed, a statement the database rejected)
+        └── ComponentRateLimited COMPONENT_RATE_LIMITED: the service still refused after its
+                                 client's retries because of a rate limit (an AI API's 429);
+                                 ``retry_after``: the seconds it asked to wait, if it said
 
 Messages never quote a secret config field (a password, a key): they may be shown to whoever
 wrote the flow, who may not see the component's secrets.
@@ -43,3 +46,11 @@ class ComponentRefused(ComponentError):
 
 class ComponentFailed(ComponentError):
     code = "COMPONENT_FAILED"
+
+
+class ComponentRateLimited(ComponentFailed):
+    code = "COMPONENT_RATE_LIMITED"
+
+    def __init__(self, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

@@ -95,7 +95,11 @@ async def test_one_default_per_kind(installed: ApiEnv) -> None:
 @pytest.mark.parametrize(
     ("body", "field", "words"),
     [
-        ({**PG, "kind": "ai", "provider": "openai"}, "kind", "not available yet"),
+        ({**PG, "kind": "ai", "provider": "bard"}, "provider", "openai-compatible"),
+        ({"name": "a", "kind": "ai", "provider": "openai-compatible",
+          "config": {"model": "m", "apiKey": SECRET}}, "config", "required"),  # no baseUrl
+        ({"name": "a", "kind": "ai", "provider": "openai",
+          "config": {"model": "m", "apiKey": SECRET, "baseUrl": "ftp://x"}}, "config", "http"),
         ({**PG, "provider": "oracle"}, "provider", "postgres"),
         ({**PG, "config": {"host": "h"}}, "config", "required"),
         ({**PG, "config": {**PG["config"], "port": 70000}}, "config.port", "70000"),
@@ -124,8 +128,11 @@ async def test_providers_publish_their_schemas(installed: ApiEnv) -> None:
     assert set(providers) == {
         ("request", "http"), ("storage", "local"), ("storage", "s3"), ("storage", "gcs"),
         ("db", "postgres"), ("db", "mysql"), ("db", "sqlite"), ("email", "smtp"),
-        ("console", "console"),
+        ("console", "console"), ("ai", "openai"), ("ai", "anthropic"), ("ai", "mistral"),
+        ("ai", "ollama"), ("ai", "openai-compatible"),
     }  # fmt: skip
+    assert providers[("ai", "openai")]["secretFields"] == ["apiKey"]
+    assert providers[("ai", "openai")]["extra"] == "ai"
     assert providers[("db", "postgres")]["secretFields"] == ["password"]
     assert providers[("db", "postgres")]["extra"] == "postgres"
     assert "password" in providers[("db", "postgres")]["configSchema"]["properties"]

@@ -29,7 +29,6 @@ from flow8.components import (
     KINDS,
     ComponentError,
     ComponentHandle,
-    ComponentUnavailable,
     Provider,
     ProviderCatalog,
     ProviderEnv,
@@ -100,10 +99,6 @@ class ComponentService:
     def _spec(self, kind: Any, provider: Any) -> ProviderSpec:
         if kind not in KINDS:
             raise InvalidComponent([Problem("kind", f"must be one of: {', '.join(KINDS)}")])
-        if kind == "ai":
-            raise InvalidComponent(
-                [Problem("kind", "the ai kind is not available yet (AI components come later)")]
-            )
         spec = self.catalog.find(kind, provider)
         if spec is None:
             known = ", ".join(self.catalog.providers(kind))
@@ -353,8 +348,6 @@ class ComponentService:
             return live[1]
         spec = self.catalog.builtin_default(kind)
         if spec is None:
-            if kind == "ai":
-                raise ComponentUnavailable("the ai kind is not available yet")
             raise ComponentNotFound(
                 f"this company has no default {kind} component: create one (isDefault) or "
                 "name one in the step's componentConfigIds"
