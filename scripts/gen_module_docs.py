@@ -80,6 +80,11 @@ NOT_IDEMPOTENT = (
     "silently: it fails as *interrupted*, and the play can be retried from it."
 )
 IDEMPOTENT = "Yes: after a crash the step may simply run again with the same arguments."
+METERED = (
+    "Yes: each call to the provider is recorded on the step's layer (provider, model, input "
+    "and output tokens, cost from the component's price table) and counted in the play's and "
+    "the company's usage; a step that would start past a budget fails with BUDGET_EXCEEDED."
+)
 
 
 # -- examples ---------------------------------------------------------------------------------
@@ -401,6 +406,8 @@ printed by `flow8 modules list --json` (with the full JSON Schemas).
 **Idempotent** says what happens when the instance running a step stops in the middle of it
 (a crash, a deploy): an idempotent step simply runs again; any other step fails as
 *interrupted* instead of repeating a side effect, and the play can be retried from it.
+**Metered** modules (AI calls) cost money: what each call spent is recorded, and budgets
+bound it.
 """
 
 
@@ -442,6 +449,8 @@ def module_section(spec: ModuleSpec) -> list[str]:
         lines += [""] + [f"- {n}" for n in notes]
     lines += ["", "**Output**", "", *output_text(spec.output_schema)]
     lines += ["", f"**Idempotent**: {idempotency_text(spec)}"]
+    if spec.metered:
+        lines += ["", f"**Metered**: {METERED}"]
     lines += ["", "**Components**", "", *components_text(spec)]
     lines += ["", "**Example**", ""]
     if source == "schema":

@@ -6,6 +6,7 @@ Public names: :class:`ModuleSpec`, :class:`ModuleRegistry`, :func:`default_regis
 
 from __future__ import annotations
 
+from ._ai import ai_modules
 from ._console import console_modules
 from ._control import AGGREGATOR, ITERATOR, SUBFLOW, control_modules, read_path
 from ._data import data_modules
@@ -37,6 +38,7 @@ def default_registry() -> ModuleRegistry:
         db_modules(),
         console_modules(),
         mail_modules(),
+        ai_modules(),
     ):
         registry.extend(group)
     return registry

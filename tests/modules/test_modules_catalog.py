@@ -130,6 +130,12 @@ def test_catalog_lists_every_module_with_contract() -> None:
         "s3-list",
         "s3-presign",
         "send-mail",
+        "chat",
+        "embeddings",
+        "structured-extract",
+        "classify",
+        "summarize",
+        "translate",
     }
     for entry in catalog.values():
         assert entry["category"]
