@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from quart import Response
 
-from flow8.services.credentials import RULES, TYPES, FieldRule
+from flow8.services.credentials import RULES, TYPES, FieldRule, InvalidCredential, OAuthError
 from flow8.services.identity import Action
 
 from .._api import audit_change
 from .._context import credential_service, kv_service
+from .._credential_routes import callback_url
 from .._errors_map import api_error_of
 from .._kv_routes import _scope_args
 from ..exceptions import NotFound, ValidationFailed
@@ -31,7 +32,19 @@ KV_SCOPES = ("global", "flow", "flow_group")
 TTL_MAX = 10 * 365 * 86400
 # Data fields a person may see again while typing (names, ids, URLs); every other field of a
 # credential is a secret: a password input, never echoed back into a page.
-VISIBLE_FIELDS = frozenset({"header", "query", "username", "clientId", "tokenUrl", "scopes"})
+VISIBLE_FIELDS = frozenset(
+    {
+        "header",
+        "query",
+        "username",
+        "clientId",
+        "tokenUrl",
+        "scopes",
+        "provider",
+        "authorizeUrl",
+        "grant",
+    }
+)
 GENERIC_ROWS = 4
 
 
@@ -245,6 +258,7 @@ async def _credentials_page(
     new_type: str | None = None,
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
+    problem: str = "",
 ) -> Response:
     number = _int(page.args.get("page"))
     type_filter = page.args.get("type") or None
@@ -274,6 +288,8 @@ async def _credentials_page(
         errors=errors or {},
         created=page.args.get("created", ""),
         deleted=page.args.get("deleted", ""),
+        connected=page.args.get("connected", ""),
+        problem=problem,
     )
 
 
@@ -323,3 +339,38 @@ async def credential_delete(page: PageReq, credential_id: str) -> Response:
     before = gone.summary()
     audit_change(page.as_req(), "credential_deleted", "credential", credential_id, before=before)
     return redirect(page, "/credentials?" + _query({"deleted": gone.name}))
+
+
+@pages.post("/credentials/<credential_id>/connect", action=Action.CREDENTIAL_WRITE)
+async def credential_connect(page: PageReq, credential_id: str) -> Response:
+    """Connect an oauth2 credential: off to the provider (authorization code; it comes back
+    to /auth/callback, which returns here), or a token fetched at once (client credentials)."""
+    service = credential_service()
+    try:
+        try:
+            started = await service.oauth2_authorize(
+                page.company_id, credential_id, page.user.user.id, callback_url()
+            )
+        except InvalidCredential as error:
+            if not any(p.field == "data.grant" for p in error.problems):
+                raise
+        else:
+            # A page that navigates on, not a redirect: the form's CSP (form-action 'self')
+            # forbids following a form post to another origin.
+            name = (await service.get(page.company_id, credential_id)).name
+            host = urlsplit(started.url).netloc
+            return render(
+                page, "workspace/oauth_connect.html", name=name, url=started.url, host=host
+            )
+        got = await service.oauth2_token(page.company_id, credential_id)
+    except (InvalidCredential, OAuthError) as error:
+        return await _credentials_page(page, status=api_status(error), problem=str(error))
+    audit_change(
+        page.as_req(), "credential_token_fetched", "credential", credential_id, after=got.summary()
+    )
+    return redirect(page, "/credentials?" + _query({"connected": got.name}))
+
+
+def api_status(error: Exception) -> int:
+    mapped = api_error_of(error)
+    return mapped.status if mapped is not None else 400
