@@ -25,7 +25,7 @@ from support.ai_servers import (
     openai_chat,
     openai_embeddings,
 )
-from support.local_http import LocalServer, Seen, Start
+from support.local_http import LocalServer, MapResolver, Seen, Start
 
 from flow8.components import (
     ComponentConfigError,
@@ -422,6 +422,25 @@ async def test_a_base_url_the_operator_did_not_open_is_refused_without_connectin
         with pytest.raises(ComponentRefused):
             await ai.check()
     assert server.connections == 0
+
+
+async def test_a_named_host_is_reached_at_the_address_that_was_checked(
+    tmp_path: Path, start: Start
+) -> None:
+    """Over plain HTTP the SDK connects to the address the policy checked (``llm.test``
+    resolves nowhere but in this resolver), the name kept in the Host header."""
+    fake, server = await serve(start)
+    env = ProviderEnv(
+        company_id="acme",
+        files_dir=tmp_path,
+        network=OutboundPolicy(allowed_hosts=["llm.test"]),
+        resolver=MapResolver({"llm.test": ["127.0.0.1"]}),
+    )
+    base = f"http://llm.test:{server.port}/v1"
+    ai = open_ai("ollama", {"model": "llama3.2", "baseUrl": base}, env)
+    assert (await ai.operations["chat"](CHAT))["content"] == "Hello from the model."
+    assert fake.seen[0].headers["host"] == f"llm.test:{server.port}"
+    await ai.aclose()
 
 
 async def test_ollama_defaults_to_localhost_which_is_refused_unless_opened(
