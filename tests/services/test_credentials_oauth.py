@@ -1,21 +1,23 @@
 """OAuth2 connections of the credential service against authlib's authorization server on
 loopback (tests/support/oauth_server.py): the authorization code flow with PKCE, `state`
 checks, the client credentials grant, refresh before expiry by one refresher across two
-instances sharing one sqlite file, a refused refresh marking the credential `needs_reauth`,
-and the client secret and refresh token nowhere but on the wire."""
+instances sharing one database (a sqlite file; mongomock), a refused refresh marking the
+credential `needs_reauth`, and the client secret and refresh token nowhere but on the wire."""
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
 import httpx
+import mongomock
 import pytest
 import trio
 from support.oauth_server import OAuthServer
@@ -33,7 +35,7 @@ from flow8.services.credentials import (
 )
 from flow8.services.credentials._oauth_wire import challenge_of
 from flow8.services.credentials._service import utcnow
-from flow8.store import Store, open_store
+from flow8.store import Keyring, Store, open_store
 
 ACME = "acme"
 ADA = "user-ada"
@@ -49,19 +51,35 @@ class Env:
     store: Store
     creds: CredentialService
     audit: list[AuditEntry]
-    db: Path
+    db: Path | None  # the sqlite file (None on mongomock)
+    open_other: Callable[[], AbstractAsyncContextManager[Store]]  # a second instance's store
 
 
-@pytest.fixture
-async def env(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Env]:
+@pytest.fixture(params=["sqlite", "mongomock"])
+async def env(
+    request: pytest.FixtureRequest, nursery: trio.Nursery, tmp_path: Path
+) -> AsyncIterator[Env]:
     server = OAuthServer(CLIENT, SECRET, expires_in=60)
     await nursery.start(server.serve)
-    db = tmp_path / "cred.db"
-    async with open_store(f"sqlite:///{db}", data_dir=tmp_path, durability="normal") as store:
+    db: Path | None = None
+    if request.param == "sqlite":
+        db = tmp_path / "cred.db"
+
+        def open_other() -> AbstractAsyncContextManager[Store]:
+            return open_store(f"sqlite:///{db}", data_dir=tmp_path, durability="normal")
+
+    else:
+        client: Any = mongomock.MongoClient(tz_aware=True)
+        keys = Keyring.generate()
+
+        def open_other() -> AbstractAsyncContextManager[Store]:
+            return open_store("mongodb://mock/flow8test", mongo_client=client, encryption=keys)
+
+    async with open_other() as store:
         audit: list[AuditEntry] = []
         creds = CredentialService(store)
         creds.oauth.network, creds.oauth.audit = LOOPBACK, audit.append
-        yield Env(server, store, creds, audit, db)
+        yield Env(server, store, creds, audit, db, open_other)
 
 
 def _data(server: OAuthServer, **extra: Any) -> dict[str, Any]:
@@ -129,7 +147,7 @@ async def test_the_code_flow_with_pkce_stores_the_tokens_encrypted(env: Env) -> 
     assert challenge_of(sent["code_verifier"]) == query["code_challenge"]
     # Encrypted at rest: neither token, nor the verifier, nor the state is in the file.
     issued = env.server.tokens[-1]
-    stored = _stored_text(env.db)
+    stored = _stored_text(env.db) if env.db is not None else ""
     for secret in (issued.access_token, issued.refresh_token, sent["code_verifier"], SECRET):
         assert secret
         assert secret not in stored
@@ -200,7 +218,7 @@ async def test_a_preset_or_urls_are_required(env: Env) -> None:
     assert "scope=chat%3Awrite%2Cfiles%3Awrite" in started.url
 
 
-async def test_two_instances_racing_refresh_once_before_expiry(env: Env, tmp_path: Path) -> None:
+async def test_two_instances_racing_refresh_once_before_expiry(env: Env) -> None:
     made = await env.creds.create(ACME, "crm", "oauth2", _data(env.server))
     await _connect(env, made.id)
     first = env.server.tokens[-1]
@@ -209,10 +227,8 @@ async def test_two_instances_racing_refresh_once_before_expiry(env: Env, tmp_pat
     _later(env.creds, 45)
     env.server.expires_in = 3600
     env.server.hold_refresh = 0.5  # every racer arrives while the refresh is in flight
-    # A second instance: its own store client over the same database file, its own owner.
-    async with open_store(
-        f"sqlite:///{env.db}", data_dir=tmp_path, durability="normal"
-    ) as other_store:
+    # A second instance: its own store client over the same database, its own lease owner.
+    async with env.open_other() as other_store:
         other = CredentialService(other_store)
         other.oauth.network = LOOPBACK
         _later(other, 45)
@@ -292,7 +308,17 @@ async def test_the_client_credentials_grant(env: Env) -> None:
     await env.creds.update(ACME, made.id, data={"clientSecret": "wrong-secret"})
     with pytest.raises(OAuthReauthNeeded, match="invalid_client"):
         await env.creds.oauth2_token(ACME, made.id)
-    await env.creds.update(ACME, made.id, data={"clientSecret": SECRET})
+    refused = await env.creds.get(ACME, made.id)
+    assert refused.oauth is not None
+    assert refused.oauth.status == "needs_reauth"
+    with pytest.raises(OAuthReauthNeeded):  # steps fail without asking again
+        await env.creds.for_step(ACME, made.id)
+    # A new secret clears it: the next step (or a person) tries again.
+    change = await env.creds.update(ACME, made.id, data={"clientSecret": SECRET})
+    assert change.after.oauth is not None
+    assert (change.after.oauth.status, change.after.oauth.problem) == ("connected", None)
+    _, data = await env.creds.for_step(ACME, made.id)
+    assert data["accessToken"] == env.server.tokens[-1].access_token
     got = await env.creds.oauth2_token(ACME, made.id)
     assert got.oauth is not None
     assert got.oauth.status == "connected"

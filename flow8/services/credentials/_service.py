@@ -23,7 +23,7 @@ import attrs
 from flow8.store import Collection, DuplicateKey, Store
 
 from ._models import Credential, CredentialChange
-from ._oauth import LINKS, Authorization, OAuthConnections, step_view
+from ._oauth import LINKS, NEEDS_REAUTH, Authorization, OAuthConnections, step_view
 from ._types import check_data, check_description, check_name, check_type, merge_data
 from .exceptions import CredentialConflict, CredentialNameTaken, CredentialNotFound
 
@@ -165,6 +165,13 @@ class CredentialService:
                 return CredentialChange(before, before, ())
             sets["updated_at"] = self.clock()
             sets["updated_by"] = updated_by
+            after_doc = {**doc, **sets}
+            state = doc.get("oauth") or {}
+            if changed and state.get("status") == NEEDS_REAUTH:
+                # What the provider refused changed (a new secret, a pasted token): the next
+                # step tries it. Dotted, so a refresh lease taken meanwhile is kept.
+                sets["oauth.status"] = sets["oauth.problem"] = None
+                after_doc["oauth"] = {**state, "status": None, "problem": None}
             # Optimistic concurrency: a data patch is a read-modify-write, so a concurrent
             # update in between must not be overwritten with the stale data read here.
             try:
@@ -175,7 +182,7 @@ class CredentialService:
             except DuplicateKey as e:
                 raise CredentialNameTaken(f"a credential named {new_name!r} exists") from e
             if result.matched_count == 1:
-                after = Credential.from_doc({**doc, **sets})
+                after = Credential.from_doc(after_doc)
                 return CredentialChange(before, after, tuple(changed))
         raise CredentialConflict("the credential kept changing concurrently; retry")
 
