@@ -190,7 +190,8 @@ class OAuthConnections:
         except OAuthError as failed:
             failed.credential_id = credential_id
             raise
-        await self._write_tokens(company_id, doc, tokens, connected=True)
+        with trio.CancelScope(shield=True):  # the code is spent: keep what it bought
+            await self._write_tokens(company_id, doc, tokens, connected=True)
         return credential_id
 
     # -- tokens for steps ----------------------------------------------------------------
@@ -288,7 +289,10 @@ class OAuthConnections:
             with trio.CancelScope(shield=True):
                 await self._release(company_id, doc)
             raise
-        return await self._write_tokens(company_id, doc, tokens, connected=False)
+        # Shielded: a provider that rotates refresh tokens has already spent the old one, so
+        # the new one must be stored even if the step is cancelled now.
+        with trio.CancelScope(shield=True):
+            return await self._write_tokens(company_id, doc, tokens, connected=False)
 
     async def _write_tokens(
         self, company_id: str, doc: Mapping[str, Any], tokens: Tokens, *, connected: bool
