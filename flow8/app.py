@@ -77,6 +77,7 @@ from .services.modules import ModuleCatalog
 from .services.plays import PlayService
 from .services.retention import RetentionDefaults, RetentionPolicies
 from .services.schedules import ScheduleService
+from .services.usage import UsageService
 from .store import Store, StoreUnavailable, load_keyring, open_store
 
 log = get_logger("flow8.app")
@@ -101,6 +102,7 @@ class Platform:
     components: ComponentService
     engine: Engine
     identity: IdentityService
+    usage: UsageService
     runtime: actors.Runtime | None = None
     # Called with the runtime once it is open: children that need a ref into the tree
     # (the channel manager its dynamic supervisor of listeners).
@@ -182,6 +184,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         audit_filters=audit_filters,
         retention=retention,
         jobs=cleanup.stats,
+        usage=platform.usage,
     )
     app = create_app(deps)
     mcp_app = McpApp(
@@ -306,6 +309,7 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
         credentials.oauth.network = outbound_policy(settings)
         credentials.oauth.audit = audit.record
         components = ComponentService(store, component_env(settings))
+        usage = UsageService(store, audit.record)
         platform = Platform(
             settings=settings,
             store=store,
@@ -324,8 +328,10 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
                 kv=kv,
                 components=components,
                 credentials=credentials,
+                budgets=usage,
             ),
             identity=identity_service(settings, store, audit),
+            usage=usage,
         )
         async with actors.open_runtime(
             build_tree(platform), shutdown=settings.shutdown_grace_seconds

@@ -272,8 +272,11 @@ class PlayActors:
         # Before anyone hears of the end: whoever waited for it finds what the play held
         # (a temporary directory) already released.
         await run.release()
+        usage = run.usage if run.usage.calls else play.usage
         self.local.remember_finished(
-            attrs.evolve(play, state=state, output=output, error=error, finished_at=now)
+            attrs.evolve(
+                play, state=state, output=output, error=error, finished_at=now, usage=usage
+            )
         )
         data = {"state": state.value, "output": output, "error": error}
         run.publish(ev.PLAY_COMPLETED if state is PlayState.DONE else ev.PLAY_FAILED, data)

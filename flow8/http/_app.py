@@ -21,6 +21,7 @@ from . import (
     _play_routes,
     _retention_routes,
     _schedule_routes,
+    _usage_routes,
     _ws,
     ui,
 )
@@ -44,6 +45,7 @@ ROUTE_GROUPS: tuple[Routes, ...] = (
     _schedule_routes.routes,
     _channel_routes.routes,
     _retention_routes.routes,
+    _usage_routes.routes,
 )
 
 

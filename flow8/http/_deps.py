@@ -20,6 +20,7 @@ from flow8.services.modules import ModuleCatalog
 from flow8.services.plays import PlayService
 from flow8.services.retention import RetentionPolicies
 from flow8.services.schedules import ScheduleService
+from flow8.services.usage import UsageService
 
 from ._client_ip import IPNetwork, trusted_networks
 
@@ -91,5 +92,6 @@ class HttpDeps:
     # The values behind the audit filters, refreshed by the audit-cache job.
     audit_filters: AuditFilterCache | None = None
     retention: RetentionPolicies | None = None
+    usage: UsageService | None = None
     # The periodic jobs' statistics, with the counts of one company (GET /api/jobs).
     jobs: Callable[[str], Sequence[Mapping[str, Any]]] | None = None

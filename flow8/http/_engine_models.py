@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal
 import attrs
 
 from flow8.domain import (
+    AiUsage,
     Flow,
     FlowDefinition,
     JsonData,
@@ -19,6 +20,7 @@ from flow8.domain import (
     Play,
     PlayLayer,
     PlayState,
+    UsageTotals,
     field,
 )
 
@@ -79,6 +81,8 @@ class PlayOut:
     wait_ref: str | None = None
     retry_of: str | None = None
     resume_from: str | None = None
+    # What its AI steps spent: {calls, inputTokens, outputTokens, cost}; null when none ran.
+    usage: JsonData | None = None
 
     @classmethod
     def of(cls, p: Play) -> PlayOut:
@@ -100,6 +104,7 @@ class PlayOut:
             wait_ref=p.wait_ref,
             retry_of=p.retry_of,
             resume_from=p.resume_from,
+            usage=JsonData(_usage_totals(p.usage)) if p.usage is not None else None,
         )
 
 
@@ -125,6 +130,8 @@ class LayerOut:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     seq: int = 0
+    # Its AI calls, every attempt's: [{provider, model, inputTokens, outputTokens, cost}].
+    usage: JsonData | None = None
 
     @classmethod
     def of(cls, la: PlayLayer) -> LayerOut:
@@ -149,6 +156,7 @@ class LayerOut:
             started_at=_when(la.started_at),
             finished_at=_when(la.finished_at),
             seq=la.seq,
+            usage=JsonData([_usage_call(u) for u in la.usage]) if la.usage else None,
         )
 
 
@@ -252,3 +260,22 @@ class ModuleOut:
     idempotent: bool
     args_schema: dict[str, Any]
     output_schema: dict[str, Any]
+
+
+def _usage_totals(t: UsageTotals) -> dict[str, Any]:
+    return {
+        "calls": t.calls,
+        "inputTokens": t.input_tokens,
+        "outputTokens": t.output_tokens,
+        "cost": t.cost,
+    }
+
+
+def _usage_call(u: AiUsage) -> dict[str, Any]:
+    return {
+        "provider": u.provider,
+        "model": u.model,
+        "inputTokens": u.input_tokens,
+        "outputTokens": u.output_tokens,
+        "cost": u.cost,
+    }

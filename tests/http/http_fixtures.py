@@ -30,6 +30,7 @@ from flow8.services.modules import ModuleCatalog
 from flow8.services.plays import PlayService
 from flow8.services.retention import RetentionPolicies
 from flow8.services.schedules import ScheduleService
+from flow8.services.usage import UsageService
 from flow8.store import Store
 
 OWNER_EMAIL = "owner@example.com"
@@ -156,6 +157,7 @@ async def start_app(
     components = ComponentService(
         store, lambda company_id: ProviderEnv(company_id=company_id, files_dir=files / company_id)
     )
+    usage = UsageService(store, audit.record)
     engine = Engine(
         store,
         bus,
@@ -165,6 +167,7 @@ async def start_app(
         kv=kv,
         components=components,
         credentials=credentials,
+        budgets=usage,
     )
     await nursery.start(bus.serve)
     await nursery.start(engine.serve)
@@ -182,6 +185,7 @@ async def start_app(
         modules=ModuleCatalog(registry),
         audit=audit.record,
         audit_queries=AuditQueries(store),
+        usage=usage,
     )
     # Retention, the audit filters and the periodic jobs' statistics (the jobs not running).
     retention = RetentionPolicies(store)
