@@ -17,6 +17,7 @@ from . import (
     _schedule_pages,
     _session_pages,
     _static,
+    _usage_pages,
     _workspace_pages,
 )
 from ._pages import Pages
@@ -32,6 +33,7 @@ PAGE_GROUPS: tuple[Pages, ...] = (
     _component_pages.pages,
     _channel_pages.pages,
     _schedule_pages.pages,
+    _usage_pages.pages,
 )
 
 
