@@ -11,7 +11,8 @@
     │   ├── scheduler    cron schedules -> plays, each tick claimed exactly once
     │   ├── retention    deletes what the retention policies let go (every 2 minutes)
     │   ├── audit-cache  the values behind the audit filters (every 3 minutes)
-    │   └── ttl-cache    evicts expired in-memory cache entries (every minute)
+    │   ├── ttl-cache    evicts expired in-memory cache entries (every minute)
+    │   └── oauth-refresh  refreshes the OAuth2 tokens due, under their leases (every minute)
     ├── channels         one_for_all: the channel listeners (CHANNEL_PORT_RANGE)
     │   ├── listeners    dynamic supervisor: one task per enabled http/ws/tcp channel
     │   └── manager      starts, restarts and stops them as channels change
@@ -49,7 +50,7 @@ from .events import EventBus
 from .expressions import ExpressionLimits, configure_expressions
 from .http import HttpDeps, HttpSettings, create_app, http_child
 from .interpreter import settle_after_startup
-from .jobs import Scheduler, cleanup_jobs, jobs_child, scheduler_child
+from .jobs import Scheduler, cleanup_jobs, jobs_child, oauth_refresh_job, scheduler_child
 from .logs import get_logger
 from .mcp import McpApp, McpDeps, McpSettings, mcp_child
 from .modules import default_registry
@@ -214,7 +215,11 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
             events_child(platform.events),
             audit_child(platform.audit),
             engine_child(platform.engine),
-            jobs_child(scheduler_child(scheduler), *cleanup.children()),
+            jobs_child(
+                scheduler_child(scheduler),
+                *cleanup.children(),
+                oauth_refresh_job(platform.credentials).child(),
+            ),
             channels_spec,
             http_child(
                 app,

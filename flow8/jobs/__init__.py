@@ -2,12 +2,13 @@
 
     jobs                 one_for_one
     ├── scheduler        cron schedules -> plays, each tick claimed exactly once
-    └── ...              retention, audit-cache, ttl-cache
+    └── ...              retention, audit-cache, ttl-cache, oauth-refresh
 
 ``jobs_child(*children)`` builds the supervisor; ``flow8.app.build_tree`` lists its children.
 """
 
 from ._cleanup import CleanupJobs, cleanup_jobs
+from ._oauth import oauth_refresh_job
 from ._periodic import JobStats, PeriodicJob
 from ._retention import Retention
 from ._scheduler import Scheduler
@@ -21,5 +22,6 @@ __all__ = [
     "Scheduler",
     "cleanup_jobs",
     "jobs_child",
+    "oauth_refresh_job",
     "scheduler_child",
 ]

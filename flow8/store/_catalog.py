@@ -330,6 +330,14 @@ CATALOG = Catalog.of(
             index("expires_at", expire_after_seconds=0),
             secrets=["verifier"],
         ),
+        # [credentials] when each connected oauth2 credential's token is due for refresh:
+        # ids and times only (the tokens stay in links, which no job reaches across
+        # companies), so the oauth-refresh job finds the due ones of every company
+        _tenant(
+            "oauth_refresh",
+            index("due_at"),
+            cross_tenant=True,  # the oauth-refresh job
+        ),
         _tenant(
             "channels",
             index("company_id", "name", unique=True),

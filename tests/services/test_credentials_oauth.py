@@ -22,6 +22,7 @@ import pytest
 import trio
 from support.oauth_server import OAuthServer
 
+from flow8.jobs import oauth_refresh_job
 from flow8.outbound import OutboundPolicy
 from flow8.services.audit import AuditEntry
 from flow8.services.credentials import (
@@ -322,3 +323,50 @@ async def test_the_client_credentials_grant(env: Env) -> None:
     got = await env.creds.oauth2_token(ACME, made.id)
     assert got.oauth is not None
     assert got.oauth.status == "connected"
+
+
+async def test_the_refresh_job_keeps_unused_tokens_fresh_once_across_instances(env: Env) -> None:
+    made = await env.creds.create(ACME, "crm", "oauth2", _data(env.server))
+    await _connect(env, made.id)
+    due = env.store.cross_tenant.collection("oauth_refresh")
+    (entry,) = await due.find({})
+    got = await env.creds.get(ACME, made.id)
+    assert got.oauth is not None
+    assert got.oauth.expires_at is not None
+    assert (entry["_id"], entry["company_id"]) == (made.id, ACME)
+    assert entry["due_at"] == got.oauth.expires_at - timedelta(seconds=30)  # half of 60 s
+    assert await env.creds.oauth.refresh_due() == {"refreshed": 0, "failed": 0}  # not yet
+
+    env.server.expires_in = 3600
+    env.server.hold_refresh = 0.3
+    _later(env.creds, 45)
+    async with env.open_other() as other_store:
+        other = CredentialService(other_store)
+        other.oauth.network = LOOPBACK
+        _later(other, 45)
+        job = oauth_refresh_job(env.creds)
+        runs: list[Any] = []
+
+        async def run(work: Any) -> None:
+            runs.append(await work())
+
+        async with trio.open_nursery() as instances:  # the job on two instances at once
+            instances.start_soon(run, job.run_once)
+            instances.start_soon(run, other.oauth.refresh_due)
+    assert env.server.token_requests.count("refresh_token") == 1
+    assert sorted(r["refreshed"] for r in runs) == [1, 1]  # one refreshed, one waited for it
+    (entry,) = await due.find({})
+    got = await env.creds.get(ACME, made.id)
+    assert got.oauth is not None
+    assert got.oauth.expires_at is not None
+    assert entry["due_at"] == got.oauth.expires_at - timedelta(seconds=300)
+
+    # Refused: no longer due for anything (a person must connect it); deleted: forgotten.
+    env.server.revoke_refresh_tokens()
+    _later(env.creds, 3600)
+    assert await env.creds.oauth.refresh_due() == {"refreshed": 0, "failed": 1}
+    assert await due.find({}) == []
+    await _connect(env, made.id)
+    assert len(await due.find({})) == 1
+    await env.creds.delete(ACME, made.id)
+    assert await due.find({}) == []

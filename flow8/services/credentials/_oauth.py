@@ -9,6 +9,9 @@ Where things live:
   (`connected` or `needs_reauth`), `expires_at`, `lifetime` (seconds), `connected_at`,
   `refreshed_at`, `problem` (the provider's refusal, in words without secrets), `version`
   (one more per token write) and the refresh lease (`lease_owner`, `lease_until`);
+* when the token is due for refresh in `oauth_refresh` (`_id` = the credential id, `due_at`):
+  ids and times only, reachable across companies, so that the `oauth-refresh` job refreshes
+  a token nobody uses before it expires too (a provider may expire an idle refresh token);
 * a started authorization in `oauth_states` (tenant-scoped): found by the SHA-256 of its
   `state` (never the state itself), holding the credential, the user who started it, the
   redirect URI and the PKCE verifier (a secret field, encrypted); it expires after
@@ -52,6 +55,7 @@ from ._oauth_wire import (
     safe_code,
 )
 from .exceptions import (
+    CredentialError,
     CredentialNotFound,
     InvalidCredential,
     OAuthDenied,
@@ -66,6 +70,7 @@ log = get_logger("flow8.credentials")
 
 LINKS = "links"
 STATES = "oauth_states"
+DUE = "oauth_refresh"
 CONNECTED = "connected"
 NEEDS_REAUTH = "needs_reauth"
 NOT_CONNECTED = "not_connected"
@@ -235,12 +240,71 @@ class OAuthConnections:
             # A client credentials token is fetched when first needed; an authorization
             # code one needs a person (the step then fails saying it is not connected).
             return _grant(doc) == CLIENT_CREDENTIALS
+        due = self._due_at(doc)
+        return due is not None and due <= self.clock()
+
+    def _due_at(self, doc: Mapping[str, Any]) -> datetime | None:
+        """When the access token is due for refresh: `refresh_margin` before it expires, or
+        half its life before, if it lives less than twice the margin (else every step would
+        refresh it). None: it does not expire."""
         state = doc.get("oauth") or {}
-        expires = state.get("expires_at")
-        # A token that lives less than twice the margin is refreshed at half its life, or
-        # every step would refresh it.
+        expires: datetime | None = state.get("expires_at")
+        if expires is None:
+            return None
         margin = min(self.refresh_margin, float(state.get("lifetime") or 1e9) / 2)
-        return expires is not None and expires - self.clock() < timedelta(seconds=margin)
+        return expires - timedelta(seconds=margin)
+
+    # -- the oauth-refresh job -----------------------------------------------------------
+
+    async def refresh_due(self, limit: int = 100) -> dict[str, int]:
+        """Refresh the tokens due now in every company, each under its lease like a step's
+        refresh (a step or another instance doing it meanwhile is simply waited for). One
+        run of the `oauth-refresh` job: counts of `refreshed` and `failed`."""
+        due = await self.store.cross_tenant.collection(DUE).find(
+            {"due_at": {"$lte": self.clock()}}, sort=[("due_at", 1)], limit=limit
+        )
+        counts = {"refreshed": 0, "failed": 0}
+        for entry in due:
+            company_id, credential_id = entry["company_id"], entry["_id"]
+            doc = await self._links(company_id).find_one({"_id": credential_id})
+            if doc is None or doc.get("type") != "oauth2":
+                await self._due_entries(company_id).delete_one({"_id": credential_id})
+                continue
+            try:
+                fresh = await self.fresh(company_id, doc)
+            except OAuthReauthNeeded:  # logged and audited where it happened
+                counts["failed"] += 1
+                await self._due_entries(company_id).delete_one({"_id": credential_id})
+                continue
+            except CredentialError:  # the same; tried again next run
+                counts["failed"] += 1
+                continue
+            # A refresh that failed while the token still works leaves it due: tried again
+            # next run. One that worked moved `due_at` on already.
+            if self._due(fresh):
+                counts["failed"] += 1
+            else:
+                counts["refreshed"] += 1
+                await self._schedule(company_id, fresh)
+        return counts
+
+    def _due_entries(self, company_id: str) -> Collection:
+        return self.store.tenant(company_id).collection(DUE)
+
+    async def forget(self, company_id: str, credential_id: str) -> None:
+        """A deleted credential is due for nothing."""
+        await self._due_entries(company_id).delete_one({"_id": credential_id})
+
+    async def _schedule(self, company_id: str, doc: Mapping[str, Any]) -> None:
+        """Record when `doc`'s token is due (or forget it: it never expires, or needs a
+        person now)."""
+        due = self._due_at(doc)
+        status = (doc.get("oauth") or {}).get("status")
+        entries = self._due_entries(company_id)
+        if due is None or status == NEEDS_REAUTH:
+            await entries.delete_one({"_id": doc["_id"]})
+        else:
+            await entries.update_one({"_id": doc["_id"]}, {"$set": {"due_at": due}}, upsert=True)
 
     def _valid(self, doc: Mapping[str, Any]) -> bool:
         if not (doc.get("data") or {}).get("accessToken"):
@@ -332,7 +396,14 @@ class OAuthConnections:
                 },
             )
             if result.matched_count == 1:
-                return {**current, "data": data, "oauth": state, "rev": current.get("rev", 0) + 1}
+                written = {
+                    **current,
+                    "data": data,
+                    "oauth": state,
+                    "rev": current.get("rev", 0) + 1,
+                }
+                await self._schedule(company_id, written)
+                return written
             current = await links.find_one({"_id": current["_id"]})
             if current is None:
                 raise CredentialNotFound("credential not found")
@@ -357,6 +428,7 @@ class OAuthConnections:
                 "$inc": {"oauth.version": 1},
             },
         )
+        await self._due_entries(company_id).delete_one({"_id": doc["_id"]})
         self._record(company_id, doc, "credential_needs_reauth", problem)
 
     def _record(self, company_id: str, doc: Mapping[str, Any], action: str, problem: str) -> None:

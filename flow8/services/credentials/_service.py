@@ -192,6 +192,8 @@ class CredentialService:
         doc = await links.find_one({"_id": credential_id}, projection=_WITHOUT_DATA)
         if doc is None or await links.delete_one({"_id": credential_id}) == 0:
             raise CredentialNotFound("credential not found")
+        if doc["type"] == "oauth2":
+            await self.oauth.forget(company_id, credential_id)
         return Credential.from_doc(doc)
 
     async def exists(self, company_id: str, credential_id: str) -> bool:
