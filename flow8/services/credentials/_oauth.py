@@ -363,10 +363,16 @@ class OAuthConnections:
     ) -> Any:
         """Store `tokens` in the credential and mark it connected, dropping any lease. A
         write the credential's own update raced (its `rev` moved) is redone over what that
-        update wrote, so a rotated refresh token is never lost."""
+        update wrote, so a rotated refresh token is never lost; a refresh that finds newer
+        tokens written meanwhile (a new connection) leaves them."""
         links = self._links(company_id)
         current: Any = doc
-        for _ in range(_WRITE_ATTEMPTS):
+        version = (doc.get("oauth") or {}).get("version")
+        for attempt in range(_WRITE_ATTEMPTS):
+            if attempt and not connected and (current.get("oauth") or {}).get("version") != version:
+                # Tokens were written since this refresh began (a person connected the
+                # credential again): theirs are newer than these.
+                return current
             now = self.clock()
             data = dict(current.get("data") or {})
             data["accessToken"] = tokens.access_token
