@@ -75,9 +75,11 @@ CONNECTED = "connected"
 NEEDS_REAUTH = "needs_reauth"
 NOT_CONNECTED = "not_connected"
 CLIENT_CREDENTIALS = "clientCredentials"
-# What a step never sees of an oauth2 credential: it applies the access token and has no use
-# for what mints new ones (and what a step sees, a play's records could show).
-STEP_HIDDEN = frozenset({"clientSecret", "refreshToken"})
+# What a step gets of an oauth2 credential: the access token it applies. Not what mints new
+# ones (the client secret, the refresh token), and not the plain settings either: the play
+# masks every text of what a step gets in its records, and "google" or a scope "read"
+# masked everywhere would garble them while hiding nothing.
+STEP_FIELDS = frozenset({"accessToken"})
 _WRITE_ATTEMPTS = 5
 
 
@@ -484,5 +486,5 @@ def _reauth_message(doc: Mapping[str, Any]) -> str:
 
 
 def step_view(data: Mapping[str, Any]) -> dict[str, Any]:
-    """What a step gets of an oauth2 credential's data."""
-    return {k: v for k, v in data.items() if k not in STEP_HIDDEN}
+    """What a step gets of an oauth2 credential's data (`STEP_FIELDS`)."""
+    return {k: v for k, v in data.items() if k in STEP_FIELDS}

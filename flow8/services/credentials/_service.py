@@ -203,8 +203,8 @@ class CredentialService:
     async def for_step(self, company_id: str, credential_id: str) -> tuple[str, dict[str, Any]]:
         """(type, decrypted data), for the engine's steps (its ``CredentialSource``). An oauth2
         credential's access token is refreshed first if it expires soon (or waited for, when
-        another step or instance is refreshing it); its client secret and refresh token are
-        left out: a step applies the access token and nothing else."""
+        another step or instance is refreshing it), and the step gets the access token
+        alone: never the client secret or refresh token (`_oauth.STEP_FIELDS`)."""
         doc = await self._links(company_id).find_one({"_id": credential_id})
         if doc is None:
             raise CredentialNotFound(f"no credential {credential_id!r} in this company")
