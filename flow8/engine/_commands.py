@@ -55,7 +55,12 @@ class PlayCommands:
                     company_id,
                     play.flow_id,
                     play.id,
-                    {"state": "CANCEL", "output": None, "error": "cancelled"},
+                    {
+                        "state": "CANCEL",
+                        "output": None,
+                        "error": "cancelled",
+                        "trigger": play.trigger.kind.value,
+                    },
                 )
             )
             return play
@@ -117,7 +122,12 @@ class PlayCommands:
                 company_id,
                 failed.flow_id,
                 failed.id,
-                {"state": "FAIL", "output": None, "error": error},
+                {
+                    "state": "FAIL",
+                    "output": None,
+                    "error": error,
+                    "trigger": failed.trigger.kind.value,
+                },
             )
         )
         return failed

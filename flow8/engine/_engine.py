@@ -581,6 +581,11 @@ class Engine:
     async def count_layers(self, company_id: str, play_id: str) -> int:
         return int(await self._layers(company_id).count({"play_id": play_id}))
 
+    async def count_in_state(self, state: PlayState) -> int:
+        """Every company's plays in ``state``, on every instance: one count over the
+        (status, ...) indexes (the metrics' queue depths)."""
+        return int(await self.ledger.all_plays.count({"status": state.value}))
+
     async def cancel_play(self, company_id: str, play_id: str) -> Play:
         """Cancel a play that has not finished. A running play is cancelled through its
         cancel scope (here, or by the instance holding it, at its next lease renewal)."""

@@ -127,7 +127,12 @@ class PlayActors:
         )
         play = play_from_doc(ended)
         self.local.remember_finished(play)
-        data = {"state": state.value, "output": None, "error": error}
+        data = {
+            "state": state.value,
+            "output": None,
+            "error": error,
+            "trigger": play.trigger.kind.value,
+        }
         self.host.events.publish(ev.Event(ev.PLAY_FAILED, company_id, play.flow_id, play.id, data))
         return play
 
@@ -183,9 +188,9 @@ class PlayActors:
             play = attrs.evolve(play, started_at=now)
             run.play = play
             ledger.start(run.journal, now)
-            run.publish(ev.PLAY_STARTED, {"flowVersion": play.flow_version})
+            run.publish(ev.PLAY_STARTED, _started(play))
         elif fresh is not None:
-            run.publish(ev.PLAY_STARTED, {"flowVersion": play.flow_version})
+            run.publish(ev.PLAY_STARTED, _started(play))
         timeout = flow.definition.execution.timeout_seconds
         deadline = (play.started_at or now) + timeout if timeout else math.inf
         if doc.get("cancel_requested"):
@@ -278,12 +283,21 @@ class PlayActors:
                 play, state=state, output=output, error=error, finished_at=now, usage=usage
             )
         )
-        data = {"state": state.value, "output": output, "error": error}
+        data = {
+            "state": state.value,
+            "output": output,
+            "error": error,
+            "trigger": play.trigger.kind.value,
+        }
         run.publish(ev.PLAY_COMPLETED if state is PlayState.DONE else ev.PLAY_FAILED, data)
         if run.plan.flow.definition.execution.max_concurrent and await self.ledger.promote(
             play.company_id, play.flow_id
         ):
             self.local.wake()
+
+
+def _started(play: Play) -> dict[str, Any]:
+    return {"flowVersion": play.flow_version, "trigger": play.trigger.kind.value}
 
 
 def _abort_layers(run: PlayRun, why: str) -> None:

@@ -759,6 +759,8 @@ def _layer_event(layer: PlayLayer) -> dict[str, Any]:
         "appId": layer.app_id,
         "error": layer.error,
         "attempt": len(layer.attempts),
+        "startedAt": layer.started_at,
+        "finishedAt": layer.finished_at,
     }
 
 

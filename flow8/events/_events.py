@@ -2,18 +2,23 @@
 
 Publishing never blocks and never slows the engine: each subscriber has a bounded buffer; a
 subscriber that falls behind is dropped, after a final ``subscriber:dropped`` notice (one
-slot of every buffer is reserved for it).
+slot of every buffer is reserved for it). Observers (the metrics) are called in ``publish``
+itself instead: they only count, so they cannot fall behind, and are never dropped.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import attrs
 import trio
+
+from flow8.logs import get_logger
+
+log = get_logger("flow8.events")
 
 PLAY_STARTED = "play:started"
 LAYER_STARTED = "play:layer:started"
@@ -72,6 +77,10 @@ class EventFilter:
         )
 
 
+# Called with each event of the types it observes, inside `publish`: it must be quick.
+Observer = Callable[["Event"], None]
+
+
 @attrs.define(eq=False)
 class _Subscriber:
     filter: EventFilter
@@ -89,12 +98,23 @@ class EventBus:
     # Subscribers to one play (waiters, play pages) are looked up directly, so that many of
     # them do not make every publish scan them all.
     _by_play: dict[str, list[_Subscriber]] = attrs.field(factory=dict)
+    # Observers by event type, every company's events (see `observe`).
+    _observers: dict[str, list[Observer]] = attrs.field(factory=dict)
     published: int = 0
     dropped_subscribers: int = 0
+
+    def observe(self, types: Iterable[str], observer: Observer) -> None:
+        """Call ``observer`` with every event of ``types``, of every company, as it is
+        published. For counting (metrics): it runs on the publisher's path, so it must be
+        quick; an observer that raises is logged and the event goes on to the subscribers."""
+        for type_ in types:
+            self._observers.setdefault(type_, []).append(observer)
 
     def wants(self, type_: str, company_id: str, flow_id: str | None, play_id: str) -> bool:
         """Whether any subscriber would receive such an event: publishers skip building
         events nobody listens to (the hot path publishes several per step)."""
+        if type_ in self._observers:
+            return True
         for sub in self._subscribers:
             if not sub.dropped and sub.filter.accepts(type_, company_id, flow_id, play_id):
                 return True
@@ -105,6 +125,13 @@ class EventBus:
 
     def publish(self, event: Event) -> None:
         self.published += 1
+        observers = self._observers.get(event.type)
+        if observers is not None:
+            for observer in observers:
+                try:
+                    observer(event)
+                except Exception:  # a bug in what counts must not fail what is counted
+                    log.exception("event_observer_failed", type=event.type)
         targeted = self._by_play.get(event.play_id) if event.play_id else None
         for sub in (*self._subscribers, *targeted) if targeted else self._subscribers:
             if sub.dropped or not sub.filter.matches(event):
