@@ -18,9 +18,11 @@ file; ``busy_timeout`` arbitrates the write lock and nothing is cached across tr
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextlib
 import hashlib
+import itertools
 import os
 import queue
 import sqlite3
@@ -56,6 +58,8 @@ log = structlog.get_logger("flow8.store")
 T = TypeVar("T")
 
 MAX_BATCH = 1024
+# Upper bounds (seconds) of the commit latency histogram in `statistics()` (the metrics').
+COMMIT_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 PURGE_BATCH = 1000
 _BATCH_FATAL = frozenset(
     {
@@ -171,6 +175,10 @@ class SqliteBackend:
     _index_names: dict[str, dict[str, str]] = attrs.field(factory=dict)
     commits: int = 0  # write transactions committed (one per group-commit batch)
     committed_ops: int = 0
+    commit_seconds: float = 0.0  # the committed batches' time in SQLite, fsync included
+    # How many commits took at most each of COMMIT_SECONDS_BUCKETS (not cumulative; the
+    # last slot counts those slower than every bound).
+    commit_buckets: list[int] = attrs.field(factory=lambda: [0] * (len(COMMIT_SECONDS_BUCKETS) + 1))
 
     # -- connections -----------------------------------------------------------------------
 
@@ -361,6 +369,14 @@ class SqliteBackend:
             "queued_writes": len(self._queue),
             "commits": self.commits,
             "committed_ops": self.committed_ops,
+            "commit_seconds": self.commit_seconds,
+            # Prometheus-shaped: commits that took at most each bound (+Inf: all commits).
+            "commit_seconds_le": {
+                str(bound): n
+                for bound, n in zip(
+                    COMMIT_SECONDS_BUCKETS, itertools.accumulate(self.commit_buckets), strict=False
+                )
+            },
         }
 
     def submit(self, op: WriteOp) -> Pending:
@@ -535,7 +551,9 @@ class SqliteBackend:
                     # Shielded: a batch handed to SQLite finishes and is answered even when
                     # the writer is being stopped; it is bounded by the busy timeout.
                     with trio.CancelScope(shield=True):
+                        began = time.perf_counter()
                         results = await trio.to_thread.run_sync(self._run_batch, batch, utcnow())
+                        took = time.perf_counter() - began
                 except BaseException as e:
                     failure = StoreError(f"the write batch could not run: {e!r}")
                     for pending, _ in batch:
@@ -544,6 +562,8 @@ class SqliteBackend:
                 if not _all_failed(results):
                     self.commits += 1
                     self.committed_ops += len(batch)
+                    self.commit_seconds += took
+                    self.commit_buckets[bisect.bisect_left(COMMIT_SECONDS_BUCKETS, took)] += 1
                 for (pending, _), result in zip(batch, results, strict=True):
                     if isinstance(result, StoreError):
                         pending.fail(result)
