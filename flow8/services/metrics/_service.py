@@ -1,0 +1,77 @@
+"""One instance's metrics: the registry, what feeds it, and its text exposition."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
+from prometheus_client.process_collector import ProcessCollector
+
+from flow8.engine import Engine
+from flow8.events import EventBus
+from flow8.logs import get_logger
+from flow8.store import Store, StoreError
+
+from ._collectors import QUEUED, ActorCollector, PlayCollector, StoreCollector
+from ._http import RequestMeter
+from ._plays import PlayMeter
+
+log = get_logger("flow8.metrics")
+
+
+def _no_tree() -> Mapping[str, Any]:
+    return {}
+
+
+@attrs.define
+class Metrics:
+    """The metrics `GET /metrics` serves, in a registry of their own (not prometheus-client's
+    global one: a process may hold several apps, tests do).
+
+    Counted as things happen: plays and steps (`plays`, an observer of the event bus) and HTTP
+    requests (`requests`, fed by the HTTP middleware). Read at scrape time: running plays and
+    the play queue, the actor tree, the store's commits, the process (CPU, memory, files)."""
+
+    registry: CollectorRegistry
+    requests: RequestMeter
+    plays: PlayMeter
+    _engine: Engine
+    _queue: PlayCollector
+    # The classic text format every scraper reads (Prometheus 2 and 3, promtool, agents);
+    # flow8's names need none of 1.0.0's UTF-8 escaping, so the text is the same.
+    content_type: str = CONTENT_TYPE_PLAIN_0_0_4
+
+    @classmethod
+    def of(
+        cls,
+        engine: Engine,
+        bus: EventBus,
+        store: Store,
+        actor_tree: Callable[[], Mapping[str, Any]] = _no_tree,
+    ) -> Metrics:
+        registry = CollectorRegistry()
+        plays = PlayMeter.on(registry)
+        plays.watch(bus)
+        queue = PlayCollector(lambda: engine.running)
+        registry.register(queue)
+        registry.register(ActorCollector(actor_tree))
+        registry.register(StoreCollector(store.statistics))
+        ProcessCollector(registry=registry)
+        return cls(registry, RequestMeter.on(registry), plays, engine, queue)
+
+    async def render(self) -> bytes:
+        """The text exposition format, the play queue counted first."""
+        await self._count_queue()
+        return generate_latest(self.registry)
+
+    async def _count_queue(self) -> None:
+        counts: dict[str, int] = {}
+        try:
+            for state in QUEUED:
+                counts[state.value] = await self._engine.count_in_state(state)
+        except StoreError as e:  # the rest of the metrics still say what they know
+            log.warning("metrics_queue_not_counted", error=str(e))
+            counts = {}
+        self._queue.queued = counts
