@@ -16,6 +16,7 @@ from . import (
     _hardening,
     _identity_routes,
     _kv_routes,
+    _metrics,
     _middleware,
     _module_routes,
     _play_routes,
@@ -66,6 +67,7 @@ def create_app(deps: HttpDeps) -> Flow8App:
     _middleware.install(application)
     _hardening.install(application)
     application.register_blueprint(_admin.blueprint)
+    application.register_blueprint(_metrics.blueprint)
     for group in ROUTE_GROUPS:
         group.mount(application)
     document = build_openapi(route_specs())

@@ -6,6 +6,9 @@ from typing import TypeVar, cast
 
 import trio
 from quart import current_app
+from quart.ctx import RequestContext
+from quart.globals import request_ctx
+from quart.typing import ResponseReturnValue
 from quart_trio import QuartTrio
 
 from flow8.services.channels import ChannelService
@@ -18,6 +21,7 @@ from flow8.services.schedules import ScheduleService
 
 from ._admin_auth import AdminGate
 from ._deps import HttpDeps
+from ._request_audit import trail_of
 from .exceptions import NotFound
 
 S = TypeVar("S")
@@ -33,6 +37,19 @@ class Flow8App(QuartTrio):
     deps: HttpDeps
     admin_gate: AdminGate
     closing: trio.Event
+
+    async def dispatch_request(
+        self, request_context: RequestContext | None = None
+    ) -> ResponseReturnValue:
+        # Where Quart has matched the route and the request's scope is at hand: the trail
+        # notes the route's template, which the middleware's metrics count requests by.
+        request_ = (request_context or request_ctx).request
+        rule = request_.url_rule
+        if rule is not None:
+            trail = trail_of(request_.scope)
+            if trail is not None:
+                trail.route = rule.rule
+        return await super().dispatch_request(request_context)
 
 
 def app() -> Flow8App:

@@ -16,6 +16,7 @@ from flow8.services.events import EventService
 from flow8.services.flows import FlowService
 from flow8.services.identity import IdentityService
 from flow8.services.kv import KvService
+from flow8.services.metrics import Metrics
 from flow8.services.modules import ModuleCatalog
 from flow8.services.plays import PlayService
 from flow8.services.retention import RetentionPolicies
@@ -95,3 +96,5 @@ class HttpDeps:
     usage: UsageService | None = None
     # The periodic jobs' statistics, with the counts of one company (GET /api/jobs).
     jobs: Callable[[str], Sequence[Mapping[str, Any]]] | None = None
+    # What GET /metrics serves (behind the admin token); None: no metrics, nothing counted.
+    metrics: Metrics | None = None

@@ -4,7 +4,8 @@ Before Quart sees the request: the clock and correlation id (`_request_audit`), 
 (413 before anything reads the body, `_hardening`), CORS preflights (`_cors`). On the first
 message of every answer, whichever part of Quart produced it (route, error handler, routing
 404): CORS headers, security headers, `X-Request-Id`, and the request's audit entry (a request
-whose client hangs up before any answer is audited too, as 499). WebSockets have their own
+whose client hangs up before any answer is audited too, as 499), and the request's metrics
+(by the route template `Flow8App.dispatch_request` noted). WebSockets have their own
 handshake checks in `_ws`.
 
 Every HTTP/1 request's body is watched on its way to the app (`_Inflow`), so that a request
@@ -145,6 +146,8 @@ class Middleware:
         self.cors = Cors.of(settings.allowed_origins)
         self.trusted = settings.trusted_proxies
         self.audit = application.deps.audit
+        metrics = application.deps.metrics
+        self.meter = metrics.requests if metrics is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -191,8 +194,11 @@ class Middleware:
         )
 
         def audit(status: int) -> None:
+            now = time.perf_counter()
+            if self.meter is not None:
+                self.meter.observe(trail.route, method, status, now - trail.started)
             if path not in UNAUDITED:
-                self.audit(trail.entry(method, path, status, time.perf_counter()))
+                self.audit(trail.entry(method, path, status, now))
 
         async def answer(message: Message) -> None:
             nonlocal answered

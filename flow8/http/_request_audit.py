@@ -43,7 +43,7 @@ def trail_of(scope: Mapping[str, Any]) -> Trail | None:
 class Trail:
     """What the audit entry of one request needs, gathered as the request passes."""
 
-    __slots__ = ("correlation_id", "ip", "principal", "started", "user_agent")
+    __slots__ = ("correlation_id", "ip", "principal", "route", "started", "user_agent")
 
     def __init__(self, started: float, correlation_id: str, ip: str | None, user_agent: str):
         self.started = started
@@ -51,6 +51,9 @@ class Trail:
         self.ip = ip
         self.user_agent = user_agent
         self.principal: Principal | None = None  # set by the route once authenticated
+        # The matched route's template (`/api/plays/<playId>`), set as Quart dispatches the
+        # request (`Flow8App.dispatch_request`); None when no route matched. For the metrics.
+        self.route: str | None = None
 
     def entry(self, method: str, path: str, status: int, finished: float) -> AuditEntry:
         principal = self.principal

@@ -26,6 +26,7 @@ from flow8.services.events import EventService
 from flow8.services.flows import FlowRepository, FlowService
 from flow8.services.identity import Argon2Params, IdentityService, Passwords
 from flow8.services.kv import KvService, KvStore
+from flow8.services.metrics import Metrics
 from flow8.services.modules import ModuleCatalog
 from flow8.services.plays import PlayService
 from flow8.services.retention import RetentionPolicies
@@ -141,9 +142,11 @@ async def start_app(
     settings: HttpSettings,
     *,
     passwords: Passwords | None = None,
+    metrics: bool = False,
 ) -> tuple[Flow8App, IdentityService, AuditLog]:
     """The full app as the tree wires it: audit writer, events bus, engine, services; its
-    passwords hashed with ``TEST_ARGON2`` unless ``passwords`` says otherwise."""
+    passwords hashed with ``TEST_ARGON2`` unless ``passwords`` says otherwise; with
+    ``metrics``, counting and serving them (`GET /metrics`)."""
     audit = AuditLog(StoreAuditSink(store))
     await nursery.start(audit.serve)
     identity = IdentityService(
@@ -186,6 +189,7 @@ async def start_app(
         audit=audit.record,
         audit_queries=AuditQueries(store),
         usage=usage,
+        metrics=Metrics.of(engine, bus, store) if metrics else None,
     )
     # Retention, the audit filters and the periodic jobs' statistics (the jobs not running).
     retention = RetentionPolicies(store)
