@@ -74,6 +74,7 @@ from .services.identity import (
     needs_install,
 )
 from .services.kv import KvService, KvStore
+from .services.metrics import Metrics
 from .services.modules import ModuleCatalog
 from .services.plays import PlayService
 from .services.retention import RetentionDefaults, RetentionPolicies
@@ -158,6 +159,12 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         retention_interval=settings.retention_interval_seconds,
         batch_size=settings.retention_batch_size,
     )
+    # GET /metrics is behind the admin token: without one it is off and nothing is counted.
+    metrics = (
+        Metrics.of(platform.engine, platform.events, platform.store, platform.actor_tree)
+        if settings.admin_token
+        else None
+    )
     deps = HttpDeps(
         settings=HttpSettings(
             admin_token=settings.admin_token,
@@ -186,6 +193,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         retention=retention,
         jobs=cleanup.stats,
         usage=platform.usage,
+        metrics=metrics,
     )
     app = create_app(deps)
     mcp_app = McpApp(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from flow8.admin_client import render_tree
 
@@ -166,6 +167,9 @@ def test_without_admin_token_the_admin_endpoint_is_off(
     with running(server_env, tmp_path) as base:
         response = httpx.get(f"{base}/admin/actors", headers={"Authorization": "Bearer x"})
         assert response.status_code == 404
+        assert (
+            httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer x"}).status_code == 404
+        )
 
 
 @pytest.mark.parametrize(
@@ -263,6 +267,23 @@ def test_served_api_runs_a_flow_end_to_end(server: tuple[subprocess.Popen[str], 
         assert run.json()["out"] == {"text": "Hello Ada!"}
         layers = client.get(f"/api/plays/{run.json()['id']}/layers").json()["data"]
         assert [(layer["ref"], layer["state"]) for layer in layers] == [("greet", "DONE")]
+        scraped = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert scraped.status_code == 200, scraped.text
+    samples = [s for f in text_string_to_metric_families(scraped.text) for s in f.samples]
+
+    def value(name: str, **labels: str) -> float:
+        return sum(
+            s.value for s in samples if s.name == name and labels.items() <= s.labels.items()
+        )
+
+    # The metrics of the served process: the bus, the tree and the sqlite store are wired in.
+    assert value("flow8_plays_finished_total", state="DONE", trigger="api") == 1
+    assert value("flow8_step_duration_seconds_count", module="template", state="DONE") == 1
+    actors = {s.labels["actor"] for s in samples if s.name == "flow8_actor_restarts_total"}
+    assert any(a.endswith("engine/dispatcher") for a in actors), actors
+    assert not any("play-" in a for a in actors)
+    assert value("flow8_store_commit_batch_size_count") > 0
+    assert value("flow8_store_commit_duration_seconds_count") > 0
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=15)
     assert process.returncode == 0
