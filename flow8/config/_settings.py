@@ -355,7 +355,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("store.durability", "FLOW8_STORE_DURABILITY", "full", "store_durability",
             _durability, "full = fsync every commit; normal = WAL synchronous=NORMAL."),
     Setting("security.admin_token", "FLOW8_ADMIN_TOKEN", "", "admin_token", _optional_secret,
-            "Bearer token for /admin/actors; empty turns the endpoint off."),
+            "Bearer token for /admin/actors and /metrics; empty turns both off."),
     Setting("security.encryption_keys", "FLOW8_ENCRYPTION_KEYS", "", "encryption_keys",
             _optional_secret,
             "Key ring kid:base64key,...; empty on sqlite = a key generated in the data dir."),
