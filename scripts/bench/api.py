@@ -1,6 +1,7 @@
 """HTTP API benchmark: the full flow8 stack beside a bare Quart-Trio route on the same server.
 
 Run: .venv/bin/python scripts/bench/api.py [--seconds 4] [--rounds 3] [--durability full|normal]
+     [--metrics on|off]
 
 Setup: the load generator is `wrk` (Debian: `apt-get install wrk`), run as a separate process
 so it does not share the server's event loop; without wrk the script falls back to an
@@ -22,6 +23,9 @@ Honesty: every case is warmed up first; then each round measures every case at e
 connection count, interleaved (bare, me, get, run at 1, then at 16, ...) so a change in machine
 load during the run hits all cases alike; the table shows the median of the rounds (and the
 spread of req/s), and the ratios compare medians measured in this same run.
+
+The apps count their metrics (`GET /metrics`), as a server with FLOW8_ADMIN_TOKEN set does;
+`--metrics off` measures them without, to see what counting costs.
 
 Targets: the full middleware stack costs under 30% of the bare route's throughput,
 judged on `get`, with `me` shown as the pure-middleware figure; `run`
@@ -76,6 +80,7 @@ from flow8.services.events import EventService
 from flow8.services.flows import FlowRepository, FlowService
 from flow8.services.identity import IdentityService
 from flow8.services.kv import KvService, KvStore
+from flow8.services.metrics import Metrics
 from flow8.services.modules import ModuleCatalog
 from flow8.services.plays import PlayService
 from flow8.store import Keyring, Store, open_store
@@ -318,7 +323,7 @@ def _report(
 
 
 async def bench(
-    seconds: float, rounds: int, durability: str, cases: list[str], conc: list[int]
+    seconds: float, rounds: int, durability: str, cases: list[str], conc: list[int], metered: bool
 ) -> None:
     print(_machine())
     with tempfile.TemporaryDirectory() as tmp:
@@ -361,6 +366,7 @@ async def bench(
                 modules=ModuleCatalog(registry),
                 audit=audit.record,
                 audit_queries=AuditQueries(store),
+                metrics=Metrics.of(engine, bus, store) if metered else None,
             )
             app = create_app(deps)
             bare = QuartTrio("bare")
@@ -383,7 +389,7 @@ async def bench(
             print(f"load generator: {'wrk' if generator is _wrk else 'httpx subprocess (no wrk)'}")
             print(
                 f"store durability: {durability}; {seconds:g}s per measurement; "
-                f"{rounds} rounds after a warm-up"
+                f"{rounds} rounds after a warm-up; metrics {'on' if metered else 'off'}"
             )
             auth = f"Bearer {key}"
             urls = {
@@ -421,13 +427,15 @@ def main() -> None:
     parser.add_argument("--durability", choices=["full", "normal"], default="full")
     parser.add_argument("--only", default="", help="comma list of cases: bare,me,get,quiet,run")
     parser.add_argument("--conns", default="1,16,64", help="comma list of connection counts")
+    parser.add_argument("--metrics", choices=["on", "off"], default="on")
     args = parser.parse_args()
     cases = [c for c in CASES if not args.only or c in args.only.split(",")]
     conc = [int(c) for c in args.conns.split(",")]
     # The store logs its opening; keep log lines out of the figures.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     logging.disable(logging.INFO)
-    trio.run(bench, args.seconds, max(1, args.rounds), args.durability, cases, conc)
+    metered = args.metrics == "on"
+    trio.run(bench, args.seconds, max(1, args.rounds), args.durability, cases, conc, metered)
 
 
 if __name__ == "__main__":
