@@ -120,7 +120,8 @@ _HEALTH = {
 
 def _plain_routes() -> dict[str, dict[str, Any]]:
     """Routes served outside the API's route table (no auth, no audit): documented by hand.
-    `/ws` (a WebSocket) and `/admin/*` (its own token) are described in docs/api.md."""
+    `/ws` (a WebSocket), `/admin/*` and `/metrics` (the admin token) are described in
+    docs/api.md."""
 
     def json_answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
         return {"description": description, "content": {"application/json": {"schema": schema}}}
