@@ -251,7 +251,7 @@ async def test_a_429_is_retried_after_what_retry_after_asks_then_answered(
     got = await ai.operations["chat"](CHAT)
     assert got["content"] == "Hello from the model."
     assert len(fake.seen) == 3  # two refusals, retried by the SDK (maxRetries 2)
-    # the retries carry the same idempotency of the request: the same body each time
+    # each retry sends the same request again
     assert len({s.body for s in fake.seen}) == 1
 
 
