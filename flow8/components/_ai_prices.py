@@ -87,14 +87,23 @@ their models cost what the component's ``prices`` say, else 0."""
 
 
 def own_prices(config: Any) -> dict[str, Price]:
-    """A component's ``prices`` (``{model: {inputPerMillion, outputPerMillion}}``, checked
-    by its config schema) as :class:`Price` entries."""
-    if not isinstance(config, Mapping):
+    """A component's ``prices`` as :class:`Price` entries: ``{model: {inputPerMillion,
+    outputPerMillion}}``, or a list of ``{model, inputPerMillion, outputPerMillion}`` (model
+    names with a dot, ``gpt-4.1``, cannot be field names in the store), both checked by
+    the config schema."""
+    entries: list[Mapping[str, Any]]
+    if isinstance(config, Mapping):
+        entries = [{**p, "model": model} for model, p in config.items() if isinstance(p, Mapping)]
+    elif isinstance(config, list):
+        entries = [p for p in config if isinstance(p, Mapping)]
+    else:
         return {}
     return {
-        str(model): Price(float(p.get("inputPerMillion", 0)), float(p.get("outputPerMillion", 0)))
-        for model, p in config.items()
-        if isinstance(p, Mapping)
+        str(p["model"]): Price(
+            float(p.get("inputPerMillion", 0)), float(p.get("outputPerMillion", 0))
+        )
+        for p in entries
+        if p.get("model")
     }
 
 

@@ -108,6 +108,7 @@ _SQL_SERVER = _object(
 )
 
 _PRICE = {"type": "number", "minimum": 0, "maximum": 1_000_000}
+_PRICES = {"inputPerMillion": _PRICE, "outputPerMillion": _PRICE}
 
 
 def _ai(key_required: bool, base_url_required: bool = False) -> dict[str, Any]:
@@ -128,14 +129,23 @@ def _ai(key_required: bool, base_url_required: bool = False) -> dict[str, Any]:
             "maxRetries": {"type": "integer", "minimum": 0, "maximum": 10, "default": 2},
             "topP": {"type": "number", "minimum": 0, "maximum": 1},
             "prices": {
-                "type": "object",
                 "description": "model -> price per million tokens, in the company's currency "
-                "(before the built-in public prices)",
-                "additionalProperties": _object(
-                    {"inputPerMillion": _PRICE, "outputPerMillion": _PRICE},
-                    ("inputPerMillion", "outputPerMillion"),
-                ),
-                "maxProperties": 200,
+                "(before the built-in public prices): {model: {inputPerMillion, "
+                "outputPerMillion}}, or a list of {model, inputPerMillion, outputPerMillion} "
+                "for model names with a dot (the store takes no dot in a field name)",
+                "anyOf": [
+                    {
+                        "type": "object",
+                        "propertyNames": {"pattern": r"^[^.$][^.]*$"},
+                        "additionalProperties": _object(_PRICES, tuple(_PRICES)),
+                        "maxProperties": 200,
+                    },
+                    {
+                        "type": "array",
+                        "items": _object({"model": _TEXT, **_PRICES}, ("model", *_PRICES)),
+                        "maxItems": 200,
+                    },
+                ],
             },
         },
         required + (("baseUrl",) if base_url_required else ()),

@@ -40,6 +40,7 @@ from flow8.components._ai import AiProvider
 from flow8.components._ai_prices import Price, PriceTable, own_prices
 from flow8.domain import AiUsage, PlayState
 from flow8.outbound import OutboundPolicy
+from flow8.services.components import InvalidComponent
 
 KEY = "sk-test-canary-3f1c9a0e-ai-7d2b"
 CATALOG = ProviderCatalog.of()
@@ -487,6 +488,24 @@ def test_the_catalog_publishes_the_ai_providers_with_their_secret_and_extra() ->
 # -- prices ------------------------------------------------------------------------------------
 
 
+async def test_prices_of_models_with_a_dot_are_given_as_a_list(tmp_path: Path) -> None:
+    """The store takes no dot in a field name: ``{"gpt-4.1": ...}`` is refused when saved,
+    saying so, and the list form holds any model name."""
+    config = {"model": "gpt-4.1", "apiKey": KEY}
+    async with component_kit(tmp_path) as kit:
+        with pytest.raises(InvalidComponent) as caught:
+            await kit.component(
+                "ai", "openai", {**config, "prices": {"gpt-4.1": {"inputPerMillion": 1,
+                                                                   "outputPerMillion": 1}}}
+            )  # fmt: skip
+        assert caught.value.problems[0].field == "config.prices"
+        listed = [{"model": "gpt-4.1", "inputPerMillion": 1, "outputPerMillion": 3}]
+        made = await kit.component("ai", "openai", {**config, "prices": listed})
+        assert made.config["prices"] == listed
+    table = PriceTable("openai", own_prices(listed))
+    assert table.price("gpt-4.1-2025-04-14") == Price(1, 3)
+
+
 def test_prices_own_entries_first_then_the_built_in_table_then_nothing() -> None:
     own = own_prices({"gpt-4o": {"inputPerMillion": 1, "outputPerMillion": 2}})
     table = PriceTable("openai", own)
@@ -524,8 +543,11 @@ async def test_a_flow_chats_and_the_key_appears_nowhere_but_on_the_wire(
     # The model answers an expression: it stays text, evaluated by no later step.
     fake.then(Reply(body=openai_chat("{{ $flowId }} and {{ $kvGlobal('x') }}", model="qwen2.5")))
     async with component_kit(tmp_path) as kit:
+        prices = [{"model": "qwen2.5", "inputPerMillion": 1000, "outputPerMillion": 2000}]
         good = await kit.component(
-            "ai", "openai-compatible", {"model": "qwen2.5", "apiKey": KEY, "baseUrl": base}
+            "ai",
+            "openai-compatible",
+            {"model": "qwen2.5", "apiKey": KEY, "baseUrl": base, "prices": prices},
         )
         bad = await kit.component(
             "ai",
@@ -551,8 +573,9 @@ async def test_a_flow_chats_and_the_key_appears_nowhere_but_on_the_wire(
             "finishReason": "stop",
         }
         assert layers["echo"].output == "{{ $flowId }} and {{ $kvGlobal('x') }}"
-        # What the call spent is on its layer (no price for this model: cost 0).
-        assert layers["ask"].usage == (AiUsage("openai-compatible", "qwen2.5", 12, 5, 0.0),)
+        # What the call spent is on its layer, priced by the component's own table.
+        cost = (12 * 1000 + 5 * 2000) / 1e6
+        assert layers["ask"].usage == (AiUsage("openai-compatible", "qwen2.5", 12, 5, cost),)
         sent = fake.json(0)
         assert sent["messages"] == [
             {"role": "system", "content": "Be brief."},

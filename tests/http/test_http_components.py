@@ -228,10 +228,10 @@ async def test_the_readme_examples_create_what_they_say(installed: ApiEnv) -> No
     bodies = [json.loads(b) for b in re.findall(r"-d '(\{.*?\})'", section)]
     assert {(b["kind"], b["provider"]) for b in bodies} == {
         ("request", "http"), ("storage", "local"), ("storage", "s3"), ("db", "postgres"),
-        ("db", "sqlite"), ("email", "smtp"),
+        ("db", "sqlite"), ("email", "smtp"), ("ai", "openai"), ("ai", "ollama"),
     }  # fmt: skip
     async with installed.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
         for body in bodies:
             r = await owner.post("/api/components", json=body)
             assert r.status_code == 201, (body["name"], r.text)
-            assert set(r.json()["secretFields"]) <= {"password", "secretAccessKey"}
+            assert set(r.json()["secretFields"]) <= {"password", "secretAccessKey", "apiKey"}
