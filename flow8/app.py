@@ -172,6 +172,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
             trusted_proxies=settings.trusted_proxies,
             max_body_bytes=settings.max_body_bytes,
             secure_cookies=settings.secure_cookies,
+            public_url=settings.public_url,
         ),
         actor_tree=platform.actor_tree,
         ready=platform.ready,

@@ -82,6 +82,7 @@ class Settings:
     mcp_jwt_secret: str | None = attrs.field(default=None, repr=False)
     mcp_jwt_issuer: str = "flow8"
     mcp_public_url: str = ""  # the audience of MCP JWTs; empty = http://localhost:<MCP_PORT>/mcp
+    public_url: str = ""  # the server as browsers reach it; empty = as each request reached it
     channel_max_connections: int = 100
     channel_rate_per_second: float = 50.0
     component_local_roots: tuple[Path, ...] = ()
@@ -213,6 +214,16 @@ def _origins(value: Any) -> tuple[str, ...]:
     return origins
 
 
+def _public_url(value: Any) -> str:
+    url = _text(value).rstrip("/")
+    parts = urlsplit(url)
+    if url and (
+        parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment
+    ):
+        raise ValueError(f"expected a URL like https://flow8.example.com, got {url!r}")
+    return url
+
+
 def _absolute_dirs(value: Any) -> tuple[Path, ...]:
     items = value if isinstance(value, list) else _text(value).split(",")
     roots: list[Path] = []
@@ -329,6 +340,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server.secure_cookies", "SECURE_COOKIES", "false", "secure_cookies", _flag,
             "true when clients reach flow8 over HTTPS (e.g. behind a TLS proxy): Secure "
             "cookies and HSTS."),
+    Setting("server.public_url", "PUBLIC_URL", "", "public_url", _public_url,
+            "The server's URL as browsers reach it (behind a proxy: https://flow8.example.com); "
+            "OAuth2 redirect URIs are <PUBLIC_URL>/auth/callback. Empty = the URL each request "
+            "came to."),
     Setting("mcp.port", "MCP_PORT", "4445", "mcp_port", _port,
             "Port of the MCP (Streamable HTTP) endpoint."),
     Setting("mcp.jwt_secret", "MCP_JWT_SECRET", "", "mcp_jwt_secret", _optional_secret,

@@ -17,7 +17,7 @@ from flow8.services.credentials import KEEP, OAuthError
 from flow8.services.identity import Action
 
 from ._api import Req, Routes, audit_change
-from ._context import credential_service
+from ._context import app, credential_service
 from ._credential_models import (
     CredentialCreate,
     CredentialOut,
@@ -136,9 +136,10 @@ async def delete_credential(req: Req, credentialId: str) -> None:
 
 
 def callback_url() -> str:
-    """Where the provider sends the person back: this server, as the browser reached it
-    (register exactly this redirect URI with the provider)."""
-    return request.host_url.rstrip("/") + CALLBACK_PATH
+    """Where the provider sends the person back: this server at PUBLIC_URL, else as this
+    request reached it (register exactly this redirect URI with the provider)."""
+    base = app().deps.settings.public_url or request.host_url
+    return base.rstrip("/") + CALLBACK_PATH
 
 
 @routes.route(

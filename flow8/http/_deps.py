@@ -61,6 +61,8 @@ class HttpSettings:
     # session or key is gone, the member removed, or the session switched company.
     ws_recheck_seconds: float = 15.0
     trusted_proxies: tuple[IPNetwork, ...] = attrs.field(default=(), converter=trusted_networks)
+    # The server as browsers reach it (OAuth2 redirect URIs); empty = as a request reached it.
+    public_url: str = ""
 
 
 @attrs.define

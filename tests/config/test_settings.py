@@ -56,6 +56,7 @@ def test_environment_overrides_and_empty_means_default(tmp_path: Path) -> None:
         "FLOW8_DATA_DIR": str(tmp_path),
         "CHANNEL_PORT_RANGE": "7801-7899",
         "ALLOWED_ORIGINS": "https://a.example.com, https://b.example.com/",
+        "PUBLIC_URL": "https://flow8.example.com/",
         "FLOW8_STORE_DURABILITY": "NORMAL",
     }
     settings = load_settings(SHIPPED, env=env)
@@ -63,6 +64,7 @@ def test_environment_overrides_and_empty_means_default(tmp_path: Path) -> None:
     assert settings.mcp_port == 4445
     assert settings.channel_port_range == PortRange(7801, 7899)
     assert settings.allowed_origins == ("https://a.example.com", "https://b.example.com")
+    assert settings.public_url == "https://flow8.example.com"
     assert settings.store_durability == "normal"
     assert settings.store_url == f"sqlite:///{tmp_path / 'flow8.db'}"
     assert settings.secure_cookies is False
@@ -102,6 +104,8 @@ def test_substituted_values_cannot_inject_yaml(tmp_path: Path) -> None:
         ({"FLOW8_INVITATION_TTL_DAYS": "0"}, "expected a positive number of days"),
         ({"ALLOWED_ORIGINS": "ftp://x"}, "server.allowed_origins (ALLOWED_ORIGINS)"),
         ({"SECURE_COOKIES": "maybe"}, "server.secure_cookies (SECURE_COOKIES): expected true"),
+        ({"PUBLIC_URL": "flow8.example.com"}, "server.public_url (PUBLIC_URL): expected a URL"),
+        ({"PUBLIC_URL": "https://flow8.example.com/?x=1"}, "(PUBLIC_URL): expected a URL"),
         (
             {"TRUSTED_PROXIES": "10.0.0.1, 10.0.0.0/33"},
             "server.trusted_proxies (TRUSTED_PROXIES): expected IP addresses or CIDR networks "

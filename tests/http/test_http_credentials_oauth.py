@@ -12,6 +12,7 @@ import urllib.parse
 from datetime import timedelta
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 import trio
@@ -170,3 +171,18 @@ async def test_only_the_user_who_started_may_complete(env: ApiEnv, server: OAuth
         # Eve's try did not use it up: the owner still completes.
         r = await owner.get("/auth/callback", params=back)
         assert r.status_code == 303
+
+
+async def test_the_redirect_uri_is_the_public_url_when_set(
+    env: ApiEnv, server: OAuthServer
+) -> None:
+    env.app.deps.settings = attrs.evolve(
+        env.app.deps.settings, public_url="https://flow8.example.com"
+    )
+    async with env.session(OWNER_EMAIL, OWNER_PASSWORD) as owner:
+        cid = await _create(owner, server)
+        r = await owner.post(f"/api/credentials/{cid}/oauth2/authorize")
+        assert r.status_code == 200, r.text
+        assert r.json()["redirectUri"] == "https://flow8.example.com/auth/callback"
+        sent = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.json()["url"]).query))
+        assert sent["redirect_uri"] == "https://flow8.example.com/auth/callback"
