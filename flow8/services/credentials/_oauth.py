@@ -282,12 +282,15 @@ class OAuthConnections:
                 counts["failed"] += 1
                 continue
             # A refresh that failed while the token still works leaves it due: tried again
-            # next run. One that worked moved `due_at` on already.
+            # next run. One that worked (here or elsewhere) moved `due_at` on already; an
+            # entry that was stale is put right.
             if self._due(fresh):
                 counts["failed"] += 1
-            else:
+                continue
+            before = (doc.get("oauth") or {}).get("version")
+            if (fresh.get("oauth") or {}).get("version") != before:
                 counts["refreshed"] += 1
-                await self._schedule(company_id, fresh)
+            await self._schedule(company_id, fresh)
         return counts
 
     def _due_entries(self, company_id: str) -> Collection:
