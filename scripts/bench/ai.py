@@ -17,7 +17,9 @@ a local model server), maxRetries 0.
              component resolved by the components service, its usage recorded;
   flow       a saved flow of 40 chat steps beside a flow of 40 *bare-SDK* steps (a module
              that makes the bare SDK call through trio.to_thread and nothing else: no
-             component, no checks, no usage), each run to its end through the engine
+             component, no checks, no usage) and one of 40 bare-SDK steps that also report
+             the call's usage (so the engine's own accounting, the layer's usage and the
+             company's daily counts, shows apart), each run to its end through the engine
              (sqlite store, durability full): what a chat step adds inside a play over a
              step that makes the same call bare (chat - bare-SDK step). Both are declared
              not idempotent and metered alike, so the engine does the same for each (earlier
@@ -180,23 +182,35 @@ async def flow_per_step_ms(kit: Kit, flowlets: list[dict[str, Any]]) -> Call:
 
 
 BARE_STEP = "bench-bare-sdk"
+BARE_STEP_USAGE = "bench-bare-sdk-usage"
+USAGE = AiUsage("openai-compatible", "bench-model", 12, 5, 0.0)
 
 
-def register_bare_step(kit: Kit, bare_sync: Callable[[], str]) -> None:
-    """A module making the bare SDK call in a worker thread and nothing else, declared as
-    ``chat`` is (not idempotent, metered), answering an output of ``chat``'s shape."""
+def register_bare_steps(kit: Kit, bare_sync: Callable[[], str]) -> None:
+    """Modules making the bare SDK call in a worker thread, declared as ``chat`` is (not
+    idempotent, metered), answering an output of ``chat``'s shape: one does nothing else,
+    the other also reports the call's usage (what the engine then writes: the layer's
+    usage and the company's daily counts)."""
 
-    async def run(ctx: Any, args: Mapping[str, Any]) -> Any:
-        content = await trio.to_thread.run_sync(bare_sync)
-        return {
-            "response": content,
-            "tokens": {"input": 12, "output": 5},
-            "model": "bench-model",
-            "finishReason": "stop",
-        }
+    def module(report: bool) -> Any:
+        async def run(ctx: Any, args: Mapping[str, Any]) -> Any:
+            content = await trio.to_thread.run_sync(bare_sync)
+            if report:
+                ctx.record_usage(USAGE)
+            return {
+                "response": content,
+                "tokens": {"input": 12, "output": 5},
+                "model": "bench-model",
+                "finishReason": "stop",
+            }
+
+        return run
 
     chat = kit.engine.registry.get("chat")
-    kit.engine.registry.register(attrs.evolve(chat, app_id=BARE_STEP, run=run, components=()))
+    for app_id, report in ((BARE_STEP, False), (BARE_STEP_USAGE, True)):
+        kit.engine.registry.register(
+            attrs.evolve(chat, app_id=app_id, run=module(report), components=())
+        )
 
 
 async def flows(kit: Kit, steps: Mapping[str, dict[str, Any]]) -> dict[str, float]:
@@ -284,12 +298,14 @@ async def bench_chat(tmp: Path) -> list[str]:
                     "module": module_call,
                 }
             )
-            register_bare_step(kit, bare_sync)
+            register_bare_steps(kit, bare_sync)
+            args = {"userMessage": "Say hello."}
             per_step = await flows(
                 kit,
                 {
-                    "chat": {"appId": "chat", "args": {"userMessage": "Say hello."}},
-                    "bare": {"appId": BARE_STEP, "args": {"userMessage": "Say hello."}},
+                    "chat": {"appId": "chat", "args": args},
+                    "bare": {"appId": BARE_STEP, "args": args},
+                    "usage": {"appId": BARE_STEP_USAGE, "args": args},
                     "noop": {"appId": "noop", "args": {}},
                 },
             )
@@ -313,6 +329,9 @@ async def bench_chat(tmp: Path) -> list[str]:
         row(f"flow of {STEPS} chat steps, per step (engine)", per_step["chat"],
             f"+{in_flow:.3f} ms over the bare-SDK step: {verdict(in_flow)}"),
         row(f"flow of {STEPS} bare-SDK steps, per step (engine)", per_step["bare"]),
+        row(f"flow of {STEPS} bare-SDK steps reporting usage, per step", per_step["usage"],
+            f"the engine's accounting: {per_step['usage'] - per_step['bare']:+.3f} ms; chat "
+            f"beyond it: {per_step['chat'] - per_step['usage']:+.3f} ms"),
         row(f"flow of {STEPS} noop steps, per step (engine bookkeeping)", per_step["noop"]),
     ]  # fmt: skip
 
