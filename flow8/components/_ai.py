@@ -21,7 +21,9 @@ worker thread (``ProviderEnv.in_thread``); the SDK's own retries (``maxRetries``
 against the server's network policy before the first call and every few minutes
 (``_object_store.Guard``), and every request the SDK sends passes the guard in the worker
 thread (a custom ``httpx2`` transport): over plain HTTP it goes to the checked address, and a
-request anywhere else (a redirect) is refused. Environment proxies are not used.
+request anywhere else (a redirect) is refused. Nothing of the server's own environment
+reaches a tenant's request: no proxy, and none of what the SDKs read from it (a key, a base
+URL, an organization, extra headers; each provider module says how).
 
 **The API key** is held in a :class:`Secret` (its repr is ``***``); messages are built here
 from the status and the provider's error text with the key cut out, never from the SDK's

@@ -15,6 +15,7 @@ a flow reads one vocabulary whatever the provider. Anthropic serves no embedding
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -58,6 +59,7 @@ class AnthropicProvider(AiProvider):
             timeout=s.timeout,
             max_retries=s.max_retries,
             http_client=self._http_client(),
+            default_headers=_without_environment_headers(),
         )
         self._accepted = frozenset(inspect.signature(client.messages.create).parameters)
         return client
@@ -113,6 +115,18 @@ class AnthropicProvider(AiProvider):
         if not isinstance(data, list):
             raise Malformed("no model list")
         return [str(getattr(m, "id", "")) for m in data]
+
+
+def _without_environment_headers() -> dict[str, Any]:
+    """The SDK adds the headers of the server's ``ANTHROPIC_CUSTOM_HEADERS`` to every
+    request: a tenant's request (to a host the tenant may choose) must carry none of the
+    operator's, so each is omitted."""
+    names = [
+        line.split(":", 1)[0].strip()
+        for line in os.environ.get("ANTHROPIC_CUSTOM_HEADERS", "").split("\n")
+        if ":" in line
+    ]
+    return {name: anthropic.Omit() for name in names if name}
 
 
 def open_anthropic(config: Mapping[str, Any], env: ProviderEnv) -> AnthropicProvider:

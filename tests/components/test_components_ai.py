@@ -115,6 +115,30 @@ async def test_openai_chat_sends_the_documented_request_and_reads_the_answer(
     }
 
 
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_the_servers_own_sdk_environment_never_reaches_a_tenants_request(
+    tmp_path: Path, start: Start, monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
+    for name, value in {
+        "OPENAI_API_KEY": "sk-operator",
+        "OPENAI_ORG_ID": "org-operator",
+        "OPENAI_PROJECT_ID": "proj-operator",
+        "OPENAI_BASE_URL": "http://169.254.169.254/v1",
+        "ANTHROPIC_API_KEY": "sk-ant-operator",
+        "ANTHROPIC_BASE_URL": "http://169.254.169.254",
+        "ANTHROPIC_CUSTOM_HEADERS": "x-gateway-auth: operator-secret\nx-team: operator",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+    }.items():
+        monkeypatch.setenv(name, value)
+    fake, server = await serve(start)
+    ai = open_ai(provider, {"model": "m", "apiKey": KEY}, loopback_env(tmp_path), server)
+    await ai.operations["chat"](CHAT)
+    await ai.aclose()
+    headers = fake.seen[0].headers
+    assert sent_key(fake.seen[0]) == KEY
+    assert "operator" not in json.dumps(headers)
+
+
 @pytest.mark.parametrize(
     ("provider", "config", "auth", "cost"),
     [
