@@ -101,6 +101,7 @@ class _Conversation:
         return answer
 
     def spent(self, answer: Mapping[str, Any]) -> None:
+        """Report one call's usage (``record_usage``) and count its tokens in the step's."""
         used = answer.get("tokens") or {}
         input_tokens, output_tokens = int(used.get("input") or 0), int(used.get("output") or 0)
         self.input_tokens += input_tokens
