@@ -5,6 +5,7 @@ secrets never come back in a page; a viewer sees no write controls and is refuse
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import time
 from typing import Any
@@ -335,3 +336,26 @@ def test_an_hmac_channel_keeps_its_secret_out_of_the_page_and_an_mcp_route_names
     [route] = instance.api.get(f"/api/channels/{mcp_id}/routes").json()["items"]
     assert route["toolName"] == "lookup_order"
     assert "lookup_order" in page.locator(f"#r-{route['id']}").inner_text()
+
+
+def test_an_ai_component_takes_its_prices_as_json(instance: Instance, new_page: Any) -> None:
+    page = new_page(instance.base)
+    sign_in(page)
+    page.goto("/components/new?kind=ai&provider=openai-compatible")
+    page.get_by_label("Name", exact=True).fill("house-llm")
+    page.get_by_label("model", exact=True).fill("house-model")
+    page.get_by_label("apiKey").fill("sk-ui-canary-1")
+    page.get_by_label("baseUrl", exact=True).fill("https://llm.example.com/v1")
+    page.get_by_label("prices (optional)").fill("not json")
+    page.get_by_role("button", name="Create component").click()
+    assert page.locator("#e-config\\.prices").is_visible()  # named beside the field
+    page.get_by_label("apiKey").fill("sk-ui-canary-1")
+    prices = {"house-model": {"inputPerMillion": 2, "outputPerMillion": 8}}
+    page.get_by_label("prices (optional)").fill(json.dumps(prices))
+    page.get_by_role("button", name="Create component").click()
+    page.wait_for_url(re.compile(r"/components#c-"))
+    [made] = [c for c in _components(instance) if c["name"] == "house-llm"]
+    assert made["config"]["prices"] == prices
+    page.goto(f"/components/{made['id']}/edit")
+    assert json.loads(page.get_by_label("prices (optional)").input_value()) == prices
+    assert "sk-ui-canary-1" not in page.content()

@@ -5,6 +5,7 @@ audit entries as `_component_routes.py`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,11 +36,14 @@ def _provider(kind: str, provider: str) -> dict[str, Any]:
 
 def _control(prop: Mapping[str, Any]) -> str:
     """How a config field is typed in: text, password, number, choice (enum or yes/no),
-    lines (a list of strings) or long text."""
+    lines (a list of strings), JSON (an object, or a choice of shapes: an ai component's
+    prices) or long text."""
     if "enum" in prop or prop.get("type") == "boolean":
         return "choice"
     if prop.get("type") in ("integer", "number"):
         return "number"
+    if prop.get("type") == "object" or "anyOf" in prop:
+        return "json"
     if prop.get("type") == "array":
         return "lines"
     if int(prop.get("maxLength", 0)) > _LONG_TEXT:
@@ -59,6 +63,11 @@ def _typed(prop: Mapping[str, Any], text: str) -> Any:
         return number(text)
     if control == "lines":
         return [line.strip() for line in text.splitlines() if line.strip()]
+    if control == "json":
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text  # the provider's schema names the field: "must be an object"
     if prop.get("type") == "boolean":
         return {"yes": True, "no": False}.get(text, text)
     return text
@@ -89,6 +98,10 @@ def _shown(component: Component) -> dict[str, str]:
     for key, value in component.config.items():
         if isinstance(value, bool):
             shown[key] = "yes" if value else "no"
+        elif isinstance(value, dict) or (
+            isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
+        ):
+            shown[key] = json.dumps(value, indent=2)
         elif isinstance(value, list):
             shown[key] = "\n".join(str(v) for v in value)
         else:
