@@ -30,12 +30,10 @@ Stop runs in reverse order, bounded by ``SHUTDOWN_GRACE_SECONDS``.
 from __future__ import annotations
 
 import ipaddress
-import os
 import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -45,9 +43,10 @@ import actors
 
 from .channels import channels_child
 from .config import Settings
-from .engine import Engine, EngineSettings, engine_child, events_child
+from .configured import engine_settings, expression_limits, open_configured_store
+from .engine import Engine, engine_child, events_child
 from .events import EventBus
-from .expressions import ExpressionLimits, configure_expressions
+from .expressions import configure_expressions
 from .http import HttpDeps, HttpSettings, create_app, http_child
 from .interpreter import settle_after_startup
 from .jobs import Scheduler, cleanup_jobs, jobs_child, oauth_refresh_job, scheduler_child
@@ -80,7 +79,7 @@ from .services.plays import PlayService
 from .services.retention import RetentionDefaults, RetentionPolicies
 from .services.schedules import ScheduleService
 from .services.usage import UsageService
-from .store import Store, StoreUnavailable, load_keyring, open_store
+from .store import Store
 
 log = get_logger("flow8.app")
 ADMIN_TREE_CHILD_LIMIT = 200
@@ -249,35 +248,6 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
     )
 
 
-@asynccontextmanager
-async def open_configured_store(settings: Settings, *, serve: bool = True) -> AsyncIterator[Store]:
-    """The store the settings describe, with its key ring (used by serve and the CLI).
-
-    ``serve=False`` leaves the writer to the ``store`` actor of the tree.
-    """
-    try:
-        # Private: it holds the database and the generated encryption key.
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _make_private(settings.data_dir)
-    except OSError as e:
-        raise StoreUnavailable(
-            f"cannot create the data directory {str(settings.data_dir)!r} (FLOW8_DATA_DIR): "
-            f"{e.strerror or e}"
-        ) from e
-    on_mongo = settings.store_url.startswith("mongodb")
-    keyring = load_keyring(
-        settings.encryption_keys, settings.data_dir, backend="mongo" if on_mongo else "sqlite"
-    )
-    async with open_store(
-        settings.store_url,
-        data_dir=settings.data_dir,
-        durability=settings.store_durability,
-        encryption=keyring,
-        serve=serve,
-    ) as store:
-        yield store
-
-
 def outbound_policy(settings: Settings) -> OutboundPolicy:
     """Where the server's outbound requests may go: the internal hosts the operator opened
     (COMPONENT_ALLOWED_HOSTS) beside the public internet. Components and OAuth2 token
@@ -360,35 +330,6 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
                 platform.runtime = None
                 with trio.CancelScope(shield=True):
                     await components.aclose()
-
-
-def _make_private(directory: Path) -> None:
-    """A data directory an earlier version (or the umask) left readable by others is made
-    0700, if this user owns it; the change is logged."""
-    info = directory.stat()
-    if info.st_mode & 0o077 and info.st_uid == os.getuid():
-        directory.chmod(0o700)
-        log.warning("data_dir_made_private", path=str(directory), was=oct(info.st_mode & 0o777))
-
-
-def expression_limits(settings: Settings) -> ExpressionLimits:
-    return ExpressionLimits(
-        timeout_ms=settings.expression_timeout_ms,
-        memory_bytes=settings.expression_memory_mb * 1024 * 1024,
-        max_depth=settings.expression_max_depth,
-        threads=settings.expression_threads,
-    )
-
-
-def engine_settings(settings: Settings) -> EngineSettings:
-    return EngineSettings(
-        max_output_bytes=settings.max_step_bytes,
-        max_play_crashes=settings.max_play_crashes,
-        max_descendant_plays=settings.max_descendant_plays,
-        company_plays_per_second=settings.company_plays_per_second,
-        company_running_plays=settings.company_running_plays,
-        encrypt_play_data=settings.encrypt_play_data,
-    )
 
 
 def identity_service(settings: Settings, store: Store, audit: AuditLog) -> IdentityService:

@@ -246,7 +246,7 @@ def _actors(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _init(args: argparse.Namespace, settings: Settings) -> int:
-    from .app import open_configured_store
+    from .configured import open_configured_store
     from .services.identity import IdentityError, init_owner
 
     async def create() -> dict[str, str]:
@@ -272,8 +272,8 @@ def _store_location(statistics: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from .app import engine_settings, expression_limits, open_configured_store
     from .cli_plays import Watched, run_file, run_play
+    from .configured import engine_settings, expression_limits, open_configured_store
     from .expressions import configure_expressions
     from .flow_files import read_flow_file
     from .services.identity import IdentityService
@@ -363,8 +363,8 @@ def _plays_reject(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _plays_decide(args: argparse.Namespace, settings: Settings, *, approve: bool) -> int:
-    from .app import engine_settings, open_configured_store
     from .cli_plays import decide
+    from .configured import engine_settings, open_configured_store
     from .services.identity import IdentityService
 
     async def run() -> Play:
@@ -403,7 +403,7 @@ def _flows_command(
     """Run ``use(FlowFiles)`` against the configured store, once the company is known (by
     id or slug, or the only one): an unknown company is the identity service's not-found
     error, never a new, unreachable tenant."""
-    from .app import open_configured_store
+    from .configured import open_configured_store
     from .flow_files import FlowFiles
     from .services.audit import StoreAuditSink
     from .services.flows import FlowService
@@ -486,7 +486,7 @@ def _flows_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
-    from .app import open_configured_store
+    from .configured import open_configured_store
     from .services.exceptions import StoreError
     from .services.storage import rotate_keys
 

@@ -143,7 +143,7 @@ def in_store(env: dict[str, str], cwd: Path, body: str, *args: str) -> Any:
     configured and ``argv`` the ``args``; what it prints as JSON comes back."""
     script = (
         "import json, sys, trio\n"
-        "from flow8.app import open_configured_store\n"
+        "from flow8.configured import open_configured_store\n"
         "from flow8.config import load_settings\n"
         "from flow8.logs import configure_logging\n"
         "configure_logging('warning', 'json')\n"
