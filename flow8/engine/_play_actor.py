@@ -239,6 +239,7 @@ class PlayActors:
     async def _park(
         self, run: PlayRun, layer: PlayLayer, reason: WaitReason, wake_at: float | None
     ) -> None:
+        run.write_usage()
         self.ledger.park(run.journal, reason, layer.ref, wake_at)
         await run.journal.barrier()
         run.publish(
@@ -264,6 +265,7 @@ class PlayActors:
         sealed = None
         if self.host.settings.encrypt_play_data:
             sealed = {"input": run.redactor.mask(play.input), "output": output}
+        run.write_usage()
         self.ledger.finish(
             run.journal,
             state,

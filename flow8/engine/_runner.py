@@ -683,14 +683,21 @@ class PlayRun:
 
     def _spent(self, layer: PlayLayer, ctx: StepContext) -> PlayLayer:
         """Move what this attempt's provider calls spent onto the layer, the play's totals
-        and the company's daily counts (written with the layer, in the same pipeline)."""
+        and the company's daily counts (written with the layer, in the same pipeline: the
+        budgets read them before the next metered step)."""
         if not ctx.usage:
             return layer
         spent, ctx.usage = tuple(ctx.usage), []
         self.usage = self.usage.plus(spent)
-        self.journal.play({"usage": attrs.asdict(self.usage)})
         self.journal.count_usage(self.play.flow_id, spent, time.time())
         return attrs.evolve(layer, usage=layer.usage + spent)
+
+    def write_usage(self) -> None:
+        """Write the play's totals, when it made metered calls (as it parks or ends: a run
+        that dies before sums its layers again when it resumes, so no call is lost; writing
+        them with every call cost a second write per call)."""
+        if self.usage.calls:
+            self.journal.play({"usage": attrs.asdict(self.usage)})
 
     async def _invoke(self, step: Step, ctx: StepContext, args: Any) -> Any:
         timeout = step.flowlet.timeout

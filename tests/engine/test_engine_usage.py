@@ -14,6 +14,7 @@ import attrs
 import pytest
 import trio
 from engine_testkit import COMPANY, fast_settings, make_flow, new_engine, run
+from support.waits import wait_for_play
 
 from flow8.domain import AiUsage, Budget, BudgetPeriod, PlayState, UsageTotals
 from flow8.engine import Engine
@@ -173,3 +174,26 @@ async def test_a_flow_budget_stops_only_its_flow(setup: Any) -> None:
     gone = await usage.delete_budget(COMPANY, capped.id)
     assert gone.flow_id == capped.id
     assert (await run(engine, capped)).state is PlayState.DONE
+
+
+async def test_a_parked_play_keeps_its_totals_and_adds_to_them_when_it_resumes(
+    setup: Any,
+) -> None:
+    engine, _, provider, _ = setup
+    flow = await make_flow(
+        engine,
+        {
+            "flowlets": [
+                _step("before", 0.5),
+                {**_step("after", 0.25, tin=10, tout=5), "needsApproval": True},
+            ]
+        },
+    )
+    started = await engine.start_play(COMPANY, flow.id)
+    waiting = await wait_for_play(engine, COMPANY, started.id, PlayState.WAIT)
+    assert waiting.usage == UsageTotals(1, 100, 20, 0.5)
+    await engine.decide(COMPANY, started.id, approve=True, by="boss")
+    done = await engine.wait_play(COMPANY, started.id, timeout=10)
+    assert done.state is PlayState.DONE
+    assert provider.calls == ["before", "after"]
+    assert (await engine.get_play(COMPANY, started.id)).usage == UsageTotals(2, 110, 25, 0.75)
