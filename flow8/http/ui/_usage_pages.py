@@ -10,6 +10,7 @@ from typing import Any
 from quart import Response
 
 from flow8.domain import Budget, BudgetPeriod
+from flow8.services.flows import FlowNotFound
 from flow8.services.identity import Action
 from flow8.services.usage import BudgetNotFound, GroupBy, InvalidUsageQuery, UsageService
 
@@ -95,7 +96,7 @@ async def set_budget(page: PageReq) -> Response:
     if flow_id is not None:
         try:
             await flow_service().get(page.company_id, flow_id)
-        except Exception:
+        except FlowNotFound:  # a store that is down is an error page, not a form problem
             problems["flowId"] = "no such flow"
     if problems:
         return await _usage_page(page, values=values, errors=problems)
