@@ -2,6 +2,7 @@
 
     root                 rest_for_one: a child may depend on every child before it
     ├── store            group-commit writer and TTL purge of the opened store (restartable)
+    ├── instance         registers this process, holds its instance index, heartbeats
     ├── events           pub/sub of play and system events
     ├── audit            batches audit entries into the store; flushes on stop
     ├── engine           one_for_one
@@ -13,7 +14,7 @@
     │   ├── audit-cache  the values behind the audit filters (every 3 minutes)
     │   ├── ttl-cache    evicts expired in-memory cache entries (every minute)
     │   └── oauth-refresh  refreshes the OAuth2 tokens due, under their leases (every minute)
-    ├── channels         one_for_all: the channel listeners (CHANNEL_PORT_RANGE)
+    ├── channels         one_for_all: the channel listeners (this instance's port block)
     │   ├── listeners    dynamic supervisor: one task per enabled http/ws/tcp channel
     │   └── manager      starts, restarts and stops them as channels change
     ├── http             Hypercorn serving the Quart-Trio app on SERVER_PORT
@@ -30,6 +31,7 @@ Stop runs in reverse order, bounded by ``SHUTDOWN_GRACE_SECONDS``.
 from __future__ import annotations
 
 import ipaddress
+import os
 import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -37,6 +39,7 @@ from datetime import timedelta
 from typing import Any
 
 import attrs
+import structlog
 import trio
 
 import actors
@@ -72,6 +75,7 @@ from .services.identity import (
     install_instructions,
     needs_install,
 )
+from .services.instances import InstanceRegistry, channel_block
 from .services.kv import KvService, KvStore
 from .services.metrics import Metrics
 from .services.modules import ModuleCatalog
@@ -79,6 +83,7 @@ from .services.plays import PlayService
 from .services.retention import RetentionDefaults, RetentionPolicies
 from .services.schedules import ScheduleService
 from .services.usage import UsageService
+from .serving import WorkerRole, stop_on_signals
 from .store import Store
 
 log = get_logger("flow8.app")
@@ -104,6 +109,9 @@ class Platform:
     engine: Engine
     identity: IdentityService
     usage: UsageService
+    instance: InstanceRegistry
+    # Set in a worker of `flow8 serve --workers N`: its group and the parent's sockets.
+    role: WorkerRole | None = None
     runtime: actors.Runtime | None = None
     # Called with the runtime once it is open: children that need a ref into the tree
     # (the channel manager its dynamic supervisor of listeners).
@@ -120,7 +128,11 @@ class Platform:
 def build_tree(platform: Platform) -> actors.SupervisorSpec:
     """The supervision tree of one instance (see the module docstring)."""
     settings = platform.settings
-    scheduler = Scheduler(platform.store, PlayService(platform.engine))
+    role = platform.role
+    instance = platform.instance
+    scheduler = Scheduler(
+        platform.store, PlayService(platform.engine), instance=instance.instance_id
+    )
     schedules = ScheduleService(
         platform.store, platform.flows, PlayService(platform.engine), on_change=scheduler.changed
     )
@@ -128,6 +140,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         platform.store,
         platform.flows,
         settings.channel_port_range,
+        block_of=lambda: channel_block(settings.channel_port_range, instance.index or 1),
         max_connections=settings.channel_max_connections,
         rate_per_second=settings.channel_rate_per_second,
     )
@@ -139,8 +152,11 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         host=settings.server_host,
         max_body_bytes=settings.max_body_bytes,
         allowed_origins=settings.allowed_origins,
+        shared_ports=role is not None,
     )
     channels.on_change = channel_manager.changed
+    # A lost and re-claimed index moves the block: the manager re-reads its listeners.
+    instance.on_change = lambda: channel_manager.changed("", "")
     platform.on_runtime.append(channel_manager.attach)
     retention = RetentionPolicies(
         platform.store,
@@ -193,6 +209,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         retention=retention,
         jobs=cleanup.stats,
         usage=platform.usage,
+        instances=platform.instance,
         metrics=metrics,
     )
     app = create_app(deps)
@@ -220,6 +237,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
     return actors.SupervisorSpec(
         [
             actors.task("store", platform.store.serve, shutdown=5.0),
+            actors.task("instance", instance.serve, shutdown=3.0, info=instance.statistics),
             events_child(platform.events),
             audit_child(platform.audit),
             engine_child(platform.engine),
@@ -234,12 +252,14 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
                 settings.server_host,
                 settings.server_port,
                 graceful_timeout=min(5.0, settings.shutdown_grace_seconds / 2),
+                inherited_fd=role.http_fd if role else None,
             ),
             mcp_child(
                 mcp_app,
                 settings.server_host,
                 settings.mcp_port,
                 graceful_timeout=min(5.0, settings.shutdown_grace_seconds / 2),
+                inherited_fd=role.mcp_fd if role else None,
             ),
         ],
         strategy=actors.Strategy.REST_FOR_ONE,
@@ -281,7 +301,9 @@ def component_env(settings: Settings) -> Callable[[str], ProviderEnv]:
 
 
 @asynccontextmanager
-async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
+async def open_platform(
+    settings: Settings, role: WorkerRole | None = None
+) -> AsyncIterator[Platform]:
     """Open the store, build the tree and start it; yields once every child is running."""
     configure_expressions(expression_limits(settings))
     async with open_configured_store(settings, serve=False) as store:
@@ -294,6 +316,13 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
         credentials.oauth.audit = audit.record
         components = ComponentService(store, component_env(settings))
         usage = UsageService(store, audit.record)
+        instance = InstanceRegistry(
+            store,
+            group=role.group if role else "",
+            worker=role.worker if role else None,
+            heartbeat_seconds=settings.heartbeat_seconds,
+            ttl_seconds=4 * settings.heartbeat_seconds,
+        )
         platform = Platform(
             settings=settings,
             store=store,
@@ -306,7 +335,7 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
             engine=Engine(
                 store,
                 events,
-                engine_settings(settings),
+                engine_settings(settings, instance_id=instance.instance_id),
                 registry,
                 flows=flows,
                 kv=kv,
@@ -316,6 +345,8 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
             ),
             identity=identity_service(settings, store, audit),
             usage=usage,
+            instance=instance,
+            role=role,
         )
         async with actors.open_runtime(
             build_tree(platform), shutdown=settings.shutdown_grace_seconds
@@ -347,26 +378,53 @@ def identity_service(settings: Settings, store: Store, audit: AuditLog) -> Ident
     )
 
 
-async def serve(settings: Settings) -> None:
-    """Run the platform until SIGINT or SIGTERM, then stop the tree within the grace period."""
+async def serve(settings: Settings, role: WorkerRole | None = None) -> None:
+    """Run the platform until SIGINT or SIGTERM (a worker: or until its parent is gone),
+    then stop the tree within the grace period."""
+    stop = trio.Event()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_platform(settings) as platform:
-            base_url = f"http://{_display_host(settings.server_host)}:{settings.server_port}"
-            settle_after_startup()
-            log.info("flow8_started", url=base_url, store=_store_kind(settings.store_url))
-            if await needs_install(platform.store):
-                print(install_instructions(base_url, data_dir=settings.data_dir), flush=True)
-            async for received in signals:
-                log.info("flow8_stopping", signal=signal.Signals(received).name)
-                break
-            # Leaving open_platform stops the tree in reverse order; open_runtime's shutdown
-            # bound cancels whatever still runs after SHUTDOWN_GRACE_SECONDS.
+        async with trio.open_nursery() as watchers:
+            # Watched until the tree has stopped: a second signal (systemd signals the whole
+            # group, then the parent of --workers signals each worker) is taken, not left
+            # pending for Trio to redeliver as the receiver closes, which would kill us.
+            watchers.start_soon(stop_on_signals, signals, stop)
+            if role is not None:
+                watchers.start_soon(_stop_when_orphaned, stop)
+            async with open_platform(settings, role) as platform:
+                base_url = f"http://{_display_host(settings.server_host)}:{settings.server_port}"
+                settle_after_startup()
+                log.info(
+                    "flow8_started",
+                    url=base_url,
+                    store=_store_kind(settings.store_url),
+                    instance=platform.instance.instance_id,
+                    index=platform.instance.index,
+                )
+                if (role is None or role.worker == 1) and await needs_install(platform.store):
+                    print(install_instructions(base_url, data_dir=settings.data_dir), flush=True)
+                await stop.wait()
+                # Leaving open_platform stops the tree in reverse order; open_runtime's
+                # shutdown bound cancels whatever still runs after SHUTDOWN_GRACE_SECONDS.
+            watchers.cancel_scope.cancel()
     log.info("flow8_stopped")
 
 
-def run_server(settings: Settings) -> int:
-    """Entry point of ``flow8 serve``; returns the process exit code."""
-    trio.run(serve, settings)
+async def _stop_when_orphaned(stop: trio.Event, interval: float = 1.0) -> None:
+    """A worker whose parent died (SIGKILL leaves no chance to stop it) stops itself rather
+    than serve on unsupervised: its parent's successor starts workers of its own."""
+    parent = os.getppid()
+    while os.getppid() == parent:  # noqa: ASYNC110 (no event tells a parent's death)
+        await trio.sleep(interval)
+    log.warning("flow8_stopping", reason="the parent process of this worker is gone")
+    stop.set()
+
+
+def run_server(settings: Settings, role: WorkerRole | None = None) -> int:
+    """Entry point of ``flow8 serve`` and of each of its workers; returns the exit code."""
+    if role is not None:
+        # Every log line of a worker says which one it is.
+        structlog.contextvars.bind_contextvars(worker=role.worker)
+    trio.run(serve, settings, role)
     return 0
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
-from .config import ConfigError, Settings, load_env_file, load_settings
+from .config import ConfigError, Settings, load_env_file, load_settings, parse_workers
 from .logs import configure_logging
 
 if TYPE_CHECKING:
@@ -113,6 +113,15 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the platform until SIGINT/SIGTERM")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="instance processes to run on this host, sharing its ports: a number or 'auto' "
+        "(one per core); default FLOW8_WORKERS, else 1",
+    )
+    # Set by the parent of --workers N on each worker it starts (flow8.workers); not for people.
+    serve.add_argument("--worker-role", help=argparse.SUPPRESS)
     serve.set_defaults(command=_serve)
 
     actors = commands.add_parser("actors", help="print the live actor tree of a running server")
@@ -195,10 +204,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(_args: argparse.Namespace, settings: Settings) -> int:
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.worker_role:
+        from .app import run_server
+        from .serving import parse_role
+
+        return run_server(settings, parse_role(args.worker_role))
+    workers = args.workers or settings.workers
+    if workers > 1:
+        from .workers import run_workers
+
+        return run_workers(settings, workers)
     from .app import run_server
 
     return run_server(settings)
+
+
+def _workers(value: str) -> int:
+    try:
+        return parse_workers(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _seconds(value: str) -> float:

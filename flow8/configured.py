@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import attrs
+
 from .config import Settings
 from .engine import EngineSettings
 from .expressions import ExpressionLimits
@@ -69,8 +71,11 @@ def expression_limits(settings: Settings) -> ExpressionLimits:
     )
 
 
-def engine_settings(settings: Settings) -> EngineSettings:
-    return EngineSettings(
+def engine_settings(settings: Settings, *, instance_id: str | None = None) -> EngineSettings:
+    """The engine's tunables from the settings; ``instance_id`` names this process's play
+    leases (the instance registry's id, so leases and the registry tell one story)."""
+    tuned = EngineSettings(
+        lease_seconds=settings.play_lease_seconds,
         max_output_bytes=settings.max_step_bytes,
         max_play_crashes=settings.max_play_crashes,
         max_descendant_plays=settings.max_descendant_plays,
@@ -78,3 +83,4 @@ def engine_settings(settings: Settings) -> EngineSettings:
         company_running_plays=settings.company_running_plays,
         encrypt_play_data=settings.encrypt_play_data,
     )
+    return attrs.evolve(tuned, instance_id=instance_id) if instance_id else tuned

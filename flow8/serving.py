@@ -1,11 +1,22 @@
 """Hypercorn (trio worker) as flow8 serves with it: one configuration and one bind-failure
-error for every server of the tree (the HTTP API on SERVER_PORT, MCP on MCP_PORT)."""
+error for every server of the tree (the HTTP API on SERVER_PORT, MCP on MCP_PORT), and the
+listening sockets of ``flow8 serve --workers N``: the parent binds the HTTP and MCP ports once
+(:func:`bind_listener`) and its workers serve those inherited sockets; channel ports, opened and
+closed as channels change, are bound by every worker with SO_REUSEPORT
+(:func:`open_shared_listeners`), so the kernel spreads a port's connections over them."""
 
 from __future__ import annotations
 
 import errno
 import logging
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator
 
+import attrs
+import structlog
+import trio
 from hypercorn.config import Config
 from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio.tcp_server import TCPServer
@@ -29,13 +40,23 @@ class _TCPServer(TCPServer):
         await self.idle_task.stop()
 
 
+log = structlog.stdlib.get_logger("flow8.serving")
+
 # `hypercorn.trio.serve` builds each connection's handler from this module attribute.
 hypercorn_run.TCPServer = _TCPServer  # type: ignore[attr-defined]
 
 
-def hypercorn_config(host: str, port: int, graceful_timeout: float) -> Config:
+def hypercorn_config(
+    host: str, port: int, graceful_timeout: float, *, inherited_fd: int | None = None
+) -> Config:
+    """``inherited_fd``: a listening socket the parent process bound (workers) to serve
+    instead of binding ``host:port``; duplicated, as Hypercorn closes what it served and a
+    restarted server must find the worker's copy still open."""
     config = Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    if inherited_fd is not None:
+        config.bind = [f"fd://{os.dup(inherited_fd)}"]
+    else:
+        config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.graceful_timeout = graceful_timeout
     config.accesslog = None  # the audit trail records every request; no second access log
     # A Logger (not "-") makes Hypercorn log through the root handler: one JSON format, no
@@ -64,3 +85,89 @@ def cannot_listen(
         if isinstance(error, OSError) and error.errno in _CANNOT_BIND:
             return CannotListen(f"cannot listen on {bind} ({setting}): {error.strerror or error}")
     return None
+
+
+@attrs.frozen
+class WorkerRole:
+    """What the parent of ``flow8 serve --workers N`` (``flow8.workers``) tells each worker
+    it starts: the group the workers form (one instance index, one channel port block), the
+    worker's number, and the listening sockets it inherited for the HTTP API and MCP."""
+
+    group: str
+    worker: int
+    http_fd: int
+    mcp_fd: int
+
+    def argument(self) -> str:
+        """As ``--worker-role`` carries it (:func:`parse_role`)."""
+        return f"{self.group}:{self.worker}:{self.http_fd}:{self.mcp_fd}"
+
+
+def parse_role(text: str) -> WorkerRole:
+    """The role ``--worker-role`` carries; ValueError for anything else."""
+    parts = text.split(":")
+    if len(parts) != 4 or not parts[0] or not all(p.isdigit() for p in parts[1:]):
+        raise ValueError(f"--worker-role: expected GROUP:WORKER:HTTP_FD:MCP_FD, got {text!r}")
+    return WorkerRole(parts[0], int(parts[1]), int(parts[2]), int(parts[3]))
+
+
+async def stop_on_signals(signals: AsyncIterator[int], stop: trio.Event) -> None:
+    """Set ``stop`` at the first signal and take every later one until cancelled."""
+    async for received in signals:
+        if stop.is_set():
+            log.info("flow8_already_stopping", signal=signal.Signals(received).name)
+        else:
+            log.info("flow8_stopping", signal=signal.Signals(received).name)
+            stop.set()
+
+
+def bind_listener(host: str, port: int, setting: str, backlog: int = 1024) -> socket.socket:
+    """A listening TCP socket on ``host:port``, inheritable, for the workers to serve
+    (``flow8 serve --workers N``); CannotListen naming ``setting`` when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as error:
+        sock.close()
+        if error.errno in _CANNOT_BIND:
+            raise CannotListen(
+                f"cannot listen on {host}:{port} ({setting}): {error.strerror or error}"
+            ) from error
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+async def open_shared_listeners(
+    port: int, host: str, backlog: int = 1024
+) -> list[trio.SocketListener]:
+    """As ``trio.open_tcp_listeners``, with SO_REUSEPORT set before the bind: the workers of
+    one ``flow8 serve --workers N`` each listen on the same channel port (Linux admits only
+    sockets of the same user to share a port this way)."""
+    listeners: list[trio.SocketListener] = []
+    infos = await trio.socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    try:
+        for family, type_, proto, _, address in infos:
+            sock = trio.socket.socket(family, type_, proto)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                await sock.bind(address)
+                sock.listen(backlog)
+            except BaseException:
+                sock.close()
+                raise
+            listeners.append(trio.SocketListener(sock))
+    except BaseException:
+        for listener in listeners:
+            await listener.aclose()
+        raise
+    return listeners

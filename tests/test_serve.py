@@ -115,7 +115,20 @@ def test_serve_answers_health_and_admin_tree_then_stops_on_sigterm(
     assert tree["name"] == "root"
     assert tree["strategy"] == "rest_for_one"
     names = [child["name"] for child in tree["children"]]
-    assert names == ["store", "events", "audit", "engine", "jobs", "channels", "http", "mcp"]
+    assert names == [
+        "store",
+        "instance",
+        "events",
+        "audit",
+        "engine",
+        "jobs",
+        "channels",
+        "http",
+        "mcp",
+    ]
+    instance = next(child for child in tree["children"] if child["name"] == "instance")
+    assert instance["info"]["index"] == 1  # the only instance on its data dir
+    assert [i["pid"] for i in instance["info"]["instances"]] == [process.pid]
     engine = next(child for child in tree["children"] if child["name"] == "engine")
     assert {c["name"] for c in engine["children"]} == {"plays", "dispatcher"}
     channels = next(child for child in tree["children"] if child["name"] == "channels")

@@ -17,6 +17,7 @@ import trio
 import actors
 from flow8.logs import get_logger
 from flow8.services.channels import ChannelKind
+from flow8.serving import open_shared_listeners
 
 from ._context import ChannelContext
 from ._http import HttpConnection
@@ -51,13 +52,17 @@ class Listener:
 
     ctx: ChannelContext
     host: str
+    shared: bool = False  # SO_REUSEPORT: the workers of one serve share the port
     socket: trio.SocketListener | None = None
 
     async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         channel = self.ctx.channel
         assert channel.port is not None
         serve = SERVERS[channel.kind]
-        listeners = await trio.open_tcp_listeners(channel.port, host=self.host, backlog=1024)
+        if self.shared:
+            listeners = await open_shared_listeners(channel.port, self.host)
+        else:
+            listeners = await trio.open_tcp_listeners(channel.port, host=self.host, backlog=1024)
         self.socket = listeners[0]
         for extra in listeners[1:]:
             await extra.aclose()

@@ -68,6 +68,9 @@ class ChannelManager:
     events: EventService
     record: Callable[[AuditEntry], None]
     host: str = "0.0.0.0"
+    # The workers of one `flow8 serve --workers N` each listen on every channel port of
+    # their block (SO_REUSEPORT); a lone instance binds its ports for itself.
+    shared_ports: bool = False
     limits: Limits = attrs.field(factory=Limits)
     resync_seconds: float = 2.0
     _slots: dict[str, _Slot] = attrs.field(factory=dict)
@@ -185,7 +188,7 @@ class ChannelManager:
         )
 
     async def _serve(self, slot: _Slot, task_status: trio.TaskStatus[Any]) -> None:
-        listener = Listener(self.context(slot), self.host)
+        listener = Listener(self.context(slot), self.host, shared=self.shared_ports)
         slot.listener = listener
         try:
             await listener.serve(task_status=task_status)
@@ -204,6 +207,7 @@ def channels_child(
     max_body_bytes: int = 1_048_576,
     allowed_origins: tuple[str, ...] = (),
     resync_seconds: float = 2.0,
+    shared_ports: bool = False,
 ) -> tuple[actors.ChildSpec, ChannelManager]:
     """The ``channels`` child of the tree and its manager: pass ``manager.changed`` as the
     channel service's ``on_change`` and call ``manager.attach(runtime)`` once the runtime
@@ -214,6 +218,7 @@ def channels_child(
         events,
         audit,
         host=host,
+        shared_ports=shared_ports,
         limits=Limits(max_body_bytes=max_body_bytes, allowed_origins=tuple(allowed_origins)),
         resync_seconds=resync_seconds,
     )

@@ -8,6 +8,7 @@ from ._settings import (
     Setting,
     Settings,
     build_settings,
+    parse_workers,
 )
 from .exceptions import ConfigError
 
@@ -23,4 +24,5 @@ __all__ = [
     "default_config_text",
     "load_env_file",
     "load_settings",
+    "parse_workers",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 from collections.abc import Callable, Mapping
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
@@ -54,6 +55,9 @@ class Settings:
     server_host: str
     server_port: int
     shutdown_grace_seconds: float
+    workers: int  # instance processes `flow8 serve` runs on this host (flow8.workers)
+    heartbeat_seconds: float
+    play_lease_seconds: float
     allowed_origins: tuple[str, ...]
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...]
     max_body_bytes: int
@@ -113,6 +117,17 @@ class Setting:
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
+
+
+def parse_workers(value: Any) -> int:
+    """FLOW8_WORKERS and ``serve --workers``: 1 to 256, or auto (the cores this process may
+    use)."""
+    text = _text(value).lower()
+    if text == "auto":
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    if not text.isdigit() or not 1 <= int(text) <= 256:
+        raise ValueError(f"expected a number of workers from 1 to 256 or 'auto', got {text!r}")
+    return int(text)
 
 
 def _port(value: Any) -> int:
@@ -327,6 +342,16 @@ SETTINGS: tuple[Setting, ...] = (
             "Address the HTTP API listens on (0.0.0.0 to accept remote clients)."),
     Setting("server.port", "SERVER_PORT", "4454", "server_port", _port,
             "HTTP port: REST API, WebSocket, UI, admin and health."),
+    Setting("server.workers", "FLOW8_WORKERS", "1", "workers", parse_workers,
+            "Instance processes `flow8 serve` runs, sharing its ports; auto = one per core."),
+    Setting("instances.heartbeat_seconds", "FLOW8_HEARTBEAT_SECONDS", "5",
+            "heartbeat_seconds", _positive_seconds,
+            "How often an instance renews its registration; after 4 missed heartbeats its "
+            "instance index (and channel port block) is free for another instance."),
+    Setting("instances.play_lease_seconds", "FLOW8_PLAY_LEASE_SECONDS", "30",
+            "play_lease_seconds", _positive_seconds,
+            "How long a play stays with the instance running it without renewal (every third "
+            "of it): an instance that dies has its plays resumed elsewhere after this long."),
     Setting("server.shutdown_grace_seconds", "SHUTDOWN_GRACE_SECONDS", "10",
             "shutdown_grace_seconds", _positive_seconds,
             "On SIGINT/SIGTERM the tree stops within this many seconds."),

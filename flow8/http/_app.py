@@ -15,6 +15,7 @@ from . import (
     _flow_routes,
     _hardening,
     _identity_routes,
+    _instance_routes,
     _kv_routes,
     _metrics,
     _middleware,
@@ -47,6 +48,7 @@ ROUTE_GROUPS: tuple[Routes, ...] = (
     _channel_routes.routes,
     _retention_routes.routes,
     _usage_routes.routes,
+    _instance_routes.routes,
 )
 
 

@@ -13,9 +13,16 @@ from ._serve import serve_http
 
 
 def http_child(
-    app: Flow8App, host: str, port: int, *, graceful_timeout: float = 5.0, id: str = "http"
+    app: Flow8App,
+    host: str,
+    port: int,
+    *,
+    graceful_timeout: float = 5.0,
+    inherited_fd: int | None = None,
+    id: str = "http",
 ) -> actors.ChildSpec:
-    """A task child serving `app`; started = sockets bound. Asked to stop, it closes
+    """A task child serving `app`; started = sockets bound (or, in a worker, the parent's
+    socket `inherited_fd` served). Asked to stop, it closes
     WebSockets, lets in-flight requests finish for up to `graceful_timeout`, and returns."""
 
     async def run(task_status: trio.TaskStatus[Any]) -> None:
@@ -25,6 +32,7 @@ def http_child(
             port,
             shutdown_event=actors.stop_requested(),
             graceful_timeout=graceful_timeout,
+            inherited_fd=inherited_fd,
             task_status=task_status,
         )
 

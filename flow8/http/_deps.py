@@ -15,6 +15,7 @@ from flow8.services.credentials import CredentialService
 from flow8.services.events import EventService
 from flow8.services.flows import FlowService
 from flow8.services.identity import IdentityService
+from flow8.services.instances import InstanceRegistry
 from flow8.services.kv import KvService
 from flow8.services.metrics import Metrics
 from flow8.services.modules import ModuleCatalog
@@ -96,6 +97,7 @@ class HttpDeps:
     audit_filters: AuditFilterCache | None = None
     retention: RetentionPolicies | None = None
     usage: UsageService | None = None
+    instances: InstanceRegistry | None = None
     # The periodic jobs' statistics, with the counts of one company (GET /api/jobs).
     jobs: Callable[[str], Sequence[Mapping[str, Any]]] | None = None
     # What GET /metrics serves (behind the admin token); None: no metrics, nothing counted.

@@ -19,6 +19,7 @@ async def serve_http(
     *,
     shutdown_event: trio.Event | None = None,
     graceful_timeout: float = 5.0,
+    inherited_fd: int | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `app` until `shutdown_event` is set (or the caller cancels), then return.
@@ -27,7 +28,7 @@ async def serve_http(
     children in order knows HTTP is accepting connections. On shutdown, `app.closing` is set
     first so WebSocket handlers close instead of holding the server for `graceful_timeout`.
     """
-    config = hypercorn_config(host, port, graceful_timeout)
+    config = hypercorn_config(host, port, graceful_timeout, inherited_fd=inherited_fd)
     # A restarted server reuses the app: give it a fresh closing signal.
     app.closing = trio.Event()
 

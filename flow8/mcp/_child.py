@@ -23,6 +23,7 @@ async def serve_mcp(
     *,
     shutdown_event: trio.Event | None = None,
     graceful_timeout: float = 5.0,
+    inherited_fd: int | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` until ``shutdown_event`` is set (or the caller cancels).
@@ -30,7 +31,7 @@ async def serve_mcp(
     ``task_status.started(binds)`` fires once the socket is bound. The SDK's session manager
     runs around the server; at shutdown its sessions (and their open streams) are closed
     first, while in-flight tool calls finish within ``graceful_timeout``."""
-    config = hypercorn_config(host, port, graceful_timeout)
+    config = hypercorn_config(host, port, graceful_timeout, inherited_fd=inherited_fd)
 
     async def trigger() -> None:
         if shutdown_event is None:
@@ -52,9 +53,16 @@ async def serve_mcp(
 
 
 def mcp_child(
-    app: McpApp, host: str, port: int, *, graceful_timeout: float = 5.0, id: str = "mcp"
+    app: McpApp,
+    host: str,
+    port: int,
+    *,
+    graceful_timeout: float = 5.0,
+    inherited_fd: int | None = None,
+    id: str = "mcp",
 ) -> actors.ChildSpec:
-    """A task child serving the MCP server; started = socket bound."""
+    """A task child serving the MCP server; started = socket bound (or, in a worker, the
+    parent's socket ``inherited_fd`` served)."""
 
     async def run(task_status: trio.TaskStatus[Any]) -> None:
         await serve_mcp(
@@ -63,6 +71,7 @@ def mcp_child(
             port,
             shutdown_event=actors.stop_requested(),
             graceful_timeout=graceful_timeout,
+            inherited_fd=inherited_fd,
             task_status=task_status,
         )
 

@@ -216,11 +216,16 @@ CATALOG = Catalog.of(
             index("company_id", "email", unique=True),
             index("expires_at", expire_after_seconds=0),
         ),
+        # [instances] one document per running ``flow8 serve`` process, refreshed by its
+        # heartbeat; and one claim per instance index (_id = the index as text) held by a
+        # group of instances (the workers of one serve): flow8.services.instances
         _system(
             "instances",
-            index("index", unique=True),
+            index("group"),
+            index("index", "started_at"),
             index("expires_at", expire_after_seconds=0),
         ),
+        _system("instance_indexes", index("expires_at", expire_after_seconds=0)),
         # [channels] one claim per listening port (_id = the port, as text), holding the
         # company and channel: the unique _id makes port allocation race-safe across
         # instances sharing the database (flow8.services.channels)

@@ -143,14 +143,22 @@ def load_keyring(
             return Keyring.parse(path.read_text())
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         ring = Keyring.generate()
+        # Written whole to a file of our own, then linked into place: link fails if the
+        # key file exists, so of processes starting at once (the workers of one serve) one
+        # key wins, and nobody ever reads a key file that is still being written.
+        draft = path.with_name(f".{KEY_FILE}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process won the race: use its key
-            return Keyring.parse(path.read_text())
-        with os.fdopen(fd, "w") as f:
-            f.write(ring.serialize() + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+            with os.fdopen(fd, "w") as f:
+                f.write(ring.serialize() + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(draft, path)
+            except FileExistsError:  # another process won the race: use its key
+                return Keyring.parse(path.read_text())
+        finally:
+            draft.unlink(missing_ok=True)
     except OSError as e:
         raise KeyringError(f"cannot use the key file {str(path)!r}: {e.strerror or e}") from e
     log.warning(

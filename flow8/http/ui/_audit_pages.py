@@ -227,13 +227,13 @@ async def actors_page(page: PageReq) -> Response:
 
 # Served at /admin/actors by the admin blueprint (see the module's docstring), so declared
 # here without being mounted; its live fragment is an ordinary page of this group.
-ACTORS_PAGE = PageSpec("GET", "/admin/actors", Action.MEMBER_MANAGE, actors_page)
+ACTORS_PAGE = PageSpec("GET", "/admin/actors", Action.ADMIN_READ, actors_page)
 
 
 async def serve_actor_page() -> Response:
     return await serve_page(ACTORS_PAGE)
 
 
-@pages.get("/admin/actors/live", action=Action.MEMBER_MANAGE)
+@pages.get("/admin/actors/live", action=Action.ADMIN_READ)
 async def actors_live(page: PageReq) -> Response:
     return await _tree(page, "workspace/_actor_tree.html")

@@ -5,7 +5,9 @@ A channel's bearer token and HMAC secret are kept in the collection's secret fie
 ``secrets``, which the store encrypts; answers and audit entries only name them.
 
 Ports: an http, ws or tcp channel gets the lowest free port of this instance's block
-(``CHANNEL_PORT_RANGE``). A port is claimed by inserting ``{_id: "<port>"}`` into
+(``CHANNEL_PORT_RANGE`` for instance index 1, the next hundred ports for index 2, ...: see
+``flow8.services.instances.channel_block``), and is served by the instance that holds the
+block's index (:meth:`listeners`). A port is claimed by inserting ``{_id: "<port>"}`` into
 ``channel_ports`` first: the unique ``_id`` makes the claim race-safe across processes that
 share the database (the loser of a race moves on to the next port). The claim is released
 when the channel is deleted (or when its creation fails); a claim left by a process that died
@@ -136,6 +138,9 @@ class ChannelService:
     store: Store
     flows: FlowRepository
     port_range: PortRange
+    # This instance's block as it stands now (its index can change at a heartbeat);
+    # None: ``port_range`` itself (one instance, index 1).
+    block_of: Callable[[], PortRange] | None = attrs.field(default=None, kw_only=True)
     max_connections: int = attrs.field(default=100, kw_only=True)
     rate_per_second: float = attrs.field(default=50.0, kw_only=True)
     on_change: Callable[[str, str], None] = attrs.field(default=_no_change, kw_only=True)
@@ -147,6 +152,11 @@ class ChannelService:
     def _ports(self) -> Collection:
         return self.store.system.collection(PORTS)
 
+    @property
+    def block(self) -> PortRange:
+        """The ports this instance gives new channels and listens on."""
+        return self.block_of() if self.block_of is not None else self.port_range
+
     # -- ports ------------------------------------------------------------------------------
 
     async def _claim_port(self, company_id: str, channel_id: str) -> int:
@@ -155,7 +165,8 @@ class ChannelService:
                 break
             claims = await self._ports().find({}, projection={"_id": 1}, limit=_LIST_LIMIT)
             taken = {c["_id"] for c in claims}
-            for port in range(self.port_range.first, self.port_range.last + 1):
+            block = self.block
+            for port in range(block.first, block.last + 1):
                 if str(port) in taken:
                     continue
                 claim = {
@@ -170,8 +181,8 @@ class ChannelService:
                     continue  # another process claimed it in between: try the next one
                 return port
         raise PortsExhausted(
-            f"every port of this instance's channel block ({self.port_range}, "
-            f"CHANNEL_PORT_RANGE) is taken by a channel: delete a channel or widen "
+            f"every port of this instance's channel block ({self.block}, "
+            f"from CHANNEL_PORT_RANGE) is taken by a channel: delete a channel or widen "
             f"CHANNEL_PORT_RANGE"
         )
 
@@ -182,7 +193,7 @@ class ChannelService:
     async def _reclaim_orphans(self) -> bool:
         """Release the claims of the block whose channel was never stored (the claiming
         process died in between); answers whether any was released."""
-        first, last = self.port_range.first, self.port_range.last
+        first, last = self.block.first, self.block.last
         cutoff = self.clock() - _ORPHAN_AGE
         claims = await self._ports().find({"claimed_at": {"$lt": cutoff}}, limit=_LIST_LIMIT)
         released = False
@@ -466,9 +477,13 @@ class ChannelService:
     # -- readers for the listeners and the MCP server ---------------------------------------
 
     async def listeners(self) -> builtins.list[Channel]:
-        """Every enabled http, ws and tcp channel of every company (cross-tenant)."""
+        """Every enabled http, ws and tcp channel of every company (cross-tenant) whose port
+        is in this instance's block: the channels this instance listens for."""
+        block = self.block
         docs = await self.store.cross_tenant.collection(COLLECTION).find(
-            {"enabled": True}, sort=[("_id", 1)], limit=_LIST_LIMIT
+            {"enabled": True, "port": {"$gte": block.first, "$lte": block.last}},
+            sort=[("_id", 1)],
+            limit=_LIST_LIMIT,
         )
         found = (channel_from_doc(d) for d in docs)
         return [c for c in found if c.kind.listens and c.port is not None]

@@ -36,6 +36,7 @@ class Action(enum.StrEnum):
     AUDIT_READ = "audit.read"
     RETENTION_MANAGE = "retention.manage"  # retention policies and the jobs' statistics
     BUDGET_MANAGE = "budget.manage"  # the company's and its flows' budgets for AI calls
+    ADMIN_READ = "admin.read"  # the installation's instances and actor tree
     COMPANY_MANAGE = "company.manage"
 
 
@@ -60,6 +61,7 @@ _ADMIN = _EDITOR | {
     Action.AUDIT_READ,
     Action.RETENTION_MANAGE,
     Action.BUDGET_MANAGE,
+    Action.ADMIN_READ,
 }
 _OWNER = _ADMIN | {Action.COMPANY_MANAGE}
 
