@@ -121,13 +121,22 @@ async def stop_on_signals(signals: AsyncIterator[int], stop: trio.Event) -> None
             stop.set()
 
 
-def bind_listener(host: str, port: int, setting: str, backlog: int = 1024) -> socket.socket:
-    """A listening TCP socket on ``host:port``, inheritable, for the workers to serve
-    (``flow8 serve --workers N``); CannotListen naming ``setting`` when the port is taken."""
+def bind_listener(
+    host: str, port: int, setting: str, *, backlog: int = 1024, reuse_port: bool = False
+) -> socket.socket:
+    """A listening TCP socket on ``host:port``, inheritable, for a worker to serve
+    (``flow8 serve --workers N``); CannotListen naming ``setting`` when the port is taken.
+
+    ``reuse_port``: the parent binds one such socket per worker (SO_REUSEPORT), so the
+    kernel spreads connections evenly over the workers by their addresses. One socket that
+    every worker accepts from does not: the worker that wakes first takes whole bursts of
+    connections, and keep-alive clients stay with it (64 of 64 went to one of two workers)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
         sock.listen(backlog)

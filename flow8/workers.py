@@ -2,11 +2,13 @@
 
 One Python process runs one Trio loop on one core; workers use the others. The parent:
 
-* binds the HTTP and MCP ports itself, once (a port that is taken fails here, with the usual
-  one-line error, before any worker starts), and hands the listening sockets to every worker,
-  whose Hypercorn serves them (``fd://``): the kernel spreads new connections over the
-  workers accepting on them. Channel ports come and go as channels change, so each worker
-  binds its block's ports itself with SO_REUSEPORT (``flow8.serving.open_shared_listeners``);
+* binds the HTTP and MCP ports itself, one socket per worker with SO_REUSEPORT (a port that
+  is taken fails here, with the usual one-line error, before any worker starts), and hands
+  each worker its own pair, which its Hypercorn serves (``fd://``): the kernel spreads new
+  connections evenly over the sockets. A socket stays bound in the parent while its worker
+  restarts, so connections that reach it wait in its backlog instead of being refused.
+  Channel ports come and go as channels change, so each worker binds its block's ports
+  itself with SO_REUSEPORT (``flow8.serving.open_shared_listeners``);
 * starts each worker as ``flow8 serve --worker-role GROUP:K:HTTP_FD:MCP_FD``: a whole
   supervision tree with its own instance id, in a group that holds one instance index (one
   channel port block) for the host (``flow8.services.instances``);
@@ -21,6 +23,7 @@ The parent opens no store and runs no actors: it is small enough not to fail.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import sys
@@ -97,12 +100,15 @@ async def _stop_on(stopping: trio.Event, process: trio.Process, grace: float, wo
     process.kill()
 
 
-async def supervise(settings: Settings, count: int, sockets: tuple[socket.socket, ...]) -> None:
-    http, mcp = sockets
+async def supervise(settings: Settings, sockets: list[tuple[socket.socket, socket.socket]]) -> None:
+    """Run one worker per (HTTP, MCP) socket pair until SIGINT or SIGTERM."""
     group = new_id()
     slots = [
         _Worker(role, worker_command(role))
-        for role in (WorkerRole(group, k, http.fileno(), mcp.fileno()) for k in range(1, count + 1))
+        for role in (
+            WorkerRole(group, k, http.fileno(), mcp.fileno())
+            for k, (http, mcp) in enumerate(sockets, start=1)
+        )
     ]
     stopping = trio.Event()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -113,24 +119,27 @@ async def supervise(settings: Settings, count: int, sockets: tuple[socket.socket
                     workers.start_soon(
                         _keep_running, slot, stopping, settings.shutdown_grace_seconds
                     )
-                log.info("flow8_workers_started", workers=count, group=group)
+                log.info("flow8_workers_started", workers=len(slots), group=group)
             nursery.cancel_scope.cancel()
     log.info("flow8_stopped")
 
 
 def run_workers(settings: Settings, count: int) -> int:
     """Entry point of ``flow8 serve --workers N`` (N > 1); returns the exit code."""
-    http = bind_listener(settings.server_host, settings.server_port, "SERVER_HOST / SERVER_PORT")
-    try:
-        mcp = bind_listener(settings.server_host, settings.mcp_port, "SERVER_HOST / MCP_PORT")
-    except BaseException:
-        http.close()
-        raise
-    try:
-        trio.run(supervise, settings, count, (http, mcp))
-    finally:
-        http.close()
-        mcp.close()
+    host = settings.server_host
+
+    def listener(port: int, setting: str) -> socket.socket:
+        return bound.enter_context(bind_listener(host, port, setting, reuse_port=True))
+
+    with contextlib.ExitStack() as bound:
+        sockets = [
+            (
+                listener(settings.server_port, "SERVER_HOST / SERVER_PORT"),
+                listener(settings.mcp_port, "SERVER_HOST / MCP_PORT"),
+            )
+            for _ in range(count)
+        ]
+        trio.run(supervise, settings, sockets)
     return 0
 
 

@@ -90,6 +90,14 @@ class StoreCollector(Collector):
             count_value=commits,
             sum_value=float(stats.get("committed_ops") or 0),
         )
+        if "lock_waits" in stats:
+            yield SummaryMetricFamily(
+                "flow8_store_lock_wait_seconds",
+                "Group commits that waited for another process on the same database file "
+                "(count) and the time they waited (sum).",
+                count_value=int(stats["lock_waits"]),
+                sum_value=float(stats["lock_wait_seconds"]),
+            )
         le = stats.get("commit_seconds_le")
         if le is not None:
             yield HistogramMetricFamily(
