@@ -15,6 +15,7 @@
     │   ├── ttl-cache    evicts expired in-memory cache entries (every minute)
     │   └── oauth-refresh  refreshes the OAuth2 tokens due, under their leases (every minute)
     ├── channels         one_for_all: the channel listeners (this instance's port block)
+    ├── metrics-peer     (a worker of serve --workers N, metrics on) its metrics for its peers
     │   ├── listeners    dynamic supervisor: one task per enabled http/ws/tcp channel
     │   └── manager      starts, restarts and stops them as channels change
     ├── http             Hypercorn serving the Quart-Trio app on SERVER_PORT
@@ -36,6 +37,8 @@ import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -77,7 +80,7 @@ from .services.identity import (
 )
 from .services.instances import InstanceRegistry, channel_block
 from .services.kv import KvService, KvStore
-from .services.metrics import Metrics
+from .services.metrics import Metrics, WorkerPeers
 from .services.modules import ModuleCatalog
 from .services.plays import PlayService
 from .services.retention import RetentionDefaults, RetentionPolicies
@@ -180,6 +183,13 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
         if settings.admin_token
         else None
     )
+    # With workers, a scrape reaching any of them serves every worker's metrics.
+    peers_child: list[actors.ChildSpec] = []
+    if metrics is not None and role is not None:
+        metrics.peers = WorkerPeers(Path(role.run_dir), role.worker)
+        peers_child.append(
+            actors.task("metrics-peer", partial(metrics.peers.serve, metrics.render_own))
+        )
     deps = HttpDeps(
         settings=HttpSettings(
             admin_token=settings.admin_token,
@@ -247,6 +257,7 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
                 oauth_refresh_job(platform.credentials).child(),
             ),
             channels_spec,
+            *peers_child,
             http_child(
                 app,
                 settings.server_host,

@@ -97,18 +97,21 @@ class WorkerRole:
     worker: int
     http_fd: int
     mcp_fd: int
+    run_dir: str  # the group's private directory (each worker's metrics socket)
 
     def argument(self) -> str:
         """As ``--worker-role`` carries it (:func:`parse_role`)."""
-        return f"{self.group}:{self.worker}:{self.http_fd}:{self.mcp_fd}"
+        return f"{self.group}:{self.worker}:{self.http_fd}:{self.mcp_fd}:{self.run_dir}"
 
 
 def parse_role(text: str) -> WorkerRole:
     """The role ``--worker-role`` carries; ValueError for anything else."""
-    parts = text.split(":")
-    if len(parts) != 4 or not parts[0] or not all(p.isdigit() for p in parts[1:]):
-        raise ValueError(f"--worker-role: expected GROUP:WORKER:HTTP_FD:MCP_FD, got {text!r}")
-    return WorkerRole(parts[0], int(parts[1]), int(parts[2]), int(parts[3]))
+    parts = text.split(":", 4)
+    if len(parts) != 5 or not parts[0] or not all(p.isdigit() for p in parts[1:4]):
+        raise ValueError(
+            f"--worker-role: expected GROUP:WORKER:HTTP_FD:MCP_FD:RUN_DIR, got {text!r}"
+        )
+    return WorkerRole(parts[0], int(parts[1]), int(parts[2]), int(parts[3]), parts[4])
 
 
 async def stop_on_signals(signals: AsyncIterator[int], stop: trio.Event) -> None:

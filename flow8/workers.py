@@ -24,9 +24,11 @@ The parent opens no store and runs no actors: it is small enough not to fail.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 
 import attrs
@@ -103,13 +105,21 @@ async def _stop_on(stopping: trio.Event, process: trio.Process, grace: float, wo
 async def supervise(settings: Settings, sockets: list[tuple[socket.socket, socket.socket]]) -> None:
     """Run one worker per (HTTP, MCP) socket pair until SIGINT or SIGTERM."""
     group = new_id()
+    run_dir = tempfile.mkdtemp(prefix="flow8-workers-")  # 0700: the workers' metrics sockets
     slots = [
         _Worker(role, worker_command(role))
         for role in (
-            WorkerRole(group, k, http.fileno(), mcp.fileno())
+            WorkerRole(group, k, http.fileno(), mcp.fileno(), run_dir)
             for k, (http, mcp) in enumerate(sockets, start=1)
         )
     ]
+    try:
+        await _run(settings, slots, group)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+async def _run(settings: Settings, slots: list[_Worker], group: str) -> None:
     stopping = trio.Event()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:

@@ -19,9 +19,11 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from support.serving import CONFIG, free_port
 
 pytestmark = pytest.mark.wall_clock
+TOKEN = "workers-admin-token-0123456789"
 T = TypeVar("T")
 OWNER = {"company": "Acme", "email": "ops@example.com", "password": "a-long-password"}
 
@@ -129,6 +131,24 @@ def test_two_serve_processes_take_indexes_1_and_2_and_the_channel_blocks_that_go
             _until(lambda: _listening(7800), "the block of index 2, served again")
 
 
+def _finished(client: httpx.Client) -> dict[str, float]:
+    """Plays finished DONE per worker, from one scrape of /metrics (whichever worker gets it)."""
+    scraped = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert scraped.status_code == 200, scraped.text
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(scraped.text):
+        for sample in family.samples:
+            if (
+                sample.name == "flow8_process_cpu_seconds_total"
+                or sample.name == "process_cpu_seconds_total"
+            ):
+                counts.setdefault(sample.labels["worker"], 0.0)
+            if sample.name == "flow8_plays_finished_total" and sample.labels["state"] == "DONE":
+                worker = sample.labels["worker"]
+                counts[worker] = counts.get(worker, 0.0) + sample.value
+    return counts
+
+
 def _run(client: httpx.Client, flow_id: str, key: str) -> str:
     """Start a play, retrying with the same Idempotency-Key across a worker's death (what a
     careful client does): the play exists once however often the request was sent."""
@@ -156,6 +176,7 @@ def test_workers_share_the_port_a_killed_worker_is_restarted_and_its_plays_finis
         FLOW8_PLAY_LEASE_SECONDS=str(lease),
         FLOW8_HEARTBEAT_SECONDS="1",
         FLOW8_COMPANY_PLAYS_PER_SECOND="0",
+        FLOW8_ADMIN_TOKEN=TOKEN,
     )
     with (
         serving(tmp_path, env, "--workers", "3") as (parent, base),
@@ -169,6 +190,7 @@ def test_workers_share_the_port_a_killed_worker_is_restarted_and_its_plays_finis
         assert sorted(w["worker"] for w in workers) == [1, 2, 3]
         assert {w["index"] for w in workers} == {1}  # one host, one group, one block
         assert len({w["pid"] for w in workers}) == 3
+        assert _finished(client) == {"1": 0.0, "2": 0.0, "3": 0.0}  # every worker's metrics
         flow = {
             "name": "slow",
             "flowlets": [{"ref": "wait", "appId": "delay", "args": {"ms": 1500}}],
@@ -218,6 +240,12 @@ def test_workers_share_the_port_a_killed_worker_is_restarted_and_its_plays_finis
 
         fresh = _until(replaced, "worker 2 restarted")
         assert fresh["index"] == 1
+        # Every worker's counters in one scrape: what the victim counted died with it, so
+        # the live workers (the new worker 2 among them, which may have resumed some of the
+        # victim's plays) account for most of the 60 but never more.
+        finished = _until(lambda: (f := _finished(client)) and len(f) == 3 and f, "3 workers")
+        assert sorted(finished) == ["1", "2", "3"]
+        assert 0 < sum(finished.values()) <= 60
         pids = {w["pid"] for w in client.get("/api/instances").json()["items"]}
 
         # SIGTERM stops them all within the grace period (5 s), and the parent exits 0.

@@ -161,3 +161,33 @@ def test_an_observer_that_raises_does_not_stop_the_event() -> None:
     assert not bus.wants(ev.LAYER_STARTED, "c1", None, "p1")
     bus.publish(ev.Event(ev.PLAY_STARTED, "c1", "f1", "p1"))
     assert seen == [ev.PLAY_STARTED]
+
+
+def test_the_expositions_of_several_workers_merge_into_one_labelled_by_worker() -> None:
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from flow8.services.metrics import merge_expositions
+
+    def exposition(done: int, seconds: float) -> bytes:
+        registry = CollectorRegistry()
+        Counter("flow8_plays_finished", "Plays.", ["state"], registry=registry).labels("DONE").inc(
+            done
+        )
+        Histogram("flow8_step_seconds", "Steps.", registry=registry).observe(seconds)
+        return generate_latest(registry)
+
+    merged = merge_expositions([(1, exposition(3, 0.2)), (2, exposition(5, 2.0))]).decode()
+    assert merged.count("# TYPE flow8_plays_finished_total counter") == 1
+    families = {f.name: f for f in text_string_to_metric_families(merged)}
+    done = {
+        s.labels["worker"]: s.value
+        for s in families["flow8_plays_finished"].samples
+        if s.name == "flow8_plays_finished_total"
+    }
+    assert done == {"1": 3.0, "2": 5.0}
+    counts = {
+        s.labels["worker"]: s.value
+        for s in families["flow8_step_seconds"].samples
+        if s.name == "flow8_step_seconds_count"
+    }
+    assert counts == {"1": 1.0, "2": 1.0}

@@ -3,5 +3,6 @@
 from ._http import RequestMeter
 from ._plays import PlayMeter
 from ._service import Metrics
+from ._workers import WorkerPeers, merge_expositions
 
-__all__ = ["Metrics", "PlayMeter", "RequestMeter"]
+__all__ = ["Metrics", "PlayMeter", "RequestMeter", "WorkerPeers", "merge_expositions"]

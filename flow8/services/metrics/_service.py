@@ -17,6 +17,7 @@ from flow8.store import Store, StoreError
 from ._collectors import QUEUED, ActorCollector, PlayCollector, StoreCollector
 from ._http import RequestMeter
 from ._plays import PlayMeter
+from ._workers import WorkerPeers, merge_expositions
 
 log = get_logger("flow8.metrics")
 
@@ -42,6 +43,8 @@ class Metrics:
     # The classic text format every scraper reads (Prometheus 2 and 3, promtool, agents);
     # flow8's names need none of 1.0.0's UTF-8 escaping, so the text is the same.
     content_type: str = CONTENT_TYPE_PLAIN_0_0_4
+    # Set in a worker of `flow8 serve --workers N`: a scrape serves every worker's metrics.
+    peers: WorkerPeers | None = None
 
     @classmethod
     def of(
@@ -62,7 +65,16 @@ class Metrics:
         return cls(registry, RequestMeter.on(registry), plays, engine, queue)
 
     async def render(self) -> bytes:
-        """The text exposition format, the play queue counted first."""
+        """The text exposition format: this instance's, or with workers every worker's
+        (labelled ``worker``)."""
+        own = await self.render_own()
+        if self.peers is None:
+            return own
+        others = await self.peers.gather()
+        return merge_expositions([(self.peers.worker, own), *others])
+
+    async def render_own(self) -> bytes:
+        """This process's metrics, the play queue counted first."""
         await self._count_queue()
         return generate_latest(self.registry)
 
