@@ -179,7 +179,13 @@ def build_tree(platform: Platform) -> actors.SupervisorSpec:
     )
     # GET /metrics is behind the admin token: without one it is off and nothing is counted.
     metrics = (
-        Metrics.of(platform.engine, platform.events, platform.store, platform.actor_tree)
+        Metrics.of(
+            platform.engine,
+            platform.events,
+            platform.store,
+            platform.actor_tree,
+            heartbeats=instance.heartbeat_ages,
+        )
         if settings.admin_token
         else None
     )

@@ -297,6 +297,9 @@ def test_served_api_runs_a_flow_end_to_end(server: tuple[subprocess.Popen[str], 
     assert not any("play-" in a for a in actors)
     assert value("flow8_store_commit_batch_size_count") > 0
     assert value("flow8_store_commit_duration_seconds_count") > 0
+    ages = [s for s in samples if s.name == "flow8_instance_heartbeat_age_seconds"]
+    assert [s.labels["index"] for s in ages] == ["1"]
+    assert 0 <= ages[0].value < 30
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=15)
     assert process.returncode == 0

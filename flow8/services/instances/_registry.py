@@ -183,6 +183,12 @@ class InstanceRegistry:
         )
         return [_info(d) for d in docs]
 
+    def heartbeat_ages(self) -> list[tuple[str, int, float]]:
+        """(id, index, seconds since its heartbeat) of each live instance, as of this
+        instance's last heartbeat (for the metrics; no store read)."""
+        now = self.clock()
+        return [(p.id, p.index, round(p.heartbeat_age(now), 3)) for p in self.peers]
+
     def statistics(self) -> dict[str, Any]:
         """This instance's node in the admin tree."""
         return {

@@ -3,7 +3,7 @@ twice, and nothing costs anything between scrapes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -132,3 +132,23 @@ class PlayCollector(Collector):
             for state, n in self.queued.items():
                 queue.add_metric([state], float(n))
             yield queue
+
+
+@attrs.define(eq=False)  # registered by identity
+class InstanceCollector(Collector):
+    """How long ago each live instance sharing the store last heartbeated, as this instance
+    read the registry at its own last heartbeat (``flow8.services.instances``): an age that
+    keeps growing is an instance about to lose its index and have its plays taken over."""
+
+    # (instance id, instance index, seconds since its heartbeat) of each live instance
+    heartbeats: Callable[[], Iterable[tuple[str, int, float]]]
+
+    def collect(self) -> Iterator[Metric]:
+        age = GaugeMetricFamily(
+            "flow8_instance_heartbeat_age_seconds",
+            "Seconds since each live instance's last heartbeat.",
+            labels=["instance", "index"],
+        )
+        for instance, index, seconds in self.heartbeats():
+            age.add_metric([instance, str(index)], seconds)
+        yield age

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -14,7 +14,7 @@ from flow8.events import EventBus
 from flow8.logs import get_logger
 from flow8.store import Store, StoreError
 
-from ._collectors import QUEUED, ActorCollector, PlayCollector, StoreCollector
+from ._collectors import QUEUED, ActorCollector, InstanceCollector, PlayCollector, StoreCollector
 from ._http import RequestMeter
 from ._plays import PlayMeter
 from ._workers import WorkerPeers, merge_expositions
@@ -53,6 +53,7 @@ class Metrics:
         bus: EventBus,
         store: Store,
         actor_tree: Callable[[], Mapping[str, Any]] = _no_tree,
+        heartbeats: Callable[[], Iterable[tuple[str, int, float]]] = tuple,
     ) -> Metrics:
         registry = CollectorRegistry()
         plays = PlayMeter.on(registry)
@@ -61,6 +62,7 @@ class Metrics:
         registry.register(queue)
         registry.register(ActorCollector(actor_tree))
         registry.register(StoreCollector(store.statistics))
+        registry.register(InstanceCollector(heartbeats))
         ProcessCollector(registry=registry)
         return cls(registry, RequestMeter.on(registry), plays, engine, queue)
 
