@@ -328,6 +328,11 @@ def test_the_owner_sees_the_live_actor_tree_without_other_companies_plays(
     answer = page.goto("/admin/actors")
     assert answer is not None
     assert answer.status == 200
+    # The one instance serving this store, marked as the one that answered.
+    rows = page.locator("#instances tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("aria-current", "true")
+    expect(rows.first.locator("td").first).to_have_text("1")
     tree = page.locator("#actor-tree")
     expect(tree.locator(".node-name", has_text=re.compile(r"^engine$"))).to_be_visible()
     expect(tree).to_contain_text("restarts")

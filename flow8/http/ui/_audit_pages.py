@@ -213,16 +213,19 @@ def _count(node: Mapping[str, Any]) -> int:
     return 1 + sum(_count(c) for c in node.get("children", ()))
 
 
-async def _tree(page: PageReq, template: str) -> Response:
+async def _tree(page: PageReq, template: str, **more: Any) -> Response:
     tree = app().deps.actor_tree()
     own = await _own_plays(page.company_id, play_ids(tree))
     shown = tenant_tree(tree, page.company_id, own)
     nodes = _count(shown) if shown else 0
-    return render(page, template, tree=shown, nodes=nodes, now=datetime.now(UTC))
+    return render(page, template, tree=shown, nodes=nodes, now=datetime.now(UTC), **more)
 
 
 async def actors_page(page: PageReq) -> Response:
-    return await _tree(page, "workspace/actors.html")
+    registry = app().deps.instances
+    instances = await registry.live() if registry is not None else []
+    current = registry.instance_id if registry is not None else None
+    return await _tree(page, "workspace/actors.html", instances=instances, current=current)
 
 
 # Served at /admin/actors by the admin blueprint (see the module's docstring), so declared
