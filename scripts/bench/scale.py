@@ -174,6 +174,19 @@ def measure(workers: int, args: argparse.Namespace) -> dict[str, Any]:
     return {"workers": workers, "bare": bare, "plays": plays, "cores": cores, "stored": stored}
 
 
+def _calibration_ms() -> float:
+    """Milliseconds this machine's Python takes for a fixed loop (best of 5): the scale of
+    its absolute figures, to compare runs on different machines (ratios need no scale)."""
+    best = float("inf")
+    for _ in range(5):
+        began = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - began)
+    return best * 1000
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cores = len(os.sched_getaffinity(0))
@@ -193,7 +206,10 @@ def main() -> int:
         f"durability {args.durability}, {args.conns} connections, {args.seconds:g} s "
         f"(+{args.warmup:g} s warm-up) per case; load generator {args.loadgen}"
     )
+    before = _calibration_ms()
     rows = [measure(n, args) for n in counts]
+    print(f"calibration: a 1M-iteration Python loop took {before:.0f} ms before the runs, "
+          f"{_calibration_ms():.0f} ms after")  # fmt: skip
     print()
     print(
         f"{'workers':>7}  {'plays/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'errors':>6}  "
