@@ -7,7 +7,8 @@ holds an API key) or an outsider would, through HTTP only, and then checks three
 2. everybody else kept being served while it ran: `bystander()` runs `probe.py` in its own
    process, which asks for `/healthz`, reads company "Victim"'s flows and runs one of its flows
    to the end, in turn, and fails the test if any answer failed or took longer than 100 ms
-   (one answer in 50 may take up to 250 ms: see SPARE_EVERY; `strict=True` allows none);
+   (one answer in 50 may take up to 250 ms: see SPARE_EVERY; `strict=True` allows none;
+   on a machine slower than the one the bounds were set on, stretched: see SLOWNESS);
 3. nothing was lost or half-written: the test reads back what the attack touched and what the
    bystander did.
 """
@@ -33,7 +34,29 @@ import pytest
 
 OWNER_EMAIL = "owner@attacker.example"
 OWNER_PASSWORD = "owner-password-attacker-1"
-RESPONSIVE_MS = 100.0
+
+
+def _loop_ms() -> float:
+    """Best of 5 of a fixed 1M-iteration Python loop: how fast this machine runs Python."""
+    best = float("inf")
+    for _ in range(5):
+        began = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - began)
+    return best * 1000
+
+
+# The bounds below were set on the 2-core development box, where the loop above takes about
+# 40 ms. The same box has been seen running it in 77-114 ms on other days (every figure of
+# the benchmarks about half as fast): there every bound stretches by the same factor, so a
+# test still catches what holds the event loop or runs super-linearly, not a slow machine.
+REFERENCE_LOOP_MS = 40.0
+SLOWNESS = max(1.0, _loop_ms() / REFERENCE_LOOP_MS)
+RESPONSIVE_MS = round(100.0 * SLOWNESS, 1)
+# The server's FLOW8_EXPRESSION_TIMEOUT_MS (250 ms as shipped).
+EXPRESSION_TIMEOUT_MS = round(250 * SLOWNESS)
 # One answer in 50 (at least one) may take up to 2.5 times the bound: the server, the
 # attacking client and the bystander share two cores, and one descheduling of the server's
 # thread at the wrong moment costs an answer tens of ms whatever the server does (seen: a
@@ -262,6 +285,7 @@ def launch(tmp_path: Path, env_overrides: dict[str, str] | None = None) -> Targe
         FLOW8_CONFIG=str(_CONFIG),
         SHUTDOWN_GRACE_SECONDS="5",
         LOG_LEVEL="info",
+        FLOW8_EXPRESSION_TIMEOUT_MS=str(EXPRESSION_TIMEOUT_MS),
     )
     env.update(env_overrides or {})
     process, base = _start(env, tmp_path)
