@@ -70,6 +70,7 @@ def _registry() -> InstanceRegistry:
     summary="The live flow8 instances sharing this store: index, worker, host, pid, version "
     "and heartbeat",
     response=InstanceList,
+    errors=(404,),  # a server built without the registry (an app embedded in a test or tool)
 )
 async def list_instances(req: Req) -> InstanceList:
     registry = _registry()

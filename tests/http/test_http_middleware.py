@@ -574,8 +574,8 @@ async def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_time
     idle connection that had served a request was never closed."""
     production = _serve.hypercorn_config
 
-    def quick(host: str, port: int, graceful_timeout: float) -> Any:
-        config = production(host, port, graceful_timeout)
+    def quick(host: str, port: int, graceful_timeout: float, **more: Any) -> Any:
+        config = production(host, port, graceful_timeout, **more)
         config.keep_alive_timeout = 0.5
         return config
 
