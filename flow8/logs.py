@@ -4,14 +4,20 @@ Every log line is one JSON object on stderr: ``{"event", "level", "timestamp", "
 Records from the standard library (Hypercorn, pymongo, ...) go through the same processors, so
 ops get one format. Redaction works on key names: a value under a secret-looking key is replaced
 by ``"***"`` at any depth, because the safest secret is the one never written.
+
+Context (``log_context``): what is bound there is on every line the task logs meanwhile, and
+on those of the tasks it starts (Trio copies a task's context variables into the tasks it
+spawns, and into worker threads): an HTTP request's ``correlation_id``, a play's ``play_id``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -99,3 +105,30 @@ def configure_logging(
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A structured logger; keyword arguments become JSON fields."""
     return structlog.stdlib.get_logger(name)
+
+
+Bound = Mapping[str, contextvars.Token[Any]]
+
+
+def bind_log_context(**values: Any) -> Bound:
+    """Put ``values`` on every line logged from now on by this task (and the tasks it starts
+    from now on); a value of None hides one bound further out. Returns what
+    :func:`reset_log_context` takes to put things back as they were."""
+    if None in values.values():  # Ellipsis is how structlog's merge_contextvars skips a key
+        values = {k: ... if v is None else v for k, v in values.items()}
+    return structlog.contextvars.bind_contextvars(**values)
+
+
+def reset_log_context(bound: Bound) -> None:
+    """Undo a :func:`bind_log_context` (in the same task)."""
+    structlog.contextvars.reset_contextvars(**bound)
+
+
+@contextlib.contextmanager
+def log_context(**values: Any) -> Iterator[None]:
+    """:func:`bind_log_context` for the duration of a ``with`` block."""
+    bound = bind_log_context(**values)
+    try:
+        yield
+    finally:
+        reset_log_context(bound)

@@ -5,7 +5,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from flow8.logs import configure_logging, get_logger, is_secret_key, redact
+from flow8.logs import (
+    bind_log_context,
+    configure_logging,
+    get_logger,
+    is_secret_key,
+    log_context,
+    redact,
+    reset_log_context,
+)
 
 
 @pytest.fixture
@@ -73,3 +81,27 @@ def test_level_filtering_and_bad_level() -> None:
 def test_secret_key_names(key: str, secret: bool) -> None:
     assert is_secret_key(key) is secret
     assert (redact({key: "v"})[key] == "***") is secret
+
+
+def test_log_context_is_on_every_line_until_it_is_left(captured: io.StringIO) -> None:
+    log = get_logger("t")
+    with log_context(correlation_id="req-1", trace_id=None):
+        log.info("inside")
+        with log_context(correlation_id=None, play_id="p1"):
+            log.info("hidden")  # None hides a value bound further out
+        log.info("back", correlation_id="explicit")  # a field given to the call wins
+    log.info("outside")
+    bound = bind_log_context(play_id="p2")
+    log.info("bound")
+    reset_log_context(bound)
+    log.info("reset")
+    lines = {line["event"]: line for line in _lines(captured)}
+    assert lines["inside"]["correlation_id"] == "req-1"
+    assert "trace_id" not in lines["inside"]
+    assert "correlation_id" not in lines["hidden"]
+    assert lines["hidden"]["play_id"] == "p1"
+    assert lines["back"]["correlation_id"] == "explicit"
+    assert "play_id" not in lines["back"]
+    assert "correlation_id" not in lines["outside"]
+    assert lines["bound"]["play_id"] == "p2"
+    assert "play_id" not in lines["reset"]

@@ -80,6 +80,7 @@ class ChannelContext:
         method: str | None = None,
         path: str | None = None,
         error: str | None = None,
+        correlation_id: str | None = None,
     ) -> None:
         """One ``channel_request`` entry: which channel and route, who, how it ended. Never
         headers or bodies (they may hold credentials)."""
@@ -98,6 +99,7 @@ class ChannelContext:
                 "channel_request",
                 company_id=self.channel.company_id,
                 ip=client.rsplit(":", 1)[0] if client else None,
+                correlation_id=correlation_id,
                 method=method,
                 path=path,
                 status=status,

@@ -8,6 +8,11 @@ serves more plays per second. Keep-alive is honoured; an idle connection is clos
 Order of checks for a request: rate limit (429) -> route (404 / 405) -> declared size (413,
 answered before reading the body) -> body, read up to the limit (413) -> auth (401, no
 detail) -> plays started. Every request is audited once.
+
+Every request has a correlation id, as the REST API's do: the client's ``X-Request-Id`` when
+well formed, else a fresh one, answered in ``X-Request-Id``, in its audit entry and on every
+log line while it is handled; the plays it starts keep it, and the W3C trace of a valid
+``traceparent`` it carried (``flow8.services.tracing``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from flow8.domain import Play, PlayState
 from flow8.logs import get_logger
 from flow8.services.channels import ResponseMode, Route
 from flow8.services.storage import invalid_text_in
+from flow8.services.tracing import correlation_id, enter_request, leave_request
 
 from ._auth import hidden_headers, request_ok
 from ._context import ChannelContext
@@ -36,6 +42,7 @@ log = get_logger("flow8.channels.http")
 READ_SIZE = 65536
 MAX_HEAD_BYTES = 16384
 SERVER_HEADER = (b"server", b"flow8-channel")
+_REQUEST_ID = b"x-request-id"  # the server's, as on the REST API: a flow's own is replaced
 
 
 def _dumps(value: Any) -> bytes:
@@ -137,6 +144,15 @@ class HttpConnection:
         parts = urlsplit(target)
         path = parts.path or "/"
         answer: _Answer | None = None
+        sent_id = traceparent = None
+        for name, value in request.headers:  # h11 gives names lower-cased
+            if name == b"x-request-id":
+                sent_id = value
+            elif name == b"traceparent":
+                traceparent = value
+        request_id = correlation_id(sent_id)
+        # Left in `finally`: the connection's next request runs in this same task.
+        entered = enter_request(request_id, traceparent)
         try:
             try:
                 answer = await self._answer(request, method, path, parts.query)
@@ -153,8 +169,11 @@ class HttpConnection:
                 answer = _Answer.json(500, {"error": "INTERNAL"}, close=True)
             if self.conn.their_state is h11.SEND_BODY:
                 answer.close = True  # the body was not read: the connection cannot be reused
+            answer.headers = [h for h in answer.headers if h[0] != _REQUEST_ID]
+            answer.headers.append((_REQUEST_ID, request_id.encode("ascii")))
             await self._send(answer)
         finally:
+            leave_request(entered)
             # Audited however it ended (499: the client left or the channel stopped first).
             ctx.audit(
                 client=self.client,
@@ -164,6 +183,7 @@ class HttpConnection:
                 started=started,
                 method=method,
                 path=path,
+                correlation_id=request_id,
             )
 
     async def _answer(self, request: h11.Request, method: str, path: str, query: str) -> _Answer:

@@ -11,6 +11,9 @@ No event is lost: the subscription (to the target flow's events, filtered by pla
 before the play starts. Every outgoing message goes through one bounded queue with
 ``send_nowait``: a client that does not read fills it and is dropped (the caller sends a
 close notice), and no play ever waits for a client.
+
+Each message gets a correlation id of its own (as an HTTP request does): in its audit entry,
+on the log lines of its handling and of the tasks following its plays, and kept by its plays.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import trio
 from flow8.domain import Play, PlayState
 from flow8.services.channels import Route
 from flow8.services.storage import invalid_text_in
+from flow8.services.tracing import correlation_id, enter_request, leave_request
 
 from ._context import ChannelContext
 from ._launch import FINISHED, Refused, log
@@ -72,6 +76,9 @@ class Session:
         play_ids: list[str] = []
         status = 202
         error: str | None = None
+        request_id = correlation_id(None)
+        # The pumps started meanwhile keep it (a task keeps what it was started with).
+        entered = enter_request(request_id)
         try:
             msg = _parse(raw)
             msg_id, route_name = msg["id"], msg["route"]
@@ -95,6 +102,7 @@ class Session:
             status, error = 500, "INTERNAL"
             self.push({"id": msg_id, "error": "INTERNAL", "message": "the message failed"})
         finally:
+            leave_request(entered)
             ctx.audit(
                 client=self.client,
                 status=status,
@@ -102,6 +110,7 @@ class Session:
                 play_ids=play_ids,
                 started=started,
                 error=error,
+                correlation_id=request_id,
             )
 
     async def _pump(

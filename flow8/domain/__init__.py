@@ -72,6 +72,7 @@ from ._rules import (
     prev_refs,
     validate_definition,
 )
+from ._trace import PlayTrace, new_span_id, parse_traceparent
 from ._usage import AiUsage, Budget, BudgetPeriod, UsageTotals, usage_day
 from .exceptions import (
     DomainError,
@@ -118,6 +119,7 @@ __all__ = [
     "Play",
     "PlayLayer",
     "PlayState",
+    "PlayTrace",
     "PlayTransition",
     "Problem",
     "RetryPolicy",
@@ -136,9 +138,11 @@ __all__ = [
     "flow_definition_to_api",
     "format_datetime",
     "layer_key",
+    "new_span_id",
     "no_flow_group",
     "optional_inner",
     "parse_flow_definition",
+    "parse_traceparent",
     "play_sources",
     "prev_refs",
     "rules",

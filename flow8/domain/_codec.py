@@ -16,15 +16,22 @@ from typing import Any
 from ._boundary import api, storage
 from ._flow import FlowDefinition
 from ._play import Play, PlayLayer
+from ._trace import PlayTrace
 from .exceptions import FlowValidationError, InvalidData
 
 # A stored play names its id `_id` and its state `status`; every other field is the attribute.
 # The runtime fields the engine keeps beside them (lease, approvals, cancel request) are not
 # part of `Play` and are simply not read. A play's input and output, and a layer's arguments
 # and output, are JSON already (the runner made them so): stored as they are, not walked.
-# Usage is kept only by plays and layers that made metered calls.
+# Usage is kept only by plays and layers that made metered calls, a trace only by plays
+# started by a request (or the child of one), and of a trace only what it has.
+# (The trace's hook first: the play's is generated with the hooks of its fields.)
+storage.store_as(PlayTrace, {}, omit_default=("correlation_id", "trace_id", "trace_flags"))
 storage.store_as(
-    Play, {"id": "_id", "state": "status"}, as_is=("input", "output"), omit_default=("usage",)
+    Play,
+    {"id": "_id", "state": "status"},
+    as_is=("input", "output"),
+    omit_default=("usage", "trace"),
 )
 storage.store_as(PlayLayer, {}, as_is=("args", "output"), omit_default=("usage",))
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from ._trace import PlayTrace
 from ._usage import AiUsage, UsageTotals
 from .exceptions import InvalidTransition
 
@@ -234,3 +235,7 @@ class Play:
     kv_parents: tuple[str, ...] = ()
     # The sum of its layers' usage (AI steps); stored only once a metered call was made.
     usage: UsageTotals | None = None
+    # The request that started it (its correlation id, the W3C trace it carried), which its
+    # logs and outbound requests carry on; a subflow's child has its parent's. Stored only
+    # when there is one.
+    trace: PlayTrace | None = None

@@ -30,6 +30,7 @@ from flow8.domain import (
     Play,
     PlayLayer,
     PlayState,
+    PlayTrace,
     Trigger,
     TriggerKind,
 )
@@ -167,6 +168,7 @@ class Engine:
         secrets: Sequence[str] = (),
         approve_first: bool = False,
         force: bool = False,
+        trace: PlayTrace | None = None,
     ) -> Play:
         """Queue a play of ``flow_id`` (latest version unless ``version``) and, when this
         instance is running plays, start it right away.
@@ -189,11 +191,17 @@ class Engine:
 
         A disabled flow (``enabled: false``) is refused with FlowDisabled unless ``force``
         (a person starting it on purpose) or ``retry_of`` (an operator's retry).
+
+        ``trace``: the request that started it (its correlation id, the W3C trace it
+        carried), which the play logs and passes on in its outbound requests; a subflow's
+        child has its parent's.
         """
         if parent is None:
             self.admission.admit(company_id)
         else:
             await self.admission.admit_waiting(company_id)
+            if trace is None:
+                trace = parent.trace
         submitted: list[Play] = []
         start = functools.partial(
             self._start_play,
@@ -210,6 +218,7 @@ class Engine:
             secrets=secrets,
             approve_first=approve_first,
             force=force or retry_of is not None,
+            trace=trace or None,  # an empty trace is no trace
         )
         if timeout is None:  # no deadline: no cancel scope to open and close on every start
             async with self._starting.hold(company_id):
@@ -237,6 +246,7 @@ class Engine:
         secrets: Sequence[str],
         approve_first: bool = False,
         force: bool = False,
+        trace: PlayTrace | None = None,
     ) -> Play:
         flow = await self.flows.get(company_id, flow_id, version)
         if not force:
@@ -296,6 +306,7 @@ class Engine:
             retry_of=retry_of,
             resume_from=resume_from,
             kv_parents=(parent.flow_id, *parent.kv_parents) if parent else (),
+            trace=trace,
         )
         # A play born knowing secrets (a subflow's, a retry's) records its input masked.
         redactor = Redactor(secrets)
@@ -598,9 +609,12 @@ class Engine:
         this instance runs plays, else at any dispatcher); rejection fails it."""
         return await self.commands.decide(company_id, play_id, approve=approve, by=by)
 
-    async def retry_play(self, company_id: str, play_id: str, from_ref: str) -> Play:
+    async def retry_play(
+        self, company_id: str, play_id: str, from_ref: str, *, trace: PlayTrace | None = None
+    ) -> Play:
         """Start a new play of the latest flow version with the failed play's input,
-        reusing the outputs of the steps before ``from_ref``."""
+        reusing the outputs of the steps before ``from_ref``; ``trace``: the request asking
+        for it (see :meth:`start_play`)."""
         # The real input (a play that knew secrets shows it masked), and those secrets.
         old, secrets = await self.read_play(company_id, play_id, real=True)
         if old.state not in (PlayState.FAIL, PlayState.CANCEL):
@@ -616,6 +630,7 @@ class Engine:
             retry_of=play_id,
             resume_from=from_ref,
             secrets=secrets,
+            trace=trace,
         )
 
     async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -12,7 +12,7 @@ import trio
 
 from flow8 import events as ev
 from flow8.domain import Flow, LayerState, Play, PlayLayer, PlayState, WaitReason
-from flow8.logs import get_logger
+from flow8.logs import bind_log_context, get_logger, reset_log_context
 from flow8.store import Collection
 
 from ._host import PlayHost
@@ -64,8 +64,13 @@ class PlayActors:
     ) -> None:
         """The PlayActor body: run a play this instance holds the lease of, to its end or
         its next suspension. ``fresh`` is a play this instance has just created (and
-        claimed): it has no layers or approvals to load yet."""
+        claimed): it has no layers or approvals to load yet.
+
+        Every line it logs (its steps' too) says which play, and the request that started
+        it: bound here, in the actor's own task, over whatever the task that started it had
+        bound (a play started by an HTTP request starts in that request's task)."""
         cancel = self.local.hold(play_id, company_id)
+        bound = bind_log_context(play_id=play_id, company_id=company_id, **_log_fields(fresh))
         try:
             await self._run(company_id, play_id, fresh, cancel, created, secrets)
         except Exception as crash:
@@ -76,6 +81,7 @@ class PlayActors:
             raise
         finally:
             self.local.release(play_id)
+            reset_log_context(bound)
 
     async def _after_crash(self, company_id: str, play_id: str, crash: Exception) -> None:
         """Count a crash of the play's actor. Below ``max_play_crashes`` the play runs again
@@ -163,6 +169,8 @@ class PlayActors:
                 await self.end_unheld(company_id, doc, PlayState.CANCEL, "cancelled")
                 return
         play = fresh or play_from_doc(doc, real=True)
+        if fresh is None:  # read back: its flow and trace are known from here on
+            bind_log_context(**_log_fields(play))
         redactor = Redactor(doc.get("secrets") or secrets)
         flow = await host.flows.get(company_id, play.flow_id, play.flow_version)
         plan = host.plans.get(flow)
@@ -296,6 +304,17 @@ class PlayActors:
             play.company_id, play.flow_id
         ):
             self.local.wake()
+
+
+def _log_fields(play: Play | None) -> dict[str, str | None]:
+    """What a play's log lines say besides its id and company: its flow, and the request
+    that started it (None: not known yet, or none; a value bound before is hidden)."""
+    trace = play.trace if play is not None else None
+    return {
+        "flow_id": play.flow_id if play is not None else None,
+        "correlation_id": trace.correlation_id if trace is not None else None,
+        "trace_id": trace.trace_id if trace is not None else None,
+    }
 
 
 def _started(play: Play) -> dict[str, Any]:

@@ -150,6 +150,12 @@ class StepContext:
         step's layer with its end (``Runner._attempts``)."""
         self.usage.append(usage)
 
+    def traceparent(self) -> str | None:
+        """A W3C ``traceparent`` for one outbound request: the play's trace (the one the
+        request that started it carried), a fresh span id; None for a play without one."""
+        trace = self.run.play.trace
+        return trace.traceparent() if trace is not None else None
+
     def log_line(self, line: Mapping[str, Any]) -> None:
         """Stream a console line to whoever watches the play (the step's output keeps it)."""
         shown = self.run.redactor.mask(dict(line)) if self.run.redactor else dict(line)

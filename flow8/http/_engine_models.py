@@ -83,6 +83,10 @@ class PlayOut:
     resume_from: str | None = None
     # What its AI steps spent: {calls, inputTokens, outputTokens, cost}; null when none ran.
     usage: JsonData | None = None
+    # The request that started it (its X-Request-Id, on the play's log lines) and the W3C
+    # trace id that request carried (passed on by its outbound requests); null when none.
+    correlation_id: str | None = None
+    trace_id: str | None = None
 
     @classmethod
     def of(cls, p: Play) -> PlayOut:
@@ -105,6 +109,8 @@ class PlayOut:
             retry_of=p.retry_of,
             resume_from=p.resume_from,
             usage=JsonData(_usage_totals(p.usage)) if p.usage is not None else None,
+            correlation_id=p.trace.correlation_id if p.trace is not None else None,
+            trace_id=p.trace.trace_id if p.trace is not None else None,
         )
 
 

@@ -8,6 +8,10 @@ whose client hangs up before any answer is audited too, as 499), and the request
 (by the route template `Flow8App.dispatch_request` noted). WebSockets have their own
 handshake checks in `_ws`.
 
+While a request is handled, its correlation id (and the trace id of a valid W3C
+`traceparent`) is on every log line and on the plays it starts (`flow8.services.tracing`); a
+WebSocket gets the same for its whole connection.
+
 Every HTTP/1 request's body is watched on its way to the app (`_Inflow`), so that a request
 refused before its body was read never leaves its keep-alive connection wedged; see `_Inflow`
 for what used to happen and why.
@@ -28,11 +32,13 @@ from typing import Any
 import trio
 from werkzeug.datastructures import Headers
 
+from flow8.services.tracing import correlation_id, enter_request, leave_request
+
 from ._client_ip import FORWARDED_FOR, client_address
 from ._context import Flow8App
 from ._cors import Cors, Pair
 from ._hardening import Hardening
-from ._request_audit import TRAIL_KEY, UNAUDITED, Trail, correlation_id
+from ._request_audit import TRAIL_KEY, UNAUDITED, Trail
 from ._responses import json_bytes
 from .exceptions import ApiError
 
@@ -151,15 +157,20 @@ class Middleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.inner(scope, receive, send)
+            if scope["type"] == "websocket":
+                await self._websocket(scope, receive, send)
+            else:
+                await self.inner(scope, receive, send)
             return
         # One pass over the request headers for everything this layer reads.
-        sent_id = length = origin = preflight = user_agent = None
+        sent_id = length = origin = preflight = user_agent = traceparent = None
         chunked = False
         forwarded: list[str] = []
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 sent_id = value
+            elif name == b"traceparent":
+                traceparent = value
             elif name == b"content-length":
                 length = value
             elif name == b"origin":
@@ -215,6 +226,9 @@ class Middleware:
                 return
             await send(message)
 
+        # This request's task (Hypercorn starts one per request) and those it starts log its
+        # id; left in `finally`, so nothing outlives the request in a task that serves more.
+        entered = enter_request(trail.correlation_id, traceparent)
         try:
             too_large = self.hardening.too_large(length)
             if too_large is not None:
@@ -231,11 +245,27 @@ class Middleware:
                 audit(500)  # the app itself failed before answering
             raise
         finally:
+            leave_request(entered)
             if not answered:
                 # Quart answers every error itself (500 included), so the app returns without
                 # answering only when the client hung up first and quart-trio cancelled the
                 # route: recorded as nginx's 499, "client closed request".
                 audit(CLIENT_CLOSED)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket (`/ws`) logs one correlation id for its whole connection: the
+        handshake's `X-Request-Id` when well formed, else a fresh one."""
+        sent_id = traceparent = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                sent_id = value
+            elif name == b"traceparent":
+                traceparent = value
+        entered = enter_request(correlation_id(sent_id), traceparent)
+        try:
+            await self.inner(scope, receive, send)
+        finally:
+            leave_request(entered)
 
     def _client_ip(self, scope: Scope, forwarded: list[str]) -> str | None:
         client = scope.get("client")

@@ -7,31 +7,15 @@ audit entry, which the audit log masks and stores in its batch writer, off the r
 
 from __future__ import annotations
 
-import os
-import random
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from flow8.services.audit import AuditEntry
 from flow8.services.identity import Principal
 
-_CORRELATION = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 # Probes would drown the trail; they carry no user and change nothing.
 UNAUDITED = frozenset({"/healthz", "/metrics"})
 TRAIL_KEY = "flow8.trail"  # where the trail sits in the ASGI scope (Quart's `request.scope`)
-
-
-# Correlation ids tell requests apart in logs; they guard nothing, so they come from a
-# generator seeded once from the OS rather than a getrandom() syscall per request.
-_ids = random.Random(os.urandom(32))
-
-
-def correlation_id(sent: bytes | None) -> str:
-    """The client's `X-Request-Id` when well formed, otherwise a fresh random one."""
-    if sent and _CORRELATION.match(sent):
-        return sent.decode("ascii")
-    return f"{_ids.getrandbits(64):016x}"
 
 
 def trail_of(scope: Mapping[str, Any]) -> Trail | None:

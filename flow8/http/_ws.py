@@ -16,6 +16,29 @@ browser's Origin must be this server's own or a configured allowed origin. A ref
 connection gets one error frame and close code 4000 + HTTP status (4401, 4403). Each connection has
 a bounded outgoing queue: a client that stops reading is disconnected (close code 1013) rather
 than buffering without bound. Server shutdown closes every socket at once (1001).
+
+Plays running in another process. The event bus is in-process, and with ``flow8 serve
+--workers N`` (or several instances sharing one store) a play runs in whichever process
+started or resumed it, not necessarily the one holding the socket. So each subscription also
+follows the store (``PlayService.watch`` / ``watch_plays``, see
+``flow8.services.play_watch``): every ``POLL_SECONDS`` (0.5 s) it reads what changed of the
+plays it covers that this process does not run, and sends the same frames the bus would (same
+``type`` and ``data``). No broker, no extra writes: the engine's own play and layer documents
+are read, by indexed queries. An event is sent once, whichever source saw it first (keyed by
+layer and state, play and state); a play running here is left to the bus.
+
+* A play subscription gets every play and layer event but ``play:log`` (console lines are
+  only in the step's output). A step whose running state is not recorded (an idempotent one)
+  shows no ``play:layer:started``, only its end. Its follower stops once the play's end
+  was sent.
+* A flow or company subscription gets the play events (``play:started``, ``play:waiting``,
+  ``play:completed``, ``play:failed``) of other processes' plays, not their layer events:
+  reading every running play's layers twice a second does not scale to a company. Each look
+  reads up to 500 plays created since the last one (at a faster start rate some are missed;
+  by ``created_at``, so hosts whose clocks differ by over 10 s miss each other's) and
+  follows up to 200 unfinished ones.
+
+Events from before the subscription are not replayed, from the bus or the store.
 """
 
 from __future__ import annotations
@@ -33,6 +56,7 @@ from flow8.services.audit import AuditEntry
 from flow8.services.exceptions import StoreError
 from flow8.services.flows import FlowNotFound
 from flow8.services.identity import Action, IdentityError, Principal
+from flow8.services.play_watch import POLL_SECONDS, EventWatch
 from flow8.services.plays import PlayNotFound
 from flow8.services.storage import invalid_text_in
 
@@ -119,12 +143,13 @@ class _Connection:
         deps = app().deps
         play_id, flow_id = msg.get("playId"), msg.get("flowId")
         on: tuple[str | None, str | None]  # the (play, flow) subscribed to
+        watch: EventWatch | None = None  # the store, for plays other processes run
         if play_id is not None:
             if not isinstance(play_id, str) or deps.plays is None:
                 self.error("VALIDATION_FAILED", "playId must be a string")
                 return
             try:
-                await deps.plays.get(company, play_id)
+                watch = await deps.plays.watch(company, play_id)
             except PlayNotFound:
                 self.error("PLAY_NOT_FOUND", "play not found")
                 return
@@ -138,6 +163,8 @@ class _Connection:
                 return
             try:
                 await deps.flows.get(company, flow_id)
+                if deps.plays is not None:
+                    watch = await deps.plays.watch_plays(company, flow_id)
             except FlowNotFound:
                 self.error("FLOW_NOT_FOUND", "flow not found")
                 return
@@ -146,6 +173,12 @@ class _Connection:
                 return
             on = (None, flow_id)  # every play of the flow
         elif msg.get("company") is True:
+            if deps.plays is not None:
+                try:
+                    watch = await deps.plays.watch_plays(company)
+                except StoreError as e:
+                    self._store_failed(e)
+                    return
             on = (None, None)  # every play of the company
         else:
             self.error("VALIDATION_FAILED", "give playId, flowId or company: true")
@@ -154,7 +187,7 @@ class _Connection:
         sub_id = f"s{self.counter}"
         scope = trio.CancelScope()
         self.subscriptions[sub_id] = scope
-        await self.nursery.start(self._pump, sub_id, *on, scope)
+        await self.nursery.start(self._pump, sub_id, *on, scope, watch)
         self.push(
             {"type": "subscribed", "subscription": sub_id, "playId": play_id, "flowId": flow_id}
         )
@@ -165,9 +198,11 @@ class _Connection:
         play_id: str | None,
         flow_id: str | None,
         scope: trio.CancelScope,
+        watch: EventWatch | None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Events of one play, of one flow's plays, or (both None) of the company's."""
+        """Events of one play, of one flow's plays, or (both None) of the company's: from
+        this process's bus, and through ``watch`` from the store (see the docstring)."""
         events_service = app().deps.events
         assert events_service is not None
         company = self.principal.company_id
@@ -179,12 +214,31 @@ class _Connection:
             subscription = events_service.subscribe(
                 company, play_id=play_id, flow_id=flow_id, buffer=buffer
             )
-            async with subscription as events:
+            async with subscription as events, trio.open_nursery() as follower:
+                if watch is not None:
+                    follower.start_soon(self._follow, sub_id, watch)
                 task_status.started()
                 async for event in events:
+                    if watch is not None and not watch.note(event):
+                        continue  # the store reported it first
                     self.push({**event.to_json(), "subscription": sub_id})
                     if self.too_slow:
-                        return
+                        break
+                follower.cancel_scope.cancel()  # the bus dropped us (or the client is too slow)
+
+    async def _follow(self, sub_id: str, watch: EventWatch) -> None:
+        """Send what the store shows of plays another process runs, until nothing is left."""
+        while not watch.done:
+            await trio.sleep(POLL_SECONDS)
+            try:
+                events = await watch.poll()
+            except StoreError as e:  # the next look tries again
+                log.warning("ws.follow_failed", error=type(e).__name__)
+                continue
+            for event in events:
+                self.push({**event.to_json(), "subscription": sub_id})
+                if self.too_slow:
+                    return
 
 
 async def _refuse(error: ApiError) -> None:

@@ -13,6 +13,12 @@ the API key's id, or the company for a JWT; issuer; subject = the user) of every
 the session's, and answers another caller's request for that session 404 as if it did not
 exist. Clients on the 2026-07-28 protocol use its per-request envelope instead (no session);
 both eras are served by the same handlers.
+
+Each tool call is handled under a correlation id (the ``X-Request-Id`` of the HTTP request
+carrying it when well formed, else a fresh one) and the W3C ``traceparent`` that request
+carried: on every log line of the call, and kept by the plays it starts
+(``flow8.services.tracing``). Bound around the call only: a session's tasks are started by
+the request that opened it, and would keep its ids for the session's life otherwise.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from starlette.types import Receive, Scope, Send
 
 from flow8.logs import get_logger
 from flow8.services.identity import IdentityService, Principal
+from flow8.services.tracing import correlation_id, request_scope
 
 from ._auth import Authenticator, AuthFailed, origin_allowed, origin_of, via_of
 from ._tools import McpDeps, Toolbox
@@ -122,7 +129,12 @@ class McpApp:
             async def progress(done: float, total: float | None, message: str | None) -> None:
                 await session.report_progress(done, total, message)  # no-op without a token
 
-            return await toolbox.call(_principal(ctx), params.name, params.arguments, progress)
+            principal = _principal(ctx)
+            scope = _scope(ctx)
+            with request_scope(
+                correlation_id(_header(scope, b"x-request-id")), _header(scope, b"traceparent")
+            ):
+                return await toolbox.call(principal, params.name, params.arguments, progress)
 
         return Server(
             "flow8",
@@ -232,10 +244,14 @@ def _access(principal: Principal) -> AccessToken:
     )
 
 
+def _scope(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
+    """The ASGI scope of the HTTP request that carried the message (empty without one)."""
+    scope = getattr(ctx.request, "scope", None)
+    return scope if isinstance(scope, dict) else {}
+
+
 def _principal(ctx: ServerRequestContext[Any, Any]) -> Principal:
-    request = ctx.request
-    scope = getattr(request, "scope", None)
-    principal = scope.get(PRINCIPAL_KEY) if isinstance(scope, dict) else None
+    principal = _scope(ctx).get(PRINCIPAL_KEY)
     if not isinstance(principal, Principal):
         # Every request passed the gate; a message without one is not served.
         raise PermissionError("unauthenticated MCP message")

@@ -5,6 +5,10 @@ flow writes cannot reach the server's own network unless the company's request c
 allows that host. Credentials (``credentialId``) are applied here, at the last moment, and
 the play masks their texts in every record; ``basicAuth`` and ``bearerToken`` given as
 arguments are masked too (``secrets_of``), but a credential keeps the secret out of the flow.
+
+A play started with a W3C trace (a valid ``traceparent`` on the request that started it)
+sends each request a ``traceparent`` of that trace with a fresh span id, unless the step's
+``headers`` set one.
 """
 
 from __future__ import annotations
@@ -127,6 +131,10 @@ async def send(ctx: ModuleContext, args: Mapping[str, Any]) -> tuple[dict[str, A
             content = json.dumps(body, separators=(",", ":")).encode()
             if "content-type" not in lower:
                 headers["Content-Type"] = "application/json"
+    if "traceparent" not in lower:  # the play's trace goes on, unless the step sets its own
+        traceparent = ctx.traceparent()
+        if traceparent is not None:
+            headers["traceparent"] = traceparent
     request = await ctx.component("request")
     started = time.perf_counter()
     answer = await request.call(

@@ -78,6 +78,12 @@ class ModuleContext(Protocol):
         and the company's usage sum it. Metered modules call it once per provider call."""
         ...
 
+    def traceparent(self) -> str | None:
+        """A W3C ``traceparent`` header for one outbound request of this step: the trace of
+        the request that started the play with a fresh span id, or None when the play was
+        started without one (flow8 starts no traces of its own)."""
+        ...
+
     def log_line(self, line: Mapping[str, Any]) -> None:
         """Stream a console line as an event to whoever watches the play."""
         ...

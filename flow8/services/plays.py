@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import builtins
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import attrs
 
-from flow8.domain import Play, PlayLayer, PlayState, Trigger, TriggerKind
+from flow8.domain import Play, PlayLayer, PlayState, PlayTrace, Trigger, TriggerKind
 from flow8.engine import (
     Engine,
     FlowDisabled,
@@ -20,6 +21,9 @@ from flow8.engine import (
     StartTimedOut,
 )
 
+from .play_watch import PlaysWatch, PlayWatch
+from .tracing import current_trace
+
 __all__ = [
     "FlowDisabled",
     "IdempotencyKeyReused",
@@ -28,6 +32,8 @@ __all__ = [
     "PlayNotFound",
     "PlayService",
     "PlayStateError",
+    "PlayWatch",
+    "PlaysWatch",
     "StartTimedOut",
 ]
 
@@ -41,6 +47,10 @@ class PlayService:
     state that allows the request), ``InvalidInput`` (the input does not match the flow's
     ``inputSchema``; the message lists every problem), ``FlowValidationError`` (a stored
     flow that no longer compiles, e.g. a module was removed).
+
+    A play started (or retried) while a request is handled keeps that request's trace
+    (``flow8.services.tracing``: its correlation id, the W3C trace it carried) unless
+    ``trace`` is given.
     """
 
     engine: Engine
@@ -58,6 +68,7 @@ class PlayService:
         timeout: float | None = None,
         approve_first: bool = False,
         force: bool = False,
+        trace: PlayTrace | None = None,
     ) -> Play:
         """Queue (and, on an instance running plays, start) a play of the flow's latest
         version. A duplicate ``idempotency_key`` within 24 h returns the existing play.
@@ -75,6 +86,7 @@ class PlayService:
             timeout=timeout,
             approve_first=approve_first,
             force=force,
+            trace=trace if trace is not None else current_trace(),
         )
 
     async def run(
@@ -141,7 +153,45 @@ class PlayService:
 
     async def retry(self, company_id: str, play_id: str, from_ref: str) -> Play:
         """A new play on the latest flow version, reusing outputs before ``from_ref``."""
-        return await self.engine.retry_play(company_id, play_id, from_ref)
+        return await self.engine.retry_play(company_id, play_id, from_ref, trace=current_trace())
 
     async def wait(self, company_id: str, play_id: str, *, timeout: float | None = None) -> Play:
         return await self.engine.wait_play(company_id, play_id, timeout=timeout)
+
+    # -- events of plays that run in another process (flow8.services.play_watch) ---------
+
+    def runs_here(self, play_id: str) -> bool:
+        """Whether this process runs the play now (its events are on this process's bus)."""
+        return play_id in self.engine.local
+
+    async def watch(self, company_id: str, play_id: str) -> PlayWatch:
+        """The play's events read back from the store, for a subscriber in a process that
+        may not run it: the play as it is now is taken for known (``PlayNotFound``)."""
+        play = await self.get(company_id, play_id)
+        scope = self.engine.store.tenant(company_id)
+        watch = PlayWatch(
+            company_id,
+            play_id,
+            play.flow_id,
+            scope.collection("plays"),
+            scope.collection("play_layers"),
+            self.runs_here,
+            partial(self.get, company_id, play_id),
+        )
+        await watch.first_look()
+        return watch
+
+    async def watch_plays(self, company_id: str, flow_id: str | None = None) -> PlaysWatch:
+        """The play events (no layer events) of a flow's plays, or of the company's, read
+        back from the store; the plays as they are now are taken for known."""
+        scope = self.engine.store.tenant(company_id)
+        watch = PlaysWatch(
+            company_id,
+            flow_id,
+            scope.collection("plays"),
+            scope.collection("play_layers"),
+            self.runs_here,
+            partial(self.get, company_id),
+        )
+        await watch.first_look()
+        return watch

@@ -23,6 +23,7 @@ from channel_fixtures import (
 from support.waits import wait_until
 
 from flow8.channels import Limits
+from flow8.domain import PlayTrace
 from flow8.services.channels import (
     AuthMode,
     ChannelKind,
@@ -395,3 +396,41 @@ async def test_a_body_sent_too_slowly_is_answered_408_and_closed(store: Store) -
             port, b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"x" * 10
         )
         assert head.startswith(b"HTTP/1.1 408")
+
+
+async def test_a_request_id_and_traceparent_reach_the_answer_the_audit_and_the_plays(
+    env: ChannelEnv,
+) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    await _http(
+        env,
+        routes=[
+            route("p", [env.flows["echo"]], path="/p"),
+            route("r", [env.flows["respond"]], path="/orders/{id}"),
+        ],
+    )
+    async with _client(env, "h1") as client:
+        sent = await client.post(
+            "/p",
+            json={},
+            headers={"X-Request-Id": "hook-1", "traceparent": f"00-{trace_id}-{'b' * 16}-01"},
+        )
+        made = await client.post("/p", json={}, headers={"traceparent": "not-a-trace"})
+        shaped = await client.post("/orders/A-1", json={})  # a respond step's answer too
+    assert (sent.status_code, made.status_code, shaped.status_code) == (200, 200, 201)
+    assert sent.headers["x-request-id"] == "hook-1"
+    made_id = made.headers["x-request-id"]
+    assert made_id not in ("hook-1", shaped.headers["x-request-id"])
+    entries = [e for e in env.audit if e.action == "channel_request"]
+    assert [e.correlation_id for e in entries] == [
+        "hook-1",
+        made_id,
+        shaped.headers["x-request-id"],
+    ]
+    traces = []
+    for entry in entries[:2]:
+        (play_id,) = entry.details["playIds"]
+        play = await env.plays.get(COMPANY, play_id)
+        traces.append(play.trace)
+    assert traces[0] == PlayTrace("hook-1", trace_id, "01")
+    assert traces[1] == PlayTrace(made_id)  # an invalid traceparent is no trace

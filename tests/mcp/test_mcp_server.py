@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_fixtures import (
     McpEnv,
@@ -16,6 +18,7 @@ from mcp_fixtures import (
     wait_for_state,
 )
 
+from flow8.domain import PlayTrace
 from flow8.services.channels._models import ResponseMode
 
 pytestmark = pytest.mark.wall_clock
@@ -299,3 +302,27 @@ async def test_a_route_with_several_targets_answers_each_result(env: McpEnv) -> 
     assert [r["flowId"] for r in results] == [env.flows["double"].id, env.flows["failing"].id]
     assert results[0]["doubled"] == 6
     assert results[1]["state"] == "FAIL"
+
+
+async def test_a_tool_calls_plays_keep_the_request_id_and_traceparent_it_came_with(
+    env: McpEnv,
+) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    headers = {"X-Request-Id": "mcp-call-1", "traceparent": f"00-{trace_id}-{'c' * 16}-01"}
+    async with (
+        env.http(env.owner_key, **headers) as client,
+        streamable_http_client(env.url, http_client=client) as (read, write),
+        ClientSession(read, write) as s,
+    ):
+        await s.initialize()
+        ran = await s.call_tool("run_flow", {"flowId": env.flows["double"].id, "input": {"n": 1}})
+        assert not ran.is_error
+    async with env.session(env.owner_key) as s:  # without: a fresh id, no trace
+        again = {"flowId": env.flows["double"].id, "input": {"n": 2}}
+        assert not (await s.call_tool("run_flow", again)).is_error
+    plays, _ = await env.plays.list(env.acme, flow_id=env.flows["double"].id)
+    second, first = plays  # newest first
+    assert first.trace == PlayTrace("mcp-call-1", trace_id, "01")
+    assert second.trace is not None
+    assert second.trace.correlation_id not in (None, "mcp-call-1")
+    assert second.trace.trace_id is None
