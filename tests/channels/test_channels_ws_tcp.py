@@ -30,13 +30,24 @@ async def _ws_channel(env: ChannelEnv, cid: str = "w1", **kw: Any) -> str:
 
 @asynccontextmanager
 async def ws_connect(
-    url: str, headers: list[tuple[bytes, bytes]] | None = None, message_queue_size: int = 1
+    url: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    message_queue_size: int = 1,
+    receive_buffer: int | None = None,
 ) -> AsyncIterator[trio_websocket.WebSocketConnection]:
     """A client connection over a socket this test owns and always closes (the library's own
     ``open_websocket_url`` leaves its socket to the garbage collector after a refused or
-    server-closed handshake)."""
+    server-closed handshake). ``receive_buffer`` shrinks the socket's kernel buffer before it
+    connects (the TCP window is agreed then), so a client that stops reading pushes back on
+    the server after a few kilobytes rather than after the megabytes loopback allows."""
     port = int(url.rsplit(":", 1)[1].strip("/"))
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    if receive_buffer is None:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+    else:
+        sock = trio.socket.socket()
+        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, receive_buffer)
+        await sock.connect(("127.0.0.1", port))
+        stream = trio.SocketStream(sock)
     rejected: list[BaseException] = []
     try:
         async with trio.open_nursery() as nursery:
@@ -171,10 +182,12 @@ async def test_ws_slow_client_is_dropped_and_plays_go_on(store: Any) -> None:
     limits = Limits(max_body_bytes=4096, send_queue=4, max_pending=64)
     async with open_channel_env(store, limits=limits) as env:
         url = await _ws_channel(env)
-        async with ws_connect(url, message_queue_size=0) as ws:
-            # Many plays, each several events, and the client reads nothing.
+        async with ws_connect(url, message_queue_size=0, receive_buffer=4096) as ws:
+            # Many plays, each several events carrying a payload, and the client reads nothing:
+            # more than the kernel's buffers hold, so the server's queue of 4 must overflow.
             for i in range(40):
-                await ws.send_message(json.dumps({"id": i, "route": "two", "args": i}))
+                args = {"i": i, "pad": "x" * 2000}
+                await ws.send_message(json.dumps({"id": i, "route": "two", "args": args}))
             with trio.fail_after(10):
                 while not ws.closed:
                     await trio.sleep(0.05)

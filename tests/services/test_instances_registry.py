@@ -23,10 +23,12 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 class Clock:
-    """A wall clock the test moves (the registry's expiries are datetimes in the store)."""
+    """A wall clock the test moves (the registry's expiries are datetimes in the store). It
+    starts at the real time: the store's TTL hides documents whose expiry has passed on the
+    real clock, so a fixed start day fails once that day is over."""
 
     def __init__(self) -> None:
-        self.now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+        self.now = datetime.now(UTC)
 
     def __call__(self) -> datetime:
         return self.now
