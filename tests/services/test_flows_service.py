@@ -105,3 +105,28 @@ async def test_version_times_page_newest_first(flows: FlowService) -> None:
     assert [v for v, _ in (await flows.version_times("acme", flow.id, page=1, size=3))[0]] == [1]
     with pytest.raises(FlowNotFound):
         await flows.version_times("globex", flow.id)
+
+
+async def test_names_for_a_picker_newest_change_first_and_names_of_by_id(
+    flows: FlowService,
+) -> None:
+    ids = [(await flows.create("acme", {**FLOW, "name": f"f{i}"})).id for i in range(4)]
+    await flows.update("acme", ids[0], {**FLOW, "name": "renamed"})  # now the newest change
+    await flows.delete("acme", ids[1])
+    await flows.create("globex", {**FLOW, "name": "theirs"})
+
+    names, more = await flows.names("acme", limit=2)
+    assert names == [(ids[0], "renamed"), (ids[3], "f3")]
+    assert more is True  # f2 is left out
+    names, more = await flows.names("acme", limit=3)
+    assert [n for _, n in names] == ["renamed", "f3", "f2"]
+    assert more is False  # the deleted f1 does not count
+
+    # By id: a deleted flow keeps its name (its plays remain); unknown and other companies'
+    # ids are absent.
+    other = (await flows.names("globex"))[0][0][0]
+    assert await flows.names_of("acme", [ids[1], ids[0], "nope", other]) == {
+        ids[1]: "f1",
+        ids[0]: "renamed",
+    }
+    assert await flows.names_of("acme", []) == {}

@@ -94,19 +94,16 @@ async def list_plays(page: PageReq) -> Response:
             page=number,
             size=PLAY_ROWS,
         )
-    flows, flow_total = await flow_service().list(company, size=FLOW_CHOICES)
-    choices = [(f.id, f.definition.name) for f in flows]
-    names: dict[str, str] = {f.id: f.definition.name for f in flows}
-    if flow_id and not errors.get("flow_id") and flow_id not in names:
-        chosen = await _flow_name(company, flow_id)
-        choices.append((flow_id, chosen or f"{flow_id} (not found)"))
-        if chosen is not None:
-            names[flow_id] = chosen
-    for play in plays:  # only this page's plays: at most PLAY_ROWS look-ups, cached
-        if play.flow_id not in names:
-            found = await _flow_name(company, play.flow_id, play.flow_version)
-            if found is not None:
-                names[play.flow_id] = found
+    # Names only, in two queries whatever the page holds: the picker's recent flows, then
+    # the flows of this page's plays (and the chosen one) that are not among them.
+    choices, more_flows = await flow_service().names(company, limit=FLOW_CHOICES)
+    names: dict[str, str] = dict(choices)
+    wanted = {p.flow_id for p in plays}
+    if flow_id and not errors.get("flow_id"):
+        wanted.add(flow_id)
+    names.update(await flow_service().names_of(company, sorted(wanted - names.keys())))
+    if flow_id and not errors.get("flow_id") and flow_id not in dict(choices):
+        choices.append((flow_id, names.get(flow_id, f"{flow_id} (not found)")))
     params = {
         k: v
         for k, v in (
@@ -129,7 +126,7 @@ async def list_plays(page: PageReq) -> Response:
         params=params,
         errors=errors,
         flow_choices=choices,
-        flow_total=flow_total,
+        more_flows=more_flows,
         flow_choice_limit=FLOW_CHOICES,
         flow_names=names,
         states=[s.value for s in PlayState],

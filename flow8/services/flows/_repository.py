@@ -202,6 +202,30 @@ class FlowRepository:
         total = await coll.count(flt)
         return [flow_from_doc(dict(d, flow_id=d["_id"])) for d in docs], total
 
+    async def names(
+        self, company_id: str, *, limit: int = 100
+    ) -> tuple[builtins.list[tuple[str, str]], bool]:
+        """The ``limit`` most recently changed flows as (id, name), and whether there are
+        more: for pickers. Read without parsing a definition or counting the company's
+        flows (a count reads every flow document to skip the deleted ones)."""
+        docs = await self._flows(company_id).find(
+            {"deleted": {"$ne": True}},
+            sort=[("updated_at", -1)],
+            limit=limit + 1,
+            projection={"name": 1},
+        )
+        return [(d["_id"], d["name"]) for d in docs[:limit]], len(docs) > limit
+
+    async def names_of(self, company_id: str, flow_ids: builtins.list[str]) -> dict[str, str]:
+        """The current names of these flows, deleted ones included (their plays remain), in
+        one query; an id that never was a flow is absent."""
+        if not flow_ids:
+            return {}
+        docs = await self._flows(company_id).find(
+            {"_id": {"$in": sorted(set(flow_ids))}}, projection={"name": 1}
+        )
+        return {d["_id"]: d["name"] for d in docs}
+
     async def versions(self, company_id: str, flow_id: str) -> builtins.list[Flow]:
         docs = await self._versions(company_id).find({"flow_id": flow_id}, sort=[("version", -1)])
         if not docs:

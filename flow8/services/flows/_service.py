@@ -151,6 +151,17 @@ class FlowService:
             enabled=enabled,
         )
 
+    async def names(
+        self, company_id: str, *, limit: int = 100
+    ) -> tuple[builtins.list[tuple[str, str]], bool]:
+        """The most recently changed flows as (id, name), at most ``limit``, and whether
+        there are more: what a flow picker shows."""
+        return await self.repository.names(company_id, limit=max(1, min(limit, 100)))
+
+    async def names_of(self, company_id: str, flow_ids: builtins.list[str]) -> dict[str, str]:
+        """The names of these flows (deleted ones included), by id."""
+        return await self.repository.names_of(company_id, flow_ids)
+
     async def versions(self, company_id: str, flow_id: str) -> builtins.list[Flow]:
         """Every version, newest first."""
         return await self.repository.versions(company_id, flow_id)
