@@ -339,6 +339,12 @@ def test_the_owner_sees_the_live_actor_tree_without_other_companies_plays(
     expect(tree.locator(".node-name", has_text=f"play-{mine}")).to_be_visible()
     expect(tree).to_contain_text("1 of other companies (not shown)")
     assert theirs not in page.content()
+    # The instance actor's peers read as fields, not as a Python list of dicts.
+    instance_info = tree.locator("li:has(> .node-name:text-is('instance')) > .info")
+    expect(instance_info).to_contain_text("instances=[(id=")
+    expect(instance_info).to_contain_text(" index=1 ")
+    expect(instance_info).not_to_contain_text("{'")
+    expect(tree).not_to_contain_text("running=False")
     shoot(page, "workspace-actors")
     with page.expect_response(lambda r: r.url.endswith("/admin/actors/live")) as refresh:
         pass  # htmx asks for the fragment every 3 seconds
