@@ -226,6 +226,19 @@ def test_the_list_filters_by_flow_and_state_in_the_address(
     expect(flows.get_by_role("link", name=bad)).to_be_visible()
     shoot(page, "home")
 
+    # A flow chosen by its address that the picker does not offer (deleted: its plays
+    # remain) is still the chosen filter and names its rows; an unknown id says so.
+    deleted = instance.api.delete(f"/api/flows/{bad_id}")
+    assert deleted.status_code in (200, 204), deleted.text
+    page.goto(f"/plays?flow_id={bad_id}")
+    expect(rows).to_have_count(1)
+    assert page.locator("td.flow-name").first.inner_text() == f"{bad} v1"
+    assert page.get_by_label("Flow").locator("option:checked").inner_text() == bad
+    page.goto("/plays?flow_id=01ZZZZZZZZZZZZZZZZZZZZZZZZ")
+    expect(page.get_by_label("Flow").locator("option:checked")).to_have_text(
+        "01ZZZZZZZZZZZZZZZZZZZZZZZZ (not found)"
+    )
+
 
 def test_retry_from_a_step_starts_a_new_play(instance: Instance, new_page: Any) -> None:
     expect = _expect()

@@ -98,12 +98,12 @@ async def list_plays(page: PageReq) -> Response:
     # the flows of this page's plays (and the chosen one) that are not among them.
     choices, more_flows = await flow_service().names(company, limit=FLOW_CHOICES)
     names: dict[str, str] = dict(choices)
-    wanted = {p.flow_id for p in plays}
-    if flow_id and not errors.get("flow_id"):
-        wanted.add(flow_id)
-    names.update(await flow_service().names_of(company, sorted(wanted - names.keys())))
-    if flow_id and not errors.get("flow_id") and flow_id not in dict(choices):
-        choices.append((flow_id, names.get(flow_id, f"{flow_id} (not found)")))
+    chosen = flow_id if flow_id and not errors.get("flow_id") else None
+    wanted = {p.flow_id for p in plays} | ({chosen} if chosen else set())
+    missing = wanted - names.keys()
+    names.update(await flow_service().names_of(company, sorted(missing)))
+    if chosen in missing:  # a flow chosen by its address, older than the picker's choices
+        choices.append((chosen, names.get(chosen, f"{chosen} (not found)")))
     params = {
         k: v
         for k, v in (
