@@ -18,12 +18,14 @@ Generation avoids where mongomock itself departs from real MongoDB:
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Awaitable, Callable
+import itertools
+import queue
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 from conftest import open_test_store
 from hypothesis import HealthCheck, given, settings
@@ -137,22 +139,25 @@ def updates(draw: st.DrawFn) -> dict[str, Any]:
 
 class Backends:
     """The backends under test (sqlite, memory) and the oracle (mongomock), each holding the
-    same documents; every backend's answer is compared with the oracle's."""
+    same documents; every backend's answer is compared with the oracle's. Each example
+    writes its documents as a company of its own (``reset``), so examples share the stores
+    without seeing each other's documents (and a query that leaked across companies would
+    disagree with the oracle)."""
 
     def __init__(self, tested: dict[str, Store], oracle: Store, collection: str = "docs") -> None:
         self.tested = tested
         self.oracle = oracle
         self.collection = collection
-        self.round = 0
+        self.company = ""
 
     async def reset(self, docs: list[dict[str, Any]]) -> None:
-        self.round += 1
-        self.company = f"c{self.round}"
+        self.company = f"c{next(_companies)}"
         for s in [*self.tested.values(), self.oracle]:
             await (
                 s.tenant(self.company)
-                .collection("docs")
-                .insert_many([{"_id": f"d{i:02d}", **d} for i, d in enumerate(docs)])
+                .collection(self.collection)
+                # _id is unique across companies, as a ULID is: the company in it.
+                .insert_many([{"_id": f"d{i:02d}-{self.company}", **d} for i, d in enumerate(docs)])
             )
 
     async def call(self, store: Store, method: str, *args: Any, **kw: Any) -> tuple[str, Any]:
@@ -166,23 +171,64 @@ class Backends:
         return await self.call(self.oracle, method, *args, **kw)
 
 
-def run_backends(
-    tmp_path: Path, check: Callable[[Backends], Awaitable[None]], collection: str = "docs"
-) -> None:
-    """Open fresh sqlite, memory and mongomock stores for one hypothesis example and run
-    ``check``."""
+_companies = itertools.count(1)
 
-    async def main() -> None:
-        base = tmp_path / uuid.uuid4().hex
-        base.mkdir()
+
+class Stores:
+    """sqlite, memory and mongomock stores open in a Trio run on a thread of their own, for
+    the whole module: opening three stores per example cost more than the example. (A plain
+    class: hypothesis prints it beside each example, and would print an attrs class's
+    fields, the stores' whole state.)"""
+
+    def __init__(
+        self, token: trio.lowlevel.TrioToken, tested: dict[str, Store], oracle: Store
+    ) -> None:
+        self.token = token
+        self.tested = tested
+        self.oracle = oracle
+
+    def __repr__(self) -> str:
+        return f"Stores({', '.join(self.tested)}, oracle)"
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
+    ready: queue.Queue[Stores | BaseException] = queue.Queue()
+    stop = threading.Event()
+    base = tmp_path_factory.mktemp("differential")
+
+    async def serve() -> None:
         async with (
             open_test_store("sqlite", base, durability="normal") as s,
             open_test_store("memory", base) as mem,
             open_test_store("mongomock", base) as m,
         ):
-            await check(Backends({"sqlite": s, "memory": mem}, m, collection))
+            ready.put(Stores(trio.lowlevel.current_trio_token(), {"sqlite": s, "memory": mem}, m))
+            await trio.to_thread.run_sync(stop.wait)
 
-    trio.run(main)
+    def run() -> None:
+        try:
+            trio.run(serve)
+        except BaseException as e:  # the tests must learn about a failed start
+            ready.put(e)
+            raise
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    started = ready.get(timeout=60)
+    if isinstance(started, BaseException):
+        raise started
+    yield started
+    stop.set()
+    thread.join(timeout=30)
+
+
+def run_backends(
+    stores: Stores, check: Callable[[Backends], Awaitable[None]], collection: str = "docs"
+) -> None:
+    """Run ``check`` for one hypothesis example on the module's stores."""
+    backends = Backends(stores.tested, stores.oracle, collection)
+    trio.from_thread.run(check, backends, trio_token=stores.token)
 
 
 SETTINGS = settings(
@@ -195,9 +241,9 @@ SETTINGS = settings(
 @SETTINGS
 @given(docs=st.lists(documents(), max_size=8), flt=filters, sort=sorts)
 def test_find_matches_oracle(
-    tmp_path: Path, docs: list[dict[str, Any]], flt: dict[str, Any], sort: list[tuple[str, int]]
+    stores: Stores, docs: list[dict[str, Any]], flt: dict[str, Any], sort: list[tuple[str, int]]
 ) -> None:
-    run_backends(tmp_path, lambda b: _find(b, docs, flt, sort))
+    run_backends(stores, lambda b: _find(b, docs, flt, sort))
 
 
 async def _find(
@@ -215,9 +261,9 @@ async def _find(
 @SETTINGS
 @given(docs=st.lists(documents(), min_size=1, max_size=6), flt=filters, upd=updates())
 def test_update_many_matches_oracle(
-    tmp_path: Path, docs: list[dict[str, Any]], flt: dict[str, Any], upd: dict[str, Any]
+    stores: Stores, docs: list[dict[str, Any]], flt: dict[str, Any], upd: dict[str, Any]
 ) -> None:
-    run_backends(tmp_path, lambda b: _update(b, docs, flt, upd))
+    run_backends(stores, lambda b: _update(b, docs, flt, upd))
 
 
 async def _update(
@@ -247,9 +293,9 @@ async def _update(
 @SETTINGS
 @given(docs=st.lists(documents(indexed=True), max_size=8), flt=filters, sort=sorts)
 def test_find_on_indexed_scalar_paths_matches_oracle(
-    tmp_path: Path, docs: list[dict[str, Any]], flt: dict[str, Any], sort: list[tuple[str, int]]
+    stores: Stores, docs: list[dict[str, Any]], flt: dict[str, Any], sort: list[tuple[str, int]]
 ) -> None:
-    run_backends(tmp_path, lambda b: _find(b, docs, flt, sort), "scalars")
+    run_backends(stores, lambda b: _find(b, docs, flt, sort), "scalars")
 
 
 @SETTINGS
@@ -262,7 +308,7 @@ def test_find_on_indexed_scalar_paths_matches_oracle(
     upsert=st.booleans(),
 )
 def test_find_one_and_update_matches_oracle(
-    tmp_path: Path,
+    stores: Stores,
     docs: list[dict[str, Any]],
     flt: dict[str, Any],
     upd: dict[str, Any],
@@ -270,7 +316,7 @@ def test_find_one_and_update_matches_oracle(
     after: bool,
     upsert: bool,
 ) -> None:
-    run_backends(tmp_path, lambda b: _fam(b, docs, flt, upd, sort, after, upsert))
+    run_backends(stores, lambda b: _fam(b, docs, flt, upd, sort, after, upsert))
 
 
 def _no_generated_id(result: tuple[str, Any]) -> tuple[str, Any]:
