@@ -20,3 +20,9 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 cd "$ROOT"
+# The project's own bytecode, compiled ahead. With PYTHONDONTWRITEBYTECODE set (as it is in
+# CI's environment) no process writes it, so every `flow8` process (each worker, each CLI
+# call, each server a test starts) compiled ~300 modules from source: 1.1 s of imports
+# instead of 0.5-0.6 (tests/test_cli.py: 58 s -> 44 s). Only changed files are compiled
+# again (0.2 s when nothing changed).
+python -m compileall -q -j 0 flow8 actors
