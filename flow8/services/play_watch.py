@@ -309,11 +309,15 @@ class PlayWatch:
         found: dict[str, Document] = {}
         recheck = sorted({*self._pending.values(), *self._holes, *self._again})
         self._again.clear()
+        # The new layers first, then the known ones again: the two reads are not one
+        # snapshot, and the engine ends a step before it writes the next, so a later step
+        # seen here is never seen before the end of the step it followed (the other way
+        # round, a look could report a step's successor before the step itself).
+        fresh = await self._find({"seq": {"$gt": self._top}}, limit=PAGE)
         for start in range(0, len(recheck), PAGE):
             seqs = recheck[start : start + PAGE]
             for d in await self._find({"seq": {"$in": seqs}}):
                 found[d["_id"]] = d
-        fresh = await self._find({"seq": {"$gt": self._top}}, limit=PAGE)
         more = len(fresh) == PAGE
         if fresh:
             top = int(fresh[-1]["seq"])
@@ -324,7 +328,7 @@ class PlayWatch:
             self._holes.update(s for s in below if s not in seen)
             self._top = top
             for d in fresh:
-                found[d["_id"]] = d
+                found.setdefault(d["_id"], d)  # a layer read again since is newer
         for d in found.values():
             self._holes.discard(d["seq"])
         if len(self._holes) > MAX_HOLES:  # the oldest are gaps for good (a resumed step's)

@@ -281,3 +281,68 @@ async def test_the_first_look_takes_every_layer_so_far_page_by_page(
         ("play:layer:completed", "last"),
         ("play:completed", None),
     ]
+
+
+@attrs.define
+class _WritesLandBetweenReads:
+    """A play's layers collection whose first read, once armed, lets the engine write
+    before it answers: what a look sees when the engine writes between two of its reads
+    (they are not one snapshot)."""
+
+    inner: Any
+    meanwhile: Any = None  # an async callable, run once
+
+    async def find(self, *args: Any, **kw: Any) -> Any:
+        docs = await self.inner.find(*args, **kw)
+        if self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            await meanwhile()
+        return docs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_step_is_never_reported_after_the_step_that_followed_it(
+    two: tuple[FlowService, Side, Side],
+) -> None:
+    """The engine ends a step before it writes the next. Were a look to read the known
+    layers before the new ones, an approved step's end could land between the two reads
+    and be reported after its successor's (seen in CI, one run in many)."""
+    flows, a, _ = two
+    flow = await flows.create(
+        COMPANY,
+        {
+            "name": "approved",
+            "flowlets": [
+                {"ref": "check", "appId": "noop", "needsApproval": True},
+                {"ref": "last", "appId": "noop"},
+            ],
+        },
+    )
+    play = await a.plays.start(COMPANY, flow.id)
+    await wait_for_play(a.plays, COMPANY, play.id, PlayState.WAIT)
+    scope = a.engine.store.tenant(COMPANY)
+    layers = _WritesLandBetweenReads(scope.collection("play_layers"))
+    watch = play_watch.PlayWatch(
+        COMPANY,
+        play.id,
+        flow.id,
+        scope.collection("plays"),
+        layers,
+        lambda _: False,  # read everything from the store, as another process does
+        lambda: a.plays.get(COMPANY, play.id),
+    )
+    await watch.first_look()
+
+    async def approve_and_finish() -> None:
+        await a.plays.approve(COMPANY, play.id)
+        await wait_for_play(a.plays, COMPANY, play.id, PlayState.DONE)
+
+    layers.meanwhile = approve_and_finish
+    rest = await _until_done(watch)
+    assert [(e.type, e.data.get("ref")) for e in rest] == [
+        ("play:layer:completed", "check"),
+        ("play:layer:completed", "last"),
+        ("play:completed", None),
+    ]
