@@ -10,7 +10,8 @@ messages may be in flight on one connection; answers of different ids interleave
 No event is lost: the subscription (to the target flow's events, filtered by play id) is open
 before the play starts. Every outgoing message goes through one bounded queue with
 ``send_nowait``: a client that does not read fills it and is dropped (the caller sends a
-close notice), and no play ever waits for a client.
+close notice, once the message going out has gone out whole), and no play ever waits for a
+client.
 
 Each message gets a correlation id of its own (as an HTTP request does): in its audit entry,
 on the log lines of its handling and of the tasks following its plays, and kept by its plays.
@@ -18,6 +19,7 @@ on the log lines of its handling and of the tasks following its plays, and kept 
 
 from __future__ import annotations
 
+import enum
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -46,13 +48,60 @@ class BadMessage(Refused):
         super().__init__(400, "BAD_MESSAGE", message)
 
 
+class SessionEnd(enum.Enum):
+    """How a connection's session ended: what its closing may say."""
+
+    CLIENT_DONE = "client_done"  # the client ended it: close as usual
+    TOO_SLOW = "too_slow"  # dropped between two messages: close with a notice
+    # Dropped with a message half written: close without a word. A close frame or a last
+    # line after a cut message would be read as the rest of it (a ws client saw a close
+    # frame inside a text frame, and failed on its UTF-8).
+    CUT = "cut"
+
+
+CUT_GRACE_SECONDS = 1.0  # how long a dropped client's message in flight has to go out whole
+
+
+@attrs.define
+class _Writer:
+    """Writes a connection's messages in turn. Dropping the client stops it after the
+    message going out, which gets ``CUT_GRACE_SECONDS`` to be written whole; past that
+    it is cut, and ``cut`` says so."""
+
+    send: Callable[[str], Awaitable[None]]
+    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+    stopping: bool = False
+    cut: bool = False
+
+    async def run(
+        self, messages: trio.MemoryReceiveChannel[dict[str, Any]], gone: Callable[[], None]
+    ) -> None:
+        with self.scope:
+            try:
+                async for message in messages:
+                    try:
+                        await self.send(dumps(message))
+                    except trio.Cancelled:
+                        self.cut = True  # part of it may be on the wire
+                        raise
+                    if self.stopping:
+                        return
+            except Exception:  # the client is gone: nothing more to say to it
+                gone()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.scope.deadline = min(self.scope.deadline, trio.current_time() + CUT_GRACE_SECONDS)
+
+
 @attrs.define
 class Session:
     ctx: ChannelContext
     client: str
     host: str
     out: trio.MemorySendChannel[dict[str, Any]]
-    nursery: trio.Nursery  # the connection's: cancelled when the client is too slow
+    writer: _Writer
+    reading: trio.CancelScope  # the client's messages and the plays' pumps: cancelled on a drop
     plays: trio.Nursery  # the pumps of this connection's plays
     too_slow: bool = False
     pending: int = 0
@@ -65,7 +114,8 @@ class Session:
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             self.too_slow = True
             self.ctx.stats.dropped_slow += 1
-            self.nursery.cancel_scope.cancel()
+            self.writer.stop()
+            self.reading.cancel()
 
     async def handle(self, raw: str | bytes) -> None:
         started = time.perf_counter()
@@ -195,39 +245,37 @@ async def run_session(
     host: str,
     receive: Callable[[], Awaitable[str | bytes | None]],
     send: Callable[[str], Awaitable[None]],
-) -> bool:
+) -> SessionEnd:
     """Serve one connection until the client ends it (``receive`` answers None: the plays
-    in flight still answer) or is too slow (answers True: the caller closes with a notice).
+    in flight still answer) or is too slow (the caller closes with a notice, unless a
+    message was cut: see :class:`SessionEnd`).
 
     An error of ``receive`` (a line too long, a protocol error) ends the session and is
     raised as is once the session's tasks are done; a failing ``send`` (the client is gone)
     ends it quietly."""
     send_ch, recv_ch = trio.open_memory_channel[dict[str, Any]](ctx.limits.send_queue)
+    writer = _Writer(send)
     failure: Exception | None = None
     async with trio.open_nursery() as nursery:
-
-        async def writer() -> None:
-            try:
-                async for message in recv_ch:
-                    await send(dumps(message))
-            except Exception:  # the client is gone: nothing more to say to it
-                nursery.cancel_scope.cancel()
-
-        nursery.start_soon(writer)
-        async with trio.open_nursery() as plays:
-            session = Session(ctx, client, host, send_ch, nursery, plays)
-            while not session.too_slow:
-                try:
-                    raw = await receive()
-                except Exception as e:
-                    failure = e
-                    plays.cancel_scope.cancel()
-                    break
-                if raw is None:
-                    break
-                await session.handle(raw)
-        # The client said all it will say, and every play it started has answered.
+        nursery.start_soon(writer.run, recv_ch, nursery.cancel_scope.cancel)
+        with trio.CancelScope() as reading:
+            async with trio.open_nursery() as plays:
+                session = Session(ctx, client, host, send_ch, writer, reading, plays)
+                while not session.too_slow:
+                    try:
+                        raw = await receive()
+                    except Exception as e:
+                        failure = e
+                        plays.cancel_scope.cancel()
+                        break
+                    if raw is None:
+                        break
+                    await session.handle(raw)
+        # The client said all it will say, and every play it started has answered (or the
+        # client was dropped, and the writer stops after the message going out).
         await send_ch.aclose()
     if failure is not None:
         raise failure
-    return session.too_slow
+    if not session.too_slow:
+        return SessionEnd.CLIENT_DONE
+    return SessionEnd.CUT if writer.cut else SessionEnd.TOO_SLOW

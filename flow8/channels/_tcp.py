@@ -5,7 +5,8 @@ A line longer than the channel's body limit ends the connection after an error l
 ``{"auth": "<token>"}``, answered ``{"auth": "ok"}`` or ``{"error": "UNAUTHORIZED"}`` and
 the connection closed; ``hmac`` channels refuse every connection that way (a signature over a
 body has no meaning on a stream). A client too slow to read its answers gets a last line
-``{"error": "TOO_SLOW"}`` (if its socket takes it within a second) and is closed.
+``{"error": "TOO_SLOW"}`` (if its socket takes the line going out and that one within a
+second; never after a line cut short) and is closed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import trio
 from flow8.services.channels import AuthMode
 
 from ._context import ChannelContext
-from ._session import dumps, run_session
+from ._session import SessionEnd, dumps, run_session
 
 READ_SIZE = 65536
 
@@ -105,8 +106,8 @@ async def serve_tcp(ctx: ChannelContext, stream: trio.SocketStream, client: str,
         async def send(text: str) -> None:
             await stream.send_all(text.encode() + b"\n")
 
-        if await run_session(ctx, client, host, reader.line, send):
-            await _last_words(stream, {"error": "TOO_SLOW"})
+        if await run_session(ctx, client, host, reader.line, send) is SessionEnd.TOO_SLOW:
+            await _last_words(stream, {"error": "TOO_SLOW"})  # not after a cut line (CUT)
     except LineTooLong:
         ctx.stats.rejected_size += 1
         ctx.audit(client=client, status=413, route=None, play_ids=[], started=started)

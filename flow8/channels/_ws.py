@@ -7,7 +7,8 @@ The handshake checks, before anything is read from the connection:
   Signatures over a body (``hmac``) have no meaning on a socket: such a channel refuses
   every handshake (401) rather than serve unauthenticated.
 A client too slow to read its answers is closed with code 1013 and reason ``client too
-slow``.
+slow``, once the message going out to it has gone out whole; one still not taken a second
+later is cut, and the connection closed without a close frame (the client sees 1006).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from flow8.services.channels import AuthMode
 
 from ._auth import bearer_ok
 from ._context import ChannelContext
-from ._session import run_session
+from ._session import SessionEnd, run_session
 
 TOO_SLOW = 1013
 HANDSHAKE_SECONDS = 10.0
@@ -87,13 +88,15 @@ async def serve_ws(ctx: ChannelContext, stream: trio.SocketStream, client: str, 
             await ws.send_message(text)
 
         try:
-            too_slow = await run_session(ctx, client, host, receive, send)
+            end = await run_session(ctx, client, host, receive, send)
         except trio_websocket.ConnectionClosed:
-            too_slow = False
-        if too_slow:
-            with trio.move_on_after(1):
-                await ws.aclose(TOO_SLOW, "client too slow")
+            end = SessionEnd.CLIENT_DONE
+        if end is SessionEnd.CUT:  # a close frame now would land inside the cut frame
+            await trio.aclose_forcefully(stream)
         else:
             with trio.move_on_after(1):
-                await ws.aclose()
+                if end is SessionEnd.TOO_SLOW:
+                    await ws.aclose(TOO_SLOW, "client too slow")
+                else:
+                    await ws.aclose()
         nursery.cancel_scope.cancel()

@@ -210,6 +210,39 @@ async def test_ws_slow_client_is_dropped_and_plays_go_on(store: Any) -> None:
                 await trio.sleep(0.05)
 
 
+async def test_ws_client_dropped_mid_frame_reads_the_frame_whole_then_1013(store: Any) -> None:
+    """Dropped while a frame to it is half written (it read nothing, its buffers are full),
+    a client that reads again within the server's 1 s grace gets that frame whole, then
+    the close with 1013. A close frame written after a cut frame would be read as the rest
+    of it (seen in CI: 1007, invalid UTF-8)."""
+    from channel_fixtures import open_channel_env
+
+    from flow8.channels import Limits
+
+    limits = Limits(max_body_bytes=4096, send_queue=4, max_pending=64)
+    async with open_channel_env(store, limits=limits) as env:
+        url = await _ws_channel(env)
+        async with ws_connect(url, message_queue_size=0, receive_buffer=4096) as ws:
+            for i in range(40):
+                args = {"i": i, "pad": "x" * 2000}
+                await ws.send_message(json.dumps({"id": i, "route": "two", "args": args}))
+            await trio.sleep(0.5)  # the server drops it meanwhile, a frame half written
+            received = []
+            with trio.fail_after(10):
+                while True:
+                    try:
+                        received.append(json.loads(await ws.get_message()))
+                    except trio_websocket.ConnectionClosed:
+                        break
+            assert ws.closed is not None
+            assert ws.closed.code == 1013, ws.closed
+            assert received
+            assert all("id" in m for m in received)
+        stats = env.manager.stats("w1")
+        assert stats is not None
+        assert stats.dropped_slow == 1
+
+
 async def _tcp_channel(env: ChannelEnv, cid: str = "t1", **kw: Any) -> int:
     routes = [route("echo", [env.flows["echo"]]), route("two", [env.flows["two"]])]
     ch = env.source.put(channel(cid, ChannelKind.TCP, routes, **kw))
