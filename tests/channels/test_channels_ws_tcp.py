@@ -174,20 +174,27 @@ async def test_100_concurrent_ws_clients_each_get_exactly_their_own(env: Channel
     assert len(play_ids) == 100
 
 
+def _slow_client_limits() -> Any:
+    from flow8.channels import Limits
+
+    return Limits(max_body_bytes=4096, send_queue=4, max_pending=64)
+
+
+async def _flood(ws: trio_websocket.WebSocketConnection) -> None:
+    """Many plays, each several events carrying a payload, and the client reads nothing:
+    more than the kernel's buffers hold, so the server's queue of 4 must overflow."""
+    for i in range(40):
+        args = {"i": i, "pad": "x" * 2000}
+        await ws.send_message(json.dumps({"id": i, "route": "two", "args": args}))
+
+
 async def test_ws_slow_client_is_dropped_and_plays_go_on(store: Any) -> None:
     from channel_fixtures import open_channel_env
 
-    from flow8.channels import Limits
-
-    limits = Limits(max_body_bytes=4096, send_queue=4, max_pending=64)
-    async with open_channel_env(store, limits=limits) as env:
+    async with open_channel_env(store, limits=_slow_client_limits()) as env:
         url = await _ws_channel(env)
         async with ws_connect(url, message_queue_size=0, receive_buffer=4096) as ws:
-            # Many plays, each several events carrying a payload, and the client reads nothing:
-            # more than the kernel's buffers hold, so the server's queue of 4 must overflow.
-            for i in range(40):
-                args = {"i": i, "pad": "x" * 2000}
-                await ws.send_message(json.dumps({"id": i, "route": "two", "args": args}))
+            await _flood(ws)
             with trio.fail_after(10):
                 while not ws.closed:
                     await trio.sleep(0.05)
@@ -217,15 +224,10 @@ async def test_ws_client_dropped_mid_frame_reads_the_frame_whole_then_1013(store
     of it (seen in CI: 1007, invalid UTF-8)."""
     from channel_fixtures import open_channel_env
 
-    from flow8.channels import Limits
-
-    limits = Limits(max_body_bytes=4096, send_queue=4, max_pending=64)
-    async with open_channel_env(store, limits=limits) as env:
+    async with open_channel_env(store, limits=_slow_client_limits()) as env:
         url = await _ws_channel(env)
         async with ws_connect(url, message_queue_size=0, receive_buffer=4096) as ws:
-            for i in range(40):
-                args = {"i": i, "pad": "x" * 2000}
-                await ws.send_message(json.dumps({"id": i, "route": "two", "args": args}))
+            await _flood(ws)
             await trio.sleep(0.5)  # the server drops it meanwhile, a frame half written
             received = []
             with trio.fail_after(10):
