@@ -1,16 +1,18 @@
 """Property-based API fuzzing with schemathesis against the live app (real Hypercorn and a real
-sqlite store, in a server thread): no server errors, no answer outside the OpenAPI document."""
+sqlite store, in a server process of its own): no server errors, no answer outside the OpenAPI
+document."""
 
 from __future__ import annotations
 
-import queue
-import threading
+import http.cookiejar
+import multiprocessing
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import schemathesis
 import trio
 from http_fixtures import start_app
@@ -20,11 +22,16 @@ from schemathesis import checks
 from flow8.http import HttpSettings, serve_http
 from flow8.store import Keyring, open_store
 
-# A real server in a thread, fuzzed over a real socket, on the real clock.
+# A real server in a process of its own, fuzzed over a real socket, on the real clock. In a
+# thread of the test's process it would share the test's GIL: each answer waited for the
+# fuzzer's case generation and the other way round, and the test took half again as long.
 pytestmark = pytest.mark.wall_clock
 
 
-def _serve_in_thread(data_dir: Path, ready: queue.Queue[Any], stop: threading.Event) -> None:
+def _serve(data_dir: Path, ready: Any, stop: Any) -> None:
+    """The server process: the whole app on a free port; puts ``(url, key)`` on ``ready``,
+    or the reason it could not start, and serves until ``stop`` is set."""
+
     async def main() -> None:
         async with (
             open_store(
@@ -53,25 +60,38 @@ def _serve_in_thread(data_dir: Path, ready: queue.Queue[Any], stop: threading.Ev
 
     try:
         trio.run(main)
-    except BaseException as e:  # the test thread must learn about a failed start
-        ready.put(e)
+    except BaseException as e:  # the test must learn why the server did not start
+        ready.put(f"the fuzzed server failed: {e!r}")
         raise
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """A cookie jar that keeps nothing: each fuzzed case is authenticated by the key alone."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    ready: queue.Queue[Any] = queue.Queue()
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=_serve_in_thread, args=(tmp_path_factory.mktemp("fuzz"), ready, stop), daemon=True
+    # spawn, not fork: the test process has threads (and Trio state) a fork would copy.
+    context = multiprocessing.get_context("spawn")
+    ready, stop = context.Queue(), context.Event()
+    server = context.Process(
+        target=_serve, args=(tmp_path_factory.mktemp("fuzz"), ready, stop), daemon=True
     )
-    thread.start()
-    started = ready.get(timeout=60)
-    if isinstance(started, BaseException):
-        raise started
-    yield started
-    stop.set()
-    thread.join(timeout=30)
+    server.start()
+    try:
+        started = ready.get(timeout=60)
+        if isinstance(started, str):
+            raise RuntimeError(started)
+        yield started
+    finally:
+        stop.set()
+        server.join(timeout=30)
+        if server.is_alive():
+            server.kill()
+            server.join()
 
 
 def test_api_conforms_to_its_openapi_document(live: tuple[str, str]) -> None:
@@ -79,6 +99,10 @@ def test_api_conforms_to_its_openapi_document(live: tuple[str, str]) -> None:
     schema = schemathesis.openapi.from_url(f"{url}/api/openapi.json")
     auth = {"Authorization": f"Bearer {key}"}
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
+    # One keep-alive connection for every case (without a session each case opens and closes
+    # a connection of its own), holding no cookie from one case to the next.
+    session = requests.Session()
+    session.cookies.set_policy(_NoCookies())
     assert len(operations) >= 17
     for operation in operations:
         excluded = [checks.ignored_auth]
@@ -117,6 +141,10 @@ def test_api_conforms_to_its_openapi_document(live: tuple[str, str]) -> None:
         def fuzz(case: schemathesis.Case[Any]) -> None:
             # ignored_auth would send our valid bearer key beside a bogus cookie and call the
             # 2xx a bypass; authentication is covered by test_http_auth instead.
-            case.call_and_validate(headers=auth, excluded_checks=excluded)  # noqa: B023
+            case.call_and_validate(
+                session=session,
+                headers=auth,
+                excluded_checks=excluded,  # noqa: B023
+            )
 
         fuzz()
