@@ -44,6 +44,7 @@ import trio
 from ._ai_prices import PriceTable, own_prices
 from ._object_store import Guard, GuardRefused, Origin, parse_origin
 from ._provider import Operation, ProviderEnv
+from ._seam import outbound_traceparent
 from ._sql_server import Secret, one_line
 from .exceptions import (
     ComponentConfigError,
@@ -250,6 +251,10 @@ class GuardedTransport(httpx2.BaseTransport):
         if host is not None:
             request.url = httpx2.URL(url)
             request.headers["Host"] = host
+        # A traced step's request joins its trace (each retry of the SDK a span of its own).
+        traceparent = outbound_traceparent()
+        if traceparent is not None:
+            request.headers["traceparent"] = traceparent
         return self._inner.handle_request(request)
 
     def close(self) -> None:

@@ -10,6 +10,12 @@ operation. The handle times each call and, when the play records its calls, appe
 
 Recordings are the base of flow test fixtures: record a real play once, replay its calls
 later without touching the outside world.
+
+A handle made for a step of a traced play (one started by a request with a W3C
+``traceparent``) carries the step's ``trace``: while one of its calls runs, a provider's
+transport reads a ``traceparent`` for each request it sends from :func:`outbound_traceparent`
+(a context variable: Trio copies it into the worker thread an SDK runs in), so a provider's
+requests join the trace of the request that started the play, each with a span id of its own.
 """
 
 from __future__ import annotations
@@ -17,12 +23,25 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import attrs
 
 from ._provider import Provider
 from .exceptions import ComponentError, ComponentRefused
+
+TraceSource = Callable[[], str | None]
+
+# The trace of the step whose component call is running (module docstring).
+_CALL_TRACE: ContextVar[TraceSource | None] = ContextVar("flow8_component_trace", default=None)
+
+
+def outbound_traceparent() -> str | None:
+    """A ``traceparent`` for one request a provider is about to send: the running step's
+    trace with a fresh span id, or None outside a traced step's call."""
+    trace = _CALL_TRACE.get()
+    return trace() if trace is not None else None
 
 
 @attrs.frozen
@@ -85,13 +104,14 @@ class CallRecorder:
 @attrs.frozen
 class ComponentHandle:
     """A resolved component, as a step uses it. ``component_id`` is None for a built-in
-    default (nothing configured)."""
+    default (nothing configured); ``trace`` the step's, for a traced play."""
 
     kind: str
     provider_name: str
     component_id: str | None
     provider: Provider
     recorder: CallRecorder | None = None
+    trace: TraceSource | None = None
 
     async def call(self, operation: str, input: Mapping[str, Any]) -> Any:
         run = self.provider.operations.get(operation)
@@ -99,6 +119,17 @@ class ComponentHandle:
             raise ComponentRefused(
                 f"the {self.kind}/{self.provider_name} provider cannot {operation}"
             )
+        if self.trace is None:
+            return await self._call(run, operation, input)
+        token = _CALL_TRACE.set(self.trace)
+        try:
+            return await self._call(run, operation, input)
+        finally:
+            _CALL_TRACE.reset(token)
+
+    async def _call(
+        self, run: Callable[[Mapping[str, Any]], Any], operation: str, input: Mapping[str, Any]
+    ) -> Any:
         started = time.perf_counter()
         if self.recorder is None:
             return await run(input)

@@ -122,14 +122,18 @@ class StepContext:
 
     async def component(self, kind: str) -> ComponentHandle:
         """The component this step uses for ``kind`` (its ``componentConfigIds`` choice, the
-        company's default, or the built-in default), recording its calls when asked to."""
+        company's default, or the built-in default), recording its calls when asked to, its
+        providers' requests sent with the play's trace when it has one."""
         source = self.run.engine.components
         if source is None:
             raise ComponentUnavailable("this server runs no components")
         choice = self.step.flowlet.component_config_ids.get(kind)
         handle = await source.resolve(self.company_id, kind, choice)
-        if self.recorder is not None:
-            return attrs.evolve(handle, recorder=self.recorder)
+        trace = self.run.play.trace
+        traced = trace is not None and trace.trace_id is not None
+        if self.recorder is not None or traced:
+            trace_source = self.traceparent if traced else None
+            return attrs.evolve(handle, recorder=self.recorder, trace=trace_source)
         return handle
 
     async def credential(self, credential_id: str) -> tuple[str, dict[str, Any]]:

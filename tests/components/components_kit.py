@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import trio
 
-from flow8.domain import Play, PlayLayer
+from flow8.domain import Play, PlayLayer, PlayTrace
 from flow8.engine import Engine, EngineSettings
 from flow8.events import Event, EventBus, EventFilter
 from flow8.modules import default_registry
@@ -77,14 +77,16 @@ class Kit:
         record: bool = False,
         company: str = COMPANY,
         timeout: float = 30,
+        trace: PlayTrace | None = None,
     ) -> tuple[Play, dict[str, PlayLayer]]:
         """Save a flow of ``flowlets`` (through the flows service: refused like the API
-        refuses it), run it to its end, and answer the play and its layers by ref."""
+        refuses it), run it to its end, and answer the play and its layers by ref;
+        ``trace``: the play's, as a request with a ``traceparent`` would start it."""
         definition: dict[str, Any] = {"name": "components test", "flowlets": list(flowlets)}
         if record:
             definition["execution"] = {"recordCalls": True}
         flow = await self.flows.create(company, definition)
-        started = await self.engine.start_play(company, flow.id, input)
+        started = await self.engine.start_play(company, flow.id, input, trace=trace)
         play = await self.engine.wait_play(company, started.id, timeout=timeout)
         layers = {la.ref: la for la in await self.engine.get_layers(company, play.id)}
         return play, layers

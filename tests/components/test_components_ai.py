@@ -38,7 +38,7 @@ from flow8.components import (
 )
 from flow8.components._ai import AiProvider
 from flow8.components._ai_prices import Price, PriceTable, own_prices
-from flow8.domain import AiUsage, PlayState
+from flow8.domain import AiUsage, PlayState, PlayTrace
 from flow8.outbound import OutboundPolicy
 from flow8.services.components import InvalidComponent
 
@@ -648,6 +648,37 @@ async def test_a_flow_chats_and_the_key_appears_nowhere_but_on_the_wire(
     assert KEY not in out_ + err
     assert KEY not in caplog.text
     assert KEY.encode() not in _stored_bytes(tmp_path)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_a_traced_plays_ai_requests_join_its_trace_each_with_a_span_of_its_own(
+    tmp_path: Path, start: Start, provider: str
+) -> None:
+    """A play started by a request that carried a W3C ``traceparent``: every request its AI
+    step sends through the SDK (the SDK's retry too) continues that trace with a span id of
+    its own; a play started without one sends none."""
+    fake, server = await serve(start)
+    fake.then(error(503, "overloaded", retry_after_ms="1"))  # answered on the SDK's retry
+    root = "" if provider == "anthropic" else "/v1"
+    base = f"http://127.0.0.1:{server.port}{root}"
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    async with component_kit(tmp_path) as kit:
+        await kit.component("ai", provider, {"model": "m", "apiKey": KEY, "baseUrl": base})
+        flow = [{"ref": "ask", "appId": "chat", "args": {"userMessage": "hi"}}]
+        traced, _ = await kit.run(flow, trace=PlayTrace("req-1", trace_id, "01"))
+        assert traced.state is PlayState.DONE, traced.error
+        plain, _ = await kit.run(flow)
+        assert plain.state is PlayState.DONE, plain.error
+    chats = [s for s in fake.seen if "/models" not in s.target]
+    assert len(chats) == 3  # the refused try, its retry, the untraced play's
+    spans = []
+    for seen in chats[:2]:
+        version, trace, span, flags = seen.headers["traceparent"].split("-")
+        assert (version, trace, flags) == ("00", trace_id, "01")
+        spans.append(span)
+    assert len(set(spans)) == 2  # each a span of its own
+    assert parent not in spans
+    assert "traceparent" not in chats[2].headers
 
 
 async def test_a_flow_needs_an_ai_component(tmp_path: Path) -> None:
