@@ -9,10 +9,14 @@ accepts is one the provider can be opened with.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
+import trio
+
+from flow8.interpreter import settle_after_import
 
 from ._provider import Provider, ProviderEnv
 from .exceptions import ComponentUnavailable
@@ -50,10 +54,31 @@ class ProviderSpec:
     extra: str | None = None
     builtin_default: bool = False
 
-    def open(self, config: Mapping[str, Any], env: ProviderEnv) -> Provider:
-        module_name, _, function = self.opener.partition(":")
+    @property
+    def module(self) -> str:
+        """The module of ``flow8.components`` that holds the opener."""
+        return "flow8.components." + self.opener.partition(":")[0]
+
+    async def load(self) -> None:
+        """Import the opener's module (and the library it wraps) in a worker thread, the
+        first time: anthropic's SDK takes a second or two to import, which on the event loop
+        would stall every tenant's requests and plays; then settle what it brought out of
+        the collector's sight (``flow8.interpreter``). A missing library is left to
+        :meth:`open`, which names it."""
+        if self.module in sys.modules:
+            return
         try:
-            module = importlib.import_module(f"flow8.components.{module_name}")
+            await trio.to_thread.run_sync(importlib.import_module, self.module)
+        except ImportError:
+            return
+        settle_after_import()
+
+    def open(self, config: Mapping[str, Any], env: ProviderEnv) -> Provider:
+        """The provider for ``config`` (its module imported here if :meth:`load` was not
+        awaited first)."""
+        function = self.opener.partition(":")[2]
+        try:
+            module = importlib.import_module(self.module)
         except ImportError as e:
             raise ComponentUnavailable(
                 f"the {self.kind}/{self.provider} provider needs a library that is not "

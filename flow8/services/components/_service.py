@@ -127,6 +127,7 @@ class ComponentService:
         """Open the provider once with the new config (no connection is made), so a config
         that cannot work (a root outside the allowed ones, a missing library) is refused
         when saved rather than when a play needs it."""
+        await spec.load()
         try:
             provider = spec.open(config, self.env_for(company_id))
         except ComponentError as e:
@@ -329,10 +330,13 @@ class ComponentService:
         return await self._open(company_id, doc, rev)
 
     async def _open(self, company_id: str, doc: Mapping[str, Any], rev: int) -> ComponentHandle:
+        spec = self._spec(doc["kind"], doc["provider"])
+        # Before the live one is looked at: from there to storing the new one, nothing waits
+        # (two tasks opening the same component must not both open it).
+        await spec.load()
         live = self._live.get((company_id, doc["_id"]))
         if live is not None and live[0] == rev:
             return live[1]
-        spec = self._spec(doc["kind"], doc["provider"])
         config = {**(doc.get("config") or {}), **(doc.get("secrets") or {})}
         provider = spec.open(config, self.env_for(company_id))
         handle = ComponentHandle(spec.kind, spec.provider, doc["_id"], provider)
