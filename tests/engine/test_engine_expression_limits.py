@@ -15,6 +15,7 @@ import pytest
 import trio
 from jsonata.jsonata import Jsonata
 from jsonata.utils import Utils
+from support.heap import frozen_heap
 
 from flow8.domain import FilterOperator, FilterSpec
 from flow8.expressions import (
@@ -103,18 +104,6 @@ def test_attacks_fail_on_a_named_limit(source: str, limit: str, says: str) -> No
     assert time.perf_counter() - started < 3.0  # the budget, the caps: not the attack's size
 
 
-@contextlib.contextmanager
-def _frozen_heap() -> Iterator[None]:
-    # The server freezes what start-up allocated (gc.freeze), so that a full collection,
-    # which holds the GIL, does not walk it: without it, one here takes 30-35 ms.
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 @contextlib.asynccontextmanager
 async def _loop_watch() -> AsyncIterator[list[float]]:
     """Yields a list that ends up holding the longest gap between wake-ups of a task that
@@ -160,7 +149,7 @@ HEAVY = [
 @pytest.mark.parametrize("source", HEAVY)
 async def test_the_event_loop_is_never_held_long(source: str) -> None:
     expr = Expression.compile(source)
-    with _frozen_heap():
+    with frozen_heap():
         async with _loop_watch() as longest:
             with contextlib.suppress(ExpressionLimit):
                 await expr.evaluate_async({})
@@ -189,7 +178,7 @@ OVER_INPUT: list[tuple[str, Any]] = [
 @pytest.mark.parametrize(("source", "data"), OVER_INPUT)
 async def test_walks_over_a_large_input_leave_the_loop(source: str, data: Any) -> None:
     expr = Expression.compile(source)
-    with _frozen_heap():
+    with frozen_heap():
         async with _loop_watch() as longest:
             with contextlib.suppress(ExpressionLimit):
                 await expr.evaluate_async({}, data)
@@ -202,7 +191,7 @@ async def test_arguments_and_filters_leave_the_loop_too() -> None:
     filters = compile_filters(
         (FilterSpec(left_value=f"{{{{ {heavy} }}}}", operator=FilterOperator.NOT_EMPTY),), "s"
     )
-    with _frozen_heap():
+    with frozen_heap():
         async with _loop_watch() as longest:
             with pytest.raises(ExpressionLimit) as info:
                 await args.resolve_async({})
@@ -220,7 +209,7 @@ async def test_heavy_but_allowed_work_moves_to_a_thread_and_gives_the_same_resul
     configure_expressions(ExpressionLimits(timeout_ms=5000))
     source = "$sum($map([1..20000], function($v){ $v * 2 }))"
     expected = Expression.compile(source).evaluate({})
-    with _frozen_heap():
+    with frozen_heap():
         async with _loop_watch() as longest:
             got = await Expression.compile(source).evaluate_async({})
     assert got == expected == 20000 * 20001

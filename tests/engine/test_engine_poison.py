@@ -19,6 +19,7 @@ from engine_testkit import (
     running_engine,
     spec,
 )
+from support.heap import frozen_heap
 from support.waits import wait_for_play, wait_until
 
 from flow8.domain import FlowValidationError, LayerState, PlayState, WaitReason
@@ -255,12 +256,13 @@ async def test_a_long_iteration_shares_the_event_loop(engine: Engine) -> None:
             gaps.append(now - last)
             last = now
 
-    async with trio.open_nursery() as nursery:
-        await nursery.start(ticker)
-        started = time.perf_counter()
-        done = await run(engine, flow, timeout=120)
-        took = time.perf_counter() - started
-        nursery.cancel_scope.cancel()
+    with frozen_heap():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(ticker)
+            started = time.perf_counter()
+            done = await run(engine, flow, timeout=120)
+            took = time.perf_counter() - started
+            nursery.cancel_scope.cancel()
     assert done.state is PlayState.DONE
     assert done.output == {"items": items, "count": len(items)}
     assert len(gaps) > 100
