@@ -179,11 +179,14 @@ def _tenant(
     secrets: Iterable[str] = (),
     cross_tenant: bool = False,
     bulk: Iterable[str] = (),
+    by_id: bool = True,
 ) -> CollectionSpec:
-    # every tenant listing pages in creation order by default: (company_id, _id)
-    by_id = index("company_id", "_id")
+    # A tenant collection's listings page in creation order, (company_id, _id), unless it
+    # says otherwise (``by_id=False``: its reads all go through its own indexes), since every
+    # index costs every write of the collection.
+    paged = (index("company_id", "_id"),) if by_id else ()
     return CollectionSpec(
-        name, "tenant", (by_id, *indexes), frozenset(secrets), cross_tenant, frozenset(bulk)
+        name, "tenant", (*paged, *indexes), frozenset(secrets), cross_tenant, frozenset(bulk)
     )
 
 
@@ -266,14 +269,18 @@ CATALOG = Catalog.of(
             secrets=["data", "sealed", "secrets"],
             bulk=["input", "output", "error"],
             cross_tenant=True,  # dispatcher claims, retention
+            by_id=False,  # listed by created_at (above); read one by one through _id
         ),
         _tenant(
             "play_layers",
-            index("company_id", "play_id", "layer_id", unique=True),
-            index("company_id", "play_id", "seq"),  # a play's layers, paged in order
+            # a play's layers, paged in order; also every other read of layers (by play).
+            # No (play_id, layer_id) index: `_id` is "<play id>:<layer id>", so the primary
+            # key already keeps a layer unique, and each index costs every layer write.
+            index("company_id", "play_id", "seq"),
             secrets=["data", "sealed"],  # as for plays: args and output
             bulk=["args", "output", "error", "attempts", "calls"],
             cross_tenant=True,  # retention
+            by_id=False,  # read by play only, never listed across a company
         ),
         # [usage] what metered steps (AI calls) spent, counted per UTC day, flow, provider
         # and model (_id = "<day>|<flow id>|<provider>|<model>", written with $inc by the
