@@ -1,4 +1,6 @@
-"""The `flow8` command as a user runs it (a real process, a real data dir)."""
+"""The `flow8` command as a user runs it: a real data dir, each command with its own environment
+and working directory (in the test's process, see support.cli; the entry point itself is run
+as a real process once, by the first test)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.cli import run_cli
 
 from flow8.services.audit import os_user
 
@@ -26,6 +29,11 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def flow8(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(env, cwd, *args)
+
+
+def flow8_process(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command as a process of its own: ``python -m flow8.cli``."""
     return subprocess.run(
         [sys.executable, "-m", "flow8.cli", *args],
         env=env, cwd=cwd, capture_output=True, text=True, timeout=60,
@@ -33,8 +41,9 @@ def flow8(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedPro
 
 
 def test_init_creates_the_owner_once(env: dict[str, str], tmp_path: Path) -> None:
-    first = flow8(env, tmp_path, "init", "--company", "Acme", "--email", "Owner@Example.com",
-                  "--password", "correct horse battery")  # fmt: skip
+    first = flow8_process(env, tmp_path, "init", "--company", "Acme",
+                          "--email", "Owner@Example.com",
+                          "--password", "correct horse battery")  # fmt: skip
     assert first.returncode == 0, first.stderr
     created = json.loads(first.stdout)
     assert created["email"] == "owner@example.com"
@@ -44,8 +53,9 @@ def test_init_creates_the_owner_once(env: dict[str, str], tmp_path: Path) -> Non
     assert created["store"] == f"sqlite:///{(tmp_path / 'data' / 'flow8.db').resolve()}"
     assert "correct horse battery" not in first.stdout + first.stderr
 
-    again = flow8(env, tmp_path, "init", "--company", "Other", "--email", "x@example.com",
-                  "--password", "another long password")  # fmt: skip
+    again = flow8_process(env, tmp_path, "init", "--company", "Other",
+                          "--email", "x@example.com",
+                          "--password", "another long password")  # fmt: skip
     assert again.returncode == 1
     assert "flow8:" in again.stderr
     assert "Traceback" not in again.stderr
