@@ -22,7 +22,17 @@ companies in turn, so the attacker's thousand starts do not queue the victim's, 
 play's run is freed at once (it used to be a reference cycle: 1,000 failed plays left 83,000
 objects to a full garbage collection, a 160 ms pause). Within 100 ms in most runs on the
 2-core machine (slowest answers 45-90 ms), but not in every run (the xfail test below: about
-one run in five sees 100-170 ms while the tree grows).
+one run in five sees 100-170 ms while the tree grows; on a slow day, most runs).
+
+What is left is the cyclic garbage collector (measured 2026-12-07, 2-core box at half speed):
+with it switched off in the server, the xfail test passed 4 runs of 4, against 0 of 5 that
+day with it on. While the tree grows, the thousand plays in flight survive the young
+collections (10,000 allocations apart, 6-22 ms each), so the middle generation's collection
+takes 67-106 ms, and a write batch that waits for the loop behind it (the batch's thread
+starting up to 122 ms late) makes the victim's run wait with it. Thresholds alone do not fix
+it: collecting the middle generation every 2 young collections made each take 40-56 ms, five
+times as often; the interpreter's defaults (700, 10, 10) brought full collections of up to
+136 ms. It needs fewer objects per play in flight.
 """
 
 from __future__ import annotations
