@@ -25,7 +25,7 @@ objects to a full garbage collection, a 160 ms pause). Within 100 ms in most run
 one run in five sees 100-170 ms while the tree grows; on a slow day, most runs).
 
 What is left is the cyclic garbage collector (measured 2026-12-07, 2-core box at half speed):
-with it switched off in the server, the xfail test passed 4 runs of 4, against 0 of 5 that
+with it switched off in the server, the xfail test passed 4 runs of 4, against 1 of 9 that
 day with it on. While the tree grows, the thousand plays in flight survive the young
 collections (10,000 allocations apart, 6-22 ms each), so the middle generation's collection
 takes 67-106 ms, and a write batch that waits for the loop behind it (the batch's thread
