@@ -123,7 +123,10 @@ class Engine:
             self.settings.company_plays_per_second, self.settings.company_running_plays
         )
         # Fair across companies under load: see FairGate.
-        self._starting = FairGate(self.settings.max_starting)
+        self._starting = FairGate(
+            self.settings.max_starting,
+            min(self.settings.max_starting_per_company, self.settings.max_starting),
+        )
         self.started_plays = 0
         self.ledger = PlayLedger(store, self.owner, self.settings.lease_seconds)
         self.local = LocalPlays(self.admission)
@@ -169,6 +172,7 @@ class Engine:
         approve_first: bool = False,
         force: bool = False,
         trace: PlayTrace | None = None,
+        shield: bool = False,
     ) -> Play:
         """Queue a play of ``flow_id`` (latest version unless ``version``) and, when this
         instance is running plays, start it right away.
@@ -177,14 +181,18 @@ class Engine:
         last 24 h is returned instead of starting another; IdempotencyKeyReused if that play
         was started with another input or ``version`` (a subflow's child: never).
 
-        At most ``settings.max_starting`` starts are in progress at once; later ones wait
-        their turn, companies in turn and each in arrival order (see :class:`FairGate`).
+        At most ``settings.max_starting`` starts are in progress at once, and
+        ``settings.max_starting_per_company`` of one company; later ones wait their turn,
+        companies in turn and each in arrival order (see :class:`FairGate`).
         The company's start rate is admitted first: a start from outside is refused over it
         (PlayLimitReached), a subflow waits for its turn.
 
         With ``timeout``: a start still in progress after that many seconds answers the play
         as it was handed to the store (it is being stored and runs), or raises
         StartTimedOut if nothing was handed to the store yet (a retry is safe then).
+
+        With ``shield``, a cancellation from outside does not reach the start: it completes
+        (or meets its ``timeout``) and the caller learns of the play it started.
 
         With ``approve_first``, the play waits for an approval (``decide``) before its first
         step(s), as before a step with ``needsApproval`` (an MCP route requiring a human).
@@ -220,10 +228,13 @@ class Engine:
             force=force or retry_of is not None,
             trace=trace or None,  # an empty trace is no trace
         )
-        if timeout is None:  # no deadline: no cancel scope to open and close on every start
+        if timeout is None and not shield:  # no cancel scope to open and close every time
             async with self._starting.hold(company_id):
                 return await start()
-        with trio.move_on_after(timeout):
+        # One scope for both the deadline and the shield: a play tree growing by the
+        # thousand has as many starts in progress, each scope one more for the collector.
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        with trio.CancelScope(deadline=deadline, shield=shield):
             async with self._starting.hold(company_id):
                 return await start()
         if submitted:
@@ -469,17 +480,17 @@ class Engine:
         # Starting the child is one step: a cancellation meanwhile (a sibling step failed,
         # the play was cancelled) lets it complete, so that the step records the child it
         # started rather than leave a child nobody knows of.
-        with trio.CancelScope(shield=True):
-            child = await self.start_play(
-                parent.company_id,
-                flow_id,
-                args,
-                trigger=Trigger(TriggerKind.SUBFLOW, parent.id),
-                idempotency_key=child_key,
-                parent=parent,
-                secrets=secrets,
-                timeout=SUBFLOW_START_TIMEOUT,
-            )
+        child = await self.start_play(
+            parent.company_id,
+            flow_id,
+            args,
+            trigger=Trigger(TriggerKind.SUBFLOW, parent.id),
+            idempotency_key=child_key,
+            parent=parent,
+            secrets=secrets,
+            timeout=SUBFLOW_START_TIMEOUT,
+            shield=True,
+        )
         if not wait:
             return {"state": child.state.value, "playId": child.id, "out": None}
         try:

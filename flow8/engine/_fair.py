@@ -1,10 +1,12 @@
 """A gate that lets at most N tasks through at once and, when they must wait, takes them in
 turn by key (a company): round-robin across keys, first come first served within one.
 
-Play starts pass such a gate (``EngineSettings.max_starting``). A FIFO semaphore there let a
-company that starts plays by the thousand (a flow starting itself through subflows) queue
-everybody else behind its own starts for a second or more; in turns, another company waits
-for one start to finish at most, however many the first one has queued.
+Play starts pass such a gate (``EngineSettings.max_starting`` in all,
+``max_starting_per_company`` for one company). A FIFO semaphore there let a company that
+starts plays by the thousand (a flow starting itself through subflows) queue everybody else
+behind its own starts for a second or more; in turns, another company waited for one start
+to finish at most, however many the first one had queued; with a limit per company, it finds
+a slot free and waits for none.
 """
 
 from __future__ import annotations
@@ -16,18 +18,33 @@ import trio
 
 
 class FairGate:
-    def __init__(self, capacity: int) -> None:
+    """At most ``capacity`` holders at once, and at most ``per_key`` of them with one key.
+
+    ``per_key`` keeps one key from filling the gate: with a single company starting plays by
+    the thousand, its starts hold ``per_key`` slots at most and another company's start
+    finds one free at once, instead of waiting for one of the first company's to finish.
+    Waiters are served by key in turn; a key at its own limit is passed over, not waited on.
+    """
+
+    def __init__(self, capacity: int, per_key: int | None = None) -> None:
         if capacity < 1:
             raise ValueError("a gate needs a capacity of at least 1")
+        if per_key is not None and not 1 <= per_key <= capacity:
+            raise ValueError("per_key must be between 1 and the capacity")
         self.capacity = capacity
+        self.per_key = per_key or capacity
         self.held = 0
-        self._waiting: collections.OrderedDict[Hashable, collections.deque[trio.Event]] = (
+        self._held_by: collections.Counter[Hashable] = collections.Counter()
+        self._waiting: collections.OrderedDict[Hashable, collections.deque[trio.lowlevel.Task]] = (
             collections.OrderedDict()
         )
 
     @property
     def waiting(self) -> int:
         return sum(len(q) for q in self._waiting.values())
+
+    def held_by(self, key: Hashable) -> int:
+        return self._held_by[key]
 
     def hold(self, key: Hashable) -> _Held:
         """``async with gate.hold(key)``: pass the gate as ``key``; the slot is given up when
@@ -37,39 +54,54 @@ class FairGate:
 
     async def _enter(self, key: Hashable) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
-        if self.held < self.capacity and not self._waiting:
-            self.held += 1
+        # With a slot free, whoever waits is waiting on its own key's limit: a key with no
+        # waiter of its own jumps nobody by entering.
+        if (
+            self.held < self.capacity
+            and self._held_by[key] < self.per_key
+            and key not in self._waiting
+        ):
+            self._take(key)
             await trio.lowlevel.cancel_shielded_checkpoint()  # a checkpoint, as trio's locks
-        else:
-            await self._wait_turn(key)
-
-    async def _wait_turn(self, key: Hashable) -> None:
-        turn = trio.Event()
-        self._waiting.setdefault(key, collections.deque()).append(turn)
-        try:
-            await turn.wait()
-        except BaseException:
-            if turn.is_set():
-                self._release()  # handed a slot while being cancelled: pass it on
-            else:
-                queue = self._waiting[key]
-                queue.remove(turn)
-                if not queue:
-                    del self._waiting[key]
-            raise
-
-    def _release(self) -> None:
-        """Hand the slot to the first waiter of the next key in turn (the slot stays held),
-        or give it back."""
-        if not self._waiting:
-            self.held -= 1
             return
-        key, queue = next(iter(self._waiting.items()))
-        queue.popleft().set()
-        if queue:
-            self._waiting.move_to_end(key)  # its next waiter comes after the other keys'
-        else:
-            del self._waiting[key]
+        # Parked on the task itself rather than on an Event: a play tree that grows by the
+        # thousand has as many starts waiting here, and each object they hold is one more
+        # for the garbage collector to walk while the event loop waits for it.
+        task = trio.lowlevel.current_task()
+        queue = self._waiting.setdefault(key, collections.deque())
+        queue.append(task)
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            # Still in the queue: a waiter handed its slot was rescheduled, not aborted.
+            queue.remove(task)
+            if not queue:
+                del self._waiting[key]
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _take(self, key: Hashable) -> None:
+        self.held += 1
+        self._held_by[key] += 1
+
+    def _release(self, key: Hashable) -> None:
+        """Give the slot back, then hand free slots to the first waiter of each key in turn
+        that is under its own limit (the handed slot is counted before the waiter wakes)."""
+        self.held -= 1
+        self._held_by[key] -= 1
+        if not self._held_by[key]:
+            del self._held_by[key]
+        while self._waiting and self.held < self.capacity:
+            ready = next((k for k in self._waiting if self._held_by[k] < self.per_key), None)
+            if ready is None:
+                return
+            queue = self._waiting[ready]
+            self._take(ready)  # the slot is the waiter's before it runs again
+            trio.lowlevel.reschedule(queue.popleft())
+            if queue:
+                self._waiting.move_to_end(ready)  # its next waiter comes after the other keys'
+            else:
+                del self._waiting[ready]
 
 
 class _Held:
@@ -83,4 +115,4 @@ class _Held:
         await self.gate._enter(self.key)
 
     async def __aexit__(self, *_exc: object) -> None:
-        self.gate._release()
+        self.gate._release(self.key)

@@ -26,11 +26,16 @@ class EngineSettings:
       on this instance; see :class:`flow8.engine._admission.Admission`.
     * ``encrypt_play_data``: store plays' inputs and outputs and layers' arguments and
       outputs encrypted (AES-256-GCM, the store's secret fields) instead of as plain JSON.
-    * ``max_starting``: play starts in progress at once (each until its play is durable);
-      more wait in arrival order. Measured with ``scripts/bench/api.py`` (64 clients
-      starting 1-step plays): unbounded, starts interleave at random and p99 latency was
-      105-135 ms; through a gate of 16 it was 78-90 ms at about the same throughput (a gate
-      of 4 cost a third of it, 32 did not help the tail).
+    * ``max_starting_per_company`` and ``max_starting``: play starts in progress at once
+      (each until its play is durable) for one company, and in all; more wait, companies
+      in turn and each in arrival order (:class:`flow8.engine._fair.FairGate`). Measured
+      with ``scripts/bench/api.py`` (64 clients of one company starting 1-step plays):
+      unbounded, starts interleave at random and p99 latency was 105-135 ms; through a
+      gate of 16 it was 78-90 ms at about the same throughput (a gate of 4 cost a third of
+      it, 32 did not help the tail). The company's own limit keeps a company starting
+      plays by the thousand (attack 7 in ``tests/security``) from holding every slot:
+      with one gate of 16 for all, another company's start waited for one of them to
+      become durable (a victim's run took 30-70 ms to start; with its own slots, 15-50).
     """
 
     instance_id: str = attrs.field(factory=new_id)
@@ -42,7 +47,8 @@ class EngineSettings:
     max_subflow_depth: int = 8
     idempotency_window_seconds: float = 86_400.0
     max_running_plays: int = 10_000
-    max_starting: int = 16
+    max_starting: int = 64
+    max_starting_per_company: int = 16
     max_play_crashes: int = 3
     max_descendant_plays: int = 1000
     company_plays_per_second: float = 2000.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
@@ -63,3 +64,41 @@ async def test_capacity_and_cancelled_waiters_leave_no_slot_behind() -> None:
     assert (gate.held, gate.waiting) == (0, 0)
     async with gate.hold("after"):  # and the gate still works
         assert gate.held == 1
+
+
+async def test_a_key_at_its_own_limit_leaves_the_free_slots_to_the_others() -> None:
+    """One company's starts hold at most `per_key` slots: another company's start goes in at
+    once, and the first company's next start waits for one of its own, not for the others'."""
+    gate = FairGate(4, per_key=2)
+    release = {key: trio.Event() for key in ("a0", "a1", "a2", "b0")}
+    inside: list[str] = []
+
+    async def start(key: str, n: int) -> None:
+        async with gate.hold(key):
+            inside.append(f"{key}{n}")
+            await release[f"{key}{n}"].wait()
+        inside.remove(f"{key}{n}")
+
+    async with trio.open_nursery() as nursery:
+        for n in range(3):
+            nursery.start_soon(start, "a", n)
+            await trio.testing.wait_all_tasks_blocked()
+        assert inside == ["a0", "a1"]  # a2 waits although two slots are free
+        assert (gate.held, gate.waiting, gate.held_by("a")) == (2, 1, 2)
+        nursery.start_soon(start, "b", 0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert inside == ["a0", "a1", "b0"]  # b passes a's waiter: it waits for a's own
+        release["b0"].set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert inside == ["a0", "a1"]  # b's slot was not a's to take
+        release["a0"].set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert inside == ["a1", "a2"]
+        release["a1"].set()
+        release["a2"].set()
+    assert (gate.held, gate.waiting, gate.held_by("a")) == (0, 0, 0)
+
+
+def test_per_key_must_fit_the_capacity() -> None:
+    with pytest.raises(ValueError, match="per_key"):
+        FairGate(2, per_key=3)
