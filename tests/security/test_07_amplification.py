@@ -17,14 +17,16 @@ What holds now:
 * a company runs at most `FLOW8_COMPANY_RUNNING_PLAYS` plays at once: the rest are queued
   (NEW), never dropped, and run as others end.
 
-Meanwhile `/healthz` and the victim company are served: play starts pass a gate that takes
-companies in turn, so the attacker's thousand starts do not queue the victim's, and a failed
+Meanwhile `/healthz` and the victim company are served: play starts pass a gate that holds
+at most 16 starts of one company (64 in all) and takes companies in turn, so the attacker's
+thousand starts neither queue the victim's nor hold the slot it needs (with one gate of 16 for
+all, the victim's run spent 30-70 ms starting; now 14-21 ms on average), and a failed
 play's run is freed at once (it used to be a reference cycle: 1,000 failed plays left 83,000
 objects to a full garbage collection, a 160 ms pause). Within 100 ms in most runs on the
 2-core machine (slowest answers 45-90 ms), but not in every run (the xfail test below: about
 one run in five sees 100-170 ms while the tree grows; on a slow day, most runs).
 
-What is left is the cyclic garbage collector (measured 2026-12-07, 2-core box at half speed):
+What is left is the cyclic garbage collector (measured 2026-12-04, 2-core box at half speed):
 with it switched off in the server, the xfail test passed 4 runs of 4, against 1 of 9 that
 day with it on. While the tree grows, the thousand plays in flight survive the young
 collections (10,000 allocations apart, 6-22 ms each), so the middle generation's collection
@@ -32,7 +34,12 @@ takes 67-106 ms, and a write batch that waits for the loop behind it (the batch'
 starting up to 122 ms late) makes the victim's run wait with it. Thresholds alone do not fix
 it: collecting the middle generation every 2 young collections made each take 40-56 ms, five
 times as often; the interpreter's defaults (700, 10, 10) brought full collections of up to
-136 ms. It needs fewer objects per play in flight.
+136 ms. It needs fewer objects per play in flight. Measured again 2026-12-07 with the gate
+per company: when the middle generation is collected, the young generations hold ~110,000
+objects, nearly all of them the ~1,200 subflow steps waiting for their start (each a chain of
+11 coroutines with its layer, arguments, context and task) and the ~400 plays they belong to;
+the collection takes 55-78 ms, and a victim's answer that overlaps it takes 100-125 ms. With
+the runs taking turns, before and after the per-company gate, 4 of 7 passed for each.
 """
 
 from __future__ import annotations
