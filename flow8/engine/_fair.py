@@ -68,17 +68,8 @@ class FairGate:
         # thousand has as many starts waiting here, and each object they hold is one more
         # for the garbage collector to walk while the event loop waits for it.
         task = trio.lowlevel.current_task()
-        queue = self._waiting.setdefault(key, collections.deque())
-        queue.append(task)
-
-        def abort(_: object) -> trio.lowlevel.Abort:
-            # Still in the queue: a waiter handed its slot was rescheduled, not aborted.
-            queue.remove(task)
-            if not queue:
-                del self._waiting[key]
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
+        self._waiting.setdefault(key, collections.deque()).append(task)
+        await trio.lowlevel.wait_task_rescheduled(_Abort(self, key, task))
 
     def _take(self, key: Hashable) -> None:
         self.held += 1
@@ -102,6 +93,26 @@ class FairGate:
                 self._waiting.move_to_end(ready)  # its next waiter comes after the other keys'
             else:
                 del self._waiting[ready]
+
+
+class _Abort:
+    """A waiter's way out when it is cancelled while still in the queue (one small object
+    rather than a closure: a function, its cells and their tuple)."""
+
+    __slots__ = ("gate", "key", "task")
+
+    def __init__(self, gate: FairGate, key: Hashable, task: trio.lowlevel.Task) -> None:
+        self.gate = gate
+        self.key = key
+        self.task = task
+
+    def __call__(self, _: object) -> trio.lowlevel.Abort:
+        # Still in the queue: a waiter handed its slot was rescheduled, not aborted.
+        queue = self.gate._waiting[self.key]
+        queue.remove(self.task)
+        if not queue:
+            del self.gate._waiting[self.key]
+        return trio.lowlevel.Abort.SUCCEEDED
 
 
 class _Held:
