@@ -34,12 +34,18 @@ takes 67-106 ms, and a write batch that waits for the loop behind it (the batch'
 starting up to 122 ms late) makes the victim's run wait with it. Thresholds alone do not fix
 it: collecting the middle generation every 2 young collections made each take 40-56 ms, five
 times as often; the interpreter's defaults (700, 10, 10) brought full collections of up to
-136 ms. It needs fewer objects per play in flight. Measured again 2026-12-07 with the gate
-per company: when the middle generation is collected, the young generations hold ~110,000
-objects, nearly all of them the ~1,200 subflow steps waiting for their start (each a chain of
-11 coroutines with its layer, arguments, context and task) and the ~400 plays they belong to;
-the collection takes 55-78 ms, and a victim's answer that overlaps it takes 100-125 ms. With
-the runs taking turns, before and after the per-company gate, 4 of 7 passed for each.
+136 ms. Measured again 2026-12-07 with the gate per company: when the middle generation is
+collected, the young generations hold ~110,000 objects, nearly all of them the 1,200-1,400
+subflow steps waiting for their start (each ~80 objects: a chain of 11 coroutines with its
+layer, arguments, context and task) and the ~400-460 plays they belong to; the collection
+takes 55-78 ms, and a victim's answer that overlaps it takes 100-125 ms. With the runs taking
+turns, before and after the per-company gate, 4 of 7 passed for each. What bounds that
+collection is the young thresholds (10,000 x 10 allocations), not the number of plays: the
+tree holds more than that in flight, so fewer objects per waiting step only fit more steps
+into the same collection (trimming ~10 objects from each did not shorten it). A middle
+threshold of 5 gave two collections of 36-59 ms, of 3 three of 30-54 ms. What would shorten
+it is a tree whose steps in flight hold well under 100,000 objects in all, i.e. about half
+as many per waiting step.
 """
 
 from __future__ import annotations
