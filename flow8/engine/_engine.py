@@ -123,9 +123,10 @@ class Engine:
             self.settings.company_plays_per_second, self.settings.company_running_plays
         )
         # Fair across companies under load: see FairGate.
-        self._starting = FairGate(
+        self.starts = FairGate(
             self.settings.max_starting,
             min(self.settings.max_starting_per_company, self.settings.max_starting),
+            crowd=self.settings.max_queued_starts_per_company,
         )
         self.started_plays = 0
         self.ledger = PlayLedger(store, self.owner, self.settings.lease_seconds)
@@ -229,13 +230,13 @@ class Engine:
             trace=trace or None,  # an empty trace is no trace
         )
         if timeout is None and not shield:  # no cancel scope to open and close every time
-            async with self._starting.hold(company_id):
+            async with self.starts.hold(company_id):
                 return await start()
         # One scope for both the deadline and the shield: a play tree growing by the
         # thousand has as many starts in progress, each scope one more for the collector.
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         with trio.CancelScope(deadline=deadline, shield=shield):
-            async with self._starting.hold(company_id):
+            async with self.starts.hold(company_id):
                 return await start()
         if submitted:
             return submitted[0]

@@ -13,6 +13,7 @@ from flow8.domain import Play
 from flow8.events import EventBus
 from flow8.store import Store
 
+from ._fair import FairGate
 from ._plan import PlanCache
 from ._settings import EngineSettings
 from ._sources import BudgetSource, ComponentSource, CredentialSource, FlowSource, KvStorage
@@ -45,6 +46,12 @@ class PlayHost(Protocol):
 
     @property
     def budgets(self) -> BudgetSource | None: ...
+
+    @property
+    def starts(self) -> FairGate:
+        """The gate play starts pass (by company): a play holds back before steps that
+        start plays while its company's starts queue up there."""
+        ...
 
     async def run_subflow(
         self,

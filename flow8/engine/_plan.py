@@ -54,9 +54,15 @@ class Step:
 
 @attrs.frozen
 class Group:
-    """Steps sharing an index: run in parallel."""
+    """Steps sharing an index: run in parallel. ``starts_plays``: one of them starts other
+    plays (a subflow), so the play holds back before it while its company's starts queue."""
 
     steps: tuple[Step, ...]
+    starts_plays: bool = attrs.field(init=False)
+
+    @starts_plays.default
+    def _any_starts_plays(self) -> bool:
+        return any(step.module.starts_plays for step in self.steps)
 
 
 @attrs.frozen

@@ -391,6 +391,10 @@ class PlayRun:
                 await self._loop(node, outputs, it)
 
     async def _group(self, group: Group, outputs: dict[str, Any], it: tuple[int, ...]) -> None:
+        if group.starts_plays and self.engine.starts.crowded(self.play.company_id):
+            # Its company's starts queue up: wait here, a small parked play, rather than
+            # queue one more chain of coroutines per subflow step (see FairGate.hold_back).
+            await self.engine.starts.hold_back(self.play.company_id)
         if len(group.steps) == 1:
             step = group.steps[0]
             if await self._step(step, outputs, it):

@@ -214,6 +214,7 @@ def control_modules() -> list[ModuleSpec]:
             # the same child.
             idempotent=True,
             run=_subflow,
+            starts_plays=True,
         ),
         ModuleSpec(
             app_id="enumeration",

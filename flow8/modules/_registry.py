@@ -131,6 +131,8 @@ class ModuleSpec:
     idempotent and cope with a step that never ran. ``metered`` modules spend money (AI
     calls): the engine refuses to start one past the company's or the flow's budget
     (BUDGET_EXCEEDED), and they report what they spent with ``ModuleContext.record_usage``.
+    ``starts_plays`` modules start other plays (``subflow``): a play holds back before such
+    steps while its company's play starts queue up (``FairGate.hold_back``).
     """
 
     app_id: str
@@ -149,6 +151,7 @@ class ModuleSpec:
     example: Mapping[str, Any] | None = None
     at_play_end: Callable[[ModuleContext], Awaitable[None]] | None = None
     metered: bool = False
+    starts_plays: bool = False
     _validator: Any = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:

@@ -102,3 +102,128 @@ async def test_a_key_at_its_own_limit_leaves_the_free_slots_to_the_others() -> N
 def test_per_key_must_fit_the_capacity() -> None:
     with pytest.raises(ValueError, match="per_key"):
         FairGate(2, per_key=3)
+
+
+async def test_a_crowded_key_holds_callers_back_until_its_queue_has_room() -> None:
+    """With ``crowd`` starts of a key waiting, its callers of ``hold_back`` wait, in arrival
+    order, one let go per waiter let through below ``crowd``; another key is not held back."""
+    gate = FairGate(1, crowd=2)
+    release = trio.Event()
+    let_go: list[str] = []
+
+    async def holder() -> None:
+        async with gate.hold("a"):
+            await release.wait()
+
+    async def start(n: int) -> None:
+        async with gate.hold("a"):
+            await trio.lowlevel.checkpoint()
+
+    async def play(name: str, key: str) -> None:
+        await gate.hold_back(key)
+        let_go.append(name)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(holder)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(play, "early", "a")  # not crowded yet: goes on at once
+        await trio.testing.wait_all_tasks_blocked()
+        assert let_go == ["early"]
+        for n in range(3):
+            nursery.start_soon(start, n)
+        await trio.testing.wait_all_tasks_blocked()
+        assert gate.crowded("a")
+        assert not gate.crowded("b")
+        for name in ("p1", "p2", "p3", "p4"):
+            nursery.start_soon(play, name, "a")
+            await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(play, "other company", "b")
+        await trio.testing.wait_all_tasks_blocked()
+        assert let_go == ["early", "other company"]
+        assert gate.held_back == 4
+        release.set()  # the three queued starts go through one by one
+    # below the crowd after the 2nd and 3rd went in: p1, then p2; nothing of "a" left in
+    # the gate: all the others at once (trio runs one batch of tasks in any order)
+    assert let_go[:4] == ["early", "other company", "p1", "p2"]
+    assert sorted(let_go[4:]) == ["p3", "p4"]
+    assert (gate.held, gate.waiting, gate.held_back) == (0, 0, 0)
+
+
+async def test_held_back_callers_are_let_go_one_per_start_let_through() -> None:
+    """While the key still has starts in the gate, each one let through below ``crowd``
+    lets exactly one held-back caller go: a tree of plays grows as fast as its starts go."""
+    gate = FairGate(1, crowd=1)
+    release = [trio.Event() for _ in range(3)]
+    let_go: list[int] = []
+
+    async def start(n: int) -> None:
+        async with gate.hold("a"):
+            await release[n].wait()
+
+    async def play(n: int) -> None:
+        await gate.hold_back("a")
+        let_go.append(n)
+
+    async with trio.open_nursery() as nursery:
+        for n in range(3):  # one holds the slot, two wait: crowded
+            nursery.start_soon(start, n)
+            await trio.testing.wait_all_tasks_blocked()
+        for n in range(5):
+            nursery.start_soon(play, n)
+            await trio.testing.wait_all_tasks_blocked()
+        assert let_go == []
+        assert gate.held_back == 5
+        release[0].set()  # start 1 goes in, one still waits: still crowded (crowd=1)
+        await trio.testing.wait_all_tasks_blocked()
+        assert let_go == []
+        release[1].set()  # start 2 goes in, none waits: one caller goes
+        await trio.testing.wait_all_tasks_blocked()
+        assert let_go == [0]
+        release[2].set()  # nothing of "a" in the gate any more: everyone goes
+    assert let_go[0] == 0
+    assert sorted(let_go) == [0, 1, 2, 3, 4]
+    assert (gate.held, gate.waiting, gate.held_back) == (0, 0, 0)
+
+
+async def test_cancelled_callers_held_back_or_waiting_leave_nothing_behind() -> None:
+    """A held-back caller cancelled leaves the line; a waiter cancelled leaves the queue,
+    and if that brings it below ``crowd``, a held-back caller goes."""
+    gate = FairGate(1, crowd=2)
+    release = trio.Event()
+    let_go: list[str] = []
+
+    async def holder() -> None:
+        async with gate.hold("a"):
+            await release.wait()
+
+    async def start() -> None:
+        async with gate.hold("a"):
+            pass
+
+    async def play(name: str) -> None:
+        await gate.hold_back("a")
+        let_go.append(name)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(holder)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(start)  # one waiter: below the crowd
+        await trio.testing.wait_all_tasks_blocked()
+        async with trio.open_nursery() as doomed:
+            doomed.start_soon(start)  # two: crowded
+            await trio.testing.wait_all_tasks_blocked()
+            async with trio.open_nursery() as doomed_play:
+                doomed_play.start_soon(play, "cancelled")
+                await trio.testing.wait_all_tasks_blocked()
+                assert gate.held_back == 1
+                doomed_play.cancel_scope.cancel()
+            assert (let_go, gate.waiting, gate.held_back) == ([], 2, 0)
+            nursery.start_soon(play, "kept")
+            await trio.testing.wait_all_tasks_blocked()
+            assert gate.held_back == 1
+            doomed.cancel_scope.cancel()  # a waiter leaves: below the crowd, one goes
+        await trio.testing.wait_all_tasks_blocked()
+        assert let_go == ["kept"]
+        assert (gate.waiting, gate.held_back) == (1, 0)
+        release.set()
+    assert (gate.held, gate.waiting, gate.held_back) == (0, 0, 0)

@@ -97,6 +97,69 @@ async def test_a_flow_that_starts_itself_stops_at_the_tree_limit(store: Store) -
         assert all("PLAY_TREE_LIMIT" in (d["error"] or "") for d in refused)
 
 
+async def test_a_play_holds_back_before_a_subflow_while_its_company_starts_queue(
+    store: Store,
+) -> None:
+    """With its company's play starts queued up at the gate, a play reaching a subflow step
+    waits before it (held back, its step not begun) while another company's plays and
+    subflows run; once the queue has room it starts its child and ends."""
+    async with running_engine(
+        store, max_starting_per_company=1, max_queued_starts_per_company=1
+    ) as engine:
+        go_on = trio.Event()
+
+        async def hold(_ctx: object, _args: object) -> dict[str, bool]:
+            await go_on.wait()
+            return {"held": True}
+
+        engine.registry.register(spec("hold", hold), replace=True)
+        flows = {}
+        for company in (COMPANY, "globex"):
+            child = await make_flow(engine, {"flowlets": [{"ref": "n", "appId": "noop"}]}, company)
+            flows[company] = await make_flow(
+                engine,
+                {
+                    "flowlets": [
+                        {"ref": "first", "appId": "hold", "index": 0},
+                        {
+                            "ref": "sub",
+                            "appId": "subflow",
+                            "index": 1,
+                            "args": {"flowId": child.id, "async": True},
+                        },
+                    ]
+                },
+                company,
+            )
+        parent = await engine.start_play(COMPANY, flows[COMPANY].id)
+        free = trio.Event()
+
+        async def occupy() -> None:  # a start of the company that does not end yet
+            async with engine.starts.hold(COMPANY):
+                await free.wait()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(occupy)  # the company's one slot
+            await wait_until(lambda: engine.starts.held_by(COMPANY) == 1, what="slot taken")
+            nursery.start_soon(occupy)  # and one start waiting: crowded
+            await wait_until(lambda: engine.starts.waiting == 1, what="a start waiting")
+            go_on.set()  # the parent reaches its subflow step
+            await wait_until(lambda: engine.starts.held_back == 1, what="the parent held back")
+            layers = await engine.get_layers(COMPANY, parent.id)
+            assert [la.ref for la in layers] == ["first"]  # its subflow step has not begun
+            other = await engine.start_play("globex", flows["globex"].id)
+            done = await engine.wait_play("globex", other.id, timeout=10)
+            assert done.state is PlayState.DONE  # another company is not held back
+            assert engine.starts.held_back == 1
+            free.set()
+        done = await engine.wait_play(COMPANY, parent.id, timeout=10)
+        assert done.state is PlayState.DONE
+        layers = {la.ref: la for la in await engine.get_layers(COMPANY, parent.id)}
+        child_play = await engine.get_play(COMPANY, layers["sub"].output["playId"])
+        assert child_play.parent_play_id == parent.id
+        assert engine.starts.held_back == 0
+
+
 async def test_a_company_over_its_running_limit_is_queued_not_dropped(store: Store) -> None:
     gate = trio.Event()
     running_now: list[int] = []
@@ -137,7 +200,7 @@ async def test_a_start_that_stalls_answers_with_the_play_it_stored(tmp_path: Pat
                 play = await engine.start_play(COMPANY, flow.id, timeout=0.5)
             assert play.state is PlayState.RUN  # claimed at birth; its insert is queued
             # a start still waiting for its turn at the deadline has stored nothing:
-            async with engine._starting.hold("another company"):  # the one start slot
+            async with engine.starts.hold("another company"):  # the one start slot
                 with pytest.raises(StartTimedOut), trio.fail_after(5):
                     await engine.start_play(COMPANY, flow.id, timeout=0.5)
             stallable.resume()  # the writer is back

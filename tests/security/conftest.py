@@ -194,6 +194,10 @@ class Target:
         seen.worst_ms = report["worst_ms"]
         seen.failures = report["failures"]
         seen.excused = report["excused"]
+        print(
+            f"bystander: {seen.count} answers, p50 {seen.p50_ms:.1f} ms, max {seen.max_ms:.1f}"
+            f" ms (limit {limit_ms} ms), slowest {seen.worst}"
+        )
         if seen.excused:
             print(f"bystander answers excused (the probe was stalled): {seen.excused}")
         assert not seen.failures, f"the bystander was refused during the attack: {seen.failures}"
