@@ -31,7 +31,7 @@ Meanwhile `/healthz` and the victim company are served within 100 ms:
   that met one took 100-170 ms (the strict test below failed in about one run in three).
   A play held back is a quarter of that, and the tree ends sooner (8-12 s for this test
   instead of 11-16): no collection over 15 ms in the attack, and the victim's slowest answer
-  was 58-99 ms in 24 runs, every one within the bound (2-core box, 2026-12-07; on a slow run
+  was 41-99 ms in 42 runs of 43 and 100.5 ms in one (2-core box, 2026-12-07; on a slow run
   the bound stretches, see `SLOWNESS` in conftest.py);
 * a failed play's run is freed at once (it used to be a reference cycle: 1,000 failed plays
   left 83,000 objects to a full garbage collection, a 160 ms pause).
