@@ -231,8 +231,10 @@ class PlayActors:
         run.redactor.learn((old or {}).get("secrets") or [])  # what it reused, it masks too
         for layer in await self._read_layers(run.play.company_id, old_play_id):
             if layer.ref in reuse and layer.state in (LayerState.DONE, LayerState.FILTERED):
-                # Reused, not run again: what it spent stays the old play's.
+                # Reused, not run again: what it spent stays the old play's. It keeps its
+                # place in the order the layers ran; the steps run now come after it.
                 run.record(attrs.evolve(layer, play_id=run.play.id, usage=()))
+                run.seq = max(run.seq, layer.seq)
 
     async def _read_layers(self, company_id: str, play_id: str) -> list[PlayLayer]:
         """Every layer of a play, read back in chunks that let other tasks run in between (a

@@ -260,6 +260,9 @@ async def test_retry_from_step_on_the_latest_version_reuses_earlier_outputs(
     assert done.retry_of == failed.id
     assert done.trigger.kind is TriggerKind.RETRY
     assert counter["n"] == 1
+    # The reused layer keeps its place, and the step run again comes after it.
+    layers = await engine.get_layers(COMPANY, retried.id)
+    assert [(la.ref, la.seq) for la in layers] == [("a", 1), ("b", 2)]
     with pytest.raises(PlayStateError):
         await engine.retry_play(COMPANY, done.id, "b")
     with pytest.raises(PlayStateError):
