@@ -31,6 +31,7 @@ from typing import Any
 import attrs
 import httpx
 import pytest
+from hostwatch import HostWatch
 
 OWNER_EMAIL = "owner@attacker.example"
 OWNER_PASSWORD = "owner-password-attacker-1"
@@ -156,6 +157,7 @@ class Target:
     victim: Tenant
     victim_flow: str
     owner: httpx.Client  # the attacker company's owner, signed in (session cookie + CSRF)
+    admin_token: str | None = None  # set only where a test starts the server with one
 
     def healthy(self) -> bool:
         try:
@@ -180,11 +182,14 @@ class Target:
         assert probe.stdin is not None
         assert probe.stdout.readline().strip() == "ready"
         seen = Bystander()
+        host = HostWatch(self.base, self.process.pid, self.admin_token)
+        before = host.snapshot()
         try:
             time.sleep(0.3)  # a few probes before the attack: a baseline in the same report
             yield seen
             time.sleep(0.3)
         finally:
+            after = host.snapshot()
             out, _ = probe.communicate(input="", timeout=30)
         report = json.loads(out.strip().splitlines()[-1])
         seen.count = report["count"]
@@ -198,6 +203,7 @@ class Target:
             f"bystander: {seen.count} answers, p50 {seen.p50_ms:.1f} ms, max {seen.max_ms:.1f}"
             f" ms (limit {limit_ms} ms), slowest {seen.worst}"
         )
+        print(host.report(before, after, ours={os.getpid(), probe.pid}))
         if seen.excused:
             print(f"bystander answers excused (the probe was stalled): {seen.excused}")
         assert not seen.failures, f"the bystander was refused during the attack: {seen.failures}"
@@ -308,7 +314,16 @@ def launch(tmp_path: Path, env_overrides: dict[str, str] | None = None) -> Targe
     victim_flow = victim.flow(
         [{"ref": "echo", "appId": "set", "args": {"value": "{{ $prev.args }}"}}], name="probe"
     )
-    return Target(base, process, tmp_path / "data", attacker, victim, victim_flow, owner)
+    return Target(
+        base,
+        process,
+        tmp_path / "data",
+        attacker,
+        victim,
+        victim_flow,
+        owner,
+        admin_token=env.get("FLOW8_ADMIN_TOKEN") or None,
+    )
 
 
 @pytest.fixture
