@@ -227,9 +227,10 @@ def main() -> int:
         )
         if plays["first_error"]:
             print(f"         first error: {plays['first_error']}")
-    base = rows[0]["plays"]["rps"]
+    first = rows[0]
     for row in rows[1:]:
-        print(f"{row['workers']} workers: {row['plays']['rps'] / base:.2f}x the plays/s of 1")
+        ratio = row["plays"]["rps"] / first["plays"]["rps"]
+        print(f"{row['workers']} workers: {ratio:.2f}x the plays/s of {first['workers']}")
     return 0
 
 
