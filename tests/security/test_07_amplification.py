@@ -31,8 +31,8 @@ Meanwhile `/healthz` and the victim company are served within 100 ms:
   that met one took 100-170 ms (the strict test below failed in about one run in three).
   A play held back is a quarter of that, and the tree ends sooner (8-12 s for this test
   instead of 11-16): no collection over 15 ms in the attack, and the victim's slowest answer
-  was 41-99 ms in 42 runs of 43 and 100.5 ms in one (2-core box, 2026-12-06), and 17-39 ms
-  in 27 runs of 27 on 2026-12-07 (3 of them beside a process that kept one of the two cores
+  was 41-99 ms in 42 runs of 43 and 100.5 ms in one (2-core box, a session before), and 17-39 ms
+  in 17 runs of 17 on 2026-12-07 (3 of them beside a process that kept one of the two cores
   busy). Over 100 ms it was seen in whole-suite runs only (108 and 117 ms in one of two
   `.ci/run`s), where the bound was calibrated once for the whole run: it is now measured
   just before each attack (`slowness()` in conftest.py), and each attack's report says what
