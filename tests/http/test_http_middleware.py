@@ -566,20 +566,25 @@ async def test_httpx_alternating_refused_and_accepted_requests_keeps_one_connect
     assert written <= await _kv_keys(signed)
 
 
+def _keep_alive(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Serve with a keep-alive timeout of `seconds` (75 s as shipped)."""
+    production = _serve.hypercorn_config
+
+    def quick(host: str, port: int, graceful_timeout: float, **more: Any) -> Any:
+        config = production(host, port, graceful_timeout, **more)
+        config.keep_alive_timeout = seconds
+        return config
+
+    monkeypatch.setattr(_serve, "hypercorn_config", quick)
+
+
 async def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(
     serve: Any, store: Any, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Hypercorn re-arms its keep-alive timer at the end of every answer, in the app's task;
     quart-trio's teardown used to cancel that nearly every time (199 of 200 requests), so an
     idle connection that had served a request was never closed."""
-    production = _serve.hypercorn_config
-
-    def quick(host: str, port: int, graceful_timeout: float, **more: Any) -> Any:
-        config = production(host, port, graceful_timeout, **more)
-        config.keep_alive_timeout = 0.5
-        return config
-
-    monkeypatch.setattr(_serve, "hypercorn_config", quick)
+    _keep_alive(monkeypatch, 0.5)
     app, _, _ = await start_app(nursery, store, HttpSettings())
     async with _Raw.connect(await serve(app)) as raw:
         for i in range(10):
@@ -588,6 +593,29 @@ async def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_time
             await raw.send("POST", "/api/auth/login", b'{"email": "a@b.c"}', _JSON)
             assert (await raw.answer()).status in (400, 401, 422), i
         assert await raw.closed_by_server()
+
+
+async def test_the_keep_alive_timeout_counts_from_the_last_answer_and_never_during_a_request(
+    serve: Any, store: Any, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection's timer (`flow8.serving._KeepAliveTimer`) moves its deadline instead of
+    being started again: requests 0.3 s apart keep a connection with a 0.5 s timeout open for
+    well over 0.5 s, and a request whose body takes 0.8 s to arrive is answered on it."""
+    _keep_alive(monkeypatch, 0.5)
+    app, _, _ = await start_app(nursery, store, HttpSettings())
+    async with _Raw.connect(await serve(app)) as raw:
+        for _ in range(6):  # 1.8 s in all
+            await raw.send("GET", "/api/install")
+            assert (await raw.answer()).status == 200
+            await trio.sleep(0.3)
+        for _ in range(2):
+            await raw.send("POST", "/api/auth/login", b'{"email": "a@b.c"}', _JSON, pause=0.8)
+            assert (await raw.answer()).status in (400, 401, 422)
+        await raw.send("GET", "/api/install")
+        assert (await raw.answer()).status == 200
+        began = trio.current_time()
+        assert await raw.closed_by_server()
+        assert trio.current_time() - began >= 0.4  # from the last answer, not an earlier one
 
 
 def _close_wait(port: int) -> int:
