@@ -52,7 +52,7 @@ def _loop_ms() -> float:
 # The bounds below were set on the 2-core development box, where the loop above takes about
 # 40 ms. The same box has been seen running it in 77-114 ms on other days (every figure of
 # the benchmarks about half as fast), and changing speed within one test run: there every
-# bound stretches by the same factor, measured just before it applies, so a test still
+# bound stretches by the same factor, measured around the attack it applies to, so a test still
 # catches what holds the event loop or runs super-linearly, not a slow machine.
 REFERENCE_LOOP_MS = 40.0
 
@@ -183,8 +183,9 @@ class Target:
     ) -> Iterator[Bystander]:
         """Probe the server from another process for the duration of the block, then
         fail the test unless every probe was answered correctly within `limit_ms` (by
-        default `responsive_ms()`, measured now; but one in SPARE_EVERY within SPARE_FACTOR
-        times that, unless `strict`)."""
+        default `responsive_ms()` as measured just before and just after the block, the
+        larger; but one in SPARE_EVERY within SPARE_FACTOR times that, unless `strict`)."""
+        calibrated = limit_ms is None
         if limit_ms is None:
             limit_ms = responsive_ms()
         probe = subprocess.Popen(
@@ -206,6 +207,8 @@ class Target:
         finally:
             after = host.snapshot()
             out, _ = probe.communicate(input="", timeout=30)
+        if calibrated:  # a machine that slowed down during the attack shows it now
+            limit_ms = max(limit_ms, responsive_ms())
         report = json.loads(out.strip().splitlines()[-1])
         seen.count = report["count"]
         seen.max_ms = report["max_ms"] or 0.0
