@@ -12,7 +12,7 @@ without stalling anybody either.
 The victim company is answered within 100 ms throughout (the strict test below): the engine
 keeps no finished iteration in memory and hands the GIL over every millisecond while it works
 in the background. The slowest answer was 45-96 ms in 31 runs of 31 alone on the 2-core
-machine (a session before), 20-56 ms on 2026-12-07 (alone, in a whole-suite run, and beside a
+machine (a session before), 27-56 ms on 2026-12-07 (alone, in a whole-suite run, and beside a
 process keeping one core busy); over 100 ms only in one of three whole-suite runs before the
 bound's calibration moved to around each attack. It was 100-180 ms in about one run in
 five some changes earlier, 100-400 ms before that, and before the writes were paced per play
