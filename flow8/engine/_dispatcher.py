@@ -1,5 +1,11 @@
 """The dispatcher: claims runnable plays, renews this instance's leases, promotes DEFERRED
-plays and stops plays whose lease another instance took."""
+plays and stops plays whose lease another instance took.
+
+It rides out a store outage (a MongoDB election, a database that went away): a round that
+cannot reach the store is logged once per outage and retried with a growing pause, rather than
+crashing the actor. Crashing would restart it at once, into the same outage, and its
+supervisor's restart budget (3 in 5 s) would escalate a database hiccup of a few seconds into
+stopping the engine, then the whole server."""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import trio
 
 from flow8.domain import PlayState
 from flow8.logs import get_logger
-from flow8.store import Document
+from flow8.store import Document, StoreClosed, StoreUnavailable
 
 from ._ledger import PlayLedger
 from ._local import LocalPlays
@@ -19,6 +25,34 @@ from ._play_actor import PlayActors
 from ._settings import EngineSettings
 
 log = get_logger("flow8.engine")
+
+# What a round meets when the store cannot be reached (StoreClosed: it was closed under a
+# dispatcher still running, as when its database is taken away).
+OUTAGE = (StoreUnavailable, StoreClosed)
+
+
+@attrs.define
+class _Outage:
+    """The pauses of one loop while the store is unreachable: from ``first`` doubling up to
+    ``longest``; logged when it starts and when it ends, not on every retry."""
+
+    loop: str
+    first: float
+    longest: float
+    pause: float = 0.0
+    retries: int = 0
+
+    async def wait(self, error: Exception) -> None:
+        if not self.retries:
+            log.warning("dispatcher.store_unavailable", loop=self.loop, error=str(error))
+        self.retries += 1
+        self.pause = min(self.longest, max(self.first, self.pause * 2))
+        await trio.sleep(self.pause)
+
+    def over(self) -> None:
+        if self.retries:
+            log.info("dispatcher.store_back", loop=self.loop, retries=self.retries)
+        self.pause, self.retries = 0.0, 0
 
 
 @attrs.frozen
@@ -60,22 +94,37 @@ class Dispatcher:
             # As a supervised temporary child would (the engine has counted the crash).
             log.exception("play_actor_crashed", play_id=play_id)
 
+    def _outage(self, loop: str) -> _Outage:
+        return _Outage(loop, self.settings.poll_interval, self.settings.lease_seconds / 3)
+
     async def _dispatch(self) -> None:
+        outage = self._outage("dispatch")
         while True:
-            claimed = 0
-            while len(self.local) < self.settings.max_running_plays:
-                # The plays of a company at its cap on running plays wait until one of its
-                # running plays ends here.
-                doc = await self.ledger.claim(skip_companies=self.local.admission.full_companies())
-                if doc is None:
-                    break
-                claimed += 1
-                if await self._defer_if_full(doc):
-                    continue
-                await self.actors.launch(doc["company_id"], doc["_id"])
+            try:
+                claimed = await self._claim_and_launch()
+                if claimed == 0:
+                    await self._promote_all()
+            except OUTAGE as e:
+                await outage.wait(e)
+                continue
+            outage.over()
             if claimed == 0:
-                await self._promote_all()
                 await self.local.nap(self.settings.poll_interval)
+
+    async def _claim_and_launch(self) -> int:
+        """Claim and start plays while this instance has room; how many were claimed."""
+        claimed = 0
+        while len(self.local) < self.settings.max_running_plays:
+            # The plays of a company at its cap on running plays wait until one of its
+            # running plays ends here.
+            doc = await self.ledger.claim(skip_companies=self.local.admission.full_companies())
+            if doc is None:
+                break
+            claimed += 1
+            if await self._defer_if_full(doc):
+                continue
+            await self.actors.launch(doc["company_id"], doc["_id"])
+        return claimed
 
     async def _defer_if_full(self, doc: Document) -> bool:
         limit = doc.get("max_concurrent") or 0
@@ -94,17 +143,27 @@ class Dispatcher:
 
     async def _renew_leases(self) -> None:
         interval = self.settings.lease_seconds / 3
+        outage = self._outage("renew")
         while True:
             await trio.sleep(interval)
-            if not self.local:
-                continue
-            # Only plays with an actor here: one whose actor is gone (crashed, or its end
-            # could not be written) must lapse to a dispatcher, not be held while others run.
-            await self.ledger.renew(self.local.ids())
-            # Cancel requests made through another instance reach us here.
-            for play_id in await self.ledger.cancels_asked():
-                self.local.cancel(play_id)
-            await self._drop_lost_leases()
+            while self.local:
+                try:
+                    await self._renew_round()
+                except OUTAGE as e:
+                    # Retried sooner than the interval: a lease lapses at lease_seconds.
+                    await outage.wait(e)
+                    continue
+                outage.over()
+                break
+
+    async def _renew_round(self) -> None:
+        # Only plays with an actor here: one whose actor is gone (crashed, or its end
+        # could not be written) must lapse to a dispatcher, not be held while others run.
+        await self.ledger.renew(self.local.ids())
+        # Cancel requests made through another instance reach us here.
+        for play_id in await self.ledger.cancels_asked():
+            self.local.cancel(play_id)
+        await self._drop_lost_leases()
 
     async def _drop_lost_leases(self) -> None:
         """Stop running plays another instance has claimed (our lease lapsed, e.g. after a
