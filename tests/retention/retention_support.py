@@ -93,3 +93,11 @@ async def assert_whole(store: Store, cid: str) -> None:
     counts = await layer_counts(store, cid)
     assert set(counts) == present
     assert set(counts.values()) <= {LAYERS}
+
+
+async def writes_landed(store: Store) -> None:
+    """Return once every write queued so far is committed. A run cancelled while it awaited a
+    write has still queued that write, and it lands after the cancel: a test that then plays
+    "ten minutes later" must first let it land, as ten real minutes would. (The writer takes
+    writes in the order they were queued, so awaiting one more write awaits them all.)"""
+    await store.system.collection("retention_journal").delete_many({"_id": "none"})

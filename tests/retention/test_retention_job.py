@@ -262,6 +262,7 @@ async def test_a_run_cancelled_anywhere_never_shows_a_half_deleted_play(
     retention, _ = job(store, batch_size=10)
     with trio.move_on_after(cancel_after):
         await retention.run_once()
+    await seed.writes_landed(store)
     present = await seed.play_ids(store, ACME)
     counts = await seed.layer_counts(store, ACME)
     assert all(counts.get(p) == seed.LAYERS for p in present)  # no play without its layers
