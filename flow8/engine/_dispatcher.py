@@ -2,10 +2,8 @@
 plays and stops plays whose lease another instance took.
 
 It rides out a store outage (a MongoDB election, a database that went away): a round that
-cannot reach the store is logged once per outage and retried with a growing pause, rather than
-crashing the actor. Crashing would restart it at once, into the same outage, and its
-supervisor's restart budget (3 in 5 s) would escalate a database hiccup of a few seconds into
-stopping the engine, then the whole server."""
+cannot reach the store is retried after a growing pause (``OutagePause``), rather than
+crashing the actor into the same outage until its supervisor gives up."""
 
 from __future__ import annotations
 
@@ -17,7 +15,7 @@ import trio
 
 from flow8.domain import PlayState
 from flow8.logs import get_logger
-from flow8.store import Document, StoreClosed, StoreUnavailable
+from flow8.store import UNREACHABLE, Document, OutagePause
 
 from ._ledger import PlayLedger
 from ._local import LocalPlays
@@ -25,34 +23,6 @@ from ._play_actor import PlayActors
 from ._settings import EngineSettings
 
 log = get_logger("flow8.engine")
-
-# What a round meets when the store cannot be reached (StoreClosed: it was closed under a
-# dispatcher still running, as when its database is taken away).
-OUTAGE = (StoreUnavailable, StoreClosed)
-
-
-@attrs.define
-class _Outage:
-    """The pauses of one loop while the store is unreachable: from ``first`` doubling up to
-    ``longest``; logged when it starts and when it ends, not on every retry."""
-
-    loop: str
-    first: float
-    longest: float
-    pause: float = 0.0
-    retries: int = 0
-
-    async def wait(self, error: Exception) -> None:
-        if not self.retries:
-            log.warning("dispatcher.store_unavailable", loop=self.loop, error=str(error))
-        self.retries += 1
-        self.pause = min(self.longest, max(self.first, self.pause * 2))
-        await trio.sleep(self.pause)
-
-    def over(self) -> None:
-        if self.retries:
-            log.info("dispatcher.store_back", loop=self.loop, retries=self.retries)
-        self.pause, self.retries = 0.0, 0
 
 
 @attrs.frozen
@@ -94,17 +64,17 @@ class Dispatcher:
             # As a supervised temporary child would (the engine has counted the crash).
             log.exception("play_actor_crashed", play_id=play_id)
 
-    def _outage(self, loop: str) -> _Outage:
-        return _Outage(loop, self.settings.poll_interval, self.settings.lease_seconds / 3)
+    def _outage(self, loop: str) -> OutagePause:
+        return OutagePause(loop, self.settings.poll_interval, self.settings.lease_seconds / 3)
 
     async def _dispatch(self) -> None:
-        outage = self._outage("dispatch")
+        outage = self._outage("dispatcher")
         while True:
             try:
                 claimed = await self._claim_and_launch()
                 if claimed == 0:
                     await self._promote_all()
-            except OUTAGE as e:
+            except UNREACHABLE as e:
                 await outage.wait(e)
                 continue
             outage.over()
@@ -143,13 +113,13 @@ class Dispatcher:
 
     async def _renew_leases(self) -> None:
         interval = self.settings.lease_seconds / 3
-        outage = self._outage("renew")
+        outage = self._outage("dispatcher.renew")
         while True:
             await trio.sleep(interval)
             while self.local:
                 try:
                     await self._renew_round()
-                except OUTAGE as e:
+                except UNREACHABLE as e:
                     # Retried sooner than the interval: a lease lapses at lease_seconds.
                     await outage.wait(e)
                     continue

@@ -18,6 +18,9 @@ How it works (one per instance; several instances may share the database):
   stalled) is missed. ``skip`` fires nothing missed and goes on with the next tick due;
   ``run_once`` fires one play for all missed ticks, as the latest of them.
 * Fire instants follow ``flow8.services.schedules`` (timezone and DST rules).
+* A store outage pauses the loop (``OutagePause``) instead of crashing it; once the store
+  answers, every schedule is planned again from it, as after a restart, so a tick the outage
+  kept from firing fires late (within ``misfire_grace``) or by its misfire rule.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from flow8.services.schedules import (
     schedule_input,
     tick_key,
 )
-from flow8.store import DuplicateKey, Store, new_id
+from flow8.store import UNREACHABLE, DuplicateKey, OutagePause, Store, new_id
 
 log = get_logger("flow8.scheduler")
 
@@ -124,22 +127,25 @@ class Scheduler:
     # -- the loop ---------------------------------------------------------------------------
 
     async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self._entries.clear()
-        self._heap.clear()
-        self._watermark = None
+        self._forget_plan()
         await self._reread()
         task_status.started()
+        # A store outage pauses the loop rather than crashing it (see OutagePause).
+        outage = OutagePause("scheduler", first=0.5, longest=self.reread_interval)
         next_reread = trio.current_time() + self.reread_interval
         while True:
             self._wake = trio.Event()
-            pending, self._pending = self._pending, set()
-            for key in pending:
-                await self._reload(key)
-            await self._fire_due()
-            if trio.current_time() >= next_reread:
-                await self._reread()
-                await self._recover()
-                next_reread = trio.current_time() + self.reread_interval
+            try:
+                next_reread = await self._round(next_reread)
+            except UNREACHABLE as e:
+                await outage.wait(e)
+                # The round may have taken a tick off the plan and not fired it: plan every
+                # schedule again from the store at the next round, as a restart would (a
+                # tick claimed but not started is left pending, for the recovery pass).
+                self._forget_plan()
+                next_reread = trio.current_time()
+                continue
+            outage.over()
             delay = next_reread - trio.current_time()
             top = self._peek()
             if top is not None:
@@ -147,6 +153,26 @@ class Scheduler:
             if delay > 0:
                 with trio.move_on_after(delay):
                     await self._wake.wait()
+
+    async def _round(self, next_reread: float) -> float:
+        """Re-plan what changed here; every ``reread_interval``, pick up other instances'
+        changes and recover pending ticks; fire what is due. Returns the next re-read time."""
+        pending, self._pending = self._pending, set()
+        for key in pending:
+            await self._reload(key)
+        if trio.current_time() >= next_reread:
+            # Before firing: after an outage, the round that re-plans everything must also
+            # fire what is due, or it would pass for the store being back without a write.
+            await self._reread()  # every schedule, when the plan was forgotten
+            await self._recover()
+            next_reread = trio.current_time() + self.reread_interval
+        await self._fire_due()
+        return next_reread
+
+    def _forget_plan(self) -> None:
+        self._entries.clear()
+        self._heap.clear()
+        self._watermark = None
 
     def _peek(self) -> datetime | None:
         while self._heap:

@@ -7,6 +7,7 @@ from ._catalog import CATALOG, Catalog, CollectionSpec, IndexSpec, index
 from ._crypto import Keyring, load_keyring
 from ._ids import new_id
 from ._open import open_store, serve_store
+from ._outage import UNREACHABLE, OutagePause
 from ._port import (
     Collection,
     Document,
@@ -43,6 +44,7 @@ from .exceptions import (
 
 __all__ = [
     "CATALOG",
+    "UNREACHABLE",
     "Catalog",
     "Collection",
     "CollectionSpec",
@@ -58,6 +60,7 @@ __all__ = [
     "InvalidQuery",
     "Keyring",
     "KeyringError",
+    "OutagePause",
     "Pipeline",
     "Projection",
     "ReturnDocument",

@@ -5,30 +5,19 @@ engine must still be there when the database comes back, and run the plays start
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import trio
 from engine_testkit import make_flow, run, running_engine
 from structlog.testing import capture_logs
+from support.sqlite_lock import write_lock_held
 from support.waits import wait_until
 
 from flow8.domain import PlayState
 from flow8.store import open_store
 
 pytestmark = pytest.mark.wall_clock
-
-# Holds the write lock of the file named in argv[1] until its stdin closes.
-HOLD_WRITE_LOCK = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.read()
-conn.execute("ROLLBACK")
-"""
 
 
 async def test_the_dispatcher_rides_out_a_locked_database_and_runs_plays_after(
@@ -42,19 +31,10 @@ async def test_the_dispatcher_rides_out_a_locked_database_and_runs_plays_after(
                 flow = await make_flow(
                     engine, {"flowlets": [{"ref": "a", "appId": "set", "args": {"value": 7}}]}
                 )
-                holder = await trio.lowlevel.open_process(
-                    [sys.executable, "-c", HOLD_WRITE_LOCK, str(path)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                )
-                assert holder.stdin is not None
-                assert holder.stdout is not None
-                async with holder.stdin, holder.stdout:
-                    assert await holder.stdout.receive_some() == b"locked\n"
+                async with write_lock_held(path):
                     # Many polls: restarting at each failure, the dispatcher would spend the
                     # restarts its supervisor allows (3 in 5 s) in a fraction of this.
                     await trio.sleep(1.5)
-                assert await holder.wait() == 0  # stdin closed: it let go of the lock
                 await wait_until(
                     lambda: any(e["event"] == "dispatcher.store_back" for e in logs),
                     what="the dispatcher reaching the database again",
