@@ -618,6 +618,44 @@ async def test_the_keep_alive_timeout_counts_from_the_last_answer_and_never_duri
         assert trio.current_time() - began >= 0.4  # from the last answer, not an earlier one
 
 
+async def test_a_stopping_server_closes_idle_connections_at_once_and_busy_ones_after_answering(
+    store: Any, nursery: trio.Nursery
+) -> None:
+    """Told to stop, the server closes an idle keep-alive connection at once (its timer waits
+    for the stop as well as the timeout: not 75 s, nor the grace period), answers a request
+    whose body is still arriving, then closes that connection too, and returns."""
+    app, _, _ = await start_app(nursery, store, HttpSettings())
+    stop, stopped = trio.Event(), trio.Event()
+
+    async def run(task_status: trio.TaskStatus[list[str]]) -> None:
+        try:
+            await _serve.serve_http(
+                app, "127.0.0.1", 0, shutdown_event=stop, graceful_timeout=5.0,
+                task_status=task_status,
+            )  # fmt: skip
+        finally:
+            stopped.set()
+
+    url = (await nursery.start(run))[0]
+    async with _Raw.connect(url) as idle, _Raw.connect(url) as busy:
+        for raw in (idle, busy):
+            await raw.send("GET", "/api/install")
+            assert (await raw.answer()).status == 200
+        async with trio.open_nursery() as sending:
+            login = partial(busy.send, "POST", "/api/auth/login", b'{"email": "a@b.c"}', _JSON)
+            sending.start_soon(partial(login, pause=0.6))  # its body comes after the stop
+            await trio.sleep(0.2)
+            began = trio.current_time()
+            stop.set()
+            assert await idle.closed_by_server()
+            assert trio.current_time() - began < 0.3
+        assert (await busy.answer()).status in (400, 401, 422)
+        assert await busy.closed_by_server()
+    with trio.fail_after(2):
+        await stopped.wait()
+    assert trio.current_time() - began < 2.0  # well inside the grace period (5 s)
+
+
 def _close_wait(port: int) -> int:
     """Server sockets (local port `port`) in CLOSE-WAIT: their client closed, the server not."""
     count = 0
