@@ -130,8 +130,11 @@ class Scheduler:
         self._forget_plan()
         await self._reread()
         task_status.started()
-        # A store outage pauses the loop rather than crashing it (see OutagePause).
-        outage = OutagePause("scheduler", first=0.5, longest=self.reread_interval)
+        # A store outage pauses the loop rather than crashing it (see OutagePause). The pauses
+        # stay well inside the misfire grace: a tick an outage shorter than the grace kept
+        # back still fires, late, rather than being missed for the pause's sake.
+        longest = min(self.reread_interval, self.misfire_grace / 4)
+        outage = OutagePause("scheduler", first=min(0.5, longest), longest=longest)
         next_reread = trio.current_time() + self.reread_interval
         while True:
             self._wake = trio.Event()

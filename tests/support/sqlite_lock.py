@@ -34,6 +34,12 @@ async def write_lock_held(path: Path) -> AsyncIterator[None]:
     assert holder.stdin is not None
     assert holder.stdout is not None
     async with holder.stdin, holder.stdout:
-        assert await holder.stdout.receive_some() == b"locked\n"
+        said = b""
+        while not said.endswith(b"\n"):
+            more = await holder.stdout.receive_some()
+            if not more:
+                break
+            said += more
+        assert said == b"locked\n", f"the lock holder said {said!r}"
         yield
     assert await holder.wait() == 0  # stdin closed: it let go of the lock
