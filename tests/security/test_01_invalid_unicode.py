@@ -12,7 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 from typing import Any
 
-from conftest import Target
+from attack_kit import Target
 
 LONE = '"\\udfff"'  # the JSON text of a lone low surrogate
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from conftest import Target
+from attack_kit import Target
 
 PERSON = "x@y.example"
 PERSON_PASSWORD = "the-persons-own-password-1"

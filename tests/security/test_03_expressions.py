@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import EXPRESSION_TIMEOUT_MS, Target
+from attack_kit import EXPRESSION_TIMEOUT_MS, Target
 
 RAN_LONG = f"ran longer than {EXPRESSION_TIMEOUT_MS} ms"  # the server's budget, as it says
 

@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from conftest import Target, Tenant
+from attack_kit import Target, Tenant
 
 BIG = "{{ 99999999999999999999*99999999999999999999 }}"
 BIG_TEXT = "integer 10000000000000000303786028427003666890752 does not fit in 64 bits"

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 
 import httpx
-from conftest import Target
+from attack_kit import Target
 
 ROUNDS = 200
 ANSWER_SECONDS = 5.0

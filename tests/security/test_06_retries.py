@@ -26,7 +26,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from conftest import Target, Tenant
+from attack_kit import Target, Tenant
 
 HOUR_MS = 3_600_000
 ALWAYS = {"appId": "fail", "args": {"message": "always fails"}}

@@ -35,7 +35,7 @@ Meanwhile `/healthz` and the victim company are served within 100 ms:
   in 17 runs of 17 on 2026-12-07 (3 of them beside a process that kept one of the two cores
   busy). Over 100 ms it was seen in whole-suite runs only (108 and 117 ms in one of two
   `.ci/run`s), where the bound was calibrated once for the whole run: it is now measured
-  around each attack (`slowness()` in conftest.py), and each attack's report says what
+  around each attack (`slowness()` in attack_kit.py), and each attack's report says what
   else used the cores (`hostwatch.py`);
 * a failed play's run is freed at once (it used to be a reference cycle: 1,000 failed plays
   left 83,000 objects to a full garbage collection, a 160 ms pause).
@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Target, Tenant, launch
+from attack_kit import Target, Tenant, launch
 
 TREE_LIMIT = 1000  # the default max_descendant_plays
 UNFINISHED = ("NEW", "RUN", "WAIT", "DEFERRED")

@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from conftest import Target, Tenant
+from attack_kit import Target, Tenant
 
 ITEMS = 100_000
 PAGE = 100

@@ -19,7 +19,7 @@ import threading
 import time
 
 import httpx
-from conftest import Target
+from attack_kit import Target
 
 USER = "alice@victim.example"
 USER_PASSWORD = "alices-own-password-1"

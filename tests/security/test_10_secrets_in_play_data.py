@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 
 import httpx
-from conftest import Target, launch
+from attack_kit import Target, launch
 from trio_websocket import open_websocket_url
 
 SECRET = "canary-kv-Zq81-secret"

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import Target, Tenant, launch
+from attack_kit import Target, Tenant, launch
 
 LONG = "x" * 100_000
 

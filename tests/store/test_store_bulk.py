@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import backend_of, open_test_store
+from store_kit import backend_of, open_test_store
 
 from flow8.store import InvalidQuery, Keyring, ReturnDocument, Store, open_store
 

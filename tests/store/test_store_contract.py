@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import backend_of
+from store_kit import backend_of
 
 from flow8.store import (
     Collection,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import structlog
-from conftest import KEYS, backend_of, open_test_store
+from store_kit import KEYS, backend_of, open_test_store
 
 from flow8.store import (
     DecryptionFailed,

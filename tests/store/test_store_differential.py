@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import open_test_store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from store_kit import open_test_store
 
 from flow8.store import ReturnDocument, Store, StoreError
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import TEST_CATALOG, backend_of, open_test_store
+from store_kit import TEST_CATALOG, backend_of, open_test_store
 
 from flow8.store import DatabaseLocked, DuplicateKey, StorageFull, Store, StoreError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from conftest import backend_of, open_test_store
+from store_kit import backend_of, open_test_store
 
 from flow8.store import Store
 from flow8.store._filters import parse_filter

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import mongomock
 import trio
-from conftest import KEYS, TEST_CATALOG
+from store_kit import KEYS, TEST_CATALOG
 
 import actors
 from flow8.store import open_store

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
-from conftest import backend_of, open_test_store
+from store_kit import backend_of, open_test_store
 
 from flow8.store import DuplicateKey, StoreError
 from flow8.store._ops import InsertOp

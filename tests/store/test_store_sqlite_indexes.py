@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TEST_CATALOG, backend_of, open_test_store
+from store_kit import TEST_CATALOG, backend_of, open_test_store
 
 from flow8.store import Catalog, CollectionSpec, DuplicateKey
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from conftest import backend_of, open_test_store
+from store_kit import backend_of, open_test_store
 
 from flow8.store import Keyring, open_store
 

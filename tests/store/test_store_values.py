@@ -12,9 +12,9 @@ from typing import Any
 import pymongo
 import pytest
 import trio
-from conftest import KEYS, TEST_CATALOG
 from hypothesis import given
 from hypothesis import strategies as st
+from store_kit import KEYS, TEST_CATALOG
 
 from flow8.store import (
     CATALOG,
